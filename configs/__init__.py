@@ -1,0 +1,1 @@
+# Hydra loads the shipped configs as the package module newsclf.configs.

@@ -1,0 +1,516 @@
+"""Read, parse, clean and de-duplicate articles: the ingest stage.
+
+Every input record ends up either as an :class:`Article` or as a :class:`Reject` with a reason,
+so a summary can always show ``input = kept + rejected``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import ftfy
+from dateutil import parser as dateparser
+
+from newsclf.errors import NewsclfError
+
+log = logging.getLogger(__name__)
+
+TABLE_FORMATS = ("jsonl", "csv", "parquet")
+FORMATS = ("txt", *TABLE_FORMATS, "hf", "hf_disk")
+_EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article. ``text`` (title + body) is what models read."""
+
+    id: str
+    title: str
+    body: str
+    date: str | None = None  # ISO date, when known
+    source: str = ""  # file (and record) it came from
+    meta: Mapping[str, str] = field(default_factory=dict)  # extra configured columns
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n\n{self.body}" if self.title else self.body
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input record that was not kept, and why."""
+
+    id: str | None
+    source: str
+    reason: str  # short code: empty_text, duplicate_id, duplicate_text, unreadable, ...
+    detail: str = ""
+
+
+Record = Article | Reject
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_date(value: str | None) -> str | None:
+    """Parse a date in any common written form ('Sunday, 5 March 2017', '2017-03-05') to ISO."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        parsed = dateparser.parse(str(value).strip(), dayfirst=True, default=None)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return parsed.date().isoformat() if parsed else None
+
+
+def _looks_like_date(line: str) -> bool:
+    # A date line is short and parses entirely; avoids taking a title with a year in it.
+    if len(line) > 40 or not re.search(r"\d", line):
+        return False
+    try:
+        dateparser.parse(line, dayfirst=True, fuzzy=False)
+    except (ValueError, OverflowError, TypeError):
+        return False
+    return True
+
+
+def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
+    """Parse the seed format: a date line, a title line, then the body.
+
+    A missing date line is tolerated (date None, the first line is the title).
+    """
+    lines = raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    if not nonblank:
+        return Article(id=article_id, title="", body="", source=source)
+    first = nonblank[0]
+    article_date = None
+    if _looks_like_date(lines[first].strip()):
+        article_date = parse_date(lines[first])
+        nonblank = nonblank[1:]
+    if not nonblank:
+        return Article(id=article_id, title="", body="", date=article_date, source=source)
+    title_at = nonblank[0]
+    body = "\n".join(lines[title_at + 1 :])
+    return Article(
+        id=article_id, title=lines[title_at].strip(), body=body, date=article_date, source=source
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _decode(data: bytes, path: Path, encoding: str) -> str:
+    if b"\x00" in data[:8192]:
+        raise NewsclfError(f"{path}: binary file (NUL bytes), not text")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise NewsclfError(
+            f"{path}: not {encoding} text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"set source.encoding if the file uses another encoding"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def content_id(*parts: str) -> str:
+    """A stable id from content, for sources without an id column."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+@dataclass
+class Source:
+    """Where articles come from, as configured in ``configs/source/*.yaml``.
+
+    ``format`` is one of txt, jsonl, csv, parquet, hf (``datasets.load_dataset``) and hf_disk
+    (``datasets.load_from_disk``); ``auto`` picks it from the path. Column names apply to tables
+    and HF datasets; ``id_column: null`` derives a stable id from the content. ``meta_columns``
+    are carried along (e.g. an outlet column for labelling rules). ``on_error: reject`` records
+    unreadable files and records in the rejects instead of stopping.
+    """
+
+    path: str
+    format: str = "auto"
+    pattern: str = "*.txt"
+    encoding: str = "utf-8"
+    id_column: str | None = "id"
+    title_column: str | None = "title"
+    date_column: str | None = "date"
+    text_column: str = "text"
+    meta_columns: Sequence[str] = ()
+    split: str = "train"
+    name: str | None = None  # config name of a hub dataset (load_dataset's second argument)
+    on_error: str = "raise"
+    chunk_rows: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ("raise", "reject"):
+            raise NewsclfError(f"source.on_error: {self.on_error!r} is not one of raise, reject")
+        fmt = self.resolved_format()
+        if fmt not in FORMATS:
+            raise NewsclfError(f"source.format: {fmt!r} is not one of {', '.join(FORMATS)}")
+
+    def resolved_format(self) -> str:
+        if self.format != "auto":
+            return self.format
+        path = Path(self.path)
+        if path.is_dir():
+            if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+                return "hf_disk"
+            if any(path.glob(f"*{ext}") for ext in _EXTENSIONS):
+                found = {_EXTENSIONS[p.suffix] for p in path.iterdir() if p.suffix in _EXTENSIONS}
+                if len(found) == 1 and not any(path.glob(self.pattern)):
+                    return found.pop()
+            return "txt"
+        return _EXTENSIONS.get(path.suffix.lower(), "txt")
+
+    def read(self) -> Iterator[Record]:
+        """Yield raw (uncleaned) articles and rejects, in a stable order."""
+        fmt = self.resolved_format()
+        if fmt in ("hf", "hf_disk"):
+            yield from self._read_hf(fmt)
+            return
+        path = Path(self.path)
+        if not path.exists():
+            raise NewsclfError(f"{path}: source path does not exist")
+        files = [path] if path.is_file() else self._files(path, fmt)
+        if not files:
+            raise NewsclfError(f"{path}: no input files (pattern {self._pattern(fmt)!r})")
+        for file in files:
+            try:
+                if fmt == "txt":
+                    yield self._read_txt(file)
+                else:
+                    yield from self._read_table(file, fmt)
+            except NewsclfError as exc:
+                if self.on_error == "raise":
+                    raise
+                yield Reject(id=None, source=str(file), reason="unreadable", detail=str(exc))
+
+    # -- helpers
+
+    def _pattern(self, fmt: str) -> str:
+        if fmt == "txt":
+            return self.pattern
+        return self.pattern if self.pattern != "*.txt" else f"*.{fmt}"
+
+    def _files(self, folder: Path, fmt: str) -> list[Path]:
+        return sorted(p for p in folder.rglob(self._pattern(fmt)) if p.is_file())
+
+    def _read_txt(self, file: Path) -> Record:
+        text = _decode(file.read_bytes(), file, self.encoding)
+        return parse_txt(text, article_id=file.stem, source=str(file))
+
+    def _read_table(self, file: Path, fmt: str) -> Iterator[Record]:
+        reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[fmt]
+        checked = False
+        for record_no, row in reader(file, self):
+            if "__reject__" in row:
+                yield Reject(None, f"{file}:{record_no}", "malformed_record", row["__reject__"])
+                continue
+            if not checked:
+                self._check_columns(file, row.keys())
+                checked = True
+            yield self._row_to_article(row, f"{file}:{record_no}")
+
+    def _read_hf(self, fmt: str) -> Iterator[Record]:
+        import datasets  # heavy import, only when used
+
+        try:
+            if fmt == "hf_disk":
+                ds = datasets.load_from_disk(self.path)
+                if isinstance(ds, datasets.DatasetDict):
+                    ds = ds[self.split]
+            else:
+                ds = datasets.load_dataset(self.path, self.name, split=self.split)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise NewsclfError(f"{self.path}: cannot load Hugging Face dataset: {exc}") from None
+        self._check_columns(Path(self.path), ds.column_names)
+        for i, row in enumerate(ds):
+            yield self._row_to_article(row, f"{self.path}[{self.split}]:{i}")
+
+    def _check_columns(self, file: Path, columns: Iterable[str]) -> None:
+        columns = list(columns)
+        wanted = [self.text_column, *self.meta_columns]
+        wanted += [c for c in (self.id_column, self.title_column) if c]
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            raise NewsclfError(
+                f"{file}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)}); "
+                "set source.text_column / id_column / title_column"
+            )
+
+    def _row_to_article(self, row: Mapping, source: str) -> Record:
+        def cell(column: str | None) -> str:
+            value = row.get(column) if column else None
+            return "" if value is None else str(value)
+
+        title, body = cell(self.title_column), cell(self.text_column)
+        article_id = cell(self.id_column).strip() or content_id(title, body)
+        return Article(
+            id=article_id,
+            title=title.strip(),
+            body=body,
+            date=parse_date(cell(self.date_column)),
+            source=source,
+            meta={c: cell(c) for c in self.meta_columns},
+        )
+
+
+def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
+    with file.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            line = _decode(raw, Path(f"{file}:{line_no}"), source.encoding).strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problem = NewsclfError(f"{file}:{line_no}: malformed JSON line ({exc.msg})")
+            else:
+                if isinstance(row, dict):
+                    yield line_no, row
+                    continue
+                problem = NewsclfError(f"{file}:{line_no}: JSON line is not an object")
+            if source.on_error == "raise":
+                raise problem
+            # A broken line is one lost record, not a lost file: reject just that record.
+            yield line_no, {"__reject__": str(problem)}
+
+
+def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
+    import pandas as pd
+
+    _decode(file.read_bytes()[: 1 << 20], file, source.encoding)  # clear error on binary files
+    try:
+        chunks = pd.read_csv(
+            file,
+            dtype=str,
+            keep_default_na=False,
+            encoding=source.encoding,
+            chunksize=source.chunk_rows,
+        )
+        offset = 0
+        for chunk in chunks:
+            for i, row in enumerate(chunk.to_dict("records")):
+                yield offset + i + 2, row  # +2: 1-based, after the header line
+            offset += len(chunk)
+    except pd.errors.EmptyDataError:
+        raise NewsclfError(f"{file}: empty CSV file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise NewsclfError(f"{file}: malformed CSV ({str(exc).strip()})") from None
+
+
+def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file)
+    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        raise NewsclfError(f"{file}: not a readable Parquet file ({exc})") from None
+    row_no = 0
+    for batch in parquet.iter_batches(batch_size=source.chunk_rows):
+        for row in batch.to_pylist():
+            row_no += 1
+            yield row_no, row
+
+
+# --------------------------------------------------------------------------- cleaning
+
+# Words of the "lorem ipsum" filler family; a paragraph made mostly of them is page noise.
+LOREM_WORDS = frozenset(
+    """a ac accumsan adipiscing aenean aliquam aliquet amet ante aptent arcu at auctor augue
+    bibendum blandit class commodo condimentum congue consectetur consequat conubia convallis
+    cras cubilia curabitur curae cursus dapibus diam dictum dictumst dignissim dis dolor donec
+    dui duis efficitur egestas eget eleifend elementum elit enim erat eros est et etiam eu
+    euismod ex facilisi facilisis fames faucibus felis fermentum feugiat finibus fringilla fusce
+    gravida habitant habitasse hac hendrerit himenaeos iaculis id imperdiet in inceptos integer
+    interdum ipsum justo lacinia lacus laoreet lectus leo libero ligula litora lobortis lorem
+    luctus maecenas magna magnis malesuada massa mattis mauris maximus metus mi molestie mollis
+    montes morbi mus nam nascetur natoque nec neque netus nibh nisi nisl non nostra nulla nullam
+    nunc odio orci ornare parturient pellentesque penatibus per pharetra phasellus placerat
+    platea porta porttitor posuere potenti praesent pretium primis proin pulvinar purus quam
+    quis quisque rhoncus ridiculus risus rutrum sagittis sapien scelerisque sed sem semper
+    senectus sit sociosqu sodales sollicitudin suscipit suspendisse taciti tellus tempor tempus
+    tincidunt torquent tortor tristique turpis ullamcorper ultrices ultricies urna ut varius
+    vehicula vel velit venenatis vestibulum vitae vivamus viverra volutpat vulputate""".split()
+)
+_ENGLISH_HINTS = frozenset(
+    """the and of to is was for that with on are by this from be have has it as an will""".split()
+)
+_LATIN_ENDINGS = ("us", "um", "is", "ae", "que", "it", "ur", "em", "am", "ent", "unt", "ibus")
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+DEFAULT_BOILERPLATE = {
+    "share_prompt": r"(share|share this( article| story| page)?|share on \w+|tweet|email)\W*",
+    "newsletter": r".{0,80}\b(sign up|subscribe)\b.{0,120}\b(newsletter|inbox|briefing)\b.{0,80}",
+    "advertisement": r"(advertisement|advert|sponsored( content)?|ad)\W*",
+    "related_links": r"(related|read more|see also|more on this story|most read)\b.{0,160}",
+    "cookie_notice": r".{0,80}\b(cookies?)\b.{0,160}\b(accept|consent|policy|settings)\b.{0,80}",
+    "copyright": r"(©|\(c\)|copyright)\s.{0,120}",
+}
+
+
+def is_latin_filler(paragraph: str) -> bool:
+    """True for a paragraph of lorem-ipsum style filler rather than prose."""
+    words = [w.lower() for w in _WORD.findall(paragraph)]
+    if len(words) < 5:
+        return False
+    lorem = sum(w in LOREM_WORDS for w in words) / len(words)
+    english = sum(w in _ENGLISH_HINTS for w in words) / len(words)
+    latin = sum(w.endswith(_LATIN_ENDINGS) for w in words) / len(words)
+    return lorem >= 0.6 or (english < 0.02 and lorem >= 0.25 and latin >= 0.35)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A paragraph the boilerplate filter removed, kept for the report."""
+
+    article_id: str
+    rule: str
+    text: str
+
+
+class Cleaner:
+    """Normalise Unicode, quotes and whitespace; drop boilerplate paragraphs and report them.
+
+    ``boilerplate`` maps a rule name to a regex that must match a whole (short) paragraph,
+    case-insensitively; ``latin_filler`` drops lorem-ipsum style paragraphs. ``max_chars``
+    truncates very long texts (the truncation is reported as a removal).
+    """
+
+    def __init__(
+        self,
+        unicode_form: str = "NFKC",
+        fix_text: bool = True,
+        straight_quotes: bool = True,
+        boilerplate: Mapping[str, str] | None = None,
+        latin_filler: bool = True,
+        max_paragraph_words: int = 60,
+        max_chars: int | None = None,
+    ) -> None:
+        self.unicode_form = unicode_form
+        self.fix_text = fix_text
+        self.straight_quotes = straight_quotes
+        self.boilerplate = dict(DEFAULT_BOILERPLATE if boilerplate is None else boilerplate)
+        self.latin_filler = latin_filler
+        self.max_paragraph_words = max_paragraph_words
+        self.max_chars = max_chars
+        try:
+            self._rules = {
+                name: re.compile(rf"\s*(?:{rx})\s*", re.IGNORECASE | re.DOTALL)
+                for name, rx in self.boilerplate.items()
+            }
+        except re.error as exc:
+            raise NewsclfError(f"clean.boilerplate: invalid regex ({exc})") from None
+
+    def normalize(self, text: str) -> str:
+        """Fix mojibake, normalise Unicode and quotes, collapse whitespace within paragraphs."""
+        if self.fix_text:
+            text = ftfy.fix_text(text, uncurl_quotes=self.straight_quotes)
+        elif self.straight_quotes:
+            text = ftfy.fixes.uncurl_quotes(text)
+        text = unicodedata.normalize(self.unicode_form, text)
+        paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
+        return "\n\n".join(p for p in (" ".join(p.split()) for p in paragraphs) if p)
+
+    def rule_for(self, paragraph: str) -> str | None:
+        """The name of the boilerplate rule a paragraph matches, if any."""
+        if self.latin_filler and is_latin_filler(paragraph):
+            return "latin_filler"
+        if len(paragraph.split()) <= self.max_paragraph_words:
+            for name, rule in self._rules.items():
+                if rule.fullmatch(paragraph):
+                    return name
+        return None
+
+    def clean(self, article: Article) -> tuple[Article, list[Removal]]:
+        title = " ".join(self.normalize(article.title).split())
+        kept, removed = [], []
+        for paragraph in self.normalize(article.body).split("\n\n"):
+            rule = self.rule_for(paragraph) if paragraph else None
+            if rule:
+                removed.append(Removal(article.id, rule, paragraph))
+            elif paragraph:
+                kept.append(paragraph)
+        body = "\n\n".join(kept)
+        if self.max_chars and len(body) > self.max_chars:
+            removed.append(Removal(article.id, "truncated", f"{len(body) - self.max_chars} chars"))
+            body = body[: self.max_chars]
+        return replace(article, title=title, body=body), removed
+
+
+# --------------------------------------------------------------------------- the ingest stage
+
+
+@dataclass
+class IngestResult:
+    """Kept articles, rejected records and boilerplate removals of one ingest."""
+
+    articles: list[Article]
+    rejects: list[Reject]
+    removals: list[Removal]
+
+    @property
+    def n_input(self) -> int:
+        return len(self.articles) + len(self.rejects)
+
+    def reject_counts(self) -> Counter:
+        return Counter(r.reason for r in self.rejects)
+
+
+def clean_and_dedupe(
+    records: Iterable[Record], cleaner: Cleaner, dedupe_text: bool = True
+) -> Iterator[Record | Removal]:
+    """Clean articles; reject empty ones, repeated ids and (optionally) repeated texts.
+
+    Yields kept articles, rejects and boilerplate removals, in input order.
+    """
+    seen_ids: set[str] = set()
+    seen_texts: dict[bytes, str] = {}
+    for record in records:
+        if isinstance(record, Reject):
+            yield record
+            continue
+        article, removals = cleaner.clean(record)
+        yield from removals
+        if not article.body.strip():
+            yield Reject(article.id, article.source, "empty_text", "no body text after cleaning")
+            continue
+        if article.id in seen_ids:
+            yield Reject(article.id, article.source, "duplicate_id", "id seen earlier in the input")
+            continue
+        seen_ids.add(article.id)
+        if dedupe_text:
+            key = hashlib.blake2b(article.text.encode("utf-8"), digest_size=16).digest()
+            if key in seen_texts:
+                yield Reject(
+                    article.id, article.source, "duplicate_text", f"same text as {seen_texts[key]}"
+                )
+                continue
+            seen_texts[key] = article.id
+        yield article
+
+
+def ingest(source: Source, cleaner: Cleaner, dedupe_text: bool = True) -> IngestResult:
+    """Read, clean and de-duplicate all articles of a source into memory."""
+    result = IngestResult([], [], [])
+    for item in clean_and_dedupe(source.read(), cleaner, dedupe_text):
+        if isinstance(item, Article):
+            result.articles.append(item)
+        elif isinstance(item, Reject):
+            result.rejects.append(item)
+        else:
+            result.removals.append(item)
+    if result.n_input == 0:
+        raise NewsclfError(f"{source.path}: source is empty (no articles)")
+    return result

@@ -1,0 +1,37 @@
+"""Thin Hydra entry points: compose the config, call the pipeline stages, print a summary."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from newsclf.errors import NewsclfError
+
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+
+# ${newsclf.seeds:} is the bundled corpus, wherever newsclf is installed.
+OmegaConf.register_new_resolver("newsclf.seeds", lambda: str(SEEDS_DIR), replace=True)
+
+
+def user_errors(prog: str) -> Callable:
+    """Turn a NewsclfError into one line on stderr and exit code 2 (no traceback)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except NewsclfError as exc:
+                logging.getLogger(prog).debug("failed", exc_info=True)
+                print(f"{prog}: error: {exc}", file=sys.stderr)
+                sys.exit(2)
+
+        return wrapper
+
+    return decorate

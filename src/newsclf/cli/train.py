@@ -1,0 +1,141 @@
+"""``newsclf-train``: fit, evaluate, log, register and gate one model for one task.
+
+Returns the optimised metric (``optimize_metric``) so Hydra sweepers can use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from newsclf import datasets, evaluation, tracking
+from newsclf.cli import user_errors
+from newsclf.errors import NewsclfError
+from newsclf.labels import Task
+from newsclf.models import build_model
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train and evaluate; log everything to MLflow; register and gate the model."""
+    task = Task.from_config(cfg.task)
+    dd, manifest = datasets.load(cfg.dataset_dir)
+    if manifest["labels"] != task.label_names:
+        raise NewsclfError(
+            f"{cfg.dataset_dir}: dataset labels {manifest['labels']} differ from task "
+            f"{task.name}'s {task.label_names}; rebuild it with newsclf-dataset"
+        )
+    names = task.label_names
+    data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in datasets.SPLITS}
+    model = build_model(cfg.model)
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
+    registered = f"{cfg.mlflow.model_prefix}{task.name}"
+    tags = {"newsclf.stage": "train", "newsclf.fingerprint": manifest["fingerprint"]}
+    result: dict = {"task": task.name, "model": cfg.model.name}
+    with tracking.run(experiment, cfg.run_name, tags) as run_id:
+        result["run_id"] = run_id
+        tracking.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
+        for split in datasets.SPLITS:
+            tracking.log_dataset(
+                dd[split],
+                Path(cfg.dataset_dir) / "hf",
+                f"newsclf-{task.name}-{split}",
+                manifest["fingerprint"],
+                context=split,
+            )
+        started = time.perf_counter()
+        model.fit(*data["train"])
+        fit_seconds = time.perf_counter() - started
+        tracking.log_metrics({"fit_seconds": fit_seconds, "n_train": len(data["train"][0])})
+        for split in ("validation", "test"):
+            texts, gold = data[split]
+            if not texts:
+                log.warning("%s split is empty: no %s metrics", split, split)
+                continue
+            predicted = model.predict(texts)
+            scores = evaluation.metrics(gold, predicted, names)
+            tracking.log_metrics(scores, prefix=f"{split}_")
+            result.update({f"{split}_{k}": v for k, v in scores.items()})
+            tracking.log_text(evaluation.report(gold, predicted, names), f"{split}_report.txt")
+            with tempfile.TemporaryDirectory() as tmp:
+                png = evaluation.plot_confusion_matrix(
+                    gold,
+                    predicted,
+                    names,
+                    Path(tmp) / f"{split}_confusion_matrix.png",
+                    f"{task.name} / {cfg.model.name} / {split}",
+                )
+                tracking.log_artifact(png, "plots")
+        model_uri = tracking.log_model(model, names, task.name, data["train"][0][:2])
+        result["model_uri"] = model_uri
+        if cfg.register:
+            result.update(_register_and_gate(cfg, registered, model_uri, data["test"], result))
+    return result
+
+
+def _register_and_gate(cfg: DictConfig, name: str, model_uri: str, test, result: dict) -> dict:
+    test_f1 = result.get("test_macro_f1", float("nan"))
+    champion_f1 = None
+    champion = tracking.champion(name) if cfg.gate.compare_to_champion else None
+    if champion is not None:
+        current = tracking.load_model(f"models:/{name}/{champion}")
+        predicted = current.classifier.predict(test[0])["label"].tolist()
+        champion_f1 = evaluation.metrics(test[1], predicted, list(cfg.task.labels))["macro_f1"]
+        tracking.log_metrics({"champion_test_macro_f1": champion_f1})
+    decision = evaluation.gate(test_f1, cfg.gate.min_test_macro_f1, champion_f1)
+    version = tracking.register(
+        model_uri, name, {"test_macro_f1": f"{test_f1:.6f}", "gate": decision.reason}
+    )
+    if decision.promote:
+        tracking.promote(name, version)
+    tracking.set_tags(
+        {
+            "newsclf.registered_model": name,
+            "newsclf.version": version,
+            "newsclf.promoted": str(decision.promote),
+            "newsclf.gate": decision.reason,
+        }
+    )
+    return {
+        "registered_model": name,
+        "version": version,
+        "promoted": decision.promote,
+        "gate": decision.reason,
+        "previous_champion": champion,
+    }
+
+
+def summary(result: dict) -> None:
+    console = Console()
+    console.print(
+        f"[bold]newsclf-train[/] {result['task']} / {result['model']}: "
+        f"validation macro-F1 {result.get('validation_macro_f1', float('nan')):.3f}, "
+        f"test macro-F1 {result.get('test_macro_f1', float('nan')):.3f}, "
+        f"test accuracy {result.get('test_accuracy', float('nan')):.3f}"
+    )
+    if "version" in result:
+        state = "champion" if result["promoted"] else "not promoted"
+        console.print(
+            f"  registered {result['registered_model']} version {result['version']} "
+            f"({state}: {result['gate']}); run {result['run_id']}"
+        )
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@user_errors("newsclf-train")
+def main(cfg: DictConfig) -> float:
+    result = train(cfg)
+    summary(result)
+    return float(result.get(cfg.optimize_metric, float("nan")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""One Hugging Face ``DatasetDict`` per task: splits, fingerprint, dataset card, save and load."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import datasets as hf
+import numpy as np
+
+from newsclf.articles import Article, Reject, Removal
+from newsclf.errors import NewsclfError
+from newsclf.labels import Task
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of each label's articles that go to validation and test; the rest train."""
+
+    validation: float = 0.15
+    test: float = 0.15
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.validation < 1 and 0 < self.test < 1 and self.validation + self.test < 1):
+            raise NewsclfError(
+                f"split: validation={self.validation}, test={self.test} must be fractions "
+                "with test > 0 and validation + test < 1"
+            )
+
+
+def stratified_split(labels: Sequence[int], cfg: SplitConfig) -> list[str]:
+    """Assign each position a split name, per label, deterministically from ``cfg.seed``.
+
+    Unlike ``train_test_split(stratify=...)`` this works for labels with one or two examples:
+    a label's first example goes to train, its second to test, its third to validation.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    out = [""] * len(labels)
+    for label in sorted(set(labels)):
+        members = [i for i, lab in enumerate(labels) if lab == label]
+        members = [members[i] for i in rng.permutation(len(members))]
+        n = len(members)
+        n_test = max(1 if n >= 2 else 0, round(n * cfg.test))
+        n_val = max(1 if n >= 3 and cfg.validation > 0 else 0, round(n * cfg.validation))
+        n_val = min(n_val, n - n_test - 1) if n > n_test else 0
+        for rank, i in enumerate(members):
+            out[i] = "test" if rank < n_test else "validation" if rank < n_test + n_val else "train"
+    return out
+
+
+def features(task: Task) -> hf.Features:
+    return hf.Features(
+        {
+            "id": hf.Value("string"),
+            "date": hf.Value("string"),
+            "title": hf.Value("string"),
+            "text": hf.Value("string"),
+            "label": hf.ClassLabel(names=task.label_names),
+            "label_source": hf.Value("string"),
+        }
+    )
+
+
+def build(
+    articles: Sequence[Article], gold: Mapping[str, str], task: Task, split: SplitConfig
+) -> hf.DatasetDict:
+    """The task's labelled articles, split into train / validation / test.
+
+    Articles are ordered by id first, so the result does not depend on input order.
+    """
+    labelled = sorted((a for a in articles if a.id in gold), key=lambda a: a.id)
+    counts = Counter(gold[a.id] for a in labelled)
+    if len(counts) < 2:
+        raise NewsclfError(
+            f"task {task.name}: needs at least two labels present in the annotations, "
+            f"found {dict(counts) or 'none'} among {len(articles)} articles"
+        )
+    label_ids = [task.label_names.index(gold[a.id]) for a in labelled]
+    assignment = stratified_split(label_ids, split)
+    rows = {name: {k: [] for k in features(task)} for name in SPLITS}
+    for article, label, name in zip(labelled, label_ids, assignment, strict=True):
+        row = rows[name]
+        row["id"].append(article.id)
+        row["date"].append(article.date)
+        row["title"].append(article.title)
+        row["text"].append(article.text)
+        row["label"].append(label)
+        row["label_source"].append("gold")
+    feats = features(task)
+    info = hf.DatasetInfo(description=task.description, features=feats)
+    dd = hf.DatasetDict(
+        {name: hf.Dataset.from_dict(rows[name], features=feats, info=info) for name in SPLITS}
+    )
+    _check_disjoint(dd)
+    return dd
+
+
+def _check_disjoint(dd: hf.DatasetDict) -> None:
+    seen: dict[str, str] = {}
+    for name in SPLITS:
+        for text in dd[name]["text"]:
+            other = seen.setdefault(text, name)
+            if other != name:  # cannot happen after de-duplication; guards against leaks
+                raise NewsclfError(f"the same text is in both {other} and {name} splits")
+
+
+def fingerprint(dd: hf.DatasetDict) -> str:
+    """A content hash of the splits: same articles, labels and splits give the same value."""
+    h = hashlib.sha256()
+    for name in SPLITS:
+        split = dd[name]
+        h.update(json.dumps(split.features["label"].names).encode())
+        for row in split.select_columns(["id", "text", "label", "label_source"]):
+            h.update(name.encode())
+            h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def label_counts(dd: hf.DatasetDict) -> dict[str, dict[str, int]]:
+    """``{label: {split: count}}`` for every label of the task, zeros included."""
+    names = dd["train"].features["label"].names
+    counts = {label: dict.fromkeys(SPLITS, 0) for label in names}
+    for split in SPLITS:
+        for label, n in Counter(dd[split]["label"]).items():
+            counts[names[label]][split] = n
+    return counts
+
+
+def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Mapping) -> str:
+    """A Hugging Face dataset card (README.md with YAML front matter)."""
+    counts = label_counts(dd)
+    lines = [
+        "---",
+        "language: [en]",
+        "task_categories: [text-classification]",
+        f"pretty_name: newsclf {task.name}",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        *[f"  - split: {s}\n    path: parquet/{s}.parquet" for s in SPLITS],
+        "---",
+        "",
+        f"# newsclf dataset: {task.name}",
+        "",
+        task.description,
+        "",
+        f"- fingerprint: `{manifest['fingerprint']}`",
+        f"- source: `{manifest['source']}`",
+        f"- split seed: {manifest['split']['seed']} "
+        f"(validation {manifest['split']['validation']}, test {manifest['split']['test']})",
+        f"- articles read: {manifest['n_input']} = {manifest['n_kept']} kept + "
+        f"{manifest['n_rejected']} rejected {manifest['rejected_by_reason']}",
+        f"- kept articles without a {task.name} label: {manifest['n_unlabelled']}",
+        f"- boilerplate paragraphs removed: {manifest['removed_by_rule']}",
+        "",
+        "## Labels",
+        "",
+        "| label | description | " + " | ".join(SPLITS) + " | total |",
+        "|---|---|" + "---:|" * (len(SPLITS) + 1),
+    ]
+    for label, by_split in counts.items():
+        cells = " | ".join(str(by_split[s]) for s in SPLITS)
+        lines.append(f"| {label} | {task.labels[label]} | {cells} | {sum(by_split.values())} |")
+    totals = " | ".join(str(dd[s].num_rows) for s in SPLITS)
+    lines += [f"| **all** | | {totals} | {sum(dd[s].num_rows for s in SPLITS)} |", ""]
+    lines += [
+        "## Columns",
+        "",
+        "`id` (stable article id), `date` (ISO), `title`, `text` (title and cleaned body, "
+        "the model input), `label` (ClassLabel), `label_source` (gold).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def save(
+    dd: hf.DatasetDict,
+    out_dir: str | Path,
+    card: str,
+    manifest: Mapping,
+    rejects: Sequence[Reject],
+    removals: Sequence[Removal],
+) -> Path:
+    """Write the dataset folder atomically: it appears (or is replaced) only when complete.
+
+    Layout: ``hf/`` (save_to_disk), ``parquet/<split>.parquet``, ``README.md`` (the card),
+    ``manifest.json``, ``rejects.csv`` and ``boilerplate.csv``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        dd.save_to_disk(str(tmp / "hf"))
+        (tmp / "parquet").mkdir()
+        for name in SPLITS:
+            dd[name].to_parquet(str(tmp / "parquet" / f"{name}.parquet"))
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _write_csv(tmp / "rejects.csv", [asdict(r) for r in rejects], list(Reject.__annotations__))
+        _write_csv(
+            tmp / "boilerplate.csv", [asdict(r) for r in removals], list(Removal.__annotations__)
+        )
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping], columns: Sequence[str]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def load(path: str | Path) -> tuple[hf.DatasetDict, dict]:
+    """Load a dataset folder written by :func:`save`: the DatasetDict and its manifest."""
+    path = Path(path)
+    if not (path / "manifest.json").exists():
+        raise NewsclfError(f"{path}: no dataset here (run newsclf-dataset first)")
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    return hf.load_from_disk(str(path / "hf")), manifest

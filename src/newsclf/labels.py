@@ -1,0 +1,118 @@
+"""Tasks (label taxonomies from config) and gold annotations: the labels stage."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsclf.errors import NewsclfError
+
+
+@dataclass(frozen=True)
+class Task:
+    """A classification task: its name, its labels (name -> one-line description) and the
+    annotations column that holds its gold labels."""
+
+    name: str
+    labels: Mapping[str, str]
+    description: str = ""
+    column: str | None = None  # defaults to the task name
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.labels) < 2:
+            raise NewsclfError(
+                f"task {self.name}: needs at least two labels, has {len(self.labels)}"
+            )
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.labels)
+
+    @property
+    def annotation_column(self) -> str:
+        return self.column or self.name
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> Task:
+        """Build a task from a ``configs/task/*.yaml`` mapping."""
+        cfg = dict(cfg)
+        if "name" not in cfg or "labels" not in cfg:
+            raise NewsclfError(f"task config needs 'name' and 'labels' keys, has {sorted(cfg)}")
+        known = {"name", "labels", "description", "column"}
+        return cls(
+            name=str(cfg["name"]),
+            labels={str(k): str(v) for k, v in dict(cfg["labels"]).items()},
+            description=str(cfg.get("description", "")),
+            column=cfg.get("column"),
+            extra={k: v for k, v in cfg.items() if k not in known},
+        )
+
+
+def load_annotations(
+    path: str | Path,
+    tasks: Sequence[Task],
+    id_column: str = "article_id",
+    known_ids: Collection[str] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Read gold labels: ``{task name: {article id: label}}``.
+
+    Empty cells mean "not annotated for this task". Unknown article ids (when ``known_ids`` is
+    given), labels outside a task's taxonomy and conflicting duplicate rows are errors.
+    """
+    path = Path(path)
+    gold: dict[str, dict[str, str]] = {task.name: {} for task in tasks}
+    rows = _numbered_rows(path)
+    for line_no, row in rows:
+        if id_column not in row:
+            raise NewsclfError(f"{path}:{line_no}: no '{id_column}' column (has {sorted(row)})")
+        article_id = str(row[id_column]).strip()
+        if known_ids is not None and article_id not in known_ids:
+            raise NewsclfError(f"{path}:{line_no}: annotation names unknown article {article_id!r}")
+        for task in tasks:
+            value = row.get(task.annotation_column)
+            label = "" if value is None else str(value).strip()
+            if not label:
+                continue
+            if label not in task.labels:
+                raise NewsclfError(
+                    f"{path}:{line_no}: unknown {task.name} label {label!r} for {article_id} "
+                    f"(allowed: {', '.join(task.labels)})"
+                )
+            previous = gold[task.name].setdefault(article_id, label)
+            if previous != label:
+                raise NewsclfError(
+                    f"{path}:{line_no}: {article_id} is annotated twice for {task.name} "
+                    f"({previous!r} and {label!r})"
+                )
+    return gold
+
+
+def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
+    """Rows of a CSV or JSONL annotations file with their line numbers."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            if path.suffix.lower() not in (".jsonl", ".json"):
+                reader = csv.DictReader(fh)
+                return [(reader.line_num, row) for row in reader]
+            rows = []
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise NewsclfError(
+                        f"{path}:{line_no}: malformed JSON line ({exc.msg})"
+                    ) from None
+                if not isinstance(row, dict):
+                    raise NewsclfError(f"{path}:{line_no}: JSON line is not an object")
+                rows.append((line_no, row))
+            return rows
+    except FileNotFoundError:
+        raise NewsclfError(f"{path}: annotations file does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise NewsclfError(f"{path}: not UTF-8 text ({exc.reason})") from None

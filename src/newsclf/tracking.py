@@ -1,0 +1,247 @@
+"""Everything MLflow: tracking set-up, runs, params, dataset inputs, models, registry, aliases.
+
+This is the one module that talks to MLflow, so an MLflow API change has one place to land.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+
+from newsclf.errors import NewsclfError
+from newsclf.predict import Classifier, LoadedModel, load_pipeline, save_pipeline
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.IGNORECASE)
+_URI_CREDENTIALS = re.compile(r"(://[^:/@]+:)[^@/]+@")
+_MAX_PARAM_CHARS = 6000
+
+
+def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
+    """Point MLflow at a tracking store (``sqlite:///mlflow.db`` by default) and registry."""
+    mlflow.set_tracking_uri(tracking_uri)
+    if registry_uri:
+        mlflow.set_registry_uri(registry_uri)
+
+
+def experiment_name(prefix: str, task: str) -> str:
+    return f"{prefix}{task}"
+
+
+@contextmanager
+def run(experiment: str, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Start a run in ``experiment`` (created when missing); yields the run id."""
+    try:
+        mlflow.set_experiment(experiment)
+        active = mlflow.start_run(run_name=run_name, tags={**git_tags(), **(tags or {})})
+    except MlflowException as exc:
+        raise NewsclfError(f"MLflow at {mlflow.get_tracking_uri()}: {_first_line(exc)}") from None
+    with active:
+        yield active.info.run_id
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def git_tags() -> dict[str, str]:
+    """The git commit of the working tree (or of the installed source tree), when there is one."""
+    for folder in (Path.cwd(), Path(__file__).parent):
+        try:
+            commit = subprocess.run(
+                ["git", "-C", str(folder), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if commit:
+            return {"mlflow.source.git.commit": commit, "git_commit": commit}
+    return {}
+
+
+def redact(key: str, value: Any) -> Any:
+    """Hide secrets: values of secret-looking keys and passwords inside URIs."""
+    if _SECRET_KEY.search(key):
+        return "***"
+    if isinstance(value, str):
+        return _URI_CREDENTIALS.sub(r"\1***@", value)
+    return value
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become their JSON text."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list | tuple) else value
+    return flat
+
+
+def log_config(config: Mapping[str, Any], config_yaml: str) -> None:
+    """The resolved config as flat params (secrets redacted) and as ``config.yaml``."""
+    params = {k: redact(k, v) for k, v in flatten(config).items()}
+    params = {k: str(v)[:_MAX_PARAM_CHARS] for k, v in params.items()}
+    items = list(params.items())
+    for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+        mlflow.log_params(dict(items[start : start + 100]))
+    lines = [
+        line if not _SECRET_KEY.search(line.split(":", 1)[0]) else line.split(":", 1)[0] + ": ***"
+        for line in config_yaml.splitlines()
+    ]
+    mlflow.log_text(_URI_CREDENTIALS.sub(r"\1***@", "\n".join(lines)) + "\n", "config.yaml")
+
+
+def log_metrics(values: Mapping[str, float], prefix: str = "") -> None:
+    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in values.items()})
+
+
+def log_artifact(path: str | Path, folder: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+def log_text(text: str, name: str) -> None:
+    mlflow.log_text(text, name)
+
+
+def log_dataset(split: Any, path: str | Path, name: str, digest: str, context: str) -> None:
+    """Log a Hugging Face dataset split as the run's MLflow dataset input."""
+    dataset = mlflow.data.from_huggingface(
+        split, path=str(path), targets="label", name=name, digest=digest[:36]
+    )
+    mlflow.log_input(dataset, context=context)
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    mlflow.set_tags(dict(tags))
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _signature() -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "text")]),
+        outputs=Schema([ColSpec("string", "label"), ColSpec("double", "probability")]),
+    )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pins = ["scikit-learn", "skops", "pandas", "numpy", "scipy", "mlflow"]
+    return [f"{p}=={version(p)}" for p in pins]
+
+
+def log_model(pipeline: Any, labels: Sequence[str], task: str, example: Sequence[str]) -> str:
+    """Log a fitted pipeline as a newsclf pyfunc model (skops inside); returns its model URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        skops_path = save_pipeline(pipeline, Path(tmp) / "model.skops")
+        labels_path = Path(tmp) / "labels.json"
+        labels_path.write_text(json.dumps(list(labels)), encoding="utf-8")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(MODEL_CODE),
+            artifacts={"pipeline": str(skops_path), "labels": str(labels_path)},
+            signature=_signature(),
+            input_example=pd.DataFrame({"text": list(example)}),
+            pip_requirements=_requirements(),
+            metadata={"newsclf_task": task, "newsclf_labels": list(labels), "format": "skops"},
+        )
+    return info.model_uri
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, str] | None = None) -> str:
+    """Register a model version under ``name``; returns the version."""
+    version = mlflow.register_model(model_uri, name, tags=dict(tags or {}))
+    return str(version.version)
+
+
+def champion(name: str) -> str | None:
+    """The version holding the ``champion`` alias, or None."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def promote(name: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+
+
+def tag_version(name: str, version: str, tags: Mapping[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def load_model(uri: str, trusted_types: Sequence[str] = (), task: str | None = None) -> LoadedModel:
+    """Load a newsclf model by URI (``models:/name@alias``, ``models:/name/3``, ``runs:/...``
+    or a local folder) without running code from the model: the skops file is loaded with
+    newsclf's trusted-type check."""
+    name, version = _registry_identity(uri)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except (MlflowException, OSError) as exc:
+        raise NewsclfError(f"model {uri}: cannot load ({_first_line(exc)})") from None
+    meta = _newsclf_metadata(local, uri)
+    if task and meta["newsclf_task"] != task:
+        raise NewsclfError(f"model {uri}: is a {meta['newsclf_task']} model, not {task}")
+    pipeline = load_pipeline(local / "artifacts" / "model.skops", trusted_types)
+    return LoadedModel(
+        task=meta["newsclf_task"],
+        classifier=Classifier(pipeline, meta["newsclf_labels"]),
+        uri=uri,
+        name=name or uri,
+        version=version or "",
+    )
+
+
+def _newsclf_metadata(local: Path, uri: str) -> dict:
+    import yaml
+
+    mlmodel = local / "MLmodel"
+    if not mlmodel.exists():
+        raise NewsclfError(f"model {uri}: not an MLflow model (no MLmodel file)")
+    spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    meta = spec.get("metadata") or {}
+    if "newsclf_task" not in meta or not (local / "artifacts" / "model.skops").exists():
+        flavors = ", ".join(spec.get("flavors", {})) or "none"
+        raise NewsclfError(f"model {uri}: not a newsclf model (flavors: {flavors})")
+    return meta
+
+
+def _registry_identity(uri: str) -> tuple[str | None, str | None]:
+    """(registered name, version) for ``models:/name@alias`` and ``models:/name/version``."""
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
+    if not match:
+        return None, None
+    name, alias, version = match.groups()
+    if alias:
+        try:
+            version = MlflowClient().get_model_version_by_alias(name, alias).version
+        except MlflowException as exc:
+            raise NewsclfError(f"model {uri}: {_first_line(exc)}") from None
+    return name, str(version)
