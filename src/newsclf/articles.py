@@ -14,6 +14,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import ftfy
@@ -64,6 +65,11 @@ def parse_date(value: str | None) -> str | None:
     """Parse a date in any common written form ('Sunday, 5 March 2017', '2017-03-05') to ISO."""
     if value is None or not str(value).strip():
         return None
+    value = str(value).strip()
+    try:  # ISO first: dayfirst parsing would swap month and day in 2020-01-02
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        pass
     try:
         parsed = dateparser.parse(str(value).strip(), dayfirst=True, default=None)
     except (ValueError, OverflowError, TypeError):

@@ -10,6 +10,7 @@ import logging
 import re
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,9 +129,12 @@ def log_text(text: str, name: str) -> None:
 
 def log_dataset(split: Any, path: str | Path, name: str, digest: str, context: str) -> None:
     """Log a Hugging Face dataset split as the run's MLflow dataset input."""
-    dataset = mlflow.data.from_huggingface(
-        split, path=str(path), targets="label", name=name, digest=digest[:36]
-    )
+    with warnings.catch_warnings():
+        # MLflow warns that the integer label column cannot hold missing values; it never does.
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        dataset = mlflow.data.from_huggingface(
+            split, path=str(path), targets="label", name=name, digest=digest[:36]
+        )
     mlflow.log_input(dataset, context=context)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from newsclf.errors import NewsclfError
+
+# Our own progress and summaries replace the libraries' per-file progress bars.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 

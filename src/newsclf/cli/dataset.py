@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import hydra
@@ -47,7 +48,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             "rejected_by_reason": dict(result.reject_counts()),
             "n_labelled": len(labels),
             "n_unlabelled": len(result.articles) - len(labels),
-            "removed_by_rule": dict(_count(r.rule for r in result.removals)),
+            "removed_by_rule": dict(Counter(r.rule for r in result.removals)),
             "rows": {s: dd[s].num_rows for s in datasets.SPLITS},
             "label_counts": datasets.label_counts(dd),
         }
@@ -65,12 +66,6 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
         manifests[task.name] = manifest
         log.info("%s: %s (fingerprint %s)", task.name, out, manifest["fingerprint"])
     return manifests
-
-
-def _count(items) -> dict:
-    from collections import Counter
-
-    return dict(Counter(items))
 
 
 def _log_dataset_run(cfg: DictConfig, task: Task, dd, manifest: dict, out: Path) -> None:
@@ -104,8 +99,8 @@ def summary(manifests: dict[str, dict]) -> None:
     first = next(iter(manifests.values()))
     console.print(
         f"[bold]newsclf-dataset[/]: {first['n_input']} articles read = {first['n_kept']} kept "
-        f"+ {first['n_rejected']} rejected {first['rejected_by_reason'] or ''}; "
-        f"boilerplate removed: {first['removed_by_rule'] or 'none'}"
+        f"+ {first['n_rejected']} rejected {first['rejected_by_reason'] or ''}\n"
+        f"  boilerplate paragraphs removed: {first['removed_by_rule'] or 'none'}"
     )
     table = Table("task", "labelled", "train", "validation", "test", "fingerprint", "folder")
     for task, m in manifests.items():

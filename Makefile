@@ -1,0 +1,36 @@
+# newsclf: `make run` sets up and runs the main job on the bundled corpus; `make test` tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run dataset train predict test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install  ## build both datasets, train + register both models, predict the seed articles
+	$(BIN)/newsclf-dataset
+	$(BIN)/newsclf-train task=topic
+	$(BIN)/newsclf-train task=stance
+	$(BIN)/newsclf-predict output.path=predictions/seeds.parquet
+	@echo
+	@echo "Datasets:    data/datasets/{topic,stance} (dataset card: README.md in each)"
+	@echo "Predictions: predictions/seeds.parquet (rejects beside it)"
+	@echo "MLflow:      $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)"
+
+test: install  ## lint, then the whole test suite
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf data predictions outputs multirun mlruns mlflow.db

@@ -1,0 +1,69 @@
+"""Shared fixtures: small generated corpora and a temporary MLflow store."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED_ARTICLE = SEEDS / "articles" / "000_31b14feb0c05d0a3.txt"
+
+# Words that make each label learnable in generated test articles.
+TOPIC_WORDS = {
+    "diplomacy": "summit envoy treaty ambassador talks embassy negotiation minister",
+    "military": "troops artillery brigade missile frontline tank drone offensive",
+    "economy": "rouble inflation exports gas prices market sanctions bank",
+    "cyber_disinfo": "hackers malware propaganda bots disinformation ransomware trolls leak",
+    "human_rights": "prisoner activist protest detained trial torture journalist court",
+    "other": "football festival telescope museum orchestra vaccine election league",
+}
+STANCE_WORDS = {
+    "anti_russia": "condemned aggression illegal brutal accused crimes",
+    "neutral": "reported according figures scheduled analysts noted",
+    "pro_russia": "legitimate defended provocation western hypocrisy sovereign",
+}
+FILLER = "the of and a to in is was for on that with as by at from it".split()
+
+
+def make_corpus(folder: Path, n_per_topic: int = 8, seed: int = 0) -> Path:
+    """Write a labelled corpus in the seed format; returns the labels.csv path."""
+    rng = random.Random(seed)
+    articles = folder / "articles"
+    articles.mkdir(parents=True, exist_ok=True)
+    rows = ["article_id,topic,stance,provenance"]
+    stances = list(STANCE_WORDS)
+    for t, topic in enumerate(TOPIC_WORDS):
+        for i in range(n_per_topic):
+            stance = stances[(i + t) % 3]
+            words = TOPIC_WORDS[topic].split() * 3 + STANCE_WORDS[stance].split() * 3
+            body = []
+            for _ in range(3):
+                sentence = rng.sample(words, 8) + rng.sample(FILLER, 6)
+                rng.shuffle(sentence)
+                body.append(" ".join(sentence).capitalize() + ".")
+            aid = f"{topic}_{i:02d}"
+            text = f"Monday, {i + 1} May 2023\n{topic.title()} report {i}\n\n" + "\n\n".join(body)
+            (articles / f"{aid}.txt").write_text(text + "\n", encoding="utf-8")
+            rows.append(f"{aid},{topic},{stance},original")
+    labels = folder / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return labels
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A generated corpus folder with articles/ and labels.csv."""
+    make_corpus(tmp_path / "corpus")
+    return tmp_path / "corpus"
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A temporary SQLite MLflow store; artifacts go beside it."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

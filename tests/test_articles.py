@@ -1,0 +1,255 @@
+import json
+
+import pandas as pd
+import pytest
+
+from newsclf.articles import (
+    Article,
+    Cleaner,
+    Reject,
+    Source,
+    clean_and_dedupe,
+    ingest,
+    is_latin_filler,
+    parse_date,
+    parse_txt,
+)
+from newsclf.errors import NewsclfError
+from tests.conftest import SEED_ARTICLE
+
+
+def test_seed_article_parses_date_title_and_body():
+    article = parse_txt(SEED_ARTICLE.read_text(encoding="utf-8"), "seed")
+    assert article.date == "2017-03-05"
+    assert article.title.startswith("Boris Johnson Is Set To Become First Foreign Secretary")
+    assert article.body.lstrip().startswith("Boris Johnson")
+    assert "Sources have denied" in article.body
+
+
+def test_seed_lorem_filler_is_removed_and_reported():
+    article = parse_txt(SEED_ARTICLE.read_text(encoding="utf-8"), "seed")
+    cleaned, removed = Cleaner().clean(article)
+    assert [r.rule for r in removed] == ["latin_filler"]
+    assert removed[0].text.startswith("Etiam at libero iaculis")
+    assert "Etiam" not in cleaned.body
+    assert cleaned.body.endswith("views on the country.")
+
+
+def test_missing_date_line_keeps_first_line_as_title():
+    article = parse_txt("A headline without a date\n\nBody text here.", "x")
+    assert article.date is None
+    assert article.title == "A headline without a date"
+    assert article.body.strip() == "Body text here."
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Sunday, 5 March 2017", "2017-03-05"),
+        ("2022-02-24", "2022-02-24"),
+        ("", None),
+        ("not a date", None),
+    ],
+)
+def test_parse_date(value, expected):
+    assert parse_date(value) == expected
+
+
+def test_normalize_quotes_unicode_and_whitespace():
+    cleaner = Cleaner()
+    text = "“Quoted”  text\u00a0with   spaces\r\nand ﬁ ligature\n\n\n‘single’"
+    assert cleaner.normalize(text) == "\"Quoted\" text with spaces and fi ligature\n\n'single'"
+
+
+def test_mojibake_is_fixed():
+    assert Cleaner().normalize("Itâ€™s") == "It's"
+
+
+@pytest.mark.parametrize(
+    "paragraph",
+    [
+        "Share this article",
+        "Sign up for our daily newsletter to get the briefing in your inbox.",
+        "Advertisement",
+        "Related: Kremlin denies involvement in the blast",
+        "We use cookies to improve your experience. Accept all or manage settings.",
+    ],
+)
+def test_boilerplate_rules_match_page_noise(paragraph):
+    assert Cleaner().rule_for(paragraph) is not None
+
+
+def test_prose_is_not_boilerplate():
+    cleaner = Cleaner()
+    prose = (
+        "The minister said the talks would resume next week, and that the share of gas "
+        "imports from Russia had fallen to a record low, according to a newsletter."
+    )
+    assert cleaner.rule_for(prose) is None
+    assert not is_latin_filler("Et tu, Brute? The senate met in Rome on Tuesday to discuss it.")
+
+
+def test_custom_boilerplate_rule_and_invalid_regex():
+    cleaner = Cleaner(boilerplate={"promo": r"buy now.*"}, latin_filler=False)
+    assert cleaner.rule_for("Buy now and save") == "promo"
+    with pytest.raises(NewsclfError, match="invalid regex"):
+        Cleaner(boilerplate={"bad": "("})
+
+
+def test_max_chars_truncates_and_reports():
+    cleaned, removed = Cleaner(max_chars=10).clean(Article("a", "T", "x" * 50))
+    assert len(cleaned.body) == 10
+    assert removed[0].rule == "truncated"
+
+
+def test_clean_and_dedupe_rejects_with_reasons():
+    records = [
+        Article("a", "Title", "Same body."),
+        Article("b", "Title", "Same body."),
+        Article("a", "Other", "Different body."),
+        Article("c", "Empty", "   "),
+        Reject(None, "f.jsonl:3", "malformed_record", "bad"),
+    ]
+    out = list(clean_and_dedupe(records, Cleaner()))
+    kept = [r for r in out if isinstance(r, Article)]
+    reasons = sorted(r.reason for r in out if isinstance(r, Reject))
+    assert [a.id for a in kept] == ["a"]
+    assert reasons == ["duplicate_id", "duplicate_text", "empty_text", "malformed_record"]
+    assert len(kept) + len(reasons) == len(records)
+
+
+def test_txt_folder_ids_are_file_stems(tmp_path):
+    (tmp_path / "b.txt").write_text("Monday, 1 May 2023\nB\n\nBody b.", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("Monday, 1 May 2023\nA\n\nBody a.", encoding="utf-8")
+    result = ingest(Source(path=str(tmp_path)), Cleaner())
+    assert [a.id for a in result.articles] == ["a", "b"]
+    assert result.n_input == 2
+
+
+def test_bom_and_crlf_are_handled(tmp_path):
+    (tmp_path / "a.txt").write_bytes(
+        "\ufeffMonday, 1 May 2023\r\nTitle\r\n\r\nBody line.\r\n".encode()
+    )
+    article = ingest(Source(path=str(tmp_path)), Cleaner()).articles[0]
+    assert (article.date, article.title, article.body) == ("2023-05-01", "Title", "Body line.")
+
+
+def test_missing_and_empty_sources_fail_clearly(tmp_path):
+    with pytest.raises(NewsclfError, match="does not exist"):
+        ingest(Source(path=str(tmp_path / "nope")), Cleaner())
+    with pytest.raises(NewsclfError, match="no input files"):
+        ingest(Source(path=str(tmp_path)), Cleaner())
+    (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(NewsclfError, match="empty"):
+        ingest(Source(path=str(tmp_path / "empty.jsonl")), Cleaner())
+
+
+def test_binary_and_non_utf8_files_fail_naming_the_file(tmp_path):
+    (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(NewsclfError, match=r"bin\.txt: binary file"):
+        ingest(Source(path=str(tmp_path)), Cleaner())
+    (tmp_path / "bin.txt").unlink()
+    (tmp_path / "latin.txt").write_bytes("Monday, 1 May 2023\nCaf\xe9\n\nBody".encode("latin-1"))
+    with pytest.raises(NewsclfError, match=r"latin\.txt: not utf-8 text \(byte 0xe9"):
+        ingest(Source(path=str(tmp_path)), Cleaner())
+    latin = ingest(Source(path=str(tmp_path), encoding="latin-1"), Cleaner())
+    assert latin.articles[0].title == "Café"
+
+
+def test_unreadable_file_becomes_reject_when_configured(tmp_path):
+    (tmp_path / "bin.txt").write_bytes(b"\x00\x01")
+    (tmp_path / "ok.txt").write_text("Monday, 1 May 2023\nOk\n\nBody.", encoding="utf-8")
+    result = ingest(Source(path=str(tmp_path), on_error="reject"), Cleaner())
+    assert [a.id for a in result.articles] == ["ok"]
+    assert [r.reason for r in result.rejects] == ["unreadable"]
+
+
+def _rows():
+    return [
+        {"id": "x1", "title": "One", "date": "2020-01-02", "text": "First body.", "outlet": "A"},
+        {"id": "x2", "title": "Two", "date": "", "text": "Second body.", "outlet": "B"},
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_table_formats_read_columns(tmp_path, fmt):
+    path = tmp_path / f"articles.{fmt}"
+    frame = pd.DataFrame(_rows())
+    if fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    result = ingest(Source(path=str(path), meta_columns=["outlet"]), Cleaner())
+    first = result.articles[0]
+    assert (first.id, first.title, first.date, first.body) == (
+        "x1",
+        "One",
+        "2020-01-02",
+        "First body.",
+    )
+    assert first.meta == {"outlet": "A"}
+    assert result.articles[1].date is None
+
+
+def test_configurable_columns_and_content_ids(tmp_path):
+    path = tmp_path / "a.csv"
+    pd.DataFrame({"headline": ["H"], "content": ["Body"]}).to_csv(path, index=False)
+    source = Source(
+        path=str(path),
+        id_column=None,
+        title_column="headline",
+        date_column=None,
+        text_column="content",
+    )
+    first = ingest(source, Cleaner()).articles[0]
+    again = ingest(source, Cleaner()).articles[0]
+    assert first.id == again.id and len(first.id) == 16
+    assert first.title == "H"
+
+
+def test_csv_without_text_column_names_file_and_column(tmp_path):
+    path = tmp_path / "a.csv"
+    pd.DataFrame({"id": ["1"], "body": ["x"]}).to_csv(path, index=False)
+    with pytest.raises(NewsclfError, match=r"a\.csv: missing column\(s\) text"):
+        ingest(Source(path=str(path)), Cleaner())
+
+
+def test_malformed_jsonl_line_is_named_or_rejected(tmp_path):
+    path = tmp_path / "a.jsonl"
+    good = json.dumps({"id": "1", "title": "t", "text": "body"})
+    path.write_text(f"{good}\n{{broken\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"a\.jsonl:2: malformed JSON line"):
+        ingest(Source(path=str(path)), Cleaner())
+    result = ingest(Source(path=str(path), on_error="reject"), Cleaner())
+    assert len(result.articles) == 1
+    assert result.rejects[0].reason == "malformed_record"
+    assert result.rejects[0].source.endswith("a.jsonl:2")
+
+
+def test_hf_dataset_from_disk(tmp_path):
+    import datasets
+
+    ds = datasets.Dataset.from_list(_rows())
+    ds.save_to_disk(str(tmp_path / "ds"))
+    result = ingest(Source(path=str(tmp_path / "ds"), format="hf_disk"), Cleaner())
+    assert [a.id for a in result.articles] == ["x1", "x2"]
+    assert Source(path=str(tmp_path / "ds")).resolved_format() == "hf_disk"
+
+
+def test_hf_load_dataset_by_path(tmp_path):
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    pd.DataFrame(_rows()).to_json(folder / "train.jsonl", orient="records", lines=True)
+    result = ingest(Source(path=str(folder), format="hf", split="train"), Cleaner())
+    assert sorted(a.id for a in result.articles) == ["x1", "x2"]
+    with pytest.raises(NewsclfError, match="cannot load Hugging Face dataset"):
+        ingest(Source(path=str(tmp_path / "missing"), format="hf"), Cleaner())
+
+
+def test_bad_source_options():
+    with pytest.raises(NewsclfError, match="on_error"):
+        Source(path="x", on_error="ignore")
+    with pytest.raises(NewsclfError, match="format"):
+        Source(path="x", format="xml")

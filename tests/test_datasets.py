@@ -1,0 +1,124 @@
+from collections import Counter
+
+import pytest
+
+from newsclf import datasets
+from newsclf.articles import Article
+from newsclf.errors import NewsclfError
+from newsclf.labels import Task
+
+TASK = Task("topic", {"a": "A", "b": "B", "c": "C"})
+
+
+def _articles(n: int) -> tuple[list[Article], dict[str, str]]:
+    arts = [Article(f"id{i:03d}", f"Title {i}", f"Body number {i}.") for i in range(n)]
+    gold = {a.id: "abc"[i % 3] for i, a in enumerate(arts)}
+    return arts, gold
+
+
+def test_stratified_split_is_deterministic_and_stratified():
+    labels = [0] * 40 + [1] * 20 + [2] * 10
+    cfg = datasets.SplitConfig(0.15, 0.15, seed=7)
+    first = datasets.stratified_split(labels, cfg)
+    assert first == datasets.stratified_split(labels, cfg)
+    assert first != datasets.stratified_split(labels, datasets.SplitConfig(0.15, 0.15, seed=8))
+    by_label = Counter(zip(labels, first, strict=True))
+    assert by_label[(0, "test")] == 6 and by_label[(0, "validation")] == 6
+    assert by_label[(2, "test")] == 2 and by_label[(2, "train")] == 6
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_tiny_labels_keep_a_training_example(n):
+    out = datasets.stratified_split([0] * n, datasets.SplitConfig())
+    assert out.count("train") >= 1
+    assert out.count("test") == (1 if n >= 2 else 0)
+
+
+def test_bad_split_fractions():
+    with pytest.raises(NewsclfError, match="fractions"):
+        datasets.SplitConfig(validation=0.6, test=0.5)
+
+
+def test_build_has_classlabel_and_disjoint_splits():
+    arts, gold = _articles(60)
+    dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
+    assert dd["train"].features["label"].names == ["a", "b", "c"]
+    texts = [set(dd[s]["text"]) for s in datasets.SPLITS]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+    assert sum(dd[s].num_rows for s in datasets.SPLITS) == 60
+    assert set(dd["test"]["label_source"]) == {"gold"}
+
+
+def test_fingerprint_is_stable_and_input_order_free():
+    arts, gold = _articles(30)
+    cfg = datasets.SplitConfig()
+    one = datasets.fingerprint(datasets.build(arts, gold, TASK, cfg))
+    two = datasets.fingerprint(datasets.build(list(reversed(arts)), gold, TASK, cfg))
+    assert one == two
+    gold2 = dict(gold, id000="b")
+    assert datasets.fingerprint(datasets.build(arts, gold2, TASK, cfg)) != one
+
+
+def test_fewer_than_two_labels_present_is_an_error():
+    arts, _ = _articles(5)
+    with pytest.raises(NewsclfError, match="at least two labels present"):
+        datasets.build(arts, {a.id: "a" for a in arts}, TASK, datasets.SplitConfig())
+
+
+def test_unlabelled_articles_are_left_out():
+    arts, gold = _articles(30)
+    del gold["id000"]
+    dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
+    assert sum(dd[s].num_rows for s in datasets.SPLITS) == 29
+
+
+def test_save_is_atomic_and_load_round_trips(tmp_path):
+    arts, gold = _articles(30)
+    dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
+    manifest = {"fingerprint": datasets.fingerprint(dd), "labels": TASK.label_names}
+    out = tmp_path / "topic"
+    datasets.save(dd, out, "card", manifest, [], [])
+    datasets.save(dd, out, "card v2", manifest, [], [])  # replaces in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["topic"]  # no temp folders left
+    assert (out / "README.md").read_text() == "card v2"
+    assert {p.name for p in (out / "parquet").iterdir()} == {
+        "train.parquet",
+        "validation.parquet",
+        "test.parquet",
+    }
+    loaded, meta = datasets.load(out)
+    assert meta["fingerprint"] == manifest["fingerprint"]
+    assert datasets.fingerprint(loaded) == manifest["fingerprint"]
+
+
+def test_failed_save_leaves_previous_dataset(tmp_path):
+    arts, gold = _articles(30)
+    dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
+    out = tmp_path / "topic"
+    datasets.save(dd, out, "good", {"fingerprint": "x"}, [], [])
+    with pytest.raises(TypeError):
+        datasets.save(dd, out, "bad", {"not json": object()}, [], [])
+    assert (out / "README.md").read_text() == "good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["topic"]
+
+
+def test_card_counts_labels_per_split():
+    arts, gold = _articles(30)
+    dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
+    manifest = {
+        "fingerprint": "f",
+        "source": "s",
+        "split": {"seed": 1, "validation": 0.15, "test": 0.15},
+        "n_input": 31,
+        "n_kept": 30,
+        "n_rejected": 1,
+        "rejected_by_reason": {"duplicate_text": 1},
+        "n_unlabelled": 0,
+        "removed_by_rule": {},
+    }
+    card = datasets.dataset_card(dd, TASK, manifest)
+    assert card.startswith("---\n")
+    counts = datasets.label_counts(dd)
+    row = f"| a | A | {counts['a']['train']} | {counts['a']['validation']} | {counts['a']['test']}"
+    assert row in card
+    assert "31 = 30 kept + 1 rejected" in card

@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.svm import LinearSVC
+
+from newsclf.articles import Article
+from newsclf.errors import NewsclfError
+from newsclf.predict import (
+    Classifier,
+    LoadedModel,
+    PredictionWriter,
+    load_pipeline,
+    predict_chunks,
+    prediction_columns,
+    save_pipeline,
+)
+
+TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"] * 3
+LABELS = ["economy", "military", "economy", "military"] * 3
+
+
+def _fitted(clf=None):
+    return Pipeline(
+        [("vectorizer", TfidfVectorizer()), ("classifier", clf or LogisticRegression())]
+    ).fit(TEXTS, LABELS)
+
+
+def test_classifier_gives_label_and_probability():
+    out = Classifier(_fitted(), ["economy", "military"]).predict(["rouble gas", "drone troops"])
+    assert out["label"].tolist() == ["economy", "military"]
+    assert ((out["probability"] > 0.5) & (out["probability"] <= 1)).all()
+
+
+def test_classifier_without_predict_proba_uses_softmax_scores():
+    out = Classifier(_fitted(LinearSVC()), ["economy", "military"]).predict(["gas", "tank"])
+    assert out["label"].tolist() == ["economy", "military"]
+    assert np.all((out["probability"] > 0.5) & (out["probability"] < 1))
+
+
+def test_skops_round_trip_and_untrusted_types_refused(tmp_path):
+    path = save_pipeline(_fitted(), tmp_path / "m.skops")
+    loaded = load_pipeline(path)
+    assert list(loaded.predict(["gas"])) == ["economy"]
+    # A model file that would call eval() on its input when run.
+    evil = Pipeline([("f", FunctionTransformer(eval)), ("c", LogisticRegression())])
+    bad = save_pipeline(evil, tmp_path / "evil.skops")
+    with pytest.raises(NewsclfError, match=r"refusing to load untrusted types builtins\.eval"):
+        load_pipeline(bad)
+    assert load_pipeline(bad, trusted_types=["builtins.eval"]) is not None  # explicit opt-in
+    with pytest.raises(NewsclfError, match="not a skops model file"):
+        (tmp_path / "junk.skops").write_bytes(b"not a zip")
+        load_pipeline(tmp_path / "junk.skops")
+
+
+def _model(task="topic"):
+    return LoadedModel(task, Classifier(_fitted(), ["economy", "military"]), "uri", "name", "3")
+
+
+def test_predict_chunks_keeps_order_and_counts():
+    arts = [Article(str(i), "", t) for i, t in enumerate(TEXTS)]
+    frames = list(predict_chunks(arts, [_model()], chunk_size=5))
+    assert [len(f) for f in frames] == [5, 5, 2]
+    out = pd.concat(frames)
+    assert out["id"].tolist() == [str(i) for i in range(12)]
+    assert out["topic_label"].tolist() == LABELS
+    assert list(out.columns) == prediction_columns(["topic"])
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_writer_formats_and_atomic_commit(tmp_path, fmt):
+    path = tmp_path / f"p.{fmt}"
+    arts = [Article(str(i), "", t) for i, t in enumerate(TEXTS)]
+    writer = PredictionWriter(path, prediction_columns(["topic"]))
+    for frame in predict_chunks(arts, [_model()], chunk_size=5):
+        writer.write(frame)
+        assert not path.exists()  # only the temporary file exists until commit
+    writer.commit({"n_input": 12})
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    if fmt == "parquet":
+        assert pq.read_table(path).num_rows == 12
+        assert json.loads(pq.read_metadata(path).metadata[b"newsclf"])["rows"] == 12
+    elif fmt == "csv":
+        assert len(pd.read_csv(path)) == 12
+    else:
+        assert len(pd.read_json(path, lines=True)) == 12
+
+
+def test_writer_abort_leaves_nothing(tmp_path):
+    writer = PredictionWriter(tmp_path / "p.parquet", prediction_columns(["topic"]))
+    writer.write(next(predict_chunks([Article("1", "", "gas")], [_model()])))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_rejects_bad_destinations(tmp_path):
+    with pytest.raises(NewsclfError, match="output folder does not exist"):
+        PredictionWriter(tmp_path / "missing" / "p.parquet", ["id"])
+    with pytest.raises(NewsclfError, match="unknown output format"):
+        PredictionWriter(tmp_path / "p.xlsx", ["id"])
+
+
+def test_empty_input_writes_complete_empty_file(tmp_path):
+    path = tmp_path / "p.parquet"
+    writer = PredictionWriter(path, prediction_columns(["topic"]))
+    writer.commit({})
+    assert pq.read_table(path).num_rows == 0

@@ -1,0 +1,65 @@
+import mlflow
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from newsclf import tracking
+from newsclf.errors import NewsclfError
+
+TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"]
+LABELS = ["economy", "military", "economy", "military"]
+
+
+def test_flatten_and_redact():
+    flat = tracking.flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"})
+    assert flat == {"a.b": 1, "a.c": "[1, 2]", "d": "x"}
+    assert tracking.redact("mlflow.password", "hunter2") == "***"
+    assert tracking.redact("uri", "postgresql://me:hunter2@db/x") == "postgresql://me:***@db/x"
+    assert tracking.redact("model.C", 10) == 10
+
+
+@pytest.fixture
+def logged(mlflow_uri):
+    tracking.configure(mlflow_uri)
+    pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression())]).fit(TEXTS, LABELS)
+    with tracking.run("newsclf-topic", "unit", {}) as run_id:
+        tracking.log_config({"db": {"password": "hunter2"}, "x": 1}, "db:\n  password: hunter2\n")
+        uri = tracking.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
+    return run_id, uri
+
+
+def test_model_round_trip_registry_and_alias(logged):
+    run_id, uri = logged
+    params = mlflow.get_run(run_id).data.params
+    assert params["db.password"] == "***" and params["x"] == "1"
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
+    assert "hunter2" not in text
+    version = tracking.register(uri, "newsclf-topic")
+    assert tracking.champion("newsclf-topic") is None
+    tracking.promote("newsclf-topic", version)
+    assert tracking.champion("newsclf-topic") == version
+    model = tracking.load_model("models:/newsclf-topic@champion", task="topic")
+    assert (model.name, model.version, model.task) == ("newsclf-topic", version, "topic")
+    assert model.classifier.predict(["rouble gas"])["label"].tolist() == ["economy"]
+    # the same model through MLflow's own loader gives the same labels
+    pyfunc = mlflow.pyfunc.load_model("models:/newsclf-topic@champion")
+    import pandas as pd
+
+    frame = pyfunc.predict(pd.DataFrame({"text": TEXTS}))
+    assert frame["label"].tolist() == model.classifier.predict(TEXTS)["label"].tolist()
+    assert tracking.load_model(uri).task == "topic"  # by logged-model URI too
+
+
+def test_wrong_task_missing_alias_and_foreign_models(logged, tmp_path):
+    _, uri = logged
+    with pytest.raises(NewsclfError, match="is a topic model, not stance"):
+        tracking.load_model(uri, task="stance")
+    with pytest.raises(NewsclfError, match="models:/newsclf-nope@champion"):
+        tracking.load_model("models:/newsclf-nope@champion")
+    with pytest.raises(NewsclfError, match="cannot load"):
+        tracking.load_model(str(tmp_path / "no-such-folder"))
+    foreign = tmp_path / "foreign"
+    mlflow.sklearn.save_model(LogisticRegression().fit([[0], [1]], [0, 1]), str(foreign))
+    with pytest.raises(NewsclfError, match="not a newsclf model"):
+        tracking.load_model(str(foreign))
