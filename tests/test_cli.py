@@ -1,0 +1,215 @@
+"""End-to-end: the console scripts against a temporary SQLite MLflow store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import SEEDS, make_corpus
+
+BIN = Path(sys.executable).parent
+
+
+def run(cwd: Path, script: str, *overrides: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [str(BIN / script), *overrides], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """dataset -> train (both tasks) -> predict on the bundled corpus, with the defaults."""
+    cwd = tmp_path_factory.mktemp("e2e")
+    run(cwd, "newsclf-dataset")
+    run(cwd, "newsclf-train", "task=topic")
+    run(cwd, "newsclf-train", "task=stance")
+    run(cwd, "newsclf-predict", "output.path=predictions/seeds.parquet")
+    return cwd
+
+
+def _client(cwd: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+
+
+def test_datasets_written_with_card_and_counts(workdir):
+    n_articles = len(list((SEEDS / "articles").glob("*.txt")))
+    for task in ("topic", "stance"):
+        folder = workdir / "data" / "datasets" / task
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["n_input"] == n_articles == manifest["n_kept"] + manifest["n_rejected"]
+        assert sum(manifest["rows"].values()) == manifest["n_labelled"]
+        assert (folder / "README.md").read_text().startswith("---\n")
+        assert {p.name for p in (folder / "parquet").iterdir()} == {
+            "train.parquet",
+            "validation.parquet",
+            "test.parquet",
+        }
+        assert "latin_filler" in manifest["removed_by_rule"]  # the seed's lorem ipsum
+
+
+def test_both_models_registered_with_champion(workdir):
+    client = _client(workdir)
+    for task in ("topic", "stance"):
+        version = client.get_model_version_by_alias(f"newsclf-{task}", "champion")
+        run = client.get_run(version.run_id)
+        assert run.data.metrics["test_macro_f1"] > 0.3
+        assert {"validation_accuracy", "test_accuracy", "validation_macro_f1"} <= set(
+            run.data.metrics
+        )
+        assert run.data.params["model.name"] == "tfidf_logreg"
+        assert run.data.tags["mlflow.source.git.commit"]
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert "plots/test_confusion_matrix.png" in artifacts
+        assert len(run.inputs.dataset_inputs) == 3
+        experiment = client.get_experiment(run.info.experiment_id)
+        assert experiment.name == f"newsclf-{task}"
+        dataset_runs = client.search_runs(
+            [run.info.experiment_id], "tags.`newsclf.stage` = 'dataset'"
+        )
+        assert dataset_runs and dataset_runs[0].inputs.dataset_inputs
+
+
+def test_predictions_one_row_per_seed_article(workdir):
+    path = workdir / "predictions" / "seeds.parquet"
+    table = pq.read_table(path).to_pandas()
+    n_articles = len(list((SEEDS / "articles").glob("*.txt")))
+    meta = json.loads(pq.read_metadata(path).metadata[b"newsclf"])
+    assert len(table) == meta["rows"] == meta["n_input"] - meta["n_rejected"] == n_articles
+    assert table["id"].is_unique
+    assert set(table["topic_model"]) == {"newsclf-topic"}
+    assert table["stance_probability"].between(0, 1).all()
+    # MLflow's own loader gives the same labels
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/newsclf-topic@champion")
+    from newsclf.articles import Cleaner, Source, ingest
+
+    articles = ingest(Source(path=str(SEEDS / "articles")), Cleaner(), dedupe_text=False).articles
+    texts = pd.DataFrame({"text": [a.text for a in articles]})
+    assert model.predict(texts)["label"].tolist() == table["topic_label"].tolist()
+
+
+def test_same_config_and_seed_give_same_fingerprint_and_metrics(workdir, tmp_path):
+    run(tmp_path, "newsclf-dataset", "log_to_mlflow=false")
+    for task in ("topic", "stance"):
+        a = json.loads((workdir / "data/datasets" / task / "manifest.json").read_text())
+        b = json.loads((tmp_path / "data/datasets" / task / "manifest.json").read_text())
+        assert a["fingerprint"] == b["fingerprint"]
+    run(tmp_path, "newsclf-train", "task=topic")
+    first = _client(workdir).get_model_version_by_alias("newsclf-topic", "champion")
+    second = _client(tmp_path).get_model_version_by_alias("newsclf-topic", "champion")
+    m1 = _client(workdir).get_run(first.run_id).data.metrics
+    m2 = _client(tmp_path).get_run(second.run_id).data.metrics
+    assert m1["test_macro_f1"] == m2["test_macro_f1"]
+
+
+def test_gate_keeps_better_champion(workdir):
+    client = _client(workdir)
+    before = client.get_model_version_by_alias("newsclf-topic", "champion").version
+    proc = run(workdir, "newsclf-train", "task=topic", "gate.min_test_macro_f1=1.01")
+    assert "not promoted" in proc.stdout
+    assert client.get_model_version_by_alias("newsclf-topic", "champion").version == before
+
+
+def test_predict_csv_and_jsonl_outputs_from_other_sources(workdir, tmp_path):
+    rows = [
+        {"id": "a", "title": "Gas deal", "text": "Gazprom cut gas exports to Europe."},
+        {"id": "b", "title": "Talks", "text": "Envoys met in Geneva for talks."},
+    ]
+    pd.DataFrame(rows).to_json(tmp_path / "in.jsonl", orient="records", lines=True)
+    out = tmp_path / "out.csv"
+    run(
+        workdir,
+        "newsclf-predict",
+        "source=jsonl",
+        f"source.path={tmp_path / 'in.jsonl'}",
+        f"output.path={out}",
+    )
+    frame = pd.read_csv(out)
+    assert frame["id"].tolist() == ["a", "b"]
+    out2 = tmp_path / "out.jsonl"
+    run(
+        workdir,
+        "newsclf-predict",
+        "source=jsonl",
+        f"source.path={tmp_path / 'in.jsonl'}",
+        f"output.path={out2}",
+        "models.stance=null",
+        "~models.stance",
+    )
+    assert "stance_label" not in pd.read_json(out2, lines=True).columns
+
+
+def test_custom_corpus_by_override(tmp_path):
+    make_corpus(tmp_path / "mine")
+    run(
+        tmp_path,
+        "newsclf-dataset",
+        f"source.path={tmp_path / 'mine/articles'}",
+        f"annotations.path={tmp_path / 'mine/labels.csv'}",
+        "output_dir=ds",
+    )
+    proc = run(tmp_path, "newsclf-train", "task=stance", "dataset_dir=ds/stance", "model=tfidf_cnb")
+    assert "registered newsclf-stance version 1" in proc.stdout
+
+
+def _error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def bad_inputs(tmp_path) -> Path:
+    make_corpus(tmp_path / "c")
+    return tmp_path
+
+
+def test_bad_input_errors_are_one_line(bad_inputs):
+    d = bad_inputs
+    labels = f"annotations.path={d / 'c/labels.csv'}"
+
+    def dataset(*args: str) -> str:
+        return _error(run(d, "newsclf-dataset", "log_to_mlflow=false", *args, ok=False))
+
+    assert "does not exist" in dataset(f"source.path={d / 'missing'}", labels)
+    (d / "empty").mkdir()
+    assert "no input files" in dataset(f"source.path={d / 'empty'}", labels)
+    (d / "bin").mkdir()
+    (d / "bin/x.txt").write_bytes(b"\x00\x9f\x92binary")
+    assert "x.txt: binary file" in dataset(f"source.path={d / 'bin'}", labels)
+    (d / "latin").mkdir()
+    (d / "latin/x.txt").write_bytes("Monday, 1 May 2023\nCaf\xe9\n\nB".encode("latin-1"))
+    assert "x.txt: not utf-8 text" in dataset(f"source.path={d / 'latin'}", labels)
+    (d / "a.jsonl").write_text('{"id": "1", "text": "x"}\n{broken\n', encoding="utf-8")
+    assert "a.jsonl:2: malformed JSON line" in dataset("source=jsonl", f"source.path={d}/a.jsonl")
+    pd.DataFrame({"id": ["1"], "body": ["x"]}).to_csv(d / "a.csv", index=False)
+    assert "missing column(s) text" in dataset("source=csv", f"source.path={d}/a.csv")
+    bad_labels = d / "bad.csv"
+    bad_labels.write_text("article_id,topic,stance\nghost,other,\n", encoding="utf-8")
+    msg = dataset(f"source.path={d / 'c/articles'}", f"annotations.path={bad_labels}")
+    assert "bad.csv:2" in msg and "unknown article 'ghost'" in msg
+    bad_labels.write_text("article_id,topic,stance\nother_00,sports,\n", encoding="utf-8")
+    msg = dataset(f"source.path={d / 'c/articles'}", f"annotations.path={bad_labels}")
+    assert "unknown topic label 'sports'" in msg
+    bad_labels.write_text("article_id,topic,stance\nother_00,other,neutral\n", encoding="utf-8")
+    msg = dataset(f"source.path={d / 'c/articles'}", f"annotations.path={bad_labels}")
+    assert "at least two labels present" in msg
+
+
+def test_predict_errors_before_reading_input(tmp_path):
+    msg = _error(run(tmp_path, "newsclf-predict", ok=False))
+    assert "models:/newsclf-topic@champion" in msg
+    msg = _error(run(tmp_path, "newsclf-train", "dataset_dir=nowhere", ok=False))
+    assert "nowhere: no dataset here" in msg
