@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import ftfy
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from dateutil import parser as dateparser
 
 from newsclf.errors import NewsclfError
@@ -350,14 +351,32 @@ LOREM_WORDS = frozenset(
     tincidunt torquent tortor tristique turpis ullamcorper ultrices ultricies urna ut varius
     vehicula vel velit venenatis vestibulum vitae vivamus viverra volutpat vulputate""".split()
 )
-_ENGLISH_HINTS = frozenset(
-    """the and of to is was for that with on are by this from be have has it as an will""".split()
+_LATIN_ENDINGS = (
+    "a",
+    "o",
+    "i",
+    "us",
+    "um",
+    "is",
+    "ae",
+    "que",
+    "it",
+    "ur",
+    "em",
+    "am",
+    "ent",
+    "unt",
+    "at",
+    "ant",
+    "ex",
+    "ix",
 )
-_LATIN_ENDINGS = ("us", "um", "is", "ae", "que", "it", "ur", "em", "am", "ent", "unt", "ibus")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 DEFAULT_BOILERPLATE = {
-    "share_prompt": r"(share|share this( article| story| page)?|share on \w+|tweet|email)\W*",
+    "share_prompt": r"(share|tweet|email|print)( this( article| story| page)?)?\b"
+    r"[\s:|·\-]*((facebook|twitter|x|email|e-mail|print|linkedin|whatsapp|telegram|reddit|"
+    r"copy link)\b[\s|·,]*)*",
     "newsletter": r".{0,80}\b(sign up|subscribe)\b.{0,120}\b(newsletter|inbox|briefing)\b.{0,80}",
     "advertisement": r"(advertisement|advert|sponsored( content)?|ad)\W*",
     "related_links": r"(related|read more|see also|more on this story|most read)\b.{0,160}",
@@ -367,14 +386,18 @@ DEFAULT_BOILERPLATE = {
 
 
 def is_latin_filler(paragraph: str) -> bool:
-    """True for a paragraph of lorem-ipsum style filler rather than prose."""
+    """True for a paragraph of lorem-ipsum style filler (or other non-English filler).
+
+    Real lorem-ipsum words, or Latin-looking words with almost no English function words.
+    """
     words = [w.lower() for w in _WORD.findall(paragraph)]
-    if len(words) < 5:
+    if len(words) < 6:
         return False
-    lorem = sum(w in LOREM_WORDS for w in words) / len(words)
-    english = sum(w in _ENGLISH_HINTS for w in words) / len(words)
-    latin = sum(w.endswith(_LATIN_ENDINGS) for w in words) / len(words)
-    return lorem >= 0.6 or (english < 0.02 and lorem >= 0.25 and latin >= 0.35)
+    share = lambda hits: sum(hits) / len(words)  # noqa: E731
+    english = share(w in ENGLISH_STOP_WORDS for w in words)
+    if share(w in LOREM_WORDS for w in words) >= 0.6 and english < 0.3:
+        return True
+    return english <= 0.15 and share(w.endswith(_LATIN_ENDINGS) for w in words) >= 0.3
 
 
 @dataclass(frozen=True)
