@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 import ftfy
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from dateutil import parser as dateparser
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from newsclf.errors import NewsclfError
 
