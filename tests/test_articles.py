@@ -58,7 +58,9 @@ def test_parse_date(value, expected):
 def test_normalize_quotes_unicode_and_whitespace():
     cleaner = Cleaner()
     text = "“Quoted”  text\u00a0with   spaces\r\nand ﬁ ligature\n\n\n‘single’"
-    assert cleaner.normalize(text) == "\"Quoted\" text with spaces and fi ligature\n\n'single'"
+    assert cleaner.normalize(text) == "\"Quoted\" text with spaces\nand fi ligature\n\n'single'"
+    cleaned, _ = cleaner.clean(Article("a", "T", text))
+    assert cleaned.body == "\"Quoted\" text with spaces and fi ligature\n\n'single'"
 
 
 def test_mojibake_is_fixed():
@@ -253,3 +255,21 @@ def test_bad_source_options():
         Source(path="x", on_error="ignore")
     with pytest.raises(NewsclfError, match="format"):
         Source(path="x", format="xml")
+
+
+def test_furniture_lines_glued_into_one_block_are_removed_line_by_line():
+    body = (
+        "The treaty talks continue in May.\n\n"
+        "━━━━━━━━━━\nAdvertisement\n"
+        "Tempora velunt dolorique amaris, sed quibus non fatemur. Ornetis vivandi lacuna.\n"
+        "━━━━━━━━━━\nSign up for our Health Check newsletter — fortnightly, free, no spam."
+    )
+    cleaned, removed = Cleaner().clean(Article("a", "T", body))
+    assert cleaned.body == "The treaty talks continue in May."
+    assert [r.rule for r in removed] == [
+        "no_text",
+        "advertisement",
+        "latin_filler",
+        "no_text",
+        "newsletter",
+    ]

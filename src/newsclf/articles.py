@@ -372,6 +372,7 @@ _LATIN_ENDINGS = (
     "ix",
 )
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_HAS_TEXT = re.compile(r"[^\W_]", re.UNICODE)
 
 DEFAULT_BOILERPLATE = {
     "share_prompt": r"(share|tweet|email|print)( this( article| story| page)?)?\b"
@@ -443,14 +444,22 @@ class Cleaner:
             raise NewsclfError(f"clean.boilerplate: invalid regex ({exc})") from None
 
     def normalize(self, text: str) -> str:
-        """Fix mojibake, normalise Unicode and quotes, collapse whitespace within paragraphs."""
+        """Fix mojibake, normalise Unicode and quotes, collapse whitespace within lines.
+
+        Paragraphs stay separated by a blank line and lines within a paragraph by a newline,
+        so the boilerplate filter can look at page-furniture lines one by one.
+        """
         if self.fix_text:
             text = ftfy.fix_text(text, uncurl_quotes=self.straight_quotes)
         elif self.straight_quotes:
             text = ftfy.fixes.uncurl_quotes(text)
         text = unicodedata.normalize(self.unicode_form, text)
         paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
-        return "\n\n".join(p for p in (" ".join(p.split()) for p in paragraphs) if p)
+        lines = (
+            "\n".join(line for line in (" ".join(x.split()) for x in p.split("\n")) if line)
+            for p in paragraphs
+        )
+        return "\n\n".join(p for p in lines if p)
 
     def rule_for(self, paragraph: str) -> str | None:
         """The name of the boilerplate rule a paragraph matches, if any."""
@@ -463,14 +472,29 @@ class Cleaner:
         return None
 
     def clean(self, article: Article) -> tuple[Article, list[Removal]]:
+        """The article with normalised text and without boilerplate, and what was removed.
+
+        A paragraph is dropped whole when it matches a rule; otherwise its matching lines are
+        dropped (scraped pages often glue furniture lines into one block) and the rest joined.
+        """
         title = " ".join(self.normalize(article.title).split())
         kept, removed = [], []
         for paragraph in self.normalize(article.body).split("\n\n"):
-            rule = self.rule_for(paragraph) if paragraph else None
+            rule = self.rule_for(" ".join(paragraph.split("\n")))
             if rule:
                 removed.append(Removal(article.id, rule, paragraph))
-            elif paragraph:
-                kept.append(paragraph)
+                continue
+            lines = []
+            for line in paragraph.split("\n"):
+                rule = self.rule_for(line) if "\n" in paragraph else None
+                if rule is None and not _HAS_TEXT.search(line):
+                    rule = "no_text"  # separators such as "━━━━" or "* * *"
+                if rule:
+                    removed.append(Removal(article.id, rule, line))
+                else:
+                    lines.append(line)
+            if lines:
+                kept.append(" ".join(lines))
         body = "\n\n".join(kept)
         if self.max_chars and len(body) > self.max_chars:
             removed.append(Removal(article.id, "truncated", f"{len(body) - self.max_chars} chars"))
