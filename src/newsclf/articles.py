@@ -6,13 +6,15 @@ so a summary can always show ``input = kept + rejected``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -180,28 +182,80 @@ class Source:
             return "txt"
         return _EXTENSIONS.get(path.suffix.lower(), "txt")
 
-    def read(self) -> Iterator[Record]:
-        """Yield raw (uncleaned) articles and rejects, in a stable order."""
+    def read(self, skip: int = 0) -> Iterator[Record]:
+        """Yield raw (uncleaned) articles and rejects, in a stable order, streaming.
+
+        ``skip`` drops the first records without converting them (a resumed job skips what it
+        has already predicted); .txt files are skipped without being read.
+        """
         fmt = self.resolved_format()
         if fmt in ("hf", "hf_disk"):
-            yield from self._read_hf(fmt)
+            yield from itertools.islice(self._read_hf(fmt), skip, None)
             return
+        files = self.files()
+        if fmt == "txt":  # one record per file, so whole files can be skipped
+            files, skip = files[skip:], 0
+        for file in files:
+            try:
+                if fmt == "txt":
+                    yield self._read_txt(file)
+                else:
+                    for make in self._table_records(file, fmt):
+                        if skip:
+                            skip -= 1
+                            continue
+                        yield make()
+            except NewsclfError as exc:
+                if self.on_error == "raise":
+                    raise
+                if skip:
+                    skip -= 1
+                    continue
+                yield Reject(id=None, source=str(file), reason="unreadable", detail=str(exc))
+
+    def files(self) -> list[Path]:
+        """The input files, sorted (a clear error when there are none)."""
+        fmt = self.resolved_format()
         path = Path(self.path)
         if not path.exists():
             raise NewsclfError(f"{path}: source path does not exist")
         files = [path] if path.is_file() else self._files(path, fmt)
         if not files:
             raise NewsclfError(f"{path}: no input files (pattern {self._pattern(fmt)!r})")
+        return files
+
+    def count(self) -> int | None:
+        """The number of input records when cheap to know (for a progress bar), else None."""
+        fmt = self.resolved_format()
+        try:
+            if fmt == "txt":
+                return len(self.files())
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files())
+            if fmt == "jsonl":
+                return sum(_count_lines(f) for f in self.files())
+            if fmt == "hf_disk":
+                return len(self._hf_disk())
+        except Exception:  # a count is a nicety: reading reports the real problem
+            return None
+        return None
+
+    def fingerprint(self) -> str:
+        """A digest of the input files' names, sizes and modification times (or of the hub
+        dataset's name): a resumed job must read the same input."""
+        digest = hashlib.sha256()
+        if self.resolved_format() == "hf":
+            digest.update(f"{self.path}|{self.name}|{self.split}".encode())
+            return digest.hexdigest()
+        path = Path(self.path)
+        files = [path] if path.is_file() or self.resolved_format() == "hf_disk" else self.files()
         for file in files:
-            try:
-                if fmt == "txt":
-                    yield self._read_txt(file)
-                else:
-                    yield from self._read_table(file, fmt)
-            except NewsclfError as exc:
-                if self.on_error == "raise":
-                    raise
-                yield Reject(id=None, source=str(file), reason="unreadable", detail=str(exc))
+            for f in sorted(file.rglob("*")) if file.is_dir() else [file]:
+                stat = f.stat()
+                digest.update(f"{f}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
 
     # -- helpers
 
@@ -218,31 +272,45 @@ class Source:
         return parse_txt(text, article_id=file.stem, source=str(file))
 
     def _read_table(self, file: Path, fmt: str) -> Iterator[Record]:
+        for make in self._table_records(file, fmt):
+            yield make()
+
+    def _table_records(self, file: Path, fmt: str) -> Iterator[Callable[[], Record]]:
+        """One function per record that builds it, so skipped records cost no conversion."""
         reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[fmt]
         checked = False
         for record_no, row in reader(file, self):
+            where = f"{file}:{record_no}"
             if "__reject__" in row:
-                yield Reject(None, f"{file}:{record_no}", "malformed_record", row["__reject__"])
+                yield functools.partial(Reject, None, where, "malformed_record", row["__reject__"])
                 continue
             if not checked:
                 self._check_columns(file, row.keys())
                 checked = True
-            yield self._row_to_article(row, f"{file}:{record_no}")
+            yield functools.partial(self._row_to_article, row, where)
+
+    def _hf_disk(self):
+        import datasets
+
+        ds = datasets.load_from_disk(self.path)
+        return ds[self.split] if isinstance(ds, datasets.DatasetDict) else ds
 
     def _read_hf(self, fmt: str) -> Iterator[Record]:
         import datasets  # heavy import, only when used
 
         try:
             if fmt == "hf_disk":
-                ds = datasets.load_from_disk(self.path)
-                if isinstance(ds, datasets.DatasetDict):
-                    ds = ds[self.split]
-            else:
-                ds = datasets.load_dataset(self.path, self.name, split=self.split)
+                ds = self._hf_disk()  # memory-mapped Arrow: iterating reads it in pieces
+            else:  # streaming: rows arrive as they are read, nothing is materialised
+                ds = datasets.load_dataset(self.path, self.name, split=self.split, streaming=True)
+            rows = iter(ds)
+            first = next(rows, None)
         except (FileNotFoundError, ValueError, KeyError) as exc:
             raise NewsclfError(f"{self.path}: cannot load Hugging Face dataset: {exc}") from None
-        self._check_columns(Path(self.path), ds.column_names)
-        for i, row in enumerate(ds):
+        if first is None:
+            return
+        self._check_columns(Path(self.path), ds.column_names or first.keys())
+        for i, row in enumerate(itertools.chain([first], rows)):
             yield self._row_to_article(row, f"{self.path}[{self.split}]:{i}")
 
     def _check_columns(self, file: Path, columns: Iterable[str]) -> None:
@@ -295,26 +363,82 @@ def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
 
 
 def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
-    import pandas as pd
+    """Rows of a CSV file as strings, streamed in blocks by pyarrow's CSV reader.
 
-    _decode(file.read_bytes()[: 1 << 20], file, source.encoding)  # clear error on binary files
-    try:
-        chunks = pd.read_csv(
-            file,
-            dtype=str,
-            keep_default_na=False,
-            encoding=source.encoding,
-            chunksize=source.chunk_rows,
+    Quoted fields may hold newlines. A row with the wrong number of fields is rejected alone
+    (``on_error: reject``) or stops the read with its line named.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    head = _head(file)
+    # A multi-byte character may straddle the cut: check all but the last few bytes.
+    _decode(
+        head if len(head) < (1 << 20) else head[:-4], file, source.encoding
+    )  # clear error on binary or wrongly-encoded files
+    if not head.strip():
+        raise NewsclfError(f"{file}: empty CSV file")
+    bad_rows: list[str] = []
+
+    def invalid_row(row) -> str:
+        if source.on_error == "raise":
+            return "error"
+        bad_rows.append(
+            f"{file}: malformed CSV row ({row.actual_columns} fields where the header has "
+            f"{row.expected_columns}): {row.text[:80]!r}"
         )
-        offset = 0
-        for chunk in chunks:
-            for i, row in enumerate(chunk.to_dict("records")):
-                yield offset + i + 2, row  # +2: 1-based, after the header line
-            offset += len(chunk)
-    except pd.errors.EmptyDataError:
-        raise NewsclfError(f"{file}: empty CSV file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise NewsclfError(f"{file}: malformed CSV ({str(exc).strip()})") from None
+        return "skip"
+
+    def open_reader(column_types: dict | None = None):
+        return pacsv.open_csv(
+            file,
+            read_options=pacsv.ReadOptions(encoding=source.encoding, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=invalid_row
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types or {},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    def rejects(after: int) -> Iterator[tuple[str, dict]]:
+        # pyarrow does not know line numbers once values may span lines: "after record N".
+        for problem in bad_rows:
+            yield f"{after}+", {"__reject__": problem}
+        bad_rows.clear()
+
+    record_no = 1  # the header is record 1, as in an editor with one line per record
+    try:
+        names = open_reader().schema.names
+        bad_rows.clear()  # the schema peek saw the first block; it is read again below
+        for batch in open_reader({n: pa.string() for n in names}):
+            for row in batch.to_pylist():
+                record_no += 1
+                yield record_no, row
+            yield from rejects(record_no)
+    except pa.ArrowInvalid as exc:
+        message = str(exc).strip().splitlines()[0]
+        if "Empty CSV file" in message:
+            raise NewsclfError(f"{file}: empty CSV file") from None
+        raise NewsclfError(f"{file}: malformed CSV ({message})") from None
+    yield from rejects(record_no)
+
+
+def _head(file: Path, size: int = 1 << 20) -> bytes:
+    with file.open("rb") as fh:
+        return fh.read(size)
+
+
+def _count_lines(file: Path) -> int:
+    """Non-empty lines of a text file, counted in binary blocks (for progress totals)."""
+    lines, last = 0, b"\n"
+    with file.open("rb") as fh:
+        while block := fh.read(1 << 24):
+            lines += block.count(b"\n") - block.count(b"\n\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
