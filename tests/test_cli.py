@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,16 @@ BIN = Path(sys.executable).parent
 
 
 def run(cwd: Path, script: str, *overrides: str, ok: bool = True) -> subprocess.CompletedProcess:
+    # Each run uses the default store of its own folder (mlflow.set_tracking_uri in this
+    # process exports MLFLOW_TRACKING_URI, which must not leak into the CLIs).
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run(
-        [str(BIN / script), *overrides], cwd=cwd, capture_output=True, text=True, timeout=600
+        [str(BIN / script), *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     if ok and proc.returncode != 0:
         raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -192,7 +201,9 @@ def test_bad_input_errors_are_one_line(bad_inputs):
     (d / "latin").mkdir()
     (d / "latin/x.txt").write_bytes("Monday, 1 May 2023\nCaf\xe9\n\nB".encode("latin-1"))
     assert "x.txt: not utf-8 text" in dataset(f"source.path={d / 'latin'}", labels)
-    (d / "a.jsonl").write_text('{"id": "1", "text": "x"}\n{broken\n', encoding="utf-8")
+    (d / "a.jsonl").write_text(
+        '{"id": "1", "title": "t", "text": "x"}\n{broken\n', encoding="utf-8"
+    )
     assert "a.jsonl:2: malformed JSON line" in dataset("source=jsonl", f"source.path={d}/a.jsonl")
     pd.DataFrame({"id": ["1"], "body": ["x"]}).to_csv(d / "a.csv", index=False)
     assert "missing column(s) text" in dataset("source=csv", f"source.path={d}/a.csv")
