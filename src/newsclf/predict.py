@@ -3,10 +3,14 @@ articles chunk by chunk, and atomic writing of the predictions file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +19,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import skops.io as sio
+from sklearn.pipeline import Pipeline
 
-from newsclf.articles import Article, Reject, Removal
+from newsclf.articles import Article, Cleaner, Record, Reject, Removal
 from newsclf.errors import NewsclfError
 
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
+INTEGER_COLUMNS = ("truncated_chars",)
 
 # Types a newsclf model may contain beyond skops' defaults. Loading refuses anything else, so a
 # tampered model file cannot smuggle in a callable; users extend the list knowingly.
@@ -83,31 +89,74 @@ class Classifier:
 
     def predict(self, texts: Sequence[str]) -> pd.DataFrame:
         """One row per text: ``label`` (a name) and ``probability`` (of that label)."""
+        return self.predict_with_features(texts)[0]
+
+    def predict_with_features(self, texts: Sequence[str]) -> tuple[pd.DataFrame, object | None]:
+        """Predictions and, for a ``Pipeline``, the feature matrix its last step saw (for the
+        batch report's drift statistics; the same numbers as ``pipeline.predict_proba``)."""
         texts = list(texts)
         if not texts:
-            return pd.DataFrame({"label": pd.Series(dtype=str), "probability": []})
-        scores = self._scores(texts)
+            return pd.DataFrame({"label": pd.Series(dtype=str), "probability": []}), None
+        features, final = texts, self.pipeline
+        if isinstance(self.pipeline, Pipeline) and len(self.pipeline) > 1:
+            features, final = self.pipeline[:-1].transform(texts), self.pipeline[-1]
+        scores = _scores(final, features)
         best = scores.argmax(axis=1)
-        names = [str(c) for c in self.pipeline.classes_]  # trained on label names
-        return pd.DataFrame(
+        names = [str(c) for c in final.classes_]  # trained on label names
+        frame = pd.DataFrame(
             {
                 "label": [names[i] for i in best],
                 "probability": scores[np.arange(len(texts)), best].astype(float),
             }
         )
+        return frame, (features if features is not texts else None)
 
-    def _scores(self, texts: list[str]) -> np.ndarray:
-        if hasattr(self.pipeline, "predict_proba"):
-            try:
-                return np.asarray(self.pipeline.predict_proba(texts))
-            except AttributeError:  # e.g. SGDClassifier(loss="hinge") exposes it but fails
-                pass
-        # No probabilities (e.g. plain LinearSVC): a softmax of the decision scores.
-        decision = np.asarray(self.pipeline.decision_function(texts))
-        if decision.ndim == 1:
-            decision = np.column_stack([-decision, decision])
-        exp = np.exp(decision - decision.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+    @property
+    def vectorizer(self) -> object | None:
+        """The pipeline's text vectorizer when it is a single fitted one (for drift stats)."""
+        if isinstance(self.pipeline, Pipeline) and len(self.pipeline) == 2:
+            first = self.pipeline[0]
+            if hasattr(first, "vocabulary_") and hasattr(first, "build_tokenizer"):
+                return first
+        return None
+
+
+def _scores(estimator: object, features: object) -> np.ndarray:
+    if hasattr(estimator, "predict_proba"):
+        try:
+            return np.asarray(estimator.predict_proba(features))
+        except AttributeError:  # e.g. SGDClassifier(loss="hinge") exposes it but fails
+            pass
+    # No probabilities (e.g. plain LinearSVC): a softmax of the decision scores.
+    decision = np.asarray(estimator.decision_function(features))
+    if decision.ndim == 1:
+        decision = np.column_stack([-decision, decision])
+    exp = np.exp(decision - decision.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class PyfuncClassifier:
+    """An MLflow pyfunc model (loaded only when the user allowed pickle-format models) with the
+    ``Classifier`` interface: a ``label`` column (or plain labels) out, probability if given."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        self.labels: list[str] = []
+        self.vectorizer = None
+
+    def predict(self, texts: Sequence[str]) -> pd.DataFrame:
+        return self.predict_with_features(texts)[0]
+
+    def predict_with_features(self, texts: Sequence[str]) -> tuple[pd.DataFrame, None]:
+        out = self.model.predict(pd.DataFrame({"text": list(texts)}))
+        frame = pd.DataFrame(index=range(len(texts)))
+        if isinstance(out, pd.DataFrame) and "label" in out:
+            frame["label"] = [str(x) for x in out["label"]]
+            frame["probability"] = np.asarray(out.get("probability", np.nan), dtype=float)
+        else:
+            frame["label"] = [str(x) for x in np.asarray(out).ravel()]
+            frame["probability"] = np.nan
+        return frame, None
 
 
 @dataclass(frozen=True)
@@ -119,6 +168,7 @@ class LoadedModel:
     uri: str
     name: str
     version: str
+    local_path: str = ""  # the downloaded model folder
 
 
 def prediction_columns(tasks: Sequence[str]) -> list[str]:
@@ -209,10 +259,12 @@ class PredictionWriter:
 
     def _schema(self, schema: pa.Schema) -> pa.Schema:
         # Fixed types, so an all-numeric id or version column stays a string in every chunk.
-        return pa.schema(
-            pa.field(f.name, pa.float64() if f.name.endswith("_probability") else pa.string())
-            for f in schema
-        )
+        def kind(name: str) -> pa.DataType:
+            if name.endswith("_probability"):
+                return pa.float64()
+            return pa.int64() if name in INTEGER_COLUMNS else pa.string()
+
+        return pa.schema(pa.field(f.name, kind(f.name)) for f in schema)
 
     def commit(self, metadata: Mapping[str, object]) -> Path:
         """Finish the file (an empty one if nothing was written) and move it into place."""
@@ -221,7 +273,7 @@ class PredictionWriter:
                 meta = {b"newsclf": json.dumps({**metadata, "rows": self.rows}).encode()}
                 if self._writer is None:
                     empty = pa.table({c: pa.array([], pa.string()) for c in self.columns})
-                    self._writer = pq.ParquetWriter(self.tmp, empty.schema)
+                    self._writer = pq.ParquetWriter(self.tmp, self._schema(empty.schema))
                 self._writer.add_key_value_metadata(meta)
                 self._writer.close()
             elif self.format == "csv":
@@ -260,3 +312,177 @@ def write_rejects(path: Path, rejects: Sequence[Reject], removals: Sequence[Remo
         pd.DataFrame([asdict(r) for r in removals]).to_csv(
             path.with_name(path.name + ".boilerplate.csv"), index=False
         )
+
+
+# --------------------------------------------------------------------------- chunk processing
+
+
+def prepare_article(article: Article, cleaner: Cleaner, max_chars: int | None) -> PreparedArticle:
+    """Clean one article for prediction and cap its length (the same for every engine).
+
+    A very long body is cut to ``2 * max_chars`` before cleaning (so cleaning time stays
+    bounded) and to ``max_chars`` after; ``truncated_chars`` says how much was cut.
+    """
+    truncated = 0
+    if max_chars and len(article.body) > 2 * max_chars:
+        truncated = len(article.body) - 2 * max_chars
+        article = replace(article, body=article.body[: 2 * max_chars])
+    cleaned, removals = cleaner.clean(article)
+    if max_chars and len(cleaned.body) > max_chars:
+        truncated += len(cleaned.body) - max_chars
+        cleaned = replace(cleaned, body=cleaned.body[:max_chars])
+    if truncated:
+        removals.append(Removal(article.id, "truncated", f"{truncated} chars beyond max_chars"))
+    return PreparedArticle(cleaned, removals, truncated)
+
+
+@dataclass(frozen=True)
+class PreparedArticle:
+    article: Article
+    removals: list[Removal]
+    truncated_chars: int
+
+
+@dataclass
+class ModelStats:
+    """Per-model counts for the drift signal of the batch report, summed over chunks.
+
+    ``term_docs[t]``: documents in which vocabulary term ``t`` occurs; ``oov_words`` /
+    ``words``: words of sampled articles missing from the training vocabulary / all words.
+    """
+
+    n_docs: int = 0
+    term_docs: np.ndarray | None = None
+    oov_words: int = 0
+    words: int = 0
+
+    def add(self, other: ModelStats) -> None:
+        self.n_docs += other.n_docs
+        self.oov_words += other.oov_words
+        self.words += other.words
+        if other.term_docs is not None:
+            if self.term_docs is None:
+                self.term_docs = np.zeros_like(other.term_docs)
+            self.term_docs += other.term_docs
+
+
+@dataclass
+class ChunkResult:
+    """A chunk of input records, cleaned and predicted (before id de-duplication).
+
+    ``frame`` has one row per non-empty article, in input order: id, ``_text_key`` (a 64-bit
+    digest of the text), ``_source``, ``truncated_chars`` and every task's prediction columns.
+    """
+
+    n_records: int
+    frame: pd.DataFrame
+    rejects: list[Reject]
+    removals: list[Removal]
+    stats: dict[str, ModelStats]
+
+
+def text_key(text: str) -> int:
+    """A 64-bit digest of a text (for duplicate detection in bounded memory)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def process_chunk(
+    records: Sequence[Record],
+    models: Sequence[LoadedModel],
+    cleaner: Cleaner,
+    max_chars: int | None = None,
+    oov_sample: int = 100,
+) -> ChunkResult:
+    """Clean and predict a chunk of raw records: what one worker does with one chunk."""
+    rejects: list[Reject] = []
+    removals: list[Removal] = []
+    kept: list[PreparedArticle] = []
+    for record in records:
+        if isinstance(record, Reject):
+            rejects.append(record)
+            continue
+        prepared = prepare_article(record, cleaner, max_chars)
+        removals.extend(prepared.removals)
+        if not prepared.article.body.strip():
+            a = prepared.article
+            rejects.append(Reject(a.id, a.source, "empty_text", "no body text after cleaning"))
+            continue
+        kept.append(prepared)
+    texts = [p.article.text for p in kept]
+    frame: dict[str, list] = {
+        "id": [p.article.id for p in kept],
+        "_text_key": [text_key(t) for t in texts],
+        "_source": [p.article.source for p in kept],
+        "truncated_chars": [p.truncated_chars for p in kept],
+    }
+    stats: dict[str, ModelStats] = {}
+    for model in models:
+        out, features = model.classifier.predict_with_features(texts)
+        frame[f"{model.task}_label"] = out["label"].tolist()
+        frame[f"{model.task}_probability"] = out["probability"].tolist()
+        frame[f"{model.task}_model"] = [model.name] * len(kept)
+        frame[f"{model.task}_version"] = [model.version] * len(kept)
+        stats[model.task] = _model_stats(model.classifier, texts, features, oov_sample)
+    result = pd.DataFrame(frame)
+    result["_text_key"] = result["_text_key"].astype("uint64")
+    return ChunkResult(len(records), result, rejects, removals, stats)
+
+
+def _model_stats(classifier: object, texts: list[str], features: object, sample: int) -> ModelStats:
+    stats = ModelStats(n_docs=len(texts))
+    vectorizer = getattr(classifier, "vectorizer", None)
+    if vectorizer is None or not texts:
+        return stats
+    if features is not None and hasattr(features, "indices") and hasattr(vectorizer, "idf_"):
+        present = features.tocsr() if hasattr(features, "tocsr") else features
+        stats.term_docs = np.bincount(present.indices, minlength=present.shape[1]).astype(np.int64)
+    analyse = vectorizer.build_tokenizer()
+    preprocess = vectorizer.build_preprocessor()
+    stop = vectorizer.get_stop_words() or frozenset()
+    vocabulary = vectorizer.vocabulary_
+    for text in texts[:sample]:
+        words = [w for w in analyse(preprocess(text)) if w not in stop]
+        stats.words += len(words)
+        stats.oov_words += sum(w not in vocabulary for w in words)
+    return stats
+
+
+def ordered_map(
+    fn: Callable, items: Iterable, n_jobs: int, initializer: Callable, initargs: tuple
+) -> Iterator:
+    """``fn`` over ``items`` in ``n_jobs`` worker processes, results in input order, with at
+    most two items per worker in flight (so memory stays bounded); in-process for one job."""
+    if n_jobs == 1:
+        initializer(*initargs)
+        yield from map(fn, items)
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["newsclf.predict"])
+    with ProcessPoolExecutor(n_jobs, context, initializer, initargs) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * n_jobs:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def resolve_n_jobs(n_jobs: int) -> int:
+    """``-1`` (or 0) means one worker per core."""
+    return max(1, os.cpu_count() or 1) if n_jobs <= 0 else n_jobs
+
+
+# Worker-process state, set once per worker by ``init_worker``.
+_WORKER: dict = {}
+
+
+def init_worker(
+    models: Sequence[LoadedModel], cleaner: Cleaner, max_chars: int | None, oov_sample: int
+) -> None:
+    _WORKER.update(models=models, cleaner=cleaner, max_chars=max_chars, oov_sample=oov_sample)
+
+
+def worker_process_chunk(records: Sequence[Record]) -> ChunkResult:
+    w = _WORKER
+    return process_chunk(records, w["models"], w["cleaner"], w["max_chars"], w["oov_sample"])

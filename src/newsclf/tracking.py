@@ -201,29 +201,75 @@ def tag_version(name: str, version: str, tags: Mapping[str, str]) -> None:
         client.set_model_version_tag(name, version, key, str(value))
 
 
-def load_model(uri: str, trusted_types: Sequence[str] = (), task: str | None = None) -> LoadedModel:
+def load_model(
+    uri: str,
+    trusted_types: Sequence[str] = (),
+    task: str | None = None,
+    allow_pickle: bool = False,
+) -> LoadedModel:
     """Load a newsclf model by URI (``models:/name@alias``, ``models:/name/3``, ``runs:/...``
     or a local folder) without running code from the model: the skops file is loaded with
-    newsclf's trusted-type check."""
+    newsclf's trusted-type check.
+
+    Models stored as pickle or cloudpickle (e.g. ``mlflow.sklearn`` with
+    ``serialization_format="pickle"``) can run any code when loaded; they are refused unless
+    ``allow_pickle`` is set, and then need ``task`` since they carry no newsclf metadata.
+    """
     name, version = _registry_identity(uri)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except (MlflowException, OSError) as exc:
         raise NewsclfError(f"model {uri}: cannot load ({_first_line(exc)})") from None
-    meta = _newsclf_metadata(local, uri)
-    if task and meta["newsclf_task"] != task:
-        raise NewsclfError(f"model {uri}: is a {meta['newsclf_task']} model, not {task}")
-    pipeline = load_pipeline(local / "artifacts" / "model.skops", trusted_types)
+    meta = _newsclf_metadata(local, uri, allow_pickle)
+    if meta is None:  # a pickle-format model the user chose to trust
+        if not task:
+            raise NewsclfError(f"model {uri}: a pickle-format model needs its task named")
+        classifier = _load_pickled(local, uri)
+        model_task = task
+    else:
+        if task and meta["newsclf_task"] != task:
+            raise NewsclfError(f"model {uri}: is a {meta['newsclf_task']} model, not {task}")
+        pipeline = load_pipeline(local / "artifacts" / "model.skops", trusted_types)
+        classifier = Classifier(pipeline, meta["newsclf_labels"])
+        model_task = meta["newsclf_task"]
     return LoadedModel(
-        task=meta["newsclf_task"],
-        classifier=Classifier(pipeline, meta["newsclf_labels"]),
+        task=model_task,
+        classifier=classifier,
         uri=uri,
         name=name or uri,
         version=version or "",
+        local_path=str(local),
     )
 
 
-def _newsclf_metadata(local: Path, uri: str) -> dict:
+def _pickle_format(spec: dict) -> str | None:
+    """'pickle' / 'cloudpickle' when loading the model would unpickle a file, else None."""
+    sklearn = spec.get("flavors", {}).get("sklearn")
+    if sklearn and sklearn.get("serialization_format", "cloudpickle") != "skops":
+        return sklearn.get("serialization_format", "cloudpickle")
+    pyfunc = spec.get("flavors", {}).get("python_function", {})
+    if pyfunc.get("python_model") or str(pyfunc.get("model_path", "")).endswith(".pkl"):
+        return "cloudpickle"
+    return None
+
+
+def _load_pickled(local: Path, uri: str) -> Classifier:
+    """Load a pickle-format model (the user opted in) as a classifier of texts."""
+    import mlflow.sklearn
+
+    from newsclf.predict import PyfuncClassifier
+
+    try:
+        if "sklearn" in mlflow.models.Model.load(str(local)).flavors:
+            pipeline = mlflow.sklearn.load_model(str(local))
+            return Classifier(pipeline, [str(c) for c in getattr(pipeline, "classes_", [])])
+        return PyfuncClassifier(mlflow.pyfunc.load_model(str(local)))
+    except Exception as exc:  # anything can happen inside someone else's pickle
+        raise NewsclfError(f"model {uri}: cannot load pickle-format model ({exc})") from None
+
+
+def _newsclf_metadata(local: Path, uri: str, allow_pickle: bool = False) -> dict | None:
+    """The newsclf metadata of a model folder; None for a pickle model the user trusts."""
     import yaml
 
     mlmodel = local / "MLmodel"
@@ -231,10 +277,19 @@ def _newsclf_metadata(local: Path, uri: str) -> dict:
         raise NewsclfError(f"model {uri}: not an MLflow model (no MLmodel file)")
     spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
     meta = spec.get("metadata") or {}
-    if "newsclf_task" not in meta or not (local / "artifacts" / "model.skops").exists():
-        flavors = ", ".join(spec.get("flavors", {})) or "none"
-        raise NewsclfError(f"model {uri}: not a newsclf model (flavors: {flavors})")
-    return meta
+    flavors = ", ".join(spec.get("flavors", {})) or "none"
+    if "newsclf_task" in meta and (local / "artifacts" / "model.skops").exists():
+        return meta
+    pickled = _pickle_format(spec)
+    if pickled and not allow_pickle:
+        raise NewsclfError(
+            f"model {uri}: stored as {pickled} (flavors: {flavors}); loading it would run code "
+            "from the model file, so it is refused. Re-save it with skops, or set "
+            "allow_pickle=true if you trust its origin"
+        )
+    if pickled:
+        return None
+    raise NewsclfError(f"model {uri}: not a newsclf model (flavors: {flavors})")
 
 
 def _registry_identity(uri: str) -> tuple[str | None, str | None]:
@@ -249,3 +304,29 @@ def _registry_identity(uri: str) -> tuple[str | None, str | None]:
         except MlflowException as exc:
             raise NewsclfError(f"model {uri}: {_first_line(exc)}") from None
     return name, str(version)
+
+
+# --------------------------------------------------------------------------- batch prediction
+
+
+def log_batch_report(experiment: str, report: Mapping[str, Any], report_path: str | Path) -> str:
+    """Log a batch report as a run: counts and per-task shares as metrics, the file as an
+    artifact. Returns the run id."""
+    metrics: dict[str, float] = {
+        k: float(report[k]) for k in ("n_input", "n_predicted", "n_rejected") if k in report
+    }
+    for task, info in report.get("tasks", {}).items():
+        metrics[f"{task}_low_confidence_share"] = info["low_confidence_share"]
+        metrics[f"{task}_mean_probability"] = info["mean_probability"]
+        for label, counts in info["labels"].items():
+            metrics[f"{task}_share_{label}"] = counts["share"]
+        for key in ("oov_word_share", "vocabulary_js"):
+            if info["drift"].get(key) is not None:
+                metrics[f"{task}_{key}"] = info["drift"][key]
+    with run(experiment, "batch-predict", {"newsclf.stage": "predict"}) as run_id:
+        mlflow.log_params({"source": str(report.get("source", ""))[:_MAX_PARAM_CHARS]})
+        for task, model in report.get("models", {}).items():
+            mlflow.log_params({f"{task}_model": model["uri"], f"{task}_version": model["version"]})
+        log_metrics(metrics)
+        log_artifact(report_path)
+    return run_id

@@ -1,91 +1,132 @@
 """``newsclf-predict``: predict every configured task for a source of articles, chunk by chunk,
-into one predictions file that appears only when complete."""
+into one predictions file that appears only when complete (or on Spark with ``engine=spark``)."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from newsclf import tracking
-from newsclf.articles import Article, Reject, Removal, clean_and_dedupe
+from newsclf.batch import JobResult, JobSettings, run_job
 from newsclf.cli import user_errors
-from newsclf.predict import PredictionWriter, predict_chunks, prediction_columns, write_rejects
+from newsclf.errors import NewsclfError
 
 log = logging.getLogger(__name__)
 
 
-def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> dict:
-    """Load the models (before touching the input), stream the articles, write predictions."""
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
-    models = [
-        tracking.load_model(uri, cfg.trusted_types, task=task) for task, uri in cfg.models.items()
-    ]
-    source = instantiate(cfg.source)
-    path = Path(cfg.output.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = PredictionWriter(path, prediction_columns([m.task for m in models]), cfg.output.format)
-    rejects: list[Reject] = []
-    removals: list[Removal] = []
+class RateColumn(ProgressColumn):
+    """Articles per second."""
 
-    def articles() -> Iterator[Article]:
-        for item in clean_and_dedupe(source.read(), instantiate(cfg.clean), cfg.dedupe_text):
-            if isinstance(item, Article):
-                yield item
-            elif isinstance(item, Reject):
-                rejects.append(item)
-            else:
-                removals.append(item)
-
-    started = time.perf_counter()
-    task_id = progress.add_task("predicting", total=None) if progress else None
-    try:
-        for frame in predict_chunks(articles(), models, cfg.chunk_size):
-            writer.write(frame)
-            if progress:
-                progress.update(task_id, advance=len(frame))
-        seconds = time.perf_counter() - started
-        counts = {
-            "n_input": writer.rows + len(rejects),
-            "n_predicted": writer.rows,
-            "n_rejected": len(rejects),
-            "rejected_by_reason": dict(Counter(r.reason for r in rejects)),
-        }
-        models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
-        write_rejects(path, rejects, removals)
-        writer.commit({**counts, "models": models_meta, "source": str(source.path)})
-    except BaseException:
-        writer.abort()
-        raise
-    return {**counts, "path": str(path), "seconds": seconds, "models": models_meta}
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:,.0f} articles/s" if task.speed else "", style="cyan")
 
 
-def summary(result: dict) -> None:
-    rate = result["n_predicted"] / result["seconds"] if result["seconds"] else 0.0
-    models = ", ".join(f"{t}: {m['name']} v{m['version']}" for t, m in result["models"].items())
-    Console().print(
-        f"[bold]newsclf-predict[/]: {result['n_input']} articles in = {result['n_predicted']} "
-        f"predicted + {result['n_rejected']} rejected {result['rejected_by_reason'] or ''} "
-        f"({rate:,.0f} articles/s)\n  models: {models}\n  predictions: {result['path']}"
+def settings(cfg: DictConfig) -> JobSettings:
+    return JobSettings(
+        chunk_size=cfg.chunk_size,
+        n_jobs=cfg.n_jobs,
+        dedupe_text=cfg.dedupe_text,
+        max_chars=cfg.max_chars,
+        oov_sample=cfg.report.oov_sample,
+        low_confidence=cfg.report.low_confidence,
+        output_format=cfg.output.format,
+        mkdir=cfg.output.mkdir,
+        resume=cfg.resume,
+        max_oov_share=cfg.report.max_oov_share,
+        max_vocabulary_js=cfg.report.max_vocabulary_js,
     )
+
+
+def load_models(cfg: DictConfig) -> list:
+    """Load every configured model before touching the input, so a bad URI fails at once."""
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    if not cfg.models:
+        raise NewsclfError("models: no model configured (models.<task>=<model URI>)")
+    return [
+        tracking.load_model(uri, cfg.trusted_types, task=task, allow_pickle=cfg.allow_pickle)
+        for task, uri in cfg.models.items()
+    ]
+
+
+def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResult:
+    """Load the models, then run the job on the configured engine."""
+    if cfg.engine not in ("local", "spark"):
+        raise NewsclfError(f"engine: {cfg.engine!r} is not one of local, spark")
+    models = load_models(cfg)
+    source = instantiate(cfg.source)
+    cleaner = instantiate(cfg.clean)
+    if cfg.engine == "spark":
+        from newsclf.spark import run_spark_job
+
+        result = run_spark_job(source, cleaner, models, cfg.output.path, settings(cfg), cfg.spark)
+    else:
+        task_id = progress.add_task("predicting", total=None) if progress else None
+
+        def on_progress(done: int, total: int) -> None:
+            if progress is not None:
+                progress.update(task_id, completed=done, total=None if total < 0 else total)
+
+        clean_config = OmegaConf.to_container(cfg.clean, resolve=True)
+        result = run_job(
+            source, cleaner, models, cfg.output.path, settings(cfg), clean_config, on_progress
+        )
+    if cfg.report.mlflow:
+        tracking.log_batch_report(
+            tracking.experiment_name(cfg.mlflow.experiment_prefix, "predict"),
+            result.report,
+            result.report_path,
+        )
+    return result
+
+
+def summary(result: JobResult) -> None:
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(result.rejected_by_reason.items()))
+    resumed = f", resumed after {result.resumed_records}" if result.resumed_records else ""
+    lines = [
+        f"[bold]newsclf-predict[/]: {result.n_input} articles in = {result.n_predicted} "
+        f"predicted + {result.n_rejected} rejected{f' ({reasons})' if reasons else ''}; "
+        f"{result.n_truncated} truncated; {result.rate:,.0f} articles/s "
+        f"({result.seconds:,.1f} s{resumed})"
+    ]
+    for task, info in result.report["tasks"].items():
+        model = result.models[task]
+        top = ", ".join(f"{k} {v['share']:.0%}" for k, v in list(info["labels"].items())[:4])
+        drift = info["drift"]
+        warn = f" [red]drift: {'; '.join(drift['warning'])}[/]" if drift["warning"] else ""
+        lines.append(
+            f"  {task} ({model['name']} v{model['version']}): {top}; "
+            f"low-confidence {info['low_confidence_share']:.1%}, "
+            f"OOV words {drift['oov_word_share']}, vocabulary JS {drift['vocabulary_js']}{warn}"
+        )
+    lines.append(f"  predictions: {result.path}  (rejects, report beside it)")
+    Console().print("\n".join(lines))
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="predict")
 @user_errors("newsclf-predict")
 def main(cfg: DictConfig) -> None:
     columns = (
-        SpinnerColumn(),
         TextColumn("{task.description}"),
+        BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, transient=True) as progress:
         result = run_prediction(cfg, progress)

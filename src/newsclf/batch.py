@@ -1,0 +1,531 @@
+"""Resumable batch prediction jobs: chunks in, one complete predictions file out.
+
+A job streams the source in chunks of ``chunk_size`` records, cleans and predicts them in
+``n_jobs`` worker processes, de-duplicates ids in input order, and commits each chunk as part
+files plus a checkpoint in a hidden folder beside the output. A job killed half way and started
+again with the same arguments resumes after its last committed chunk; with other arguments or
+changed input it starts over. The predictions file, its rejects and its report are assembled
+from the parts at the end and renamed into place, so a predictions file that exists is complete.
+A lock file keeps a second job off the same output path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
+
+from newsclf.articles import Cleaner, Record, Reject, Source
+from newsclf.errors import NewsclfError
+from newsclf.predict import (
+    ChunkResult,
+    LoadedModel,
+    PredictionWriter,
+    init_worker,
+    ordered_map,
+    output_format,
+    prediction_columns,
+    resolve_n_jobs,
+    text_key,
+    worker_process_chunk,
+)
+from newsclf.report import batch_report
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+_NOT_IDENTITY = ("n_jobs", "resume", "mkdir", "max_oov_share", "max_vocabulary_js")
+REJECT_COLUMNS = ["id", "source", "reason", "detail"]
+REMOVAL_COLUMNS = ["article_id", "rule", "text"]
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How a job runs. All but ``_NOT_IDENTITY`` are part of the job's identity: a job resumes
+    only with the same values."""
+
+    chunk_size: int = 2000
+    n_jobs: int = 1
+    dedupe_text: bool = False
+    max_chars: int | None = 100_000
+    oov_sample: int = 100  # articles per chunk whose words are checked against the vocabulary
+    low_confidence: float = 0.5
+    output_format: str = "auto"
+    mkdir: bool = True
+    resume: bool = True
+    max_oov_share: float = 0.5  # report thresholds for a drift warning
+    max_vocabulary_js: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise NewsclfError(f"chunk_size: must be at least 1, got {self.chunk_size}")
+        if self.max_chars is not None and self.max_chars < 1:
+            raise NewsclfError(f"max_chars: must be at least 1 or null, got {self.max_chars}")
+
+
+@dataclass
+class JobState:
+    """The checkpoint: what the committed chunks hold, summed."""
+
+    fingerprint: str
+    chunks: int = 0
+    records: int = 0
+    n_predicted: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    removed_by_rule: dict[str, int] = field(default_factory=dict)
+    n_truncated: int = 0
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    low_confidence: dict[str, int] = field(default_factory=dict)
+    probability_sum: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, dict] = field(default_factory=dict)  # ModelStats without term_docs
+    version: int = STATE_VERSION
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+
+@dataclass
+class JobResult:
+    path: Path
+    n_input: int
+    n_predicted: int
+    n_rejected: int
+    rejected_by_reason: dict[str, int]
+    removed_by_rule: dict[str, int]
+    n_truncated: int
+    seconds: float
+    resumed_records: int
+    report: dict
+    report_path: Path
+    models: dict[str, dict[str, str]]
+
+    @property
+    def rate(self) -> float:
+        done = self.n_input - self.resumed_records
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+
+class HashSet64:
+    """A set of 64-bit digests in bounded memory: a sorted array plus a small recent set.
+
+    Eight bytes per member (10 million ids take 80 MB); two different ids share a digest with
+    probability about n^2 / 2^65 (3e-6 for ten million).
+    """
+
+    def __init__(self, merge_at: int = 1 << 16) -> None:
+        self.base = np.empty(0, dtype=np.uint64)
+        self.recent: set[int] = set()
+        self.merge_at = merge_at
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.recent)
+
+    def add_new(self, keys: np.ndarray) -> np.ndarray:
+        """Add keys in order; True where a key was not yet in the set (first occurrence)."""
+        found = self._in_base(keys)
+        new = np.zeros(len(keys), dtype=bool)
+        for i, key in enumerate(keys.tolist()):
+            if not found[i] and key not in self.recent:
+                self.recent.add(key)
+                new[i] = True
+        if len(self.recent) >= self.merge_at:
+            self._merge()
+        return new
+
+    def extend(self, keys: np.ndarray) -> None:
+        """Add keys known to be distinct (rebuilding the set from committed parts)."""
+        self.base = np.union1d(self.base, keys.astype(np.uint64))
+
+    def _in_base(self, keys: np.ndarray) -> np.ndarray:
+        if not len(self.base):
+            return np.zeros(len(keys), dtype=bool)
+        at = np.minimum(np.searchsorted(self.base, keys), len(self.base) - 1)
+        return self.base[at] == keys
+
+    def _merge(self) -> None:
+        recent = np.fromiter(self.recent, dtype=np.uint64, count=len(self.recent))
+        self.base = np.union1d(self.base, recent)
+        self.recent.clear()
+
+
+def id_keys(ids: Iterable[str]) -> np.ndarray:
+    return np.fromiter((text_key(i) for i in ids), dtype=np.uint64)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    """A file beside the predictions: ``p.parquet`` -> ``p.parquet.rejects.csv``."""
+    return path.with_name(path.name + suffix)
+
+
+def _parts_dir(path: Path) -> Path:
+    return path.with_name(f".{path.name}.parts")
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+def _write_error(path: Path, exc: OSError) -> NewsclfError:
+    return NewsclfError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+def _atomic_write_table(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
+
+
+def _prepare_output(path: Path, settings: JobSettings) -> None:
+    output_format(path, settings.output_format)  # an unknown format fails before any work
+    folder = path.parent
+    if not folder.is_dir():
+        if folder.exists():
+            raise NewsclfError(f"{folder}: output folder is not a folder")
+        if not settings.mkdir:
+            raise NewsclfError(f"{folder}: output folder does not exist (or set output.mkdir=true)")
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise NewsclfError(f"{folder}: cannot create output folder ({exc.strerror})") from None
+    if path.is_dir():
+        raise NewsclfError(f"{path}: output path is a folder, not a file")
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def job_fingerprint(
+    source: Source,
+    models: Sequence[LoadedModel],
+    settings: JobSettings,
+    extra: Mapping[str, object],
+) -> str:
+    """What a resumed job must share with the one it continues: input, models, settings."""
+    model_ids = []
+    for m in models:
+        skops = Path(m.local_path) / "artifacts" / "model.skops"
+        digest = hashlib.sha256(skops.read_bytes()).hexdigest() if skops.exists() else ""
+        model_ids.append([m.task, m.uri, m.name, m.version, digest])
+    identity = {
+        "state_version": STATE_VERSION,
+        "input": source.fingerprint(),
+        "source": {k: v for k, v in asdict(source).items() if k != "chunk_rows"},
+        "models": model_ids,
+        "settings": {k: v for k, v in asdict(settings).items() if k not in _NOT_IDENTITY},
+        "extra": dict(extra),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def batched(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def run_job(
+    source: Source,
+    cleaner: Cleaner,
+    models: Sequence[LoadedModel],
+    output: str | Path,
+    settings: JobSettings,
+    config: Mapping[str, object] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> JobResult:
+    """Run (or resume) a prediction job; returns the counts, report and where files went.
+
+    ``config`` (the cleaning settings, say) joins the job's fingerprint; ``on_progress`` is
+    called with (records done, total or -1) after each chunk and once at the start.
+    """
+    path = Path(output)
+    _prepare_output(path, settings)
+    lock = FileLock(str(_lock_path(path)), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise NewsclfError(
+            f"{path}: another newsclf-predict job is writing this file (lock "
+            f"{_lock_path(path)} is held); wait for it to finish or choose another output.path"
+        ) from None
+    except OSError as exc:
+        raise NewsclfError(
+            f"{path.parent}: output folder is not writable ({exc.strerror})"
+        ) from None
+    try:
+        return _run_locked(source, cleaner, models, path, settings, config or {}, on_progress)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    source: Source,
+    cleaner: Cleaner,
+    models: Sequence[LoadedModel],
+    path: Path,
+    settings: JobSettings,
+    config: Mapping[str, object],
+    on_progress: Callable[[int, int], None] | None,
+) -> JobResult:
+    fingerprint = job_fingerprint(source, models, settings, config)
+    parts = _parts_dir(path)
+    state, term_docs = _load_state(parts, fingerprint) if settings.resume else (None, {})
+    if state is None:
+        if parts.exists():
+            log.info("%s: earlier parts are from other input or settings: starting over", path)
+            shutil.rmtree(parts)
+        state, term_docs = JobState(fingerprint), {}
+        try:
+            parts.mkdir()
+        except OSError as exc:
+            raise _write_error(parts, exc) from None
+    else:
+        log.info("%s: resuming after %d records (%d chunks)", path, state.records, state.chunks)
+    _drop_uncommitted(parts, state.chunks)
+    seen_ids, seen_texts = HashSet64(), HashSet64()
+    for i in range(state.chunks):
+        done = pq.read_table(parts / f"part-{i:06d}.parquet", columns=["id", "_text_key"])
+        seen_ids.extend(id_keys(done.column("id").to_pylist()))
+        seen_texts.extend(done.column("_text_key").to_numpy())
+    total = source.count()
+    if on_progress:
+        on_progress(state.records, -1 if total is None else total)
+    resumed = state.records
+    started = time.perf_counter()
+    n_jobs = resolve_n_jobs(settings.n_jobs)
+    chunks = batched(source.read(skip=state.records), settings.chunk_size)
+    initargs = (models, cleaner, settings.max_chars, settings.oov_sample)
+    for result in ordered_map(worker_process_chunk, chunks, n_jobs, init_worker, initargs):
+        frame, dup_rejects = _dedupe(result, seen_ids, seen_texts, settings.dedupe_text)
+        _commit_chunk(parts, state, term_docs, result, frame, dup_rejects, settings, models)
+        if on_progress:
+            on_progress(state.records, -1 if total is None else total)
+    seconds = time.perf_counter() - started
+    n_input = state.n_predicted + state.n_rejected
+    if state.records == 0:
+        raise NewsclfError(f"{source.path}: source is empty (no articles)")
+    if n_input != state.records:  # the promise of this module; fail loudly if ever broken
+        raise NewsclfError(f"{path}: internal count mismatch ({n_input} != {state.records})")
+    report = batch_report(state, term_docs, models, settings)
+    models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
+    counts = {
+        "n_input": n_input,
+        "n_predicted": state.n_predicted,
+        "n_rejected": state.n_rejected,
+        "rejected_by_reason": state.rejected_by_reason,
+        "removed_by_rule": state.removed_by_rule,
+        "n_truncated": state.n_truncated,
+    }
+    report = {**counts, **report, "models": models_meta, "source": str(source.path)}
+    report_path = _assemble(path, parts, state, models, settings, report)
+    shutil.rmtree(parts, ignore_errors=True)
+    return JobResult(
+        path=path,
+        seconds=seconds,
+        resumed_records=resumed,
+        report=report,
+        report_path=report_path,
+        models=models_meta,
+        **counts,
+    )
+
+
+def _dedupe(
+    result: ChunkResult, seen_ids: HashSet64, seen_texts: HashSet64, dedupe_text: bool
+) -> tuple[pd.DataFrame, list[Reject]]:
+    """Reject ids (and, if asked, texts) seen earlier in the input: the first one wins."""
+    frame = result.frame
+    keep = seen_ids.add_new(id_keys(frame["id"]))
+    rejects = [
+        Reject(i, source, "duplicate_id", "id seen earlier in the input")
+        for i, source in zip(frame["id"][~keep], frame["_source"][~keep], strict=True)
+    ]
+    if dedupe_text:
+        texts = seen_texts.add_new(frame["_text_key"].to_numpy()[keep])
+        dup = np.flatnonzero(keep)[~texts]
+        rejects += [
+            Reject(i, source, "duplicate_text", "same text as an earlier article")
+            for i, source in zip(frame["id"].iloc[dup], frame["_source"].iloc[dup], strict=True)
+        ]
+        keep[dup] = False
+    return frame[keep], rejects
+
+
+def _commit_chunk(
+    parts: Path,
+    state: JobState,
+    term_docs: dict[str, np.ndarray],
+    result: ChunkResult,
+    frame: pd.DataFrame,
+    dup_rejects: list[Reject],
+    settings: JobSettings,
+    models: Sequence[LoadedModel],
+) -> None:
+    """Write the chunk's parts, then the checkpoint that makes them count (atomically)."""
+    i = state.chunks
+    rejects = result.rejects + dup_rejects
+    _atomic_write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), parts / f"part-{i:06d}.parquet"
+    )
+    _atomic_write_table(
+        pa.table(
+            {c: [getattr(r, c) for r in rejects] for c in REJECT_COLUMNS},
+            schema=pa.schema([(c, pa.string()) for c in REJECT_COLUMNS]),
+        ),
+        parts / f"rejects-{i:06d}.parquet",
+    )
+    if result.removals:
+        _atomic_write_table(
+            pa.table({c: [getattr(r, c) for r in result.removals] for c in REMOVAL_COLUMNS}),
+            parts / f"removals-{i:06d}.parquet",
+        )
+    state.chunks += 1
+    state.records += result.n_records
+    state.n_predicted += len(frame)
+    _add(state.rejected_by_reason, Counter(r.reason for r in rejects))
+    _add(state.removed_by_rule, Counter(r.rule for r in result.removals))
+    state.n_truncated += int((frame["truncated_chars"] > 0).sum())
+    for m in models:
+        labels = frame[f"{m.task}_label"]
+        probability = frame[f"{m.task}_probability"]
+        _add(state.labels.setdefault(m.task, {}), Counter(labels.tolist()))
+        low = int((probability < settings.low_confidence).sum())
+        state.low_confidence[m.task] = state.low_confidence.get(m.task, 0) + low
+        state.probability_sum[m.task] = state.probability_sum.get(m.task, 0.0) + float(
+            probability.fillna(0).sum()
+        )
+        stats = result.stats[m.task]
+        before = state.stats.get(m.task, {"n_docs": 0, "oov_words": 0, "words": 0})
+        state.stats[m.task] = {k: before[k] + getattr(stats, k) for k in before}
+        if stats.term_docs is not None:
+            if m.task in term_docs:
+                term_docs[m.task] += stats.term_docs
+            else:
+                term_docs[m.task] = stats.term_docs.copy()
+    _save_state(parts, state, term_docs)
+
+
+def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for key, n in more.items():
+        total[key] = total.get(key, 0) + int(n)
+
+
+def _save_state(parts: Path, state: JobState, term_docs: dict[str, np.ndarray]) -> None:
+    stats_file = parts / f"stats-{state.chunks:06d}.npz"
+    try:
+        with stats_file.open("wb") as fh:
+            np.savez(fh, **term_docs)
+    except OSError as exc:
+        raise _write_error(stats_file, exc) from None
+    _atomic_write_text(json.dumps(asdict(state)), parts / "state.json")  # the commit point
+    (parts / f"stats-{state.chunks - 1:06d}.npz").unlink(missing_ok=True)
+
+
+def _load_state(parts: Path, fingerprint: str) -> tuple[JobState | None, dict[str, np.ndarray]]:
+    try:
+        raw = json.loads((parts / "state.json").read_text(encoding="utf-8"))
+        state = JobState(**raw)
+    except (OSError, ValueError, TypeError):
+        return None, {}
+    if state.fingerprint != fingerprint or state.version != STATE_VERSION:
+        return None, {}
+    try:
+        with np.load(parts / f"stats-{state.chunks:06d}.npz") as npz:
+            term_docs = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError):
+        return None, {}
+    return state, term_docs
+
+
+def _drop_uncommitted(parts: Path, chunks: int) -> None:
+    """Remove part files a killed job wrote after its last checkpoint."""
+    for file in parts.iterdir():
+        stem = file.name.split(".")[0]
+        number = stem.rsplit("-", 1)[-1]
+        committed = number.isdigit() and (
+            int(number) < chunks or (stem.startswith("stats-") and int(number) == chunks)
+        )
+        if file.name != "state.json" and not committed:
+            file.unlink()
+
+
+def _assemble(
+    path: Path,
+    parts: Path,
+    state: JobState,
+    models: Sequence[LoadedModel],
+    settings: JobSettings,
+    report: dict,
+) -> Path:
+    """Rejects, boilerplate and report first, the predictions file last (its presence means
+    the job finished), each written under a temporary name and renamed into place."""
+    _concat_csv(parts, "rejects", REJECT_COLUMNS, sidecar(path, ".rejects.csv"), state.chunks)
+    if state.removed_by_rule:
+        _concat_csv(
+            parts, "removals", REMOVAL_COLUMNS, sidecar(path, ".boilerplate.csv"), state.chunks
+        )
+    report_path = sidecar(path, ".report.json")
+    _atomic_write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", report_path)
+    columns = [*prediction_columns([m.task for m in models]), "truncated_chars"]
+    writer = PredictionWriter(path, columns, settings.output_format)
+    try:
+        for i in range(state.chunks):
+            part = pq.ParquetFile(parts / f"part-{i:06d}.parquet")
+            for batch in part.iter_batches(batch_size=50_000, columns=columns):
+                writer.write(batch.to_pandas())
+        meta = {
+            k: report[k] for k in ("n_input", "n_predicted", "n_rejected", "rejected_by_reason")
+        }
+        writer.commit({**meta, "models": report["models"], "source": report["source"]})
+    except BaseException:
+        writer.abort()
+        raise
+    return report_path
+
+
+def _concat_csv(parts: Path, kind: str, columns: list[str], target: Path, chunks: int) -> None:
+    import pyarrow.csv as pacsv
+
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    try:
+        with pacsv.CSVWriter(tmp, schema) as writer:
+            for i in range(chunks):
+                file = parts / f"{kind}-{i:06d}.parquet"
+                if file.exists():
+                    writer.write_table(pq.read_table(file).cast(schema))
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(target, exc) from None

@@ -1,0 +1,88 @@
+"""The batch report written beside each predictions file: what was predicted, how sure the
+models were, and whether the batch looks like the models' training data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from newsclf.batch import JobSettings, JobState
+    from newsclf.predict import LoadedModel
+
+
+def training_term_profile(vectorizer: object) -> np.ndarray | None:
+    """The share of training documents holding each vocabulary term, from the fitted idf.
+
+    ``TfidfVectorizer`` stores idf = ln((1 + n) / (1 + df)) + 1 (smoothed) or ln(n / df) + 1,
+    so exp(1 - idf) is (1 + df) / (1 + n), the training document frequency of each term.
+    """
+    idf = getattr(vectorizer, "idf_", None)
+    if idf is None:
+        return None
+    return np.exp(1.0 - np.asarray(idf, dtype=float))
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence (base 2, 0 = same, 1 = disjoint) of two count profiles."""
+    p = np.asarray(p, dtype=float)
+    q = np.asarray(q, dtype=float)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return float("nan")
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def batch_report(
+    state: JobState,
+    term_docs: Mapping[str, np.ndarray],
+    models: Sequence[LoadedModel],
+    settings: JobSettings,
+) -> dict:
+    """Per task: label distribution, share of low-confidence predictions, drift signals.
+
+    Drift signals, both against the training data as the model remembers it: the share of
+    words (in a sample of each chunk) missing from the training vocabulary, and the
+    Jensen-Shannon divergence between the documents-per-term profile of the batch and that of
+    the training set (recovered from the fitted idf weights). ``drift_warning`` lists the
+    signals above their thresholds.
+    """
+    tasks: dict[str, dict] = {}
+    n = state.n_predicted
+    for m in models:
+        labels = state.labels.get(m.task, {})
+        stats = state.stats.get(m.task, {"words": 0, "oov_words": 0})
+        oov = stats["oov_words"] / stats["words"] if stats["words"] else None
+        vocabulary_js = None
+        reference = training_term_profile(getattr(m.classifier, "vectorizer", None))
+        if reference is not None and m.task in term_docs and term_docs[m.task].sum() > 0:
+            vocabulary_js = round(js_divergence(reference, term_docs[m.task]), 4)
+        warnings = []
+        if oov is not None and oov > settings.max_oov_share:
+            warnings.append(f"oov_word_share {oov:.2f} > {settings.max_oov_share}")
+        if vocabulary_js is not None and vocabulary_js > settings.max_vocabulary_js:
+            warnings.append(f"vocabulary_js {vocabulary_js:.2f} > {settings.max_vocabulary_js}")
+        tasks[m.task] = {
+            "labels": {
+                label: {"count": count, "share": round(count / n, 4) if n else 0.0}
+                for label, count in sorted(labels.items(), key=lambda kv: -kv[1])
+            },
+            "low_confidence_threshold": settings.low_confidence,
+            "low_confidence_share": round(state.low_confidence.get(m.task, 0) / n, 4) if n else 0,
+            "mean_probability": round(state.probability_sum.get(m.task, 0.0) / n, 4) if n else 0,
+            "drift": {
+                "oov_word_share": None if oov is None else round(oov, 4),
+                "oov_words_checked": stats["words"],
+                "vocabulary_js": vocabulary_js,
+                "warning": warnings,
+            },
+        }
+    return {"tasks": tasks}
