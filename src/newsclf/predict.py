@@ -456,8 +456,10 @@ def ordered_map(
         initializer(*initargs)
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["newsclf.predict"])
+    # fork: workers start at once and share the loaded models copy-on-write; the parent's
+    # threads (progress bar, MLflow) are never used in a worker.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(n_jobs, context, initializer, initargs) as pool:
         pending: deque = deque()
         for item in items:

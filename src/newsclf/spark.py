@@ -1,0 +1,294 @@
+"""The Spark engine of ``newsclf-predict`` (``engine=spark``): Parquet in, Parquet out.
+
+Articles are cleaned exactly as by the local engine (``newsclf.predict.prepare_article`` in a
+``mapInPandas`` stage), ids (and, if asked, texts) are de-duplicated keeping the first in input
+order (file path, then row), and each task's model runs through ``mlflow.pyfunc.spark_udf``.
+The models given to Spark are verified copies: the skops file passed newsclf's trusted-type
+check when the model was loaded, and the model code file is newsclf's own, so executors run no
+code that came with the model. Output: a Parquet folder renamed into place when complete, with
+``_newsclf.json`` (row counts) inside; rejects as ``<output>.rejects`` (Parquet) and the report
+as ``<output>.report.json``. A killed Spark job starts over cleanly when run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from newsclf.articles import Cleaner, Source
+from newsclf.batch import JobResult, JobSettings, JobState, sidecar
+from newsclf.errors import NewsclfError
+from newsclf.predict import LoadedModel, prepare_article
+from newsclf.report import batch_report
+
+log = logging.getLogger(__name__)
+
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+RESULT_TYPE = "label string, probability double"
+
+
+def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", conf=None):
+    """A Spark session for ``master``; executors run this Python (the one with newsclf)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise NewsclfError("engine=spark needs pyspark: pip install 'newsclf[spark]'") from None
+    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = builder.config("spark.sql.session.timeZone", "UTC")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, str(value))
+    if "spark.sql.shuffle.partitions" in (conf or {}):
+        builder = builder.config("spark.newsclf.userShufflePartitions", "true")
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # Java missing, master unreachable, ...
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NewsclfError(f"spark.master {master}: cannot start Spark ({message})") from None
+
+
+def verified_model_copy(model: LoadedModel, folder: Path) -> str:
+    """A copy of a loaded model folder whose code file is newsclf's own ``pyfunc_model.py``.
+
+    ``spark_udf`` runs the model's code in every executor; a newsclf model's code is replaced by
+    the installed one, so a tampered code file never runs. Pickle-format models (only loaded
+    when ``allow_pickle`` is set) are handed over as they are.
+    """
+    source = Path(model.local_path)
+    if not (source / "artifacts" / "model.skops").exists():
+        return str(source)
+    target = folder / model.task
+    shutil.copytree(source, target)
+    for code in target.glob("*.py"):
+        code.unlink()
+    shutil.copy(MODEL_CODE, target / MODEL_CODE.name)
+    return str(target)
+
+
+def _clean_batches(
+    source: Source, cleaner: Cleaner, max_chars: int | None
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The ``mapInPandas`` function: raw rows -> id, text, emptiness, truncation, position."""
+
+    def clean(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            rows = batch.astype(object).where(batch.notna(), None).to_dict("records")
+            out = {k: [] for k in ("id", "text", "empty", "truncated_chars", "source")}
+            for row in rows:
+                where = f"{row['_file']}:{row['_row'] + 1}"
+                record = source._row_to_article(row, where)
+                prepared = prepare_article(record, cleaner, max_chars)
+                out["id"].append(prepared.article.id)
+                out["text"].append(prepared.article.text)
+                out["empty"].append(not prepared.article.body.strip())
+                out["truncated_chars"].append(prepared.truncated_chars)
+                out["source"].append(where)
+            frame = pd.DataFrame(out)
+            frame["_file"] = batch["_file"].to_numpy()
+            frame["_row"] = batch["_row"].to_numpy()
+            yield frame
+
+    return clean
+
+
+def run_spark_job(
+    source: Source,
+    cleaner: Cleaner,
+    models: Sequence[LoadedModel],
+    output: str | Path,
+    settings: JobSettings,
+    spark_conf: Mapping | None = None,
+    spark=None,
+) -> JobResult:
+    """Predict a Parquet source on Spark into a Parquet folder; same labels as the local engine."""
+    if source.resolved_format() != "parquet":
+        raise NewsclfError(
+            f"{source.path}: engine=spark reads Parquet, not {source.resolved_format()} "
+            "(convert the input, or use engine=local)"
+        )
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise NewsclfError(f"{path}: engine=spark writes a Parquet folder; a file is in the way")
+    if not path.parent.is_dir():
+        if not settings.mkdir:
+            raise NewsclfError(f"{path.parent}: output folder does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    spark_conf = dict(spark_conf or {})
+    with ExitStack() as stack:
+        lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=0)
+        try:
+            stack.enter_context(lock)
+        except Timeout:
+            raise NewsclfError(
+                f"{path}: another newsclf-predict job is writing this output; wait for it to "
+                "finish or choose another output.path"
+            ) from None
+        if spark is None:
+            spark = spark_session(
+                spark_conf.get("master", "local[*]"),
+                spark_conf.get("app_name", "newsclf-predict"),
+                spark_conf.get("conf"),
+            )
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsclf-models-")))
+        model_paths = {m.task: verified_model_copy(m, tmp) for m in models}
+        return _run(spark, source, cleaner, models, model_paths, path, settings)
+
+
+def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> JobResult:
+    import mlflow.pyfunc
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    files = [str(f) for f in source.files()]
+    try:
+        raw = spark.read.parquet(*files)
+    except Exception as exc:
+        raise NewsclfError(f"{source.path}: Spark cannot read it as Parquet ({exc})") from None
+    source._check_columns(Path(source.path), raw.columns)
+    if not spark.conf.get("spark.newsclf.userShufflePartitions", None):
+        # Spark's default of 200 shuffle partitions makes small jobs crawl; about 20,000
+        # articles per partition keeps tasks short and memory per task bounded.
+        n_rows = raw.count()
+        parallelism = spark.sparkContext.defaultParallelism
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(parallelism, n_rows // 20_000)))
+    wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
+    wanted = list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
+    wanted = [c for c in wanted if c in raw.columns]
+    raw = raw.select(
+        *[F.col(c).cast("string").alias(c) for c in wanted],
+        F.col("_metadata.file_path").alias("_file"),
+        F.col("_metadata.row_index").alias("_row"),
+    )
+    schema = (
+        "id string, text string, empty boolean, truncated_chars long, source string, "
+        "_file string, _row long"
+    )
+    cleaned = raw.mapInPandas(_clean_batches(source, cleaner, settings.max_chars), schema)
+    order = ["_file", "_row"]
+    first_id = Window.partitionBy("id", "empty").orderBy(*order)
+    marked = cleaned.withColumn(
+        "dup_id", ~F.col("empty") & (F.row_number().over(first_id) > 1)
+    ).withColumn("dup_text", F.lit(False))
+    if settings.dedupe_text:
+        first_text = Window.partitionBy(F.sha2("text", 256), "empty", "dup_id").orderBy(*order)
+        marked = marked.withColumn(
+            "dup_text", ~F.col("empty") & ~F.col("dup_id") & (F.row_number().over(first_text) > 1)
+        )
+    marked = marked.withColumn(
+        "reason",
+        F.when(F.col("empty"), "empty_text")
+        .when(F.col("dup_id"), "duplicate_id")
+        .when(F.col("dup_text"), "duplicate_text"),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        kept = marked.filter(F.col("reason").isNull())
+        for m in models:
+            udf = mlflow.pyfunc.spark_udf(
+                spark, model_paths[m.task], result_type=RESULT_TYPE, env_manager="local"
+            )
+            kept = kept.withColumn(f"_{m.task}", udf(F.struct(F.col("text").alias("text"))))
+        columns = [F.col("id")]
+        for m in models:
+            columns += [
+                F.col(f"_{m.task}.label").alias(f"{m.task}_label"),
+                F.col(f"_{m.task}.probability").alias(f"{m.task}_probability"),
+                F.lit(m.name).alias(f"{m.task}_model"),
+                F.lit(m.version).alias(f"{m.task}_version"),
+            ]
+        predictions = kept.select(*columns, F.col("truncated_chars")).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+        try:
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            rejects_tmp = path.with_name(f".{path.name}.rejects.tmp-{os.getpid()}")
+            for stale in path.parent.glob(f".{path.name}.*tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            predictions.write.parquet(str(tmp))
+            detail = (
+                F.when(F.col("empty"), "no body text after cleaning")
+                .when(F.col("dup_id"), "id seen earlier in the input")
+                .otherwise("same text as an earlier article")
+            )
+            marked.filter(F.col("reason").isNotNull()).select(
+                "id", "source", "reason", detail.alias("detail")
+            ).write.parquet(str(rejects_tmp))
+            state = _state(marked, predictions, models, settings, F)
+        finally:
+            predictions.unpersist()
+        n_input = raw.count()
+    finally:
+        marked.unpersist()
+    if state.n_predicted + state.n_rejected != n_input:
+        raise NewsclfError(f"{path}: internal count mismatch on Spark")
+    seconds = time.perf_counter() - started
+    report = batch_report(state, {}, models, settings)
+    models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
+    counts = {
+        "n_input": n_input,
+        "n_predicted": state.n_predicted,
+        "n_rejected": state.n_rejected,
+        "rejected_by_reason": state.rejected_by_reason,
+        "removed_by_rule": {},
+        "n_truncated": state.n_truncated,
+    }
+    report = {**counts, **report, "models": models_meta, "source": str(source.path)}
+    report["engine"] = "spark"
+    meta = {**counts, "rows": state.n_predicted, "models": models_meta, "source": str(source.path)}
+    (tmp / "_newsclf.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    report_path = sidecar(path, ".report.json")
+    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _replace_folder(rejects_tmp, sidecar(path, ".rejects"))
+    _replace_folder(tmp, path)  # last: a predictions folder that exists is complete
+    return JobResult(
+        path=path,
+        seconds=seconds,
+        resumed_records=0,
+        report=report,
+        report_path=report_path,
+        models=models_meta,
+        **counts,
+    )
+
+
+def _state(marked, predictions, models, settings, F) -> JobState:
+    """Counts for the summary and the report, from the persisted frames."""
+    state = JobState(fingerprint="")
+    for row in marked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect():
+        state.rejected_by_reason[row["reason"]] = int(row["count"])
+    state.n_predicted = predictions.count()
+    state.n_truncated = predictions.filter(F.col("truncated_chars") > 0).count()
+    for m in models:
+        label, probability = f"{m.task}_label", f"{m.task}_probability"
+        state.labels[m.task] = {
+            r[label]: int(r["count"]) for r in predictions.groupBy(label).count().collect()
+        }
+        sums = predictions.agg(
+            F.sum(probability).alias("total"),
+            F.sum((F.col(probability) < settings.low_confidence).cast("long")).alias("low"),
+        ).first()
+        state.probability_sum[m.task] = float(sums["total"] or 0.0)
+        state.low_confidence[m.task] = int(sums["low"] or 0)
+    return state
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move a finished folder into place, replacing an older one."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
