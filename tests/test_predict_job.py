@@ -1,0 +1,165 @@
+"""Resumable, atomic batch jobs: counts, resumption, locking, parallel workers, the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from filelock import FileLock
+
+from newsclf.batch import HashSet64
+from newsclf.cli.predict import run_prediction
+from newsclf.errors import NewsclfError
+from tests.predict_support import article_rows, predict_config, register_models, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return register_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def articles(tmp_path):
+    rows = article_rows(300)
+    rows[120] = {**rows[7], "text": "A different text for a repeated id."}  # duplicate id
+    rows[50]["text"] = "   "  # empty text
+    return write_jsonl(tmp_path / "in.jsonl", rows)
+
+
+def _run(store, source, out, *overrides):
+    cfg = predict_config(
+        store, "source=jsonl", f"source.path={source}", f"output.path={out}", *overrides
+    )
+    return run_prediction(cfg)
+
+
+def _meta(path):
+    return json.loads(pq.read_metadata(path).metadata[b"newsclf"])
+
+
+def test_counts_add_up_and_file_says_it_is_complete(store, articles, tmp_path):
+    out = tmp_path / "out" / "p.parquet"
+    result = _run(store, articles, out, "chunk_size=64")
+    table = pq.read_table(out).to_pandas()
+    meta = _meta(out)
+    assert result.n_input == 300 == result.n_predicted + result.n_rejected
+    assert meta["rows"] == len(table) == meta["n_input"] - meta["n_rejected"] == 298
+    assert meta["rejected_by_reason"] == {"duplicate_id": 1, "empty_text": 1}
+    rejects = pd.read_csv(out.with_name("p.parquet.rejects.csv"))
+    assert sorted(rejects["reason"]) == ["duplicate_id", "empty_text"]
+    assert rejects.set_index("reason").loc["duplicate_id", "source"].endswith("in.jsonl:121")
+    assert table["id"].is_unique and table["id"].iloc[0] == "a000000"  # input order kept
+    # nothing but the outputs is left beside them (the lock file is hidden and empty)
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        ".p.parquet.lock",
+        "p.parquet",
+        "p.parquet.boilerplate.csv",
+        "p.parquet.rejects.csv",
+        "p.parquet.report.json",
+    ]
+
+
+def test_two_workers_give_the_same_file_as_one(store, articles, tmp_path):
+    _run(store, articles, tmp_path / "one.parquet", "chunk_size=40")
+    _run(store, articles, tmp_path / "two.parquet", "chunk_size=40", "n_jobs=2")
+    one = pq.read_table(tmp_path / "one.parquet").to_pandas()
+    two = pq.read_table(tmp_path / "two.parquet").to_pandas()
+    pd.testing.assert_frame_equal(one, two)
+
+
+def test_killed_job_resumes_from_last_complete_chunk(store, articles, tmp_path):
+    reference = tmp_path / "ref.parquet"
+    _run(store, articles, reference, "chunk_size=50")
+    out = tmp_path / "p.parquet"
+    cfg = predict_config(
+        store, "source=jsonl", f"source.path={articles}", f"output.path={out}", "chunk_size=50"
+    )
+
+    class Killed(BaseException):
+        pass
+
+    class Stop:
+        def add_task(self, *args, **kwargs):
+            return 0
+
+        def update(self, task_id, completed, total):
+            if completed >= 150:
+                raise Killed  # as if the process died right after the third chunk
+
+    with pytest.raises(Killed):
+        run_prediction(cfg, Stop())
+    assert not out.exists()  # no predictions file until the job is complete
+    parts = tmp_path / ".p.parquet.parts"
+    assert json.loads((parts / "state.json").read_text())["records"] == 150
+    (parts / "part-000003.parquet").write_bytes(b"half-written")  # debris of a killed chunk
+    result = run_prediction(cfg)
+    assert result.resumed_records == 150
+    assert not parts.exists()
+    pd.testing.assert_frame_equal(
+        pq.read_table(out).to_pandas(), pq.read_table(reference).to_pandas()
+    )
+    assert _meta(out)["rows"] == 298 and result.n_rejected == 2
+
+
+def test_changed_settings_start_over(store, articles, tmp_path):
+    out = tmp_path / "p.parquet"
+    parts = tmp_path / ".p.parquet.parts"
+    parts.mkdir()
+    (parts / "state.json").write_text('{"fingerprint": "from another job", "chunks": 3}')
+    result = _run(store, articles, out, "chunk_size=50")
+    assert result.resumed_records == 0 and _meta(out)["rows"] == 298
+
+
+def test_second_job_on_same_output_fails_clearly(store, articles, tmp_path):
+    out = tmp_path / "p.parquet"
+    with (
+        FileLock(str(tmp_path / ".p.parquet.lock")),
+        pytest.raises(NewsclfError, match="another newsclf-predict job is writing"),
+    ):
+        _run(store, articles, out)
+    assert not out.exists()
+
+
+def test_dedupe_text_rejects_repeated_texts(store, tmp_path):
+    rows = article_rows(30)
+    rows[20]["text"] = rows[3]["text"]
+    rows[20]["title"] = rows[3]["title"]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = _run(store, source, tmp_path / "p.parquet", "dedupe_text=true", "chunk_size=7")
+    assert result.rejected_by_reason == {"duplicate_text": 1}
+    assert result.n_predicted == 29
+
+
+def test_report_flags_a_batch_unlike_the_training_data(store, tmp_path):
+    alike = write_jsonl(tmp_path / "alike.jsonl", article_rows(200))
+    unlike = write_jsonl(tmp_path / "unlike.jsonl", article_rows(200, topics=False))
+    near = _run(store, alike, tmp_path / "alike.parquet").report["tasks"]["topic"]
+    far = _run(store, unlike, tmp_path / "unlike.parquet").report["tasks"]["topic"]
+    assert near["drift"]["warning"] == [] and far["drift"]["warning"]
+    assert near["drift"]["oov_word_share"] < 0.1 < 0.5 < far["drift"]["oov_word_share"]
+    assert near["drift"]["vocabulary_js"] < far["drift"]["vocabulary_js"]
+    assert sum(v["count"] for v in near["labels"].values()) == 200
+    assert far["low_confidence_share"] > near["low_confidence_share"]
+    saved = json.loads((tmp_path / "unlike.parquet.report.json").read_text())
+    assert saved["tasks"]["topic"]["drift"]["warning"] == far["drift"]["warning"]
+
+
+def test_report_can_be_logged_to_mlflow(store, articles, tmp_path):
+    import mlflow
+
+    result = _run(store, articles, tmp_path / "p.parquet", "report.mlflow=true")
+    runs = mlflow.search_runs(experiment_names=["newsclf-predict"])
+    assert runs["metrics.n_predicted"].iloc[0] == result.n_predicted == 298
+    assert "metrics.topic_low_confidence_share" in runs
+
+
+def test_hash_set_keeps_first_occurrences_across_merges():
+    seen = HashSet64(merge_at=4)
+    first = seen.add_new(np.array([1, 2, 2, 3], dtype=np.uint64))
+    second = seen.add_new(np.array([3, 4, 5, 6, 1], dtype=np.uint64))
+    assert first.tolist() == [True, True, False, True]
+    assert second.tolist() == [False, True, True, True, False]
+    assert len(seen) == 6
