@@ -66,36 +66,62 @@ def features(task: Task) -> hf.Features:
             "title": hf.Value("string"),
             "text": hf.Value("string"),
             "label": hf.ClassLabel(names=task.label_names),
-            "label_source": hf.Value("string"),
+            "label_source": hf.Value("string"),  # gold or weak
+            "label_confidence": hf.Value("float64"),  # 1.0 for gold, the label model's for weak
         }
     )
 
 
 def build(
-    articles: Sequence[Article], gold: Mapping[str, str], task: Task, split: SplitConfig
+    articles: Sequence[Article],
+    gold: Mapping[str, str],
+    task: Task,
+    split: SplitConfig,
+    weak: Mapping[str, tuple[str, float]] | None = None,
+    gold_in_train: bool = True,
 ) -> hf.DatasetDict:
-    """The task's labelled articles, split into train / validation / test.
+    """The task's labelled articles, split into train / validation / test. Gold first:
+
+    gold-labelled articles are split (stratified); validation and test hold gold labels only.
+    ``weak`` labels (article id -> (label, confidence)), already filtered by confidence, add
+    the articles without a gold label to train. With ``gold_in_train=False`` the training
+    split uses weak labels only (gold train articles get their weak label or are left out),
+    to measure what the rules alone are worth on the same gold test split.
 
     Articles are ordered by id first, so the result does not depend on input order.
     """
+    weak = dict(weak or {})
+    names = task.label_names
     labelled = sorted((a for a in articles if a.id in gold), key=lambda a: a.id)
     counts = Counter(gold[a.id] for a in labelled)
-    if len(counts) < 2:
+    weak_only = sorted((a for a in articles if a.id in weak and a.id not in gold), key=_id)
+    if len(counts) == 1 or (not counts and len({weak[a.id][0] for a in weak_only}) < 2):
         raise NewsclfError(
             f"task {task.name}: needs at least two labels present in the annotations, "
             f"found {dict(counts) or 'none'} among {len(articles)} articles"
+            + (f" (and {len(weak_only)} weak labels)" if weak else "")
         )
-    label_ids = [task.label_names.index(gold[a.id]) for a in labelled]
-    assignment = stratified_split(label_ids, split)
+    assignment = stratified_split([names.index(gold[a.id]) for a in labelled], split)
     rows = {name: {k: [] for k in features(task)} for name in SPLITS}
-    for article, label, name in zip(labelled, label_ids, assignment, strict=True):
+
+    def add(name: str, article: Article, label: str, source: str, confidence: float) -> None:
         row = rows[name]
         row["id"].append(article.id)
         row["date"].append(article.date)
         row["title"].append(article.title)
         row["text"].append(article.text)
-        row["label"].append(label)
-        row["label_source"].append("gold")
+        row["label"].append(names.index(label))
+        row["label_source"].append(source)
+        row["label_confidence"].append(float(confidence))
+
+    for article, name in zip(labelled, assignment, strict=True):
+        if name == "train" and not gold_in_train:
+            if article.id in weak:
+                add(name, article, weak[article.id][0], "weak", weak[article.id][1])
+            continue
+        add(name, article, gold[article.id], "gold", 1.0)
+    for article in weak_only:
+        add("train", article, weak[article.id][0], "weak", weak[article.id][1])
     feats = features(task)
     info = hf.DatasetInfo(description=task.description, features=feats)
     dd = hf.DatasetDict(
@@ -103,6 +129,10 @@ def build(
     )
     _check_disjoint(dd)
     return dd
+
+
+def _id(article: Article) -> str:
+    return article.id
 
 
 def _check_disjoint(dd: hf.DatasetDict) -> None:
@@ -120,7 +150,9 @@ def fingerprint(dd: hf.DatasetDict) -> str:
     for name in SPLITS:
         split = dd[name]
         h.update(json.dumps(split.features["label"].names).encode())
-        for row in split.select_columns(["id", "text", "label", "label_source"]):
+        columns = ["id", "text", "label", "label_source", "label_confidence"]
+        for row in split.select_columns(columns):
+            row["label_confidence"] = round(row["label_confidence"], 6)
             h.update(name.encode())
             h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     return h.hexdigest()[:16]
@@ -161,6 +193,7 @@ def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Mapping) -> str:
         f"- articles read: {manifest['n_input']} = {manifest['n_kept']} kept + "
         f"{manifest['n_rejected']} rejected {manifest['rejected_by_reason']}",
         f"- kept articles without a {task.name} label: {manifest['n_unlabelled']}",
+        *_weak_lines(dd, manifest),
         f"- boilerplate paragraphs removed: {manifest['removed_by_rule']}",
         "",
         "## Labels",
@@ -177,10 +210,29 @@ def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Mapping) -> str:
         "## Columns",
         "",
         "`id` (stable article id), `date` (ISO), `title`, `text` (title and cleaned body, "
-        "the model input), `label` (ClassLabel), `label_source` (gold).",
+        "the model input), `label` (ClassLabel), `label_source` (`gold` from the annotations, "
+        "`weak` from the labelling rules, training split only), `label_confidence` (1.0 for gold, "
+        "the label model's posterior for weak labels).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _weak_lines(dd: hf.DatasetDict, manifest: Mapping) -> list[str]:
+    """Card lines on label sources, when the build used labelling rules."""
+    weak = manifest.get("weak")
+    if not weak:
+        return []
+    sources = {s: Counter(dd[s]["label_source"]) for s in SPLITS}
+    per_split = ", ".join(
+        f"{s} {sources[s].get('gold', 0)} gold + {sources[s].get('weak', 0)} weak" for s in SPLITS
+    )
+    return [
+        f"- label sources: {per_split} (validation and test are gold only)",
+        f"- weak labels: rules `{weak['rules']}`, label model {weak['label_model']}, "
+        f"min confidence {weak['min_confidence']}, gold in train: {weak['gold_in_train']}; "
+        "see `labeling_report.md`",
+    ]
 
 
 def save(
@@ -190,11 +242,13 @@ def save(
     manifest: Mapping,
     rejects: Sequence[Reject],
     removals: Sequence[Removal],
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the dataset folder atomically: it appears (or is replaced) only when complete.
 
     Layout: ``hf/`` (save_to_disk), ``parquet/<split>.parquet``, ``README.md`` (the card),
-    ``manifest.json``, ``rejects.csv`` and ``boilerplate.csv``.
+    ``manifest.json``, ``rejects.csv``, ``boilerplate.csv`` and ``extra_files`` (name -> text,
+    e.g. the labelling report).
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -211,6 +265,8 @@ def save(
         _write_csv(
             tmp / "boilerplate.csv", [asdict(r) for r in removals], list(Removal.__annotations__)
         )
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

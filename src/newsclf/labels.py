@@ -53,20 +53,36 @@ class Task:
 
 
 def load_annotations(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path] | None,
     tasks: Sequence[Task],
     id_column: str = "article_id",
     known_ids: Collection[str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Read gold labels: ``{task name: {article id: label}}``.
 
+    ``path`` is one annotations file, a list of them (e.g. the labels so far plus a file
+    exported by ``newsclf-annotate`` and filled in), or None for no gold labels at all.
     Empty cells mean "not annotated for this task". Unknown article ids (when ``known_ids`` is
-    given), labels outside a task's taxonomy and conflicting duplicate rows are errors.
+    given), labels outside a task's taxonomy and conflicting rows (in one file or across
+    files) are errors.
     """
-    path = Path(path)
     gold: dict[str, dict[str, str]] = {task.name: {} for task in tasks}
-    rows = _numbered_rows(path)
-    for line_no, row in rows:
+    if path is None:
+        return gold
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    for one in paths:
+        _read_annotations(Path(one), tasks, id_column, known_ids, gold)
+    return gold
+
+
+def _read_annotations(
+    path: Path,
+    tasks: Sequence[Task],
+    id_column: str,
+    known_ids: Collection[str] | None,
+    gold: dict[str, dict[str, str]],
+) -> None:
+    for line_no, row in _numbered_rows(path):
         if id_column not in row:
             raise NewsclfError(f"{path}:{line_no}: no '{id_column}' column (has {sorted(row)})")
         article_id = str(row[id_column]).strip()
@@ -88,7 +104,6 @@ def load_annotations(
                     f"{path}:{line_no}: {article_id} is annotated twice for {task.name} "
                     f"({previous!r} and {label!r})"
                 )
-    return gold
 
 
 def _numbered_rows(path: Path) -> list[tuple[int, dict]]:

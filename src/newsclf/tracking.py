@@ -330,3 +330,11 @@ def log_batch_report(experiment: str, report: Mapping[str, Any], report_path: st
         log_metrics(metrics)
         log_artifact(report_path)
     return run_id
+
+
+# --------------------------------------------------------------------------- labelling
+
+
+def log_table(columns: Mapping[str, Sequence[Any]], artifact_file: str) -> None:
+    """Log a small table (column -> values) as a JSON artifact MLflow's UI shows as a table."""
+    mlflow.log_table(data=pd.DataFrame(dict(columns)), artifact_file=artifact_file)

@@ -2,55 +2,69 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from newsclf import datasets, tracking
+from newsclf import datasets, labeling, labeling_report, tracking
 from newsclf.articles import ingest
 from newsclf.cli import user_errors
+from newsclf.label_model import make_label_model
 from newsclf.labels import Task, load_annotations
 
 log = logging.getLogger(__name__)
 
 
 def build_datasets(cfg: DictConfig) -> dict[str, dict]:
-    """Ingest the source once, then build, save and log a dataset per task."""
+    """Ingest the source once, then weakly label, build, save and log a dataset per task."""
+    tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
+    if cfg.log_to_mlflow or _has_model_rules(cfg):
+        tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    rule_sets = load_rule_sets(cfg, tasks)  # bad rules fail before any article is read
     source = instantiate(cfg.source)
     result = ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
-    tasks = [Task.from_config(t) for t in cfg.tasks.values()]
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
-    gold = load_annotations(cfg.annotations.path, tasks, cfg.annotations.id_column, known)
+    gold = load_annotations(
+        _paths(cfg.annotations.path), list(tasks.values()), cfg.annotations.id_column, known
+    )
     split = datasets.SplitConfig(**cfg.split)
-    if cfg.log_to_mlflow:
-        tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     kept_ids = {a.id for a in result.articles}
     manifests = {}
-    for task in tasks:
+    for key, task in tasks.items():
         labels = {k: v for k, v in gold[task.name].items() if k in kept_ids}
-        dd = datasets.build(result.articles, labels, task, split)
+        weak, files, report = None, {}, None
+        if key in rule_sets:
+            weak, files, report = weak_labels(cfg, rule_sets[key], result.articles, labels)
+        dd = datasets.build(result.articles, labels, task, split, weak, cfg.weak.gold_in_train)
+        n_rows = sum(dd[s].num_rows for s in datasets.SPLITS)
+        n_weak = sum(dd[s]["label_source"].count("weak") for s in datasets.SPLITS)
         manifest = {
             "task": task.name,
             "labels": task.label_names,
             "fingerprint": datasets.fingerprint(dd),
             "source": str(source.path),
-            "annotations": str(cfg.annotations.path),
+            "annotations": _paths(cfg.annotations.path),
             "split": OmegaConf.to_container(cfg.split),
             "n_input": result.n_input,
             "n_kept": len(result.articles),
             "n_rejected": len(result.rejects),
             "rejected_by_reason": dict(result.reject_counts()),
-            "n_labelled": len(labels),
-            "n_unlabelled": len(result.articles) - len(labels),
+            "n_labelled": n_rows,
+            "n_gold": n_rows - n_weak,
+            "n_weak": n_weak,
+            "n_unlabelled": len(result.articles) - n_rows,
             "removed_by_rule": dict(Counter(r.rule for r in result.removals)),
             "rows": {s: dd[s].num_rows for s in datasets.SPLITS},
             "label_counts": datasets.label_counts(dd),
+            "weak": _weak_manifest(cfg, report),
         }
         out = datasets.save(
             dd,
@@ -59,16 +73,111 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             manifest,
             result.rejects,
             result.removals,
+            files,
         )
         manifest["path"] = str(out)
         if cfg.log_to_mlflow:
-            _log_dataset_run(cfg, task, dd, manifest, out)
+            _log_dataset_run(cfg, task, dd, manifest, out, report)
         manifests[task.name] = manifest
         log.info("%s: %s (fingerprint %s)", task.name, out, manifest["fingerprint"])
     return manifests
 
 
-def _log_dataset_run(cfg: DictConfig, task: Task, dd, manifest: dict, out: Path) -> None:
+def _paths(value) -> str | list[str] | None:
+    """``annotations.path``: one file, a list of files, or null (no gold labels)."""
+    if value is None or isinstance(value, str):
+        return value
+    return [str(v) for v in value]
+
+
+def load_rule_sets(cfg: DictConfig, tasks: dict[str, Task]) -> dict[str, labeling.RuleSet]:
+    """The labelling rules of each task that has some (``labeling.<task>``), checked."""
+    if not cfg.weak.enabled:
+        return {}
+    labeling_cfg = cfg.get("labeling") or {}
+    unknown = sorted(set(labeling_cfg) - set(tasks))
+    if unknown:
+        raise labeling.RuleConfigError(
+            f"labeling.{unknown[0]}: no task {unknown[0]!r} to label (tasks: {', '.join(tasks)})"
+        )
+    return {
+        key: labeling.load_rules(
+            OmegaConf.to_container(labeling_cfg[key], resolve=True),
+            tasks[key],
+            rules_origin(key),
+        )
+        for key in tasks
+        if labeling_cfg.get(key) is not None
+    }
+
+
+def _has_model_rules(cfg: DictConfig) -> bool:
+    """Whether any task's rules load a model (then MLflow must be configured first)."""
+    for rules in (cfg.get("labeling") or {}).values():
+        for spec in ((rules or {}).get("rules") or {}).values():
+            if (spec or {}).get("type") == "model":
+                return True
+    return False
+
+
+def rules_origin(key: str) -> str:
+    """The config file the task's rules came from, for error messages and the report."""
+    try:
+        runtime = HydraConfig.get().runtime
+    except ValueError:  # not running under Hydra
+        return f"labeling.{key}"
+    choice = runtime.choices.get(f"labeling@labeling.{key}")
+    if not choice:
+        return f"labeling.{key}"
+    package_configs = (Path(__file__).resolve().parent.parent / "configs").resolve()
+    for src in runtime.config_sources:
+        if src.schema != "file":
+            continue
+        candidate = (Path(src.path) / "labeling" / f"{choice}.yaml").resolve()
+        if candidate.exists():
+            if candidate.is_relative_to(package_configs):
+                return f"configs/labeling/{choice}.yaml"
+            return str(candidate)
+    return f"configs/labeling/{choice}.yaml"
+
+
+def weak_labels(
+    cfg: DictConfig, rules: labeling.RuleSet, articles, gold: dict[str, str]
+) -> tuple[dict[str, tuple[str, float]], dict[str, str], dict]:
+    """Weak labels above ``weak.min_confidence``, the report files and the report."""
+    params = cfg.weak.get("label_model_params")
+    params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+    model = make_label_model(cfg.weak.label_model, **params)
+    labelled = labeling.label_articles(articles, rules, model)
+    min_conf = float(cfg.weak.min_confidence)
+    report = labeling_report.build_report(
+        labelled, rules, gold, min_conf, cfg.weak.label_model, rules.origin
+    )
+    files = {
+        "labeling_report.md": labeling_report.render_markdown(report),
+        "labeling_report.json": json.dumps(report, indent=2),
+        "votes.csv": labeling_report.votes_csv(labelled, rules, gold, min_conf),
+    }
+    return labelled.selected(min_conf, rules.task.label_names), files, report
+
+
+def _weak_manifest(cfg: DictConfig, report: dict | None) -> dict | None:
+    if report is None:
+        return None
+    return {
+        "rules": report["rules_file"],
+        "label_model": cfg.weak.label_model,
+        "min_confidence": float(cfg.weak.min_confidence),
+        "gold_in_train": bool(cfg.weak.gold_in_train),
+        "coverage": report["weak"]["coverage"],
+        "accuracy": report["weak"]["accuracy"],
+        "n_train": report["weak"]["n_train"],
+    }
+
+
+def _log_dataset_run(
+    cfg: DictConfig, task: Task, dd, manifest: dict, out: Path, report: dict | None
+) -> None:
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     tags = {"newsclf.stage": "dataset", "newsclf.fingerprint": manifest["fingerprint"]}
     with tracking.run(experiment, f"dataset-{task.name}", tags):
@@ -79,9 +188,16 @@ def _log_dataset_run(cfg: DictConfig, task: Task, dd, manifest: dict, out: Path)
                 "n_kept": manifest["n_kept"],
                 "n_rejected": manifest["n_rejected"],
                 "n_labelled": manifest["n_labelled"],
+                "n_gold": manifest["n_gold"],
+                "n_weak": manifest["n_weak"],
                 **{f"n_{s}": n for s, n in manifest["rows"].items()},
             }
         )
+        if report is not None:
+            tracking.log_metrics(labeling_report.metrics(report))
+            tracking.log_table(labeling_report.rule_table(report), "labeling/rules.json")
+            for name in ("labeling_report.md", "labeling_report.json", "votes.csv"):
+                tracking.log_artifact(out / name, "labeling")
         for split in datasets.SPLITS:
             tracking.log_dataset(
                 dd[split],
@@ -102,16 +218,26 @@ def summary(manifests: dict[str, dict]) -> None:
         f"+ {first['n_rejected']} rejected {first['rejected_by_reason'] or ''}\n"
         f"  boilerplate paragraphs removed: {first['removed_by_rule'] or 'none'}"
     )
-    table = Table("task", "labelled", "train", "validation", "test", "fingerprint", "folder")
+    table = Table("task", "gold", "weak", "train", "validation", "test", "fingerprint", "folder")
     for task, m in manifests.items():
         table.add_row(
             task,
-            str(m["n_labelled"]),
+            str(m["n_gold"]),
+            str(m["n_weak"]),
             *(str(m["rows"][s]) for s in datasets.SPLITS),
             m["fingerprint"],
             m["path"],
         )
     console.print(table)
+    for task, m in manifests.items():
+        if m.get("weak"):
+            w = m["weak"]
+            accuracy = "n/a (no gold)" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
+            console.print(
+                f"  {task} weak labels: coverage {w['coverage']:.3f}, accuracy against gold "
+                f"{accuracy}, {w['n_train']} added to train (confidence >= "
+                f"{w['min_confidence']}); report: {m['path']}/labeling_report.md"
+            )
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="dataset")

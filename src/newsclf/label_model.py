@@ -1,0 +1,227 @@
+"""Label models: turn a label matrix of rule votes into one label and a confidence per article.
+
+``L`` has one row per article and one column per rule; ``-1`` is an abstain, ``0..K-1`` a vote.
+
+- :class:`MajorityVote`: the most voted label; its share of the votes is the confidence.
+- :class:`DawidSkene`: learns, without gold labels, how often each rule votes each label (or
+  abstains) given the true label, by EM (Dawid & Skene, 1979); the posterior of the true label
+  is the confidence. Abstaining is modelled as an outcome, so a rule that votes one label only
+  (a keyword rule) still tells the model something by firing more often on its own label.
+
+Articles no rule voted on get no label (confidence 0): the models never guess from priors alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from newsclf.errors import NewsclfError
+
+ABSTAIN = -1
+LABEL_MODELS = ("majority", "dawid_skene")
+
+
+@dataclass
+class WeakLabels:
+    """One label per article (``-1`` = none), its confidence, and why there is none."""
+
+    labels: np.ndarray  # (n,) int, -1 where unlabelled
+    confidence: np.ndarray  # (n,) float in [0, 1]; 0 where unlabelled
+    proba: np.ndarray  # (n, K) posterior (rows of zeros where no rule voted)
+    reason: list[str]  # "" (labelled), "no_votes" or "tie"
+
+
+def _check(L: np.ndarray, cardinality: int) -> np.ndarray:
+    L = np.asarray(L, dtype=np.int64)
+    if L.ndim != 2:
+        raise NewsclfError(f"label matrix must be 2-D (articles x rules), got shape {L.shape}")
+    if cardinality < 2:
+        raise NewsclfError(f"a label model needs at least two labels, got {cardinality}")
+    if L.size and (L.min() < ABSTAIN or L.max() >= cardinality):
+        raise NewsclfError(f"label matrix values must be -1..{cardinality - 1}")
+    return L
+
+
+def vote_counts(L: np.ndarray, cardinality: int) -> np.ndarray:
+    """(n, K) how many rules voted each label for each article."""
+    L = _check(L, cardinality)
+    counts = np.zeros((L.shape[0], cardinality))
+    for j in range(L.shape[1]):
+        voted = L[:, j] != ABSTAIN
+        np.add.at(counts, (np.nonzero(voted)[0], L[voted, j]), 1)
+    return counts
+
+
+class MajorityVote:
+    """The label most rules voted for; a tie between the top labels leaves the article out."""
+
+    def fit(self, L: np.ndarray, cardinality: int) -> MajorityVote:
+        self.cardinality = cardinality
+        return self
+
+    def predict_proba(self, L: np.ndarray) -> np.ndarray:
+        counts = vote_counts(L, self.cardinality)
+        total = counts.sum(axis=1, keepdims=True)
+        return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+
+    def weak_labels(self, L: np.ndarray) -> WeakLabels:
+        proba = self.predict_proba(L)
+        return _decide(proba)
+
+
+class DawidSkene:
+    """Dawid-Skene EM over rule votes, with abstains as an outcome and Dirichlet smoothing.
+
+    Parameters: ``theta[j, k, v]`` = P(rule j outputs v | true label k), v in labels + abstain;
+    ``class_prior[k]``. Initialised from the majority vote; the smoothing prior puts
+    ``prior_strength`` pseudo-votes per rule and label, a share ``prior_accuracy`` of them on
+    the rule's own labels being right, so a rule counts as better than chance until the data
+    say otherwise.
+    """
+
+    def __init__(
+        self,
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        prior_strength: float = 2.0,
+        prior_accuracy: float = 0.7,
+        learn_class_prior: bool = True,
+    ) -> None:
+        self.max_iter = max_iter
+        self.tol = tol
+        self.prior_strength = prior_strength
+        self.prior_accuracy = prior_accuracy
+        self.learn_class_prior = learn_class_prior
+
+    def fit(self, L: np.ndarray, cardinality: int) -> DawidSkene:
+        L = _check(L, cardinality)
+        if not 0 < self.prior_accuracy < 1 or self.prior_strength < 0:
+            raise NewsclfError(
+                f"dawid_skene: prior_accuracy={self.prior_accuracy} must be in (0, 1) and "
+                f"prior_strength={self.prior_strength} >= 0"
+            )
+        n, m = L.shape
+        K = cardinality
+        self.cardinality = K
+        outcomes = np.where(L == ABSTAIN, K, L)  # abstain is outcome K
+        self._onehot = [np.eye(K + 1)[outcomes[:, j]] for j in range(m)]  # (n, K+1) each
+        # which labels each rule can vote: it never outputs the others
+        self.polarity = [sorted(set(L[:, j][L[:, j] != ABSTAIN].tolist())) for j in range(m)]
+        prior = self._prior(m, K)
+        T = MajorityVote().fit(L, K).predict_proba(L)
+        uncovered = T.sum(axis=1) == 0
+        T[uncovered] = 1.0 / K
+        previous = None
+        for iteration in range(1, self.max_iter + 1):
+            self._m_step(T, prior)
+            T, loglik = self._e_step(n)
+            if previous is not None and abs(loglik - previous) <= self.tol * max(1, abs(previous)):
+                break
+            previous = loglik
+        self.n_iter_ = iteration
+        self.log_likelihood_ = loglik
+        del self._onehot
+        return self
+
+    def _prior(self, m: int, K: int) -> np.ndarray:
+        """Dirichlet pseudo-counts (m, K, K+1): abstain, right and wrong votes per label."""
+        prior = np.zeros((m, K, K + 1))
+        s, acc = self.prior_strength, self.prior_accuracy
+        for j, labels in enumerate(self.polarity):
+            prior[j, :, K] = s / 2  # abstaining: as likely as voting, a priori
+            for k in range(K):
+                wrong = [v for v in labels if v != k]
+                if k in labels:
+                    prior[j, k, k] = s / 2 * (acc if wrong else 1.0)
+                    for v in wrong:
+                        prior[j, k, v] = s / 2 * (1 - acc) / len(wrong)
+                elif wrong:
+                    for v in wrong:
+                        prior[j, k, v] = s / 2 * (1 - acc) / len(wrong)
+                        prior[j, k, K] += s / 2 * acc / len(wrong)  # mostly abstains
+                else:
+                    prior[j, k, K] = s
+        return prior
+
+    def _m_step(self, T: np.ndarray, prior: np.ndarray) -> None:
+        K = self.cardinality
+        counts = np.stack([T.T @ onehot for onehot in self._onehot]) + prior  # (m, K, K+1)
+        self.theta_ = counts / np.maximum(counts.sum(axis=2, keepdims=True), 1e-12)
+        if self.learn_class_prior:
+            self.class_prior_ = (T.sum(axis=0) + 1.0) / (T.shape[0] + K)
+        else:
+            self.class_prior_ = np.full(K, 1.0 / K)
+
+    def _log_joint(self, onehots: list[np.ndarray]) -> np.ndarray:
+        log_theta = np.log(np.maximum(self.theta_, 1e-300))
+        log_joint = np.tile(np.log(self.class_prior_), (onehots[0].shape[0], 1))
+        for j, onehot in enumerate(onehots):
+            log_joint += onehot @ log_theta[j].T  # (n, K)
+        return log_joint
+
+    def _e_step(self, n: int) -> tuple[np.ndarray, float]:
+        log_joint = self._log_joint(self._onehot)
+        top = log_joint.max(axis=1, keepdims=True)
+        log_norm = top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True))
+        return np.exp(log_joint - log_norm), float(log_norm.sum())
+
+    def predict_proba(self, L: np.ndarray) -> np.ndarray:
+        """Posterior over the true label per article; zeros where no rule voted."""
+        L = _check(L, self.cardinality)
+        K = self.cardinality
+        if L.shape[1] != self.theta_.shape[0]:
+            raise NewsclfError(f"label matrix has {L.shape[1]} rules, model {len(self.theta_)}")
+        outcomes = np.where(L == ABSTAIN, K, L)
+        onehots = [np.eye(K + 1)[outcomes[:, j]] for j in range(L.shape[1])]
+        log_joint = self._log_joint(onehots)
+        proba = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
+        proba[(L == ABSTAIN).all(axis=1)] = 0.0
+        return proba
+
+    def weak_labels(self, L: np.ndarray) -> WeakLabels:
+        return _decide(self.predict_proba(L))
+
+    def rule_precision(self) -> np.ndarray:
+        """(m,) estimated P(true label = vote | the rule votes): each rule's learned accuracy."""
+        K = self.cardinality
+        joint = self.class_prior_[None, :, None] * self.theta_[:, :, :K]  # (m, k, v)
+        voted = joint.sum(axis=1)  # P(rule votes v)
+        right = np.einsum("jkk->jk", joint)
+        total = voted.sum(axis=1)
+        return np.divide(right.sum(axis=1), total, out=np.full(len(total), np.nan), where=total > 0)
+
+
+def _decide(proba: np.ndarray) -> WeakLabels:
+    """Labels, confidences and reasons from a posterior; exact ties stay unlabelled."""
+    n = proba.shape[0]
+    labels = np.full(n, ABSTAIN, dtype=np.int64)
+    confidence = np.zeros(n)
+    reason = [""] * n
+    for i, row in enumerate(proba):
+        if row.sum() == 0:
+            reason[i] = "no_votes"
+            continue
+        top = row.max()
+        if np.isclose(row, top, rtol=0, atol=1e-9).sum() > 1:
+            reason[i] = "tie"
+            continue
+        labels[i] = int(row.argmax())
+        confidence[i] = float(top)
+    return WeakLabels(labels=labels, confidence=confidence, proba=proba, reason=reason)
+
+
+def make_label_model(name: str, **params) -> MajorityVote | DawidSkene:
+    """A label model by config name (``majority`` or ``dawid_skene``)."""
+    if name == "majority":
+        if params:
+            raise NewsclfError(f"label model majority takes no parameters, got {sorted(params)}")
+        return MajorityVote()
+    if name == "dawid_skene":
+        try:
+            return DawidSkene(**params)
+        except TypeError as exc:
+            raise NewsclfError(f"label model dawid_skene: {exc}") from None
+    raise NewsclfError(f"label_model: {name!r} is not one of {', '.join(LABEL_MODELS)}")

@@ -1,0 +1,268 @@
+"""The labelling report: how the rules and the label model did, with Snorkel's ``LFAnalysis``
+as the reference point.
+
+Per rule: the labels it votes (polarity), coverage, overlaps, conflicts, and accuracy against
+gold where gold exists (plus the label model's own estimate of it). Per task: coverage and
+accuracy of the weak labels, the label distributions of gold and weak labels, and how many
+articles stayed unlabelled and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from newsclf.labeling import ABSTAIN, Labelled, RuleSet
+
+_METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")  # MLflow metric names allow only these
+
+
+def rule_summary(
+    matrix: np.ndarray, gold: np.ndarray, names: Sequence[str], label_names: Sequence[str]
+) -> list[dict]:
+    """One row per rule: polarity, coverage, overlaps, conflicts, correct, incorrect,
+    accuracy (``LFAnalysis.lf_summary``); ``gold`` holds -1 where there is no gold label."""
+    n = max(matrix.shape[0], 1)
+    voted = matrix != ABSTAIN
+    n_votes = voted.sum(axis=1)
+    rows = []
+    for j, name in enumerate(names):
+        mine = voted[:, j]
+        others = n_votes - mine
+        conflict = np.zeros(matrix.shape[0], dtype=bool)
+        for k in range(matrix.shape[1]):
+            if k != j:
+                conflict |= mine & voted[:, k] & (matrix[:, k] != matrix[:, j])
+        scored = mine & (gold != ABSTAIN)
+        correct = int((matrix[scored, j] == gold[scored]).sum())
+        incorrect = int(scored.sum()) - correct
+        rows.append(
+            {
+                "rule": name,
+                "polarity": [label_names[v] for v in sorted(set(matrix[mine, j].tolist()))],
+                "votes": int(mine.sum()),
+                "coverage": float(mine.sum() / n),
+                "overlaps": float((mine & (others > 0)).sum() / n),
+                "conflicts": float(conflict.sum() / n),
+                "correct": correct,
+                "incorrect": incorrect,
+                "accuracy": correct / (correct + incorrect) if correct + incorrect else None,
+            }
+        )
+    return rows
+
+
+def build_report(
+    labelled: Labelled,
+    rules: RuleSet,
+    gold: Mapping[str, str],
+    min_confidence: float,
+    label_model: str,
+    rules_file: str,
+) -> dict:
+    """The report as a JSON-able dict."""
+    names = rules.task.label_names
+    ids = labelled.ids
+    gold_ids = np.array([names.index(gold[a]) if a in gold else ABSTAIN for a in ids], dtype=int)
+    has_gold = gold_ids != ABSTAIN
+    labels, conf = labelled.labels, labelled.confidence
+    has_weak = labels != ABSTAIN
+    confident = has_weak & (conf >= min_confidence)
+    summary = rule_summary(labelled.matrix, gold_ids, rules.names, names)
+    for row, rule in zip(summary, rules.rules, strict=True):
+        row["type"] = rule.kind
+    if labelled.learned_accuracy is not None:
+        for row, est in zip(summary, labelled.learned_accuracy, strict=True):
+            row["learned_accuracy"] = None if np.isnan(est) else float(est)
+    n = len(ids)
+
+    def accuracy(mask: np.ndarray) -> float | None:
+        scored = mask & has_gold
+        return float((labels[scored] == gold_ids[scored]).mean()) if scored.any() else None
+
+    reasons = [
+        r if r else ("low_confidence" if not confident[i] else "")
+        for i, r in enumerate(labelled.reason)
+    ]
+    no_gold = ~has_gold
+    unlabelled = Counter(r for i, r in enumerate(reasons) if r and no_gold[i])
+    confusion: dict[str, dict[str, int]] = {g: dict.fromkeys(names, 0) for g in names}
+    for g, w in zip(gold_ids[has_gold & has_weak], labels[has_gold & has_weak], strict=True):
+        confusion[names[g]][names[w]] += 1
+    return {
+        "task": rules.task.name,
+        "rules_file": rules_file,
+        "label_model": label_model,
+        "min_confidence": min_confidence,
+        "n_articles": n,
+        "n_gold": int(has_gold.sum()),
+        "votes_coverage": float((labelled.matrix != ABSTAIN).any(axis=1).mean()) if n else 0.0,
+        "weak": {
+            "n_labelled": int(has_weak.sum()),
+            "coverage": float(has_weak.mean()) if n else 0.0,
+            "n_confident": int(confident.sum()),
+            "coverage_confident": float(confident.mean()) if n else 0.0,
+            "n_scored": int((has_weak & has_gold).sum()),
+            "accuracy": accuracy(has_weak),
+            "accuracy_confident": accuracy(confident),
+            "n_train": int((confident & no_gold).sum()),
+        },
+        "rules": summary,
+        "label_distribution": {
+            label: {
+                "gold": int((gold_ids == k).sum()),
+                "weak": int((labels == k).sum()),
+                "weak_confident": int(((labels == k) & confident).sum()),
+                "weak_added_to_train": int(((labels == k) & confident & no_gold).sum()),
+            }
+            for k, label in enumerate(names)
+        },
+        "unlabelled": {
+            "n_without_gold": int(no_gold.sum()),
+            "n_unlabelled": int(sum(unlabelled.values())),
+            "by_reason": dict(sorted(unlabelled.items())),
+        },
+        "confusion_gold_by_weak": confusion,
+    }
+
+
+REASONS = {
+    "no_target": "no rule voted and the article never mentions a target",
+    "no_votes": "no rule voted",
+    "tie": "the votes tie between labels",
+    "low_confidence": "the label model's confidence is below min_confidence",
+}
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def render_markdown(report: Mapping) -> str:
+    """The report as Markdown: headline numbers, the rule table, distributions, reasons."""
+    weak = report["weak"]
+    lines = [
+        f"# Labelling report: {report['task']}",
+        "",
+        f"Rules `{report['rules_file']}`, label model `{report['label_model']}`, weak labels "
+        f"join training at confidence >= {report['min_confidence']}.",
+        "",
+        f"- articles: {report['n_articles']} ({report['n_gold']} with a gold label)",
+        f"- at least one rule voted: {_fmt(report['votes_coverage'])}",
+        f"- weak label coverage: {_fmt(weak['coverage'])} ({weak['n_labelled']} articles); "
+        f"at min confidence: {_fmt(weak['coverage_confident'])} ({weak['n_confident']})",
+        f"- weak label accuracy against gold: {_fmt(weak['accuracy'])} on {weak['n_scored']} "
+        f"articles; at min confidence: {_fmt(weak['accuracy_confident'])}",
+        f"- weak labels added to training (articles without gold): {weak['n_train']}",
+        "",
+        "## Rules",
+        "",
+    ]
+    has_learned = any("learned_accuracy" in r for r in report["rules"])
+    header = ["rule", "type", "polarity", "coverage", "overlaps", "conflicts", "correct"]
+    header += ["incorrect", "accuracy"] + (["learned accuracy"] if has_learned else [])
+    lines += ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
+    for r in report["rules"]:
+        cells = [r["rule"], r["type"], r["polarity"], r["coverage"], r["overlaps"]]
+        cells += [r["conflicts"], r["correct"], r["incorrect"], r["accuracy"]]
+        if has_learned:
+            cells.append(r.get("learned_accuracy"))
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    lines += [
+        "",
+        "Coverage, overlaps and conflicts are shares of all articles (as in Snorkel's "
+        "`LFAnalysis`); accuracy is against gold labels where they exist; learned accuracy is "
+        "the label model's estimate without gold labels.",
+        "",
+        "## Label distribution",
+        "",
+        "| label | gold | weak | weak at min confidence | weak added to train |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, d in report["label_distribution"].items():
+        lines.append(
+            f"| {label} | {d['gold']} | {d['weak']} | {d['weak_confident']} | "
+            f"{d['weak_added_to_train']} |"
+        )
+    un = report["unlabelled"]
+    lines += [
+        "",
+        "## Unlabelled",
+        "",
+        f"{un['n_unlabelled']} of the {un['n_without_gold']} articles without a gold label got "
+        "no weak label for training:",
+        "",
+    ]
+    lines += [
+        f"- {reason}: {n} ({REASONS.get(reason, reason)})" for reason, n in un["by_reason"].items()
+    ]
+    if report["n_gold"]:
+        names = list(report["confusion_gold_by_weak"])
+        lines += [
+            "",
+            "## Weak labels against gold (rows: gold, columns: weak)",
+            "",
+            "| gold \\ weak | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for g, row in report["confusion_gold_by_weak"].items():
+            lines.append(f"| {g} | " + " | ".join(str(row[w]) for w in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def votes_csv(
+    labelled: Labelled, rules: RuleSet, gold: Mapping[str, str], min_confidence: float
+) -> str:
+    """One row per article: gold, weak label, confidence, why unlabelled, each rule's vote."""
+    names = rules.task.label_names
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "gold", "weak_label", "weak_confidence", "reason", *rules.names])
+    for i, aid in enumerate(labelled.ids):
+        lab, conf = int(labelled.labels[i]), float(labelled.confidence[i])
+        reason = labelled.reason[i] or ("low_confidence" if conf < min_confidence else "")
+        votes = [names[v] if v != ABSTAIN else "" for v in labelled.matrix[i]]
+        weak = names[lab] if lab != ABSTAIN else ""
+        writer.writerow([aid, gold.get(aid, ""), weak, f"{conf:.4f}", reason, *votes])
+    return out.getvalue()
+
+
+def metrics(report: Mapping) -> dict[str, float]:
+    """Flat numeric metrics for MLflow: the headline numbers and per-rule coverage/accuracy."""
+    weak = report["weak"]
+    out = {
+        "weak_votes_coverage": report["votes_coverage"],
+        "weak_coverage": weak["coverage"],
+        "weak_coverage_confident": weak["coverage_confident"],
+        "weak_n_train": weak["n_train"],
+        "weak_n_unlabelled": report["unlabelled"]["n_unlabelled"],
+    }
+    if weak["accuracy"] is not None:
+        out["weak_accuracy"] = weak["accuracy"]
+    if weak["accuracy_confident"] is not None:
+        out["weak_accuracy_confident"] = weak["accuracy_confident"]
+    for r in report["rules"]:
+        name = _METRIC_UNSAFE.sub("_", r["rule"])
+        out[f"rule.{name}.coverage"] = r["coverage"]
+        out[f"rule.{name}.conflicts"] = r["conflicts"]
+        if r["accuracy"] is not None:
+            out[f"rule.{name}.accuracy"] = r["accuracy"]
+    return out
+
+
+def rule_table(report: Mapping) -> dict[str, list]:
+    """The per-rule rows as columns (for ``mlflow.log_table``)."""
+    rows = report["rules"]
+    columns = list(rows[0]) if rows else []
+    return {c: [_fmt(r.get(c)) if c == "polarity" else r.get(c) for r in rows] for c in columns}
