@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -184,7 +185,14 @@ def _lock_path(path: Path) -> Path:
 
 
 def _write_error(path: Path, exc: OSError) -> NewsclfError:
-    return NewsclfError(f"{path}: cannot write ({exc.strerror or exc})")
+    # pyarrow's OSErrors carry the errno only in their text: "... [errno 28] No space ..."
+    found = re.search(r"\[errno (\d+)\]", str(exc))
+    code = exc.errno or (int(found.group(1)) if found else None)
+    reason = os.strerror(code) if code else str(exc)
+    return NewsclfError(
+        f"{path}: cannot write ({reason}); committed chunks are kept, so the same command "
+        "resumes once the problem is fixed"
+    )
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
@@ -337,6 +345,8 @@ def _run_locked(
         raise NewsclfError(f"{source.path}: source is empty (no articles)")
     if n_input != state.records:  # the promise of this module; fail loudly if ever broken
         raise NewsclfError(f"{path}: internal count mismatch ({n_input} != {state.records})")
+    if state.n_predicted == 0:
+        _nothing_predicted(path, parts, state)
     report = batch_report(state, term_docs, models, settings)
     models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
     counts = {
@@ -358,6 +368,19 @@ def _run_locked(
         report_path=report_path,
         models=models_meta,
         **counts,
+    )
+
+
+def _nothing_predicted(path: Path, parts: Path, state: JobState) -> None:
+    """Every record was rejected (a wrong column, say): keep the rejects, fail clearly."""
+    rejects = sidecar(path, ".rejects.csv")
+    _concat_csv(parts, "rejects", REJECT_COLUMNS, rejects, state.chunks)
+    first = pq.read_table(parts / "rejects-000000.parquet").slice(0, 1).to_pylist()[0]
+    shutil.rmtree(parts, ignore_errors=True)
+    raise NewsclfError(
+        f"nothing to predict: all {state.n_rejected} records rejected "
+        f"({', '.join(f'{k} {v}' for k, v in state.rejected_by_reason.items())}; first: "
+        f"{first['detail'] or first['reason']}); see {rejects}"
     )
 
 
