@@ -159,12 +159,12 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
     except Exception as exc:
         raise NewsclfError(f"{source.path}: Spark cannot read it as Parquet ({exc})") from None
     source._check_columns(Path(source.path), raw.columns)
+    n_input = raw.count()  # from the Parquet footers
     if not spark.conf.get("spark.newsclf.userShufflePartitions", None):
         # Spark's default of 200 shuffle partitions makes small jobs crawl; about 20,000
         # articles per partition keeps tasks short and memory per task bounded.
-        n_rows = raw.count()
         parallelism = spark.sparkContext.defaultParallelism
-        spark.conf.set("spark.sql.shuffle.partitions", str(max(parallelism, n_rows // 20_000)))
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(parallelism, n_input // 20_000)))
     wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
     wanted = list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
     wanted = [c for c in wanted if c in raw.columns]
@@ -193,14 +193,17 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
         F.when(F.col("empty"), "empty_text")
         .when(F.col("dup_id"), "duplicate_id")
         .when(F.col("dup_text"), "duplicate_text"),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    # Score every row once (rejects too: far fewer than the rest), then keep only the small
+    # columns, so what Spark caches does not grow with the texts.
+    scored = marked
+    for m in models:
+        udf = mlflow.pyfunc.spark_udf(
+            spark, model_paths[m.task], result_type=RESULT_TYPE, env_manager="local"
+        )
+        scored = scored.withColumn(f"_{m.task}", udf(F.struct(F.col("text").alias("text"))))
+    scored = scored.drop("text").persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        kept = marked.filter(F.col("reason").isNull())
-        for m in models:
-            udf = mlflow.pyfunc.spark_udf(
-                spark, model_paths[m.task], result_type=RESULT_TYPE, env_manager="local"
-            )
-            kept = kept.withColumn(f"_{m.task}", udf(F.struct(F.col("text").alias("text"))))
         columns = [F.col("id")]
         for m in models:
             columns += [
@@ -209,29 +212,25 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
                 F.lit(m.name).alias(f"{m.task}_model"),
                 F.lit(m.version).alias(f"{m.task}_version"),
             ]
-        predictions = kept.select(*columns, F.col("truncated_chars")).persist(
-            StorageLevel.MEMORY_AND_DISK
+        predictions = scored.filter(F.col("reason").isNull()).select(
+            *columns, F.col("truncated_chars")
         )
-        try:
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            rejects_tmp = path.with_name(f".{path.name}.rejects.tmp-{os.getpid()}")
-            for stale in path.parent.glob(f".{path.name}.*tmp-*"):
-                shutil.rmtree(stale, ignore_errors=True)
-            predictions.write.parquet(str(tmp))
-            detail = (
-                F.when(F.col("empty"), "no body text after cleaning")
-                .when(F.col("dup_id"), "id seen earlier in the input")
-                .otherwise("same text as an earlier article")
-            )
-            marked.filter(F.col("reason").isNotNull()).select(
-                "id", "source", "reason", detail.alias("detail")
-            ).write.parquet(str(rejects_tmp))
-            state = _state(marked, predictions, models, settings, F)
-        finally:
-            predictions.unpersist()
-        n_input = raw.count()
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        rejects_tmp = path.with_name(f".{path.name}.rejects.tmp-{os.getpid()}")
+        for stale in path.parent.glob(f".{path.name}.*tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        predictions.write.parquet(str(tmp))
+        detail = (
+            F.when(F.col("empty"), "no body text after cleaning")
+            .when(F.col("dup_id"), "id seen earlier in the input")
+            .otherwise("same text as an earlier article")
+        )
+        scored.filter(F.col("reason").isNotNull()).select(
+            "id", "source", "reason", detail.alias("detail")
+        ).write.parquet(str(rejects_tmp))
+        state = _state(scored, predictions, models, settings, F)
     finally:
-        marked.unpersist()
+        scored.unpersist()
     if state.n_predicted + state.n_rejected != n_input:
         raise NewsclfError(f"{path}: internal count mismatch on Spark")
     seconds = time.perf_counter() - started
@@ -264,10 +263,10 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
     )
 
 
-def _state(marked, predictions, models, settings, F) -> JobState:
-    """Counts for the summary and the report, from the persisted frames."""
+def _state(scored, predictions, models, settings, F) -> JobState:
+    """Counts for the summary and the report, from the persisted frame."""
     state = JobState(fingerprint="")
-    for row in marked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect():
+    for row in scored.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect():
         state.rejected_by_reason[row["reason"]] = int(row["count"])
     state.n_predicted = predictions.count()
     state.n_truncated = predictions.filter(F.col("truncated_chars") > 0).count()
