@@ -1,0 +1,186 @@
+"""Batch prediction at scale: throughput and peak memory of ``newsclf-predict`` for a small and
+a large batch, local and Spark engines, as ratios against the small batch of the same engine.
+
+The articles are generated at run time (never stored in the repository) by recombining the
+sentences of the BBC News articles in ``<repo>/../shared/data/bbc-news``; a TF-IDF + logistic
+regression topic model is trained on the BBC training split and registered in a temporary
+SQLite MLflow store. Each run is the real console script in its own process; peak memory is
+the process's own maximum RSS (from wait4) and the peak of the summed PSS of its whole process
+tree (workers, the Spark JVM and its Python workers), sampled twice a second.
+
+    .venv/bin/python benchmarks/predict_scale.py                      # 10k and 1M, both engines
+    .venv/bin/python benchmarks/predict_scale.py --sizes 10000 100000 --engines local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def shared_data() -> Path:
+    for candidate in (ROOT.parent / "shared" / "data", Path("/work/shared/data")):
+        if (candidate / "bbc-news" / "train.csv").exists():
+            return candidate / "bbc-news"
+    sys.exit("bbc-news not found in <repo>/../shared/data")
+
+
+def train_model(workdir: Path, bbc: Path) -> str:
+    """Train the default pipeline on the BBC training split; register it as the topic champion."""
+    from omegaconf import OmegaConf
+
+    from newsclf import tracking
+    from newsclf.models import build_model
+
+    train = pd.read_csv(bbc / "train.csv")
+    model = build_model(OmegaConf.load(ROOT / "configs" / "model" / "tfidf_logreg.yaml"))
+    model.fit(train["text"].tolist(), train["category"].tolist())
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    tracking.configure(uri)
+    with tracking.run("newsclf-topic", "benchmark"):
+        labels = sorted(train["category"].unique())
+        model_uri = tracking.log_model(model, labels, "topic", train["text"].tolist()[:2])
+    tracking.promote("newsclf-topic", tracking.register(model_uri, "newsclf-topic"))
+    return uri
+
+
+def generate(path: Path, n: int, bbc: Path, seed: int = 0, batch: int = 50_000) -> None:
+    """``n`` articles of 6-14 sentences drawn from the BBC articles, written in row groups."""
+    texts = pd.concat(pd.read_csv(bbc / f"{s}.csv")["text"] for s in ("train", "val", "test"))
+    sentences = [s.strip() + "." for t in texts for s in re.split(r"(?<=\.)\s+", t) if len(s) > 30]
+    rng = random.Random(seed)
+    schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, n, batch):
+            rows = {"id": [], "title": [], "text": []}
+            for i in range(start, min(n, start + batch)):
+                body = rng.choices(sentences, k=rng.randint(6, 14))
+                rows["id"].append(f"g{i:09d}")
+                rows["title"].append(" ".join(body[0].split()[:8]))
+                rows["text"].append(" ".join(body[1:]))
+            writer.write_table(pa.table(rows, schema=schema))
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def measure(args: list[str], cwd: Path) -> dict:
+    """Run a command; wall time, its own max RSS and the peak PSS of its process tree."""
+    env = {**os.environ, "COLUMNS": "200"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    out_file = cwd / "last_run.log"
+    peak_tree = 0
+    with out_file.open("wb") as log:
+        os.set_blocking(proc.stdout.fileno(), False)
+        while True:
+            chunk = proc.stdout.read()
+            if chunk:
+                log.write(chunk)
+            done, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if done:
+                break
+            peak_tree = max(peak_tree, sum(_pss_kib(p) for p in _tree(proc.pid)))
+            time.sleep(0.5)
+        log.write(proc.stdout.read() or b"")
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = out_file.read_text(errors="replace")
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{text[-3000:]}")
+    rate = re.search(r"([\d,]+) articles/s", text)
+    return {
+        "wall_s": time.perf_counter() - started,
+        "job_rate": float(rate.group(1).replace(",", "")) if rate else float("nan"),
+        "rss_mib": usage.ru_maxrss / 1024,
+        "tree_pss_mib": peak_tree / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--engines", nargs="+", default=["local", "spark"])
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, help="keep data and models here (reused)")
+    options = parser.parse_args()
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="newsclf-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    bbc = shared_data()
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    if not (workdir / "mlflow.db").exists():
+        uri = train_model(workdir, bbc)
+    rows = []
+    for n in options.sizes:
+        data = workdir / f"articles-{n}.parquet"
+        if not data.exists():
+            t = time.perf_counter()
+            generate(data, n, bbc)
+            print(f"generated {n:,} articles in {time.perf_counter() - t:.0f} s", flush=True)
+        for engine in options.engines:
+            out = workdir / "out" / f"{engine}-{n}.parquet"
+            args = [
+                str(BIN / "newsclf-predict"),
+                f"mlflow.tracking_uri={uri}",
+                "~models.stance",
+                "source=parquet",
+                f"source.path={data}",
+                f"output.path={out}",
+                f"engine={engine}",
+                f"n_jobs={options.n_jobs}",
+                f'spark.master="local[{options.n_jobs}]"',
+                "+spark.conf.spark.ui.showConsoleProgress=false",
+                "resume=false",
+            ]
+            result = measure(args, workdir)
+            rows.append({"engine": engine, "articles": n, **result})
+            print(rows[-1], flush=True)
+            shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+    table = pd.DataFrame(rows)
+    base = table.groupby("engine")[["rss_mib", "tree_pss_mib"]].transform("first")
+    table["rss_ratio"] = table["rss_mib"] / base["rss_mib"]
+    table["tree_ratio"] = table["tree_pss_mib"] / base["tree_pss_mib"]
+    print()
+    print(f"newsclf-predict at scale ({os.cpu_count()} cores, n_jobs={options.n_jobs})")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    if not options.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
