@@ -1,0 +1,90 @@
+"""engine=spark gives exactly the local engine's labels (one small local Spark session)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from newsclf.articles import Cleaner, Source
+from newsclf.batch import JobSettings
+from newsclf.cli.predict import load_models, run_prediction
+from newsclf.errors import NewsclfError
+from newsclf.spark import run_spark_job, spark_session
+from tests.predict_support import article_rows, predict_config, register_models
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = spark_session(
+        "local[2]",
+        "newsclf-test",
+        {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spark")
+    store = register_models(folder)
+    rows = article_rows(400)
+    rows[300] = {**rows[12], "text": "A repeated id with other words: tank market."}
+    rows[301]["text"] = " \n "
+    rows[302]["id"] = None  # id from the content, as the local engine derives it
+    rows[303]["text"] = "rouble inflation exports gas prices market. " * 5000  # truncated
+    half = len(rows) // 2  # two files: order across files matters for duplicates
+    (folder / "in").mkdir()
+    pd.DataFrame(rows[:half]).to_parquet(folder / "in" / "a.parquet")
+    pd.DataFrame(rows[half:]).to_parquet(folder / "in" / "b.parquet")
+    return folder, store
+
+
+def test_spark_gives_the_local_engines_labels(spark, setup):
+    folder, store = setup
+    overrides = ("source=parquet", f"source.path={folder / 'in'}", "max_chars=20000")
+    local = run_prediction(predict_config(store, *overrides, f"output.path={folder}/local.parquet"))
+    cfg = predict_config(store, *overrides)
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    settings = JobSettings(max_chars=20000)
+    result = run_spark_job(
+        source, Cleaner(), load_models(cfg), folder / "spark", settings, spark=spark
+    )
+
+    ours = pq.read_table(folder / "local.parquet").to_pandas().set_index("id")
+    theirs = pd.read_parquet(folder / "spark").set_index("id").loc[ours.index]
+    assert len(theirs) == len(ours) == 398
+    for task in ("topic", "stance"):
+        assert theirs[f"{task}_label"].tolist() == ours[f"{task}_label"].tolist()
+        assert (theirs[f"{task}_probability"] - ours[f"{task}_probability"]).abs().max() < 1e-9
+    assert theirs["truncated_chars"].tolist() == ours["truncated_chars"].tolist()
+    assert (result.n_input, result.rejected_by_reason) == (
+        local.n_input,
+        local.rejected_by_reason,
+    )
+    spark_rejects = pd.read_parquet(folder / "spark.rejects").sort_values("reason")
+    local_rejects = pd.read_csv(folder / "local.parquet.rejects.csv").sort_values("reason")
+    assert spark_rejects["id"].tolist() == local_rejects["id"].tolist()
+    meta = json.loads((folder / "spark" / "_newsclf.json").read_text())
+    assert meta["rows"] == meta["n_input"] - meta["n_rejected"] == 398
+    report = json.loads((folder / "spark.report.json").read_text())
+    assert report["tasks"]["topic"]["labels"] == local.report["tasks"]["topic"]["labels"]
+    assert not list(folder.glob(".spark*tmp-*"))  # nothing half-written left behind
+
+
+def test_spark_reads_parquet_only(spark, setup):
+    folder, store = setup
+    (folder / "in.jsonl").write_text('{"id": "1", "text": "gas"}\n')
+    cfg = predict_config(store)
+    with pytest.raises(NewsclfError, match="engine=spark reads Parquet, not jsonl"):
+        run_spark_job(
+            Source(path=str(folder / "in.jsonl")),
+            Cleaner(),
+            load_models(cfg),
+            folder / "x",
+            JobSettings(),
+            spark=spark,
+        )
