@@ -49,7 +49,10 @@ def train_model(workdir: Path, bbc: Path) -> str:
     from newsclf.models import build_model
 
     train = pd.read_csv(bbc / "train.csv")
-    model = build_model(OmegaConf.load(ROOT / "configs" / "model" / "tfidf_logreg.yaml"))
+    config = OmegaConf.create(
+        {"seed": 0, "model": OmegaConf.load(ROOT / "configs" / "model" / "tfidf_logreg.yaml")}
+    )
+    model = build_model(config.model)
     model.fit(train["text"].tolist(), train["category"].tolist())
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     tracking.configure(uri)
