@@ -152,7 +152,6 @@ def test_predict_csv_and_jsonl_outputs_from_other_sources(workdir, tmp_path):
         "source=jsonl",
         f"source.path={tmp_path / 'in.jsonl'}",
         f"output.path={out2}",
-        "models.stance=null",
         "~models.stance",
     )
     assert "stance_label" not in pd.read_json(out2, lines=True).columns

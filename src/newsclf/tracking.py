@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import random
 import re
+import socket
 import subprocess
 import tempfile
+import time
+import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+import requests
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
@@ -35,11 +45,118 @@ _URI_CREDENTIALS = re.compile(r"(://[^:/@]+:)[^@/]+@")
 _MAX_PARAM_CHARS = 6000
 
 
+# MLflow's own HTTP defaults retry for about four minutes; a job against a dead server should
+# say so sooner. Environment variables of the same names, when set, win.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",  # retries after the first attempt
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits of 0, 2, 4, 8 s (+ up to 1 s jitter)
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",  # seconds per request
+}
+
+
 def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
-    """Point MLflow at a tracking store (``sqlite:///mlflow.db`` by default) and registry."""
+    """Point MLflow at a tracking store (``sqlite:///mlflow.db`` by default) and registry.
+
+    A tracking server must answer now (so a job fails before reading any input, with a clear
+    error, when it does not); a SQLite store is created under a file lock, so parallel jobs
+    never race to create its tables.
+    """
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     mlflow.set_tracking_uri(tracking_uri)
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
+    for uri in dict.fromkeys(u for u in (tracking_uri, registry_uri) if u):
+        if _is_http(uri):
+            check_reachable(uri)
+        elif _sqlite_path(uri) is not None:
+            _init_sqlite(uri)
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory ones)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _init_sqlite(uri: str) -> None:
+    """Create (or migrate) the SQLite store's tables while holding a lock file beside it."""
+    path = _sqlite_path(uri)
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(f"{path}.lock", timeout=300), _mlflow_errors(uri):
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+    except FileLockTimeout:
+        raise NewsclfError(f"MLflow at {uri}: {path}.lock held by another process") from None
+
+
+def check_reachable(uri: str) -> None:
+    """Raise a one-line NewsclfError unless the tracking server at ``uri`` answers."""
+    with _mlflow_errors(uri):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) means the tracking server did not answer."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            return True
+        if isinstance(current, requests.exceptions.RetryError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(current, MlflowException) and _UNREACHABLE.search(str(current)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+_UNREACHABLE = re.compile(
+    r"Max retries exceeded|Failed to establish a new connection|Connection (refused|aborted|"
+    r"reset)|RemoteDisconnected|timeout exception|Read timed out",
+    re.IGNORECASE,
+)
+
+
+def unreachable_message(uri: str, exc: BaseException) -> str:
+    """``tracking server unreachable: <uri> ...`` with the cause in a few words."""
+    text = str(exc)
+    if re.search(r"refused", text, re.IGNORECASE):
+        cause = "connection refused"
+    elif re.search(r"timed? ?out", text, re.IGNORECASE):
+        cause = "timed out"
+    elif match := re.search(r"too many (\d+) error responses", text):
+        cause = f"answered HTTP {match.group(1)}"
+    else:
+        cause = "connection failed"
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+    return (
+        f"tracking server unreachable: {redact('uri', uri)} ({cause}; gave up after "
+        f"{retries} retries, see MLFLOW_HTTP_REQUEST_MAX_RETRIES)"
+    )
+
+
+@contextmanager
+def _mlflow_errors(uri: str | None = None) -> Iterator[None]:
+    """Turn MLflow and connection errors into one-line NewsclfErrors."""
+    try:
+        yield
+    except (MlflowException, requests.exceptions.RequestException) as exc:
+        where = uri or mlflow.get_tracking_uri()
+        if is_unreachable(exc):
+            raise NewsclfError(unreachable_message(where, exc)) from None
+        raise NewsclfError(f"MLflow at {redact('uri', where)}: {_first_line(exc)}") from None
 
 
 def experiment_name(prefix: str, task: str) -> str:
@@ -47,15 +164,49 @@ def experiment_name(prefix: str, task: str) -> str:
 
 
 @contextmanager
-def run(experiment: str, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
-    """Start a run in ``experiment`` (created when missing); yields the run id."""
-    try:
+def run(
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[str]:
+    """Start a run in ``experiment`` (created when missing), nested under ``parent_run_id`` when
+    given; yields the run id. The run ends FINISHED, or FAILED when the block raises; when the
+    tracking server stopped answering, the block's error becomes one clear NewsclfError."""
+    with _mlflow_errors():
         mlflow.set_experiment(experiment)
-        active = mlflow.start_run(run_name=run_name, tags={**git_tags(), **(tags or {})})
-    except MlflowException as exc:
-        raise NewsclfError(f"MLflow at {mlflow.get_tracking_uri()}: {_first_line(exc)}") from None
-    with active:
+        active = mlflow.start_run(
+            run_name=run_name, tags={**git_tags(), **(tags or {})}, parent_run_id=parent_run_id
+        )
+    try:
         yield active.info.run_id
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        if is_unreachable(exc):
+            _end_run_quietly(status)  # one quick try: the server is most likely still gone
+            raise NewsclfError(unreachable_message(mlflow.get_tracking_uri(), exc)) from None
+        _end_run_quietly(status, retries=None)
+        raise
+    with _mlflow_errors():
+        mlflow.end_run()
+
+
+def _end_run_quietly(status: str, retries: int | None = 0) -> None:
+    """End the active run with ``status``; never raises (the original error matters more)."""
+    saved = {k: os.environ.get(k) for k in HTTP_RETRY_DEFAULTS}
+    if retries is not None:
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
+    try:
+        mlflow.end_run(status)
+    except Exception as exc:  # the run stays RUNNING in the store; say so in the log
+        log.warning("could not mark the MLflow run %s: %s", status, _first_line(exc))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _first_line(exc: BaseException) -> str:
@@ -142,6 +293,262 @@ def set_tags(tags: Mapping[str, str]) -> None:
     mlflow.set_tags(dict(tags))
 
 
+# --------------------------------------------------------------------------- sweeps
+
+
+def start_sweep(experiment: str, run_name: str, tags: Mapping[str, str]) -> str:
+    """Create the parent run of a sweep and return its id. Its trials nest under it from other
+    processes, so it is not made the active run here."""
+    with _mlflow_errors():
+        experiment_id = mlflow.set_experiment(experiment).experiment_id
+        created = MlflowClient().create_run(
+            experiment_id, run_name=run_name, tags={**git_tags(), **tags}
+        )
+    return created.info.run_id
+
+
+def finish_sweep(
+    parent_run_id: str, metric: str, artifacts: Sequence[Path] = (), failed: bool = False
+) -> dict[str, Any]:
+    """Close a sweep's parent run. It gets the best trial's (highest ``metric``) params, that
+    metric, tags naming the trial and the trial counts; returns the same as a summary. It ends
+    FINISHED when a trial has the metric, FAILED otherwise or when ``failed``."""
+    with _mlflow_errors():
+        client = MlflowClient()
+        trials = mlflow.search_runs(
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            search_all_experiments=True,
+            output_format="list",
+        )
+        scored = [
+            t
+            for t in trials
+            if t.info.status == "FINISHED"
+            and metric in t.data.metrics
+            and t.data.metrics[metric] == t.data.metrics[metric]  # not NaN
+        ]
+        summary: dict[str, Any] = {
+            "run_id": parent_run_id,
+            "n_trials": len(trials),
+            "n_finished": sum(t.info.status == "FINISHED" for t in trials),
+            "best_run_id": None,
+        }
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric("sweep_n_trials", summary["n_trials"], now, 0),
+            Metric("sweep_n_finished", summary["n_finished"], now, 0),
+        ]
+        tags: list[RunTag] = []
+        params: list[Param] = []
+        if scored:
+            best = max(scored, key=lambda t: (t.data.metrics[metric], -_job_number(t)))
+            summary.update(
+                best_run_id=best.info.run_id,
+                best_run_name=best.info.run_name,
+                best_value=best.data.metrics[metric],
+                best_overrides=best.data.tags.get("newsclf.overrides", ""),
+            )
+            metrics.append(Metric(metric, best.data.metrics[metric], now, 0))
+            params = [Param(k, v) for k, v in sorted(best.data.params.items())]
+            tags = [
+                RunTag("newsclf.best_run_id", best.info.run_id),
+                RunTag("newsclf.best_run_name", best.info.run_name or ""),
+                RunTag("newsclf.best_overrides", summary["best_overrides"]),
+            ]
+        client.log_batch(parent_run_id, metrics=metrics, tags=tags)
+        for start in range(0, len(params), 100):  # MLflow caps a batch at 100 params
+            client.log_batch(parent_run_id, params=params[start : start + 100])
+        for path in artifacts:
+            if Path(path).exists():
+                client.log_artifact(parent_run_id, str(path))
+        client.set_terminated(parent_run_id, "FINISHED" if scored and not failed else "FAILED")
+    return summary
+
+
+def _job_number(trial: Any) -> int:
+    """A trial's Hydra job number: ties go to the earliest trial, as in Optuna."""
+    try:
+        return int(trial.data.tags.get("newsclf.sweep_job", "0"))
+    except ValueError:
+        return 0
+
+
+def abandon_sweep(parent_run_id: str) -> None:
+    """Mark a sweep's parent run FAILED (the sweep stopped early); never raises."""
+    try:
+        MlflowClient().set_terminated(parent_run_id, "FAILED")
+    except Exception as exc:
+        log.warning("could not mark sweep run %s FAILED: %s", parent_run_id, _first_line(exc))
+
+
+# --------------------------------------------------------------------------- gated registration
+
+LOCK_SUFFIX = ".promotion-lock"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered version and the champion decision made for it."""
+
+    version: str
+    promoted: bool
+    reason: str
+    previous_champion: str | None  # the champion the decision was made against
+    champion_score: float | None
+
+
+def register_gated(
+    model_uri: str,
+    name: str,
+    decide: Callable[[float | None], Any],
+    score: Callable[[str], float] | None = None,
+    tags: Mapping[str, str] | None = None,
+    lock_timeout: float = 600.0,
+    stale_after: float = 1800.0,
+) -> Registration:
+    """Register ``model_uri`` as a new version of ``name`` and move the champion alias to it when
+    ``decide(champion score)`` (an object with ``promote`` and ``reason``) says so.
+
+    read champion -> score it -> decide -> register -> set alias runs under a promotion lock
+    (:func:`promotion_lock`), so no job decides against a champion that another job has just
+    replaced: of concurrent promotions the best one ends as champion, and every alias move is
+    recorded on its version (``promoted``, ``previous_champion``). ``score(version)`` rescores
+    an existing version on the caller's test set; it runs before the lock, and again inside it
+    only when the champion moved meanwhile, so the lock is held briefly.
+    """
+    seen = champion(name)
+    seen_score = score(seen) if score and seen else None
+    with promotion_lock(name, lock_timeout, stale_after):
+        current = champion(name)
+        if current != seen:
+            seen, seen_score = current, (score(current) if score and current else None)
+        decision = decide(seen_score)
+        version = register(
+            model_uri,
+            name,
+            {
+                **(tags or {}),
+                "gate": decision.reason,
+                "promoted": str(decision.promote),
+                "previous_champion": seen or "",
+            },
+        )
+        if decision.promote:
+            try:
+                promote(name, version)
+            except BaseException:
+                _delete_version_quietly(name, version)  # no version that claims a promotion
+                raise
+    return Registration(version, bool(decision.promote), decision.reason, seen, seen_score)
+
+
+def _delete_version_quietly(name: str, version: str) -> None:
+    try:
+        MlflowClient().delete_model_version(name, version)
+    except Exception as exc:
+        log.warning("could not remove %s version %s: %s", name, version, _first_line(exc))
+
+
+@contextmanager
+def promotion_lock(
+    name: str, timeout: float = 600.0, stale_after: float = 1800.0
+) -> Iterator[None]:
+    """Hold the lock that serialises champion decisions for registered model ``name``.
+
+    Against a local store (SQLite file or ``file:`` folder) it is an OS file lock beside the
+    store, released by the OS if the holder dies. Against a tracking server, whose clients share
+    no file system, it is a registered model named ``<name>.promotion-lock``: creating a
+    registered model is atomic in the server's database (the name is its primary key), so
+    exactly one job gets it; it is deleted on release. A lock older than ``stale_after`` seconds
+    (its holder died) is broken. Waiting longer than ``timeout`` seconds raises NewsclfError.
+    """
+    path = _local_lock_path(mlflow.get_registry_uri(), name)
+    if path is None:
+        with _registry_lock(name, timeout, stale_after):
+            yield
+        return
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        lock.acquire()
+    except FileLockTimeout:
+        raise NewsclfError(f"{name}: promotion lock {path} held for over {timeout:.0f}s") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _local_lock_path(registry_uri: str, name: str) -> Path | None:
+    safe = re.sub(r"[^\w.-]", "_", name)
+    db = _sqlite_path(registry_uri)
+    if db is not None:
+        return db.with_name(f"{db.name}.{safe}.promotion.lock")
+    if registry_uri.startswith("file:"):
+        folder = Path(re.sub(r"^file:(//)?", "", registry_uri))
+    elif "://" not in registry_uri and ":" not in registry_uri.split("/", 1)[0]:
+        folder = Path(registry_uri)
+    else:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f".{safe}.promotion.lock"
+
+
+@contextmanager
+def _registry_lock(name: str, timeout: float, stale_after: float) -> Iterator[None]:
+    client = MlflowClient()
+    lock_name = f"{name}{LOCK_SUFFIX}"
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + timeout
+    wait = 0.1
+    while True:
+        try:
+            client.create_registered_model(
+                lock_name,
+                tags={"newsclf.lock_holder": token, "newsclf.lock_since": f"{time.time():.3f}"},
+                description=f"newsclf: promotion lock of {name}, held while a job moves its "
+                f"champion alias; broken automatically after {stale_after:.0f}s",
+            )
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        holder, since = _lock_holder(client, lock_name)
+        if holder == token:  # our create went through, then a retried request found it
+            break
+        if holder is not None and time.time() - since > stale_after:
+            log.warning("breaking stale promotion lock %s of %s", lock_name, holder)
+            _release_registry_lock(client, lock_name, holder)
+            continue
+        if time.monotonic() > deadline:
+            raise NewsclfError(
+                f"{name}: promotion lock {lock_name} held by {holder} for over {timeout:.0f}s"
+            )
+        time.sleep(wait * random.uniform(0.5, 1.5))
+        wait = min(wait * 2, 2.0)
+    try:
+        yield
+    finally:
+        _release_registry_lock(client, lock_name, token)
+
+
+def _lock_holder(client: MlflowClient, lock_name: str) -> tuple[str | None, float]:
+    try:
+        tags = client.get_registered_model(lock_name).tags
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None, 0.0
+        raise
+    return tags.get("newsclf.lock_holder"), float(tags.get("newsclf.lock_since", "0") or 0)
+
+
+def _release_registry_lock(client: MlflowClient, lock_name: str, holder: str | None) -> None:
+    try:
+        if _lock_holder(client, lock_name)[0] == holder:
+            client.delete_registered_model(lock_name)
+    except Exception as exc:  # it goes stale and is broken by the next job
+        log.warning("could not release promotion lock %s: %s", lock_name, _first_line(exc))
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -187,7 +594,9 @@ def champion(name: str) -> str | None:
     """The version holding the ``champion`` alias, or None."""
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
+    except MlflowException as exc:
+        if is_unreachable(exc):  # "no champion" would be a wrong answer
+            raise
         return None
 
 

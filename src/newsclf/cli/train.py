@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from newsclf import datasets, evaluation, tracking
-from newsclf.cli import user_errors
+from newsclf.cli import sweep, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
 from newsclf.models import build_model
@@ -40,7 +40,12 @@ def train(cfg: DictConfig) -> dict:
     registered = f"{cfg.mlflow.model_prefix}{task.name}"
     tags = {"newsclf.stage": "train", "newsclf.fingerprint": manifest["fingerprint"]}
     result: dict = {"task": task.name, "model": cfg.model.name}
-    with tracking.run(experiment, cfg.run_name, tags) as run_id:
+    run_name, parent = cfg.run_name, sweep.parent_run_id()
+    if parent:  # a trial of a --multirun: a child of the sweep's run
+        number, overrides = sweep.trial_info()
+        run_name = f"{cfg.run_name}-{number}"
+        tags.update({"newsclf.sweep_job": str(number), "newsclf.overrides": overrides})
+    with tracking.run(experiment, run_name, tags, parent_run_id=parent) as run_id:
         result["run_id"] = run_id
         tracking.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
         for split in datasets.SPLITS:
@@ -83,33 +88,44 @@ def train(cfg: DictConfig) -> dict:
 
 def _register_and_gate(cfg: DictConfig, name: str, model_uri: str, test, result: dict) -> dict:
     test_f1 = result.get("test_macro_f1", float("nan"))
-    champion_f1 = None
-    champion = tracking.champion(name) if cfg.gate.compare_to_champion else None
-    if champion is not None:
-        current = tracking.load_model(f"models:/{name}/{champion}")
+    labels = list(cfg.task.labels)
+
+    def score(version: str) -> float:
+        current = tracking.load_model(f"models:/{name}/{version}")
+    """Register a version; make it champion if the gate passes against the current champion,
+    rescored on this run's test set. Concurrent jobs are serialised by a promotion lock."""
         predicted = current.classifier.predict(test[0])["label"].tolist()
-        champion_f1 = evaluation.metrics(test[1], predicted, list(cfg.task.labels))["macro_f1"]
-        tracking.log_metrics({"champion_test_macro_f1": champion_f1})
-    decision = evaluation.gate(test_f1, cfg.gate.min_test_macro_f1, champion_f1)
-    version = tracking.register(
-        model_uri, name, {"test_macro_f1": f"{test_f1:.6f}", "gate": decision.reason}
+        return evaluation.metrics(test[1], predicted, labels)["macro_f1"]
+
+    lock = cfg.mlflow.get("promotion_lock") or {}
+    outcome = tracking.register_gated(
+        model_uri,
+        name,
+        decide=lambda champion_f1: evaluation.gate(
+            test_f1, cfg.gate.min_test_macro_f1, champion_f1
+        ),
+        score=score if cfg.gate.compare_to_champion and test[0] else None,
+        tags={"test_macro_f1": f"{test_f1:.6f}"},
+        lock_timeout=float(lock.get("timeout_s", 600)),
+        stale_after=float(lock.get("stale_after_s", 1800)),
     )
-    if decision.promote:
-        tracking.promote(name, version)
+    if outcome.champion_score is not None:
+        tracking.log_metrics({"champion_test_macro_f1": outcome.champion_score})
     tracking.set_tags(
         {
             "newsclf.registered_model": name,
-            "newsclf.version": version,
-            "newsclf.promoted": str(decision.promote),
-            "newsclf.gate": decision.reason,
+            "newsclf.version": outcome.version,
+            "newsclf.promoted": str(outcome.promoted),
+            "newsclf.gate": outcome.reason,
+            "newsclf.previous_champion": outcome.previous_champion or "",
         }
     )
     return {
         "registered_model": name,
-        "version": version,
-        "promoted": decision.promote,
-        "gate": decision.reason,
-        "previous_champion": champion,
+        "version": outcome.version,
+        "promoted": outcome.promoted,
+        "gate": outcome.reason,
+        "previous_champion": outcome.previous_champion,
     }
 
 
@@ -129,9 +145,7 @@ def summary(result: dict) -> None:
         )
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-@user_errors("newsclf-train")
-def main(cfg: DictConfig) -> float:
+def _run(cfg: DictConfig) -> float:
     result = train(cfg)
     summary(result)
     return float(result.get(cfg.optimize_metric, float("nan")))
@@ -139,3 +153,10 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     main()
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    if sweep.in_multirun():
+        return sweep.trial(_run, cfg)
+    return user_errors("newsclf-train")(_run)(cfg)
+
+

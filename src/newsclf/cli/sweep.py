@@ -1,0 +1,153 @@
+"""One MLflow parent run per ``newsclf-train --multirun``, whatever the sweeper and launcher.
+
+A Hydra callback (``hydra.callbacks.mlflow_sweep`` in ``configs/train.yaml``) creates the parent
+run in the sweeping process before any trial starts and hands its id to the trials, which may
+run in other processes (joblib), on other machines (SLURM, Ray), so through two channels: the
+environment (inherited by local workers, exported by ``sbatch``) and a small file in the sweep
+folder (shared by cluster jobs). Each trial's run nests under it; when the sweep ends the parent
+gets the best trial's params and optimised metric.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from rich.console import Console
+
+from newsclf import tracking
+from newsclf.errors import NewsclfError
+
+log = logging.getLogger(__name__)
+
+ENV_RUN_ID = "NEWSCLF_SWEEP_RUN_ID"
+MARKER = "mlflow_sweep.json"
+RESULTS = "optimization_results.yaml"  # written by the Optuna sweeper
+
+
+class SweepRun(Callback):
+    """Hydra callback: the sweep's MLflow parent run (see the module docstring)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.run_id: str | None = None
+        self.sweep_dir: Path | None = None
+        self.metric = "validation_macro_f1"
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        try:
+            self._start(config)
+        except NewsclfError as exc:  # e.g. the tracking server is down: one line, exit 2
+            print(f"newsclf-train: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    def _start(self, config: DictConfig) -> None:
+        tracking.configure(config.mlflow.tracking_uri, config.mlflow.registry_uri)
+        experiment = tracking.experiment_name(config.mlflow.experiment_prefix, config.task.name)
+        self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        self.metric = str(config.optimize_metric)
+        tags = {
+            "newsclf.stage": "sweep",
+            "newsclf.sweep_dir": str(self.sweep_dir),
+            "newsclf.sweeper": str(config.hydra.sweeper._target_).rsplit(".", 1)[-1],
+            "newsclf.launcher": str(config.hydra.launcher._target_).rsplit(".", 1)[-1],
+            "newsclf.overrides": " ".join(config.hydra.overrides.task),
+            "newsclf.optimize_metric": str(config.optimize_metric),
+        }
+        self.run_id = tracking.start_sweep(experiment, f"sweep-{config.run_name}", tags)
+        os.environ[ENV_RUN_ID] = self.run_id
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.sweep_dir / MARKER
+        tmp = marker.with_name(f".{MARKER}.tmp")
+        tmp.write_text(json.dumps({"run_id": self.run_id, "experiment": experiment}) + "\n")
+        tmp.replace(marker)
+        atexit.register(self._abandon)
+        log.info("sweep parent run %s in MLflow experiment %s", self.run_id, experiment)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.run_id is None:
+            return
+        assert self.sweep_dir is not None
+        try:
+            result = tracking.finish_sweep(
+                self.run_id, str(config.optimize_metric), [self.sweep_dir / RESULTS]
+            )
+        except NewsclfError as exc:
+            print(f"newsclf-train: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        finally:
+            self.run_id = None
+            os.environ.pop(ENV_RUN_ID, None)
+        summary(result, str(config.optimize_metric))
+
+    def _abandon(self) -> None:
+        """At exit without ``on_multirun_end`` (a failed trial ended the sweep): the parent
+        still gets the best finished trial, and is marked FAILED."""
+        if self.run_id is None:
+            return
+        run_id, self.run_id = self.run_id, None
+        try:
+            tracking.finish_sweep(run_id, self.metric, [], failed=True)
+        except Exception as exc:  # at exit, with the server perhaps gone: log, never raise
+            log.warning("sweep run %s not closed: %s", run_id, exc)
+            tracking.abandon_sweep(run_id)
+
+
+def summary(result: dict, metric: str) -> None:
+    console = Console(soft_wrap=True)
+    console.print(
+        f"[bold]newsclf-train sweep[/]: {result['n_trials']} trials, {result['n_finished']} "
+        f"finished; parent run {result['run_id']}"
+    )
+    if result.get("best_run_id"):
+        console.print(
+            f"  best {metric} {result['best_value']:.4f}: run {result['best_run_name']} "
+            f"({result['best_run_id']}) with {result['best_overrides'] or 'the defaults'}"
+        )
+
+
+def in_multirun() -> bool:
+    """Whether this Hydra job is a trial of a ``--multirun``."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def trial(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
+    """Run one trial. A user error fails this trial only, after one line naming it: Hydra
+    records the failed job, the other trials go on, and the sweeper decides (Optuna tolerates
+    ``max_failure_rate``; the basic sweeper fails the sweep once its batch is done)."""
+    try:
+        return fn(cfg)
+    except NewsclfError as exc:
+        print(f"newsclf-train: error: {exc}", file=sys.stderr)
+        raise
+
+
+def parent_run_id() -> str | None:
+    """In a trial of a ``--multirun``, the sweep's parent run id; otherwise None."""
+    if not in_multirun():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if os.environ.get(ENV_RUN_ID):
+        return os.environ[ENV_RUN_ID]
+    marker = Path(str(hydra_cfg.sweep.dir)) / MARKER
+    if marker.exists():
+        return json.loads(marker.read_text())["run_id"]
+    return None
+
+
+def trial_info() -> tuple[int, str]:
+    """(job number, the trial's overrides as one string) of the current Hydra job."""
+    hydra_cfg = HydraConfig.get()
+    return int(hydra_cfg.job.num), " ".join(hydra_cfg.overrides.task)
