@@ -87,13 +87,13 @@ def train(cfg: DictConfig) -> dict:
 
 
 def _register_and_gate(cfg: DictConfig, name: str, model_uri: str, test, result: dict) -> dict:
+    """Register a version; make it champion if the gate passes against the current champion,
+    rescored on this run's test set. Concurrent jobs are serialised by a promotion lock."""
     test_f1 = result.get("test_macro_f1", float("nan"))
     labels = list(cfg.task.labels)
 
     def score(version: str) -> float:
         current = tracking.load_model(f"models:/{name}/{version}")
-    """Register a version; make it champion if the gate passes against the current champion,
-    rescored on this run's test set. Concurrent jobs are serialised by a promotion lock."""
         predicted = current.classifier.predict(test[0])["label"].tolist()
         return evaluation.metrics(test[1], predicted, labels)["macro_f1"]
 
@@ -151,8 +151,6 @@ def _run(cfg: DictConfig) -> float:
     return float(result.get(cfg.optimize_metric, float("nan")))
 
 
-if __name__ == "__main__":
-    main()
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float:
     if sweep.in_multirun():
@@ -160,3 +158,5 @@ def main(cfg: DictConfig) -> float:
     return user_errors("newsclf-train")(_run)(cfg)
 
 
+if __name__ == "__main__":
+    main()
