@@ -7,6 +7,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -460,7 +461,8 @@ def ordered_map(
     # threads (progress bar, MLflow) are never used in a worker.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(n_jobs, context, initializer, initargs) as pool:
+    initargs = (initializer, *initargs)
+    with ProcessPoolExecutor(n_jobs, context, _start_worker, initargs) as pool:
         pending: deque = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -468,6 +470,17 @@ def ordered_map(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _start_worker(initializer: Callable, *initargs: object) -> None:
+    # A worker must not outlive a killed parent: it would keep the job's lock file open.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    initializer(*initargs)
 
 
 def resolve_n_jobs(n_jobs: int) -> int:
