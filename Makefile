@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run dataset train predict test lint bench clean
+.PHONY: install run dataset train predict test lint bench bench-predict clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: install  ## lint, then the whole test suite
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+bench-predict: install  ## throughput and peak memory of newsclf-predict, 10k and 1M articles
+	$(BIN)/python benchmarks/predict_scale.py --sizes 10000 1000000 --engines local spark
 
 clean:
 	rm -rf data predictions outputs multirun mlruns mlflow.db

@@ -437,6 +437,8 @@ def _model_stats(classifier: object, texts: list[str], features: object, sample:
     if features is not None and hasattr(features, "indices") and hasattr(vectorizer, "idf_"):
         present = features.tocsr() if hasattr(features, "tocsr") else features
         stats.term_docs = np.bincount(present.indices, minlength=present.shape[1]).astype(np.int64)
+    if getattr(vectorizer, "analyzer", "word") != "word":
+        return stats  # character n-grams: words are no measure of the vocabulary
     analyse = vectorizer.build_tokenizer()
     preprocess = vectorizer.build_preprocessor()
     stop = vectorizer.get_stop_words() or frozenset()
