@@ -1,41 +1,120 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 from sklearn.base import clone
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.pipeline import Pipeline
 
 from newsclf.errors import NewsclfError
-from newsclf.models import build_model
-from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS
+from newsclf.models import build_model, feature_union, fit_out_of_core, text_pipeline
+from newsclf.predict import load_pipeline, save_pipeline
+from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus
 
 MODEL_CONFIGS = sorted((ROOT / "configs" / "model").glob("*.yaml"))
+BIN = Path(sys.executable).parent
 
 
-def _data():
+def _data(words: dict[str, str] = TOPIC_WORDS, per_label: int = 6):
     texts, labels = [], []
-    for label, words in TOPIC_WORDS.items():
-        for i in range(6):
-            w = words.split()
+    for label, line in words.items():
+        for i in range(per_label):
+            w = line.split()
             texts.append(" ".join(w[i % 3 :] + w[: i % 3] + ["common", "words"]))
             labels.append(label)
     return texts, labels
 
 
+def _model_config(path: Path, **overrides):
+    # model configs may interpolate ${seed}; compose them under `model` as Hydra does
+    cfg = OmegaConf.merge({"seed": 0, "model": OmegaConf.load(path)}, {"model": overrides})
+    return cfg.model
+
+
+class Rows:
+    """A table like a Hugging Face Dataset (len, slices, a label column) that records the
+    slices read, so a test can check that training streamed it."""
+
+    def __init__(self, texts, labels, names):
+        self.texts, self.labels = texts, [names.index(label) for label in labels]
+        self.slices: list[int] = []
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, key):
+        if key == "label":
+            return list(self.labels)
+        self.slices.append(len(self.texts[key]))
+        return {"text": self.texts[key], "label": self.labels[key]}
+
+
 @pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: Path(p).stem)
-def test_every_model_config_builds_fits_and_clones(path):
-    cfg = OmegaConf.load(path)
-    cfg = OmegaConf.merge({"seed": 0}, cfg)  # model configs may interpolate ${seed}
+@pytest.mark.parametrize("words", [TOPIC_WORDS, STANCE_WORDS], ids=["topic", "stance"])
+def test_every_model_config_fits_both_tasks_saves_and_loads(path, words, tmp_path):
+    cfg = _model_config(path)
     model = build_model(cfg)
-    texts, labels = _data()
-    model.fit(texts, labels)
-    assert set(model.predict(texts)) <= set(labels)
-    assert (model.predict(texts) == labels).mean() > 0.8
-    assert clone(model).get_params()["vectorizer__ngram_range"] == (1, 2) or "hashing" in path.stem
+    texts, labels = _data(words)
+    if cfg.get("out_of_core"):
+        rows = Rows(texts, labels, list(words))
+        settings = {"chunk_size": 8, "epochs": 20, "n_jobs": 1, "seed": 0}
+        fit_out_of_core(model, rows, list(words), settings)
+    else:
+        model.fit(texts, labels)
+    predicted = model.predict(texts)
+    assert set(predicted) <= set(labels)
+    assert (predicted == np.array(labels)).mean() > 0.8
+    # the model survives newsclf's skops save and trusted-type load unchanged
+    loaded = load_pipeline(save_pipeline(model, tmp_path / "model.skops"))
+    assert (loaded.predict(texts) == predicted).all()
+    params = clone(model).get_params()
+    ranges = {k: v for k, v in params.items() if k.endswith("ngram_range")}
+    assert ranges and all(isinstance(v, tuple) for v in ranges.values())
 
 
-def test_model_configs_cover_required_pipelines():
+def test_model_zoo_covers_the_required_pipelines():
     names = {p.stem for p in MODEL_CONFIGS}
-    assert {"tfidf_logreg", "tfidf_svm", "tfidf_cnb"} <= names
+    assert {
+        "tfidf_logreg",
+        "tfidf_vocab_logreg",
+        "tfidf_svm",
+        "tfidf_cnb",
+        "tfidf_char_svm",
+        "tfidf_union_svm",
+        "hashing_sgd",
+        "hashing_sgd_stream",
+    } <= names
+    default = OmegaConf.load(ROOT / "configs" / "train.yaml").defaults
+    assert {"model": "tfidf_logreg"} in default
+
+
+@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: Path(p).stem)
+def test_class_weight_option_reaches_the_classifier(path):
+    cfg = OmegaConf.load(path)
+    if "class_weight" not in cfg:
+        assert "ComplementNB" in str(cfg.pipeline.classifier)  # corrects imbalance itself
+        return
+    for option in ("balanced", None):
+        model = build_model(_model_config(path, class_weight=option))
+        weights = [v for k, v in model.get_params().items() if k.endswith("class_weight")]
+        assert weights == [option]
+
+
+def test_union_config_has_word_and_char_parts():
+    model = build_model(_model_config(ROOT / "configs/model/tfidf_union_svm.yaml"))
+    params = model.get_params()
+    assert params["vectorizer__word__ngram_range"] == (1, 2)
+    assert params["vectorizer__char__analyzer"] == "char_wb"
+    model.set_params(vectorizer__char__ngram_range=(3, 4))  # overridable like any step
+    texts, labels = _data()
+    assert model.fit(texts, labels).predict(texts[:1])[0] in labels
 
 
 def test_bad_model_config():
@@ -43,9 +122,113 @@ def test_bad_model_config():
         build_model({"name": "x"})
     with pytest.raises(NewsclfError, match="cannot build"):
         build_model({"pipeline": {"_target_": "sklearn.nope.Missing"}})
+    with pytest.raises(NewsclfError, match="at least one"):
+        feature_union()
 
 
-def test_stance_words_are_distinct_from_topic_words():
-    # guards the generated test corpus: stance must not be learnable from topic words alone
-    topic = set(" ".join(TOPIC_WORDS.values()).split())
-    assert not topic & set(" ".join(STANCE_WORDS.values()).split())
+def _stream_pipeline(**sgd) -> Pipeline:
+    return text_pipeline(
+        HashingVectorizer(n_features=2**12, alternate_sign=False),
+        SGDClassifier(loss="modified_huber", random_state=0, **sgd),
+    )
+
+
+def test_out_of_core_fit_streams_chunks_and_learns():
+    texts, labels = _data(per_label=30)
+    names = list(TOPIC_WORDS)
+    rows = Rows(texts, labels, names)
+    model = fit_out_of_core(_stream_pipeline(), rows, names, {"chunk_size": 25, "epochs": 3})
+    assert max(rows.slices) <= 25  # never more than one chunk read at a time
+    assert sum(rows.slices) >= 3 * len(texts)  # every row seen in every epoch
+    assert list(model.classes_) == sorted(names)  # trained on label names
+    assert (model.predict(texts) == np.array(labels)).mean() > 0.95
+
+
+def test_out_of_core_is_reproducible_and_parallel_gives_the_same_model():
+    texts, labels = _data(per_label=12)
+    names = list(TOPIC_WORDS)
+    coefs = []
+    for n_jobs in (1, 1, 2):
+        settings = {"chunk_size": 10, "epochs": 2, "n_jobs": n_jobs, "seed": 3}
+        model = fit_out_of_core(_stream_pipeline(), Rows(texts, labels, names), names, settings)
+        coefs.append(model[-1].coef_)
+    assert np.array_equal(coefs[0], coefs[1])
+    assert np.array_equal(coefs[0], coefs[2])
+
+
+def test_out_of_core_balanced_class_weight_is_applied_then_restored():
+    texts, labels = _data(per_label=20)
+    texts, labels = texts[:25] + texts[40:], labels[:25] + labels[40:]  # unbalanced labels
+    names = list(TOPIC_WORDS)
+    settings = {"chunk_size": 16, "epochs": 2}
+    balanced = fit_out_of_core(
+        _stream_pipeline(class_weight="balanced"), Rows(texts, labels, names), names, settings
+    )
+    plain = fit_out_of_core(_stream_pipeline(), Rows(texts, labels, names), names, settings)
+    assert balanced[-1].class_weight == "balanced"  # the config value, as given
+    assert not np.allclose(balanced[-1].coef_, plain[-1].coef_)
+
+
+def test_out_of_core_refuses_pipelines_it_cannot_stream():
+    names = list(TOPIC_WORDS)
+    rows = Rows(*_data(), names)
+    needs_idf = Pipeline(
+        [
+            ("vectorizer", HashingVectorizer()),
+            ("weighting", TfidfTransformer()),
+            ("classifier", SGDClassifier()),
+        ]
+    )
+    with pytest.raises(NewsclfError, match="'weighting' \\(TfidfTransformer\\) must see all"):
+        fit_out_of_core(needs_idf, rows, names)
+    no_partial_fit = text_pipeline(HashingVectorizer(), LogisticRegression())
+    with pytest.raises(NewsclfError, match="LogisticRegression has no partial_fit"):
+        fit_out_of_core(no_partial_fit, rows, names)
+    with pytest.raises(NewsclfError, match="unknown key\\(s\\) chunks"):
+        fit_out_of_core(_stream_pipeline(), rows, names, {"chunks": 10})
+    with pytest.raises(NewsclfError, match="chunk_size=0"):
+        fit_out_of_core(_stream_pipeline(), rows, names, {"chunk_size": 0})
+    stream_cfg = _model_config(ROOT / "configs/model/hashing_sgd_stream.yaml")
+    stream_cfg.pipeline.weighting = {"_target_": "sklearn.feature_extraction.text.TfidfTransformer"}
+    with pytest.raises(NewsclfError, match="must see all the data"):
+        build_model(stream_cfg)  # caught when the config is built, before any data is read
+
+
+def test_newsclf_train_out_of_core_end_to_end(tmp_path):
+    """The real console scripts: a dataset, then newsclf-train model=hashing_sgd_stream."""
+    make_corpus(tmp_path / "corpus", n_per_topic=12)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+    def run(script, *args):
+        proc = subprocess.run(
+            [str(BIN / script), *args], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    run(
+        "newsclf-dataset",
+        f"source.path={tmp_path / 'corpus/articles'}",
+        f"annotations.path={tmp_path / 'corpus/labels.csv'}",
+        "output_dir=ds",
+    )
+    proc = run(
+        "newsclf-train",
+        "task=topic",
+        "dataset_dir=ds/topic",
+        "model=hashing_sgd_stream",
+        "model.out_of_core.chunk_size=7",
+        "model.out_of_core.epochs=10",
+        "model.out_of_core.n_jobs=1",
+    )
+    assert "topic / hashing_sgd_stream" in proc.stdout
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("newsclf-topic")
+    (run_info,) = client.search_runs([experiment.experiment_id], "tags.`newsclf.stage` = 'train'")
+    assert run_info.data.params["model.out_of_core.chunk_size"] == "7"
+    assert run_info.data.metrics["n_train"] > 40
+    assert run_info.data.metrics["validation_accuracy"] > 0.8
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/newsclf-topic/1")
+    out = model.predict(pd.DataFrame({"text": ["troops artillery brigade"]}))
+    assert out["label"].tolist() == ["military"]

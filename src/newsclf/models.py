@@ -1,21 +1,55 @@
-"""scikit-learn pipelines built from ``configs/model/*.yaml``: the train stage's estimators."""
+"""scikit-learn pipelines built from ``configs/model/*.yaml``: the train stage's estimators.
+
+A model config's ``pipeline`` is instantiated by Hydra; :func:`text_pipeline` and
+:func:`feature_union` make the YAML short. A config with an ``out_of_core`` key is trained by
+:func:`fit_out_of_core`, which streams the training split in chunks through a stateless
+vectorizer and the classifier's ``partial_fit``, so the corpus never has to fit in memory.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from hydra.utils import instantiate
+from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import BaseEstimator
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils import compute_class_weight, get_tags
 
 from newsclf.errors import NewsclfError
 
+log = logging.getLogger(__name__)
 
-def text_pipeline(vectorizer: BaseEstimator, classifier: BaseEstimator) -> Pipeline:
-    """A two-step ``Pipeline``: ``vectorizer`` (text -> features) then ``classifier``."""
-    return Pipeline([("vectorizer", _tuples(vectorizer)), ("classifier", classifier)])
+
+def text_pipeline(
+    vectorizer: BaseEstimator, classifier: BaseEstimator, weighting: BaseEstimator | None = None
+) -> Pipeline:
+    """``vectorizer`` (texts -> counts or features), optionally ``weighting`` (e.g. a
+    ``TfidfTransformer`` after a ``HashingVectorizer``), then ``classifier``.
+
+    Step names are ``vectorizer``, ``weighting`` and ``classifier``, so overrides read
+    ``model.pipeline.vectorizer.ngram_range=[1,3]`` and parameters
+    ``vectorizer__ngram_range``.
+    """
+    steps = [("vectorizer", _tuples(vectorizer))]
+    if weighting is not None:
+        steps.append(("weighting", weighting))
+    steps.append(("classifier", classifier))
+    return Pipeline(steps)
+
+
+def feature_union(n_jobs: int | None = None, **transformers: BaseEstimator) -> FeatureUnion:
+    """A ``FeatureUnion`` of named transformers (e.g. ``word`` and ``char`` n-grams), their
+    outputs side by side. Keyword names become the parts' names."""
+    if not transformers:
+        raise NewsclfError("feature_union: needs at least one named transformer")
+    return FeatureUnion([(name, _tuples(t)) for name, t in transformers.items()], n_jobs=n_jobs)
 
 
 def _tuples(estimator: BaseEstimator) -> BaseEstimator:
@@ -37,4 +71,137 @@ def build_model(cfg: DictConfig | Mapping[str, Any]) -> Pipeline:
         raise NewsclfError(f"model.pipeline: cannot build the model ({exc})") from None
     if not hasattr(model, "fit") or not hasattr(model, "predict"):
         raise NewsclfError(f"model.pipeline: {type(model).__name__} is not an estimator")
+    if cfg.get("out_of_core"):
+        out_of_core_settings(cfg.out_of_core)
+        check_streamable(model)
     return model
+
+
+# --------------------------------------------------------------------------- out of core
+
+
+@dataclass(frozen=True)
+class OutOfCore:
+    """How :func:`fit_out_of_core` streams the training split (a model config's
+    ``out_of_core`` key): rows per chunk, passes over the data, processes vectorising chunks
+    (-1: all cores) and the seed of the chunk order."""
+
+    chunk_size: int = 10_000
+    epochs: int = 1
+    n_jobs: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1 or self.epochs < 1 or self.n_jobs == 0:
+            raise NewsclfError(
+                f"model.out_of_core: chunk_size={self.chunk_size} and epochs={self.epochs} "
+                f"must be >= 1 and n_jobs={self.n_jobs} must not be 0"
+            )
+
+
+def out_of_core_settings(cfg: Mapping[str, Any] | None) -> OutOfCore:
+    """Validated :class:`OutOfCore` settings from a config mapping."""
+    values = dict(
+        OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg or {}
+    )
+    unknown = sorted(set(values) - set(OutOfCore.__dataclass_fields__))
+    if unknown:
+        raise NewsclfError(
+            f"model.out_of_core: unknown key(s) {', '.join(unknown)} "
+            f"(allowed: {', '.join(OutOfCore.__dataclass_fields__)})"
+        )
+    return OutOfCore(**values)
+
+
+def check_streamable(pipeline: Pipeline) -> None:
+    """Raise unless every step before the classifier is stateless (needs no fit, like
+    ``HashingVectorizer``) and the classifier has ``partial_fit``."""
+    if not isinstance(pipeline, Pipeline):
+        raise NewsclfError(f"model.out_of_core: needs a Pipeline, got {type(pipeline).__name__}")
+    for name, step in pipeline.steps[:-1]:
+        if get_tags(step).requires_fit and not _stateless_union(step):
+            raise NewsclfError(
+                f"model.out_of_core: step {name!r} ({type(step).__name__}) must see all the "
+                "data before transforming; use a stateless vectorizer such as HashingVectorizer"
+            )
+    name, classifier = pipeline.steps[-1]
+    if not hasattr(classifier, "partial_fit"):
+        raise NewsclfError(
+            f"model.out_of_core: classifier {type(classifier).__name__} has no partial_fit; "
+            "use e.g. SGDClassifier, ComplementNB or MultinomialNB"
+        )
+
+
+def _stateless_union(step: BaseEstimator) -> bool:
+    return isinstance(step, FeatureUnion) and all(
+        t in ("drop", "passthrough") or not get_tags(t).requires_fit
+        for _, t in step.transformer_list
+    )
+
+
+def fit_out_of_core(
+    pipeline: Pipeline,
+    rows: Any,
+    label_names: Sequence[str],
+    settings: OutOfCore | Mapping[str, Any] | None = None,
+) -> Pipeline:
+    """Fit ``pipeline`` on ``rows`` chunk by chunk, never holding more than a few chunks.
+
+    ``rows`` is a table such as a Hugging Face ``Dataset``: ``len(rows)`` rows and
+    ``rows[start:stop]`` giving a mapping with ``text`` (strings) and ``label`` (indices into
+    ``label_names``, or label names) lists. Each epoch visits the chunks in a random order and
+    shuffles rows within a chunk (stored datasets are sorted by id, which may group labels).
+    ``class_weight="balanced"``, which ``partial_fit`` refuses, is computed from the label
+    column up front. The classifier is trained on label names, like ``Pipeline.fit`` in
+    newsclf-train.
+    """
+    settings = settings if isinstance(settings, OutOfCore) else out_of_core_settings(settings)
+    check_streamable(pipeline)
+    n_rows = len(rows)
+    if n_rows == 0:
+        raise NewsclfError("out-of-core training: the training split is empty")
+    names = list(label_names)
+    counts = Counter(_names(rows["label"], names))
+    classes = np.array([n for n in names if n in counts])
+    transform, classifier = Pipeline(pipeline.steps[:-1]), pipeline.steps[-1][1]
+    transform.fit(rows[0:1]["text"])  # stateless: marks the steps fitted, learns nothing
+    requested = getattr(classifier, "class_weight", None)
+    if isinstance(requested, str) and requested == "balanced":
+        y_all = np.repeat(classes, [counts[c] for c in classes])
+        weights = compute_class_weight("balanced", classes=classes, y=y_all)
+        classifier.set_params(class_weight=dict(zip(classes.tolist(), weights, strict=True)))
+    rng = np.random.default_rng(settings.seed)
+    starts = list(range(0, n_rows, settings.chunk_size))
+    try:
+        with Parallel(n_jobs=settings.n_jobs, return_as="generator") as parallel:
+            for epoch in range(settings.epochs):
+                order = rng.permutation(len(starts))
+                chunks = _chunks(rows, [starts[i] for i in order], settings.chunk_size, names, rng)
+                jobs = (delayed(_vectorize)(transform, texts, labels) for texts, labels in chunks)
+                for done, (features, labels) in enumerate(parallel(jobs), start=1):
+                    classifier.partial_fit(features, labels, classes=classes)
+                    if done % 10 == 0 or done == len(starts):
+                        log.info("epoch %d: %d/%d chunks", epoch + 1, done, len(starts))
+    finally:
+        if requested is not None:
+            classifier.set_params(class_weight=requested)  # the model keeps its config
+    return pipeline
+
+
+def _names(labels: Any, names: list[str]) -> Iterator[str]:
+    for label in labels:
+        yield names[label] if isinstance(label, int | np.integer) else str(label)
+
+
+def _chunks(
+    rows: Any, starts: list[int], size: int, names: list[str], rng: np.random.Generator
+) -> Iterator[tuple[list[str], list[str]]]:
+    for start in starts:
+        chunk = rows[start : start + size]
+        order = rng.permutation(len(chunk["text"]))
+        texts, labels = chunk["text"], list(_names(chunk["label"], names))
+        yield [texts[i] for i in order], [labels[i] for i in order]
+
+
+def _vectorize(transform: Pipeline, texts: list[str], labels: list[str]) -> tuple[Any, list[str]]:
+    return transform.transform(texts), labels

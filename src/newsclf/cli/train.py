@@ -18,7 +18,7 @@ from newsclf import datasets, evaluation, tracking
 from newsclf.cli import sweep, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
-from newsclf.models import build_model
+from newsclf.models import build_model, fit_out_of_core
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def train(cfg: DictConfig) -> dict:
             f"{task.name}'s {task.label_names}; rebuild it with newsclf-dataset"
         )
     names = task.label_names
-    data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in datasets.SPLITS}
+    out_of_core = cfg.model.get("out_of_core")  # stream the train split, never load it whole
+    in_memory = datasets.SPLITS[1:] if out_of_core else datasets.SPLITS
+    data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
     model = build_model(cfg.model)
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
@@ -57,9 +59,12 @@ def train(cfg: DictConfig) -> dict:
                 context=split,
             )
         started = time.perf_counter()
-        model.fit(*data["train"])
+        if out_of_core:
+            fit_out_of_core(model, dd["train"], names, out_of_core)
+        else:
+            model.fit(*data["train"])
         fit_seconds = time.perf_counter() - started
-        tracking.log_metrics({"fit_seconds": fit_seconds, "n_train": len(data["train"][0])})
+        tracking.log_metrics({"fit_seconds": fit_seconds, "n_train": dd["train"].num_rows})
         for split in ("validation", "test"):
             texts, gold = data[split]
             if not texts:
@@ -79,7 +84,7 @@ def train(cfg: DictConfig) -> dict:
                     f"{task.name} / {cfg.model.name} / {split}",
                 )
                 tracking.log_artifact(png, "plots")
-        model_uri = tracking.log_model(model, names, task.name, data["train"][0][:2])
+        model_uri = tracking.log_model(model, names, task.name, dd["train"][:2]["text"])
         result["model_uri"] = model_uri
         if cfg.register:
             result.update(_register_and_gate(cfg, registered, model_uri, data["test"], result))
