@@ -322,10 +322,14 @@ def _run_locked(
         log.info("%s: resuming after %d records (%d chunks)", path, state.records, state.chunks)
     _drop_uncommitted(parts, state.chunks)
     seen_ids, seen_texts = HashSet64(), HashSet64()
-    for i in range(state.chunks):
-        done = pq.read_table(parts / f"part-{i:06d}.parquet", columns=["id", "_text_key"])
-        seen_ids.extend(id_keys(done.column("id").to_pylist()))
-        seen_texts.extend(done.column("_text_key").to_numpy())
+    if state.chunks:  # what the committed chunks kept, to reject later repeats
+        done = [
+            pq.read_table(parts / f"part-{i:06d}.parquet", columns=["id", "_text_key"])
+            for i in range(state.chunks)
+        ]
+        seen_ids.extend(np.concatenate([id_keys(t.column("id").to_pylist()) for t in done]))
+        seen_texts.extend(np.concatenate([t.column("_text_key").to_numpy() for t in done]))
+        del done
     total = source.count()
     if on_progress:
         on_progress(state.records, -1 if total is None else total)
