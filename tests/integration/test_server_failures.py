@@ -1,0 +1,123 @@
+"""The tracking server goes away: jobs fail with one clear line after bounded retries, and
+leave nothing half-registered; a prediction job fails before reading any input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import mlflow
+import pytest
+
+from tests.integration.conftest import free_port, start_server
+from tests.integration.helpers import BIN, CONFIGS, build_dataset, run
+
+
+def _env(uri: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "MLFLOW_TRACKING_URI": uri, **extra}
+
+
+def _error_line(proc) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def own_server(request, postgres):
+    """A server of this test's own (it gets stopped), on its own database."""
+    return start_server(request, postgres, f"fail_{uuid.uuid4().hex[:8]}")
+
+
+def test_server_stopped_while_training(tmp_path, own_server):
+    env = _env(own_server.uri)
+    dataset = build_dataset(tmp_path, env=env)
+    job = subprocess.Popen(
+        [
+            str(BIN / "newsclf-train"),
+            "--config-dir",
+            str(CONFIGS),
+            "mlflow=server",
+            "model=slow_forest",
+            f"dataset_dir={dataset / 'topic'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        client = mlflow.MlflowClient(tracking_uri=own_server.uri, registry_uri=own_server.uri)
+        run_id = _wait_for_running_run(client, "newsclf-topic", job)
+        time.sleep(1.5)  # logging done, the forest is being fitted
+        assert job.poll() is None
+        own_server.stop()
+        stopped = time.monotonic()
+        out, err = job.communicate(timeout=300)
+        waited = time.monotonic() - stopped
+    finally:
+        if job.poll() is None:
+            job.kill()
+    line = _error_line(subprocess.CompletedProcess(job.args, job.returncode, out, err))
+    assert "tracking server unreachable" in line and own_server.uri in line, line
+    assert "gave up after 4 retries" in line
+    assert 10 < waited < 150, waited  # it retried (0+2+4+8 s of backoff), then gave up
+
+    own_server.start()  # same database: what did the job leave behind?
+    assert client.search_registered_models() == []
+    assert client.search_model_versions("name = 'newsclf-topic'") == []
+    run = client.get_run(run_id)
+    assert run.info.status in ("RUNNING", "FAILED")  # never FINISHED
+    assert "test_macro_f1" not in run.data.metrics
+
+
+def _wait_for_running_run(client, experiment: str, job, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert job.poll() is None, job.communicate()
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            runs = client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'")
+            if runs:
+                return runs[0].info.run_id
+        time.sleep(0.2)
+    raise AssertionError("the training run never appeared on the server")
+
+
+def test_predict_with_unreachable_registry_fails_before_reading_input(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = _env(dead, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1")
+    missing = tmp_path / "articles-not-read.jsonl"  # reading it would fail differently
+    proc = run(
+        tmp_path,
+        "newsclf-predict",
+        "mlflow=server",
+        "source=jsonl",
+        f"source.path={missing}",
+        env=env,
+        ok=False,
+    )
+    line = _error_line(proc)
+    assert f"tracking server unreachable: {dead}" in line, line
+    assert "connection refused" in line and "gave up after 1 retries" in line
+    assert "articles-not-read" not in proc.stderr
+
+
+def test_train_with_unreachable_server_fails_with_one_line(tmp_path):
+    dataset = build_dataset(tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "mlflow=server",
+        f"dataset_dir={dataset / 'topic'}",
+        env=_env(dead, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"),
+        ok=False,
+    )
+    assert f"tracking server unreachable: {dead}" in _error_line(proc)
