@@ -177,6 +177,9 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
         "id string, text string, empty boolean, truncated_chars long, source string, "
         "_file string, _row long"
     )
+    parallelism = spark.sparkContext.defaultParallelism
+    if raw.rdd.getNumPartitions() < parallelism:  # a small file is one split: use every core
+        raw = raw.repartition(parallelism)
     cleaned = raw.mapInPandas(_clean_batches(source, cleaner, settings.max_chars), schema)
     order = ["_file", "_row"]
     first_id = Window.partitionBy("id", "empty").orderBy(*order)
