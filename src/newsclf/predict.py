@@ -11,7 +11,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -302,17 +302,6 @@ class PredictionWriter:
             except Exception:
                 pass
         self.tmp.unlink(missing_ok=True)
-
-
-def write_rejects(path: Path, rejects: Sequence[Reject], removals: Sequence[Removal]) -> None:
-    """Rejects and boilerplate removals beside the predictions, as CSV."""
-    pd.DataFrame([asdict(r) for r in rejects], columns=list(Reject.__annotations__)).to_csv(
-        path.with_name(path.name + ".rejects.csv"), index=False
-    )
-    if removals:
-        pd.DataFrame([asdict(r) for r in removals]).to_csv(
-            path.with_name(path.name + ".boilerplate.csv"), index=False
-        )
 
 
 # --------------------------------------------------------------------------- chunk processing
