@@ -37,10 +37,16 @@ def free_port() -> int:
 
 
 def _pg_bin(name: str) -> Path:
-    """A PostgreSQL 15 program: Debian keeps them in /usr/lib/postgresql/15/bin."""
+    """A PostgreSQL program: Debian keeps them in /usr/lib/postgresql/<version>/bin (15 on
+    Debian 12, preferred; else the newest installed), off the PATH."""
     debian = Path(f"/usr/lib/postgresql/{PG_VERSION}/bin/{name}")
     if debian.exists():
         return debian
+    others = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3])
+    )
+    if others:
+        return others[-1]
     found = shutil.which(name)
     if found:
         return Path(found)

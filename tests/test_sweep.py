@@ -1,0 +1,131 @@
+"""Sweeps: the Optuna preset leaves one parent run holding the best trial, with every trial a
+child run under it; the cluster launcher presets compose, and a submitit launcher runs trials."""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+import pytest
+import yaml
+
+from tests.integration.helpers import build_dataset, run
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return build_dataset(tmp_path_factory.mktemp("sweep-data"))
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+
+def _runs(cwd):
+    client = mlflow.MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("newsclf-topic")
+    return client, client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def test_topic_sweep_preset_leaves_parent_with_best_trial(tmp_path, dataset):
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        "experiment=topic_sweep",
+        f"dataset_dir={dataset / 'topic'}",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweep.dir=sweep",
+        env=_env(),
+    )
+    client, runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
+    trials = [r for r in runs if r.data.tags["newsclf.stage"] == "train"]
+    assert len(runs) == 5 and len(trials) == 4
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["newsclf.sweeper"] == "OptunaSweeper"
+    assert parent.data.tags["newsclf.launcher"] == "JoblibLauncher"
+    for trial in trials:
+        assert trial.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert trial.info.status == "FINISHED"
+        assert trial.data.tags["newsclf.overrides"].startswith("model.pipeline.classifier.C=")
+    assert sorted(t.info.run_name for t in trials) == [f"tfidf_logreg-{i}" for i in range(4)]
+
+    # the parent holds the best trial's params and validation macro-F1 (ties: first trial)
+    best = max(
+        trials,
+        key=lambda t: (
+            t.data.metrics["validation_macro_f1"],
+            -int(t.data.tags["newsclf.sweep_job"]),
+        ),
+    )
+    assert parent.data.tags["newsclf.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["validation_macro_f1"] == best.data.metrics["validation_macro_f1"]
+    assert parent.data.params == best.data.params
+    assert parent.data.metrics["sweep_n_trials"] == 4
+
+    # ... and agrees with what Optuna says, which is logged on the parent too
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(parent.data.metrics["validation_macro_f1"])
+    assert float(results["best_params"]["model.pipeline.classifier.C"]) == pytest.approx(
+        float(parent.data.params["model.pipeline.classifier.C"])
+    )
+    artifacts = [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert "optimization_results.yaml" in artifacts
+    assert f"parent run {parent.info.run_id}" in proc.stdout
+    assert "newsclf-train sweep: 4 trials, 4 finished" in proc.stdout
+    assert client.search_registered_models() == []  # the preset does not register trials
+
+
+def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        "hydra/launcher=parallel",
+        f"dataset_dir={dataset / 'topic'},{tmp_path / 'nowhere'}",
+        "register=false",
+        env=_env(),
+        ok=False,
+    )
+    assert proc.returncode != 0
+    assert "newsclf-train: error: " in proc.stderr and "nowhere: no dataset here" in proc.stderr
+    _, runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
+    (trial,) = [r for r in runs if r.data.tags["newsclf.stage"] == "train"]
+    assert trial.info.status == "FINISHED"  # the good trial ran to the end
+    assert parent.info.status == "FAILED"  # the sweep did not, but the parent has its best
+    assert parent.data.tags["newsclf.best_run_id"] == trial.info.run_id
+
+
+def test_slurm_preset_composes(tmp_path):
+    proc = run(
+        tmp_path, "newsclf-train", "hydra/launcher=slurm", "--cfg", "hydra", "--resolve", env=_env()
+    )
+    launcher = yaml.safe_load(proc.stdout)["hydra"]["launcher"]
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher["cpus_per_task"], launcher["timeout_min"]) == (2, 60)
+    assert launcher["setup"] == ["export MLFLOW_HTTP_REQUEST_MAX_RETRIES=4"]
+
+
+def test_submitit_launcher_runs_trials_under_one_parent(tmp_path, dataset):
+    """submitit's local executor: each trial pickled and run in a process of its own, as on
+    SLURM; the trials find the sweep's parent run all the same."""
+    run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        f"dataset_dir={dataset / 'topic'}",
+        "register=false",
+        "model.pipeline.classifier.C=1,10",
+        env=_env(),
+    )
+    _, runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
+    trials = [r for r in runs if r.data.tags["newsclf.stage"] == "train"]
+    assert parent.data.tags["newsclf.launcher"] == "LocalLauncher"
+    assert len(trials) == 2
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    assert sorted(t.data.params["model.pipeline.classifier.C"] for t in trials) == ["1", "10"]
