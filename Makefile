@@ -32,6 +32,16 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+$(BIN)/.bench-installed: pyproject.toml $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(BIN)/.bench-installed  ## BBC News: newsclf vs plain scikit-learn vs fastText; out-of-core on 1M articles
+	$(BIN)/python benchmarks/bbc.py
+	$(BIN)/python benchmarks/out_of_core.py
+	cat benchmarks/results/bbc.md benchmarks/results/out_of_core.md > benchmarks/results/RESULTS.md
+	@echo "Tables: benchmarks/results/RESULTS.md"
+
 bench-predict: install  ## throughput and peak memory of newsclf-predict, 10k and 1M articles
 	$(BIN)/python benchmarks/predict_scale.py --sizes 10000 1000000 --engines local spark
 
