@@ -56,10 +56,11 @@ def build_dataset(cwd: Path, n_per_topic: int = 20, env: dict | None = None) -> 
 
 
 def parallel_sweep(
-    cwd: Path, dataset: Path, *extra: str, env: dict | None = None
+    cwd: Path, dataset: Path, *extra: str, env: dict | None = None, workers: int = 2
 ) -> tuple[subprocess.CompletedProcess, float]:
-    """``newsclf-train --multirun`` of len(MAX_FEATURES) jobs on the joblib launcher with two
-    workers; every job may promote (gate minimum 0). Returns the process and its wall time."""
+    """``newsclf-train --multirun`` of len(MAX_FEATURES) jobs on the joblib launcher with
+    ``workers`` workers; every job may promote (gate minimum 0). Returns the process and its
+    wall time."""
     started = time.perf_counter()
     proc = run(
         cwd,
@@ -71,7 +72,7 @@ def parallel_sweep(
         "model=vocab_tfidf",
         f"dataset_dir={dataset / 'topic'}",
         "hydra/launcher=parallel",
-        "hydra.launcher.n_jobs=2",
+        f"hydra.launcher.n_jobs={workers}",
         "gate.min_test_macro_f1=0.0",
         "model.pipeline.vectorizer.max_features=" + ",".join(map(str, MAX_FEATURES)),
         *extra,

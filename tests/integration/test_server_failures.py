@@ -109,15 +109,15 @@ def test_predict_with_unreachable_registry_fails_before_reading_input(tmp_path):
     assert "articles-not-read" not in proc.stderr
 
 
-def test_train_with_unreachable_server_fails_with_one_line(tmp_path):
-    dataset = build_dataset(tmp_path)
+def test_train_with_unreachable_server_fails_before_reading_the_dataset(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
     proc = run(
         tmp_path,
         "newsclf-train",
         "mlflow=server",
-        f"dataset_dir={dataset / 'topic'}",
+        f"dataset_dir={tmp_path / 'dataset-not-read'}",
         env=_env(dead, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"),
         ok=False,
     )
     assert f"tracking server unreachable: {dead}" in _error_line(proc)
+    assert "dataset-not-read" not in proc.stderr

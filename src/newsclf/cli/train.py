@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict:
     """Train and evaluate; log everything to MLflow; register and gate the model."""
     task = Task.from_config(cfg.task)
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)  # fails fast if down
     dd, manifest = datasets.load(cfg.dataset_dir)
     if manifest["labels"] != task.label_names:
         raise NewsclfError(
@@ -37,7 +38,6 @@ def train(cfg: DictConfig) -> dict:
     in_memory = datasets.SPLITS[1:] if out_of_core else datasets.SPLITS
     data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
     model = build_model(cfg.model)
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     registered = f"{cfg.mlflow.model_prefix}{task.name}"
     tags = {"newsclf.stage": "train", "newsclf.fingerprint": manifest["fingerprint"]}
