@@ -110,10 +110,15 @@ def summary(result: JobResult) -> None:
         lines.append(
             f"  {task} ({model['name']} v{model['version']}): {top}; "
             f"low-confidence {info['low_confidence_share']:.1%}, "
-            f"OOV words {drift['oov_word_share']}, vocabulary JS {drift['vocabulary_js']}{warn}"
+            f"OOV words {_value(drift['oov_word_share'])}, "
+            f"vocabulary JS {_value(drift['vocabulary_js'])}{warn}"
         )
     lines.append(f"  predictions: {result.path}  (rejects, report beside it)")
     Console().print("\n".join(lines))
+
+
+def _value(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="predict")
