@@ -47,7 +47,6 @@ def plain_pipeline(seed: int = 42):
             n_features=2**18,
             alternate_sign=False,
             norm=None,
-            strip_accents="unicode",
         ),
         TfidfTransformer(sublinear_tf=True),
         LogisticRegression(
