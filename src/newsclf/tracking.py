@@ -112,9 +112,10 @@ def is_unreachable(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        # requests' errors only: a ConnectionError of the job's own (reading a URL) is not ours
         if isinstance(current, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             return True
-        if isinstance(current, requests.exceptions.RetryError | ConnectionError | TimeoutError):
+        if isinstance(current, requests.exceptions.RetryError):
             return True
         if isinstance(current, MlflowException) and _UNREACHABLE.search(str(current)):
             return True
