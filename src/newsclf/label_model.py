@@ -87,7 +87,7 @@ class DawidSkene:
         tol: float = 1e-6,
         prior_strength: float = 2.0,
         prior_accuracy: float = 0.7,
-        learn_class_prior: bool = True,
+        learn_class_prior: bool = False,
     ) -> None:
         self.max_iter = max_iter
         self.tol = tol
@@ -148,11 +148,26 @@ class DawidSkene:
     def _m_step(self, T: np.ndarray, prior: np.ndarray) -> None:
         K = self.cardinality
         counts = np.stack([T.T @ onehot for onehot in self._onehot]) + prior  # (m, K, K+1)
-        self.theta_ = counts / np.maximum(counts.sum(axis=2, keepdims=True), 1e-12)
+        self.theta_ = self._better_than_random(
+            counts / np.maximum(counts.sum(axis=2, keepdims=True), 1e-12)
+        )
         if self.learn_class_prior:
             self.class_prior_ = (T.sum(axis=0) + 1.0) / (T.shape[0] + K)
         else:
             self.class_prior_ = np.full(K, 1.0 / K)
+
+    def _better_than_random(self, theta: np.ndarray) -> np.ndarray:
+        """A rule votes a label at least as often on articles of that label as on any other
+        (what makes it a rule for that label); without this EM may swap what labels mean."""
+        K = self.cardinality
+        for j, labels in enumerate(self.polarity):
+            for v in labels:
+                own = theta[j, v, v]
+                for k in range(K):
+                    if k != v and theta[j, k, v] > own:
+                        theta[j, k, K] += theta[j, k, v] - own  # the excess becomes abstains
+                        theta[j, k, v] = own
+        return theta
 
     def _log_joint(self, onehots: list[np.ndarray]) -> np.ndarray:
         log_theta = np.log(np.maximum(self.theta_, 1e-300))

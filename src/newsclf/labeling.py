@@ -1,7 +1,8 @@
 """Labelling functions declared in config: rules that vote for a label or abstain.
 
 A rule set (``configs/labeling/<task>.yaml``) holds a task's rules and, for stance-like tasks,
-the list of target mentions that windowed cue rules count around. Rule types:
+the list of target mentions that windowed cue rules count around (with ``require_target``,
+articles that never mention a target get no votes at all). Rule types:
 
 - ``keywords``: terms (words or phrases; ``*`` = any word ending, ``?`` = one letter) that
   vote for ``label``;
@@ -11,7 +12,8 @@ the list of target mentions that windowed cue rules count around. Rule types:
 - ``source``: a column value (e.g. the outlet) -> a label;
 - ``model``: a registered model's prediction, when its probability passes ``threshold``.
 
-Text rules may set ``window`` too (then they count near targets only), ``scope`` (``text``,
+Text rules may set ``window`` too (then they count near targets only; a rule's own
+``targets`` list replaces the file's), ``scope`` (``text``,
 ``title`` or ``lead`` = the title and the first ``lead_paragraphs`` paragraphs), ``min_count``
 (matches needed), ``min_distinct`` (different terms needed), ``min_share`` (lexicons: the
 winning label's share of all matches) and ``exclude`` (terms that make the rule abstain).
@@ -22,7 +24,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,6 +52,7 @@ _TEXT_KEYS = {
     "min_share",
     "case_sensitive",
     "exclude",
+    "targets",
 }
 _KEYS = {
     **dict.fromkeys(TEXT_TYPES, _TEXT_KEYS),
@@ -99,11 +102,12 @@ class ArticleView:
 
     def target_spans(self, text: str, key: str, targets: Matcher) -> list[tuple[int, int]]:
         """Token spans of the target mentions in a scope's text, sorted."""
-        if key not in self._target_spans:
-            self._target_spans[key] = sorted(
+        cache_key = f"{key}:{id(targets)}"  # rules may bring their own target lists
+        if cache_key not in self._target_spans:
+            self._target_spans[cache_key] = sorted(
                 self.token_span(text, key, s, e) for _, _, s, e in targets.find(text)
             )
-        return self._target_spans[key]
+        return self._target_spans[cache_key]
 
 
 # --------------------------------------------------------------------------- patterns
@@ -271,7 +275,7 @@ class RuleSet:
     rules: list[Rule]
     targets: Matcher | None = None
     origin: str = "labeling"  # the config file, for messages
-    meta_columns: set[str] = field(default_factory=set)
+    require_target: bool = False  # articles that never mention a target: every rule abstains
 
     @property
     def names(self) -> list[str]:
@@ -280,13 +284,16 @@ class RuleSet:
     def apply(self, articles: Sequence[Article]) -> np.ndarray:
         """The label matrix: one row per article, one column per rule; -1 = abstain."""
         self._check_columns(articles)
-        views = [ArticleView(a) for a in articles]
+        keep = np.arange(len(articles))
+        if self.require_target:
+            keep = np.nonzero(self.mentions_target(articles))[0]
+        views = [ArticleView(articles[i]) for i in keep]
         matrix = np.full((len(articles), len(self.rules)), ABSTAIN, dtype=np.int64)
         for j, rule in enumerate(self.rules):
             if isinstance(rule, ModelRule):
-                matrix[:, j] = rule.votes(views)
+                matrix[keep, j] = rule.votes(views)
             else:
-                matrix[:, j] = [rule.vote(v) for v in views]
+                matrix[keep, j] = [rule.vote(v) for v in views]
         return matrix
 
     def mentions_target(self, articles: Sequence[Article]) -> np.ndarray | None:
@@ -319,10 +326,11 @@ def load_rules(
     ``load_model`` resolves model rules' URIs (``tracking.load_model`` by default).
     """
     cfg = dict(cfg or {})
-    unknown = set(cfg) - {"rules", "targets", "description"}
+    unknown = set(cfg) - {"rules", "targets", "require_target", "description"}
     if unknown:
         raise RuleConfigError(
-            f"{origin}: {sorted(unknown)[0]}: unknown key (allowed: description, rules, targets)"
+            f"{origin}: {sorted(unknown)[0]}: unknown key "
+            "(allowed: description, require_target, rules, targets)"
         )
     targets = None
     if "targets" in cfg and cfg["targets"] is not None:
@@ -330,6 +338,9 @@ def load_rules(
         if not terms:
             raise RuleConfigError(f"{origin}: targets: empty target list")
         targets = Matcher.build([(0, t, term_regex(t)) for t in terms], re.IGNORECASE)
+    require_target = bool(cfg.get("require_target", False))
+    if require_target and targets is None:
+        raise RuleConfigError(f"{origin}: targets: empty target list (require_target is set)")
     rules_cfg = cfg.get("rules") or {}
     if not isinstance(rules_cfg, Mapping) or not rules_cfg:
         raise RuleConfigError(f"{origin}: rules: needs at least one rule (name: {{type: ...}})")
@@ -337,7 +348,9 @@ def load_rules(
         _parse_rule(str(name), dict(spec or {}), task, targets, origin, load_model)
         for name, spec in rules_cfg.items()
     ]
-    return RuleSet(task=task, rules=rules, targets=targets, origin=origin)
+    return RuleSet(
+        task=task, rules=rules, targets=targets, origin=origin, require_target=require_target
+    )
 
 
 def _parse_rule(
@@ -433,6 +446,11 @@ def _text_rule(
     window = spec.get("window")
     if kind == "cues" and window is None:
         raise RuleConfigError(f"{origin}: {key}.window: cue rules need a window (tokens)")
+    if spec.get("targets") is not None:  # the rule's own targets (e.g. the West, NATO)
+        own = _string_list(spec["targets"], origin, f"{key}.targets")
+        if not own:
+            raise RuleConfigError(f"{origin}: {key}.targets: empty target list")
+        targets = Matcher.build([(0, t, term_regex(t)) for t in own], re.IGNORECASE)
     if window is not None:
         window = _number(spec, "window", None, origin, key, low=0)
         if targets is None:

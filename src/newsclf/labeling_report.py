@@ -108,6 +108,11 @@ def build_report(
             "n_confident": int(confident.sum()),
             "coverage_confident": float(confident.mean()) if n else 0.0,
             "n_scored": int((has_weak & has_gold).sum()),
+            # the share of gold-labelled articles that got a weak label: for stance, the
+            # articles of the task itself (those not about Russia have no gold stance)
+            "coverage_of_gold": float((has_weak & has_gold).sum() / has_gold.sum())
+            if has_gold.any()
+            else None,
             "accuracy": accuracy(has_weak),
             "accuracy_confident": accuracy(confident),
             "n_train": int((confident & no_gold).sum()),
@@ -163,7 +168,8 @@ def render_markdown(report: Mapping) -> str:
         f"- weak label coverage: {_fmt(weak['coverage'])} ({weak['n_labelled']} articles); "
         f"at min confidence: {_fmt(weak['coverage_confident'])} ({weak['n_confident']})",
         f"- weak label accuracy against gold: {_fmt(weak['accuracy'])} on {weak['n_scored']} "
-        f"articles; at min confidence: {_fmt(weak['accuracy_confident'])}",
+        f"articles ({_fmt(weak['coverage_of_gold'])} of those with a gold label); "
+        f"at min confidence: {_fmt(weak['accuracy_confident'])}",
         f"- weak labels added to training (articles without gold): {weak['n_train']}",
         "",
         "## Rules",
@@ -250,6 +256,7 @@ def metrics(report: Mapping) -> dict[str, float]:
     }
     if weak["accuracy"] is not None:
         out["weak_accuracy"] = weak["accuracy"]
+        out["weak_coverage_of_gold"] = weak["coverage_of_gold"]
     if weak["accuracy_confident"] is not None:
         out["weak_accuracy_confident"] = weak["accuracy_confident"]
     for r in report["rules"]:

@@ -33,7 +33,10 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
     result = ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
     gold = load_annotations(
-        _paths(cfg.annotations.path), list(tasks.values()), cfg.annotations.id_column, known
+        annotation_paths(cfg.annotations.path),
+        list(tasks.values()),
+        cfg.annotations.id_column,
+        known,
     )
     split = datasets.SplitConfig(**cfg.split)
     kept_ids = {a.id for a in result.articles}
@@ -51,7 +54,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             "labels": task.label_names,
             "fingerprint": datasets.fingerprint(dd),
             "source": str(source.path),
-            "annotations": _paths(cfg.annotations.path),
+            "annotations": annotation_paths(cfg.annotations.path),
             "split": OmegaConf.to_container(cfg.split),
             "n_input": result.n_input,
             "n_kept": len(result.articles),
@@ -83,7 +86,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
     return manifests
 
 
-def _paths(value) -> str | list[str] | None:
+def annotation_paths(value) -> str | list[str] | None:
     """``annotations.path``: one file, a list of files, or null (no gold labels)."""
     if value is None or isinstance(value, str):
         return value

@@ -1,0 +1,146 @@
+"""The annotation loop: pick the articles most worth labelling next and export them in the
+annotations format, so label -> rebuild -> retrain is one loop.
+
+Two ways to rank articles that have no gold label yet:
+
+- ``least_confident``: the current models' least confident predictions (1 - probability);
+- ``conflict``: the most conflicting rule votes (entropy of the votes an article got).
+
+With several tasks, an article's score is the mean of its per-task scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from newsclf.articles import Article
+from newsclf.errors import NewsclfError
+from newsclf.labeling import ABSTAIN, RuleSet
+from newsclf.labels import Task
+
+STRATEGIES = ("least_confident", "conflict")
+
+
+@dataclass
+class Candidate:
+    """An article with its score (higher = more worth labelling) and what each task said."""
+
+    article: Article
+    score: float
+    hints: dict[str, str]  # column -> value, for the context file
+
+
+def vote_entropy(votes: Sequence[int]) -> float:
+    """Normalised entropy of the labels voted (abstains ignored): 0 = agreement, 1 = even split."""
+    counts = Counter(v for v in votes if v != ABSTAIN)
+    total = sum(counts.values())
+    if len(counts) < 2:
+        return 0.0
+    h = -sum(c / total * math.log(c / total) for c in counts.values())
+    return h / math.log(len(counts))
+
+
+def conflict_scores(articles: Sequence[Article], rule_sets: Mapping[str, RuleSet]) -> list[dict]:
+    """Per article and task: the vote entropy and the votes as text ("neutral:2 anti_russia:1")."""
+    out: list[dict] = [{} for _ in articles]
+    for key, rules in rule_sets.items():
+        names = rules.task.label_names
+        matrix = rules.apply(articles)
+        for i, row in enumerate(matrix):
+            counts = Counter(names[v] for v in row if v != ABSTAIN)
+            out[i][key] = (
+                vote_entropy(row.tolist()),
+                " ".join(f"{lab}:{n}" for lab, n in counts.most_common()),
+            )
+    return out
+
+
+def model_scores(
+    articles: Sequence[Article], models: Mapping[str, object], batch_size: int = 1000
+) -> list[dict]:
+    """Per article and task: 1 - the model's probability, and its guess ("economy 0.41")."""
+    out: list[dict] = [{} for _ in articles]
+    for key, model in models.items():
+        for start in range(0, len(articles), batch_size):
+            chunk = articles[start : start + batch_size]
+            frame = model.classifier.predict([a.text for a in chunk])
+            pairs = zip(frame["label"], frame["probability"], strict=True)
+            for i, (label, prob) in enumerate(pairs):
+                out[start + i][key] = (1.0 - float(prob), f"{label} {float(prob):.2f}")
+    return out
+
+
+def rank(
+    articles: Sequence[Article], scores: list[dict], k: int, annotated: set[str]
+) -> list[Candidate]:
+    """The ``k`` highest-scoring articles that are not annotated yet (ties: by id)."""
+    candidates = []
+    for article, per_task in zip(articles, scores, strict=True):
+        if article.id in annotated or not per_task:
+            continue
+        score = float(np.mean([s for s, _ in per_task.values()]))
+        hints = {key: hint for key, (_, hint) in per_task.items()}
+        candidates.append(Candidate(article, score, hints))
+    candidates.sort(key=lambda c: (-c.score, c.article.id))
+    return candidates[:k]
+
+
+def write_export(
+    candidates: Sequence[Candidate],
+    tasks: Sequence[Task],
+    path: str | Path,
+    id_column: str = "article_id",
+    overwrite: bool = False,
+    excerpt_chars: int = 400,
+) -> tuple[Path, Path]:
+    """Write the annotations CSV (exactly ``id_column`` + one empty column per task, what
+    ``load_annotations`` reads back) and a context CSV beside it for the annotator.
+
+    An existing file is kept (it may hold labels already typed in) unless ``overwrite``.
+    """
+    path = Path(path)
+    context = path.with_name(f"{path.stem}.context.csv")
+    if path.exists() and not overwrite:
+        raise NewsclfError(
+            f"{path}: already exists (it may hold your labels); add it to annotations.path and "
+            "choose another output.path, or set output.overwrite=true"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [id_column, *(t.annotation_column for t in tasks)]
+    _atomic_csv(path, columns, [[c.article.id, *([""] * len(tasks))] for c in candidates])
+    hint_columns = sorted({key for c in candidates for key in c.hints})
+    rows = [
+        [
+            c.article.id,
+            f"{c.score:.4f}",
+            c.article.date or "",
+            c.article.title,
+            *(c.hints.get(key, "") for key in hint_columns),
+            " ".join(c.article.body.split())[:excerpt_chars],
+        ]
+        for c in candidates
+    ]
+    header = [id_column, "score", "date", "title", *hint_columns, "excerpt"]
+    _atomic_csv(context, header, rows)
+    return path, context
+
+
+def _atomic_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

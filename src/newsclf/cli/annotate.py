@@ -1,0 +1,98 @@
+"""``newsclf-annotate``: export the K articles most worth labelling next, in the annotations
+format (fill in the label columns, add the file to ``annotations.path``, rebuild, retrain)."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+
+from newsclf import annotate, tracking
+from newsclf.articles import ingest
+from newsclf.cli import user_errors
+from newsclf.cli.dataset import annotation_paths, load_rule_sets
+from newsclf.errors import NewsclfError
+from newsclf.labels import Task, load_annotations
+
+log = logging.getLogger(__name__)
+
+
+def export(cfg: DictConfig) -> dict:
+    """Rank the not-yet-annotated articles and write the annotations CSV and its context."""
+    if cfg.strategy not in annotate.STRATEGIES:
+        raise NewsclfError(
+            f"strategy: {cfg.strategy!r} is not one of {', '.join(annotate.STRATEGIES)}"
+        )
+    if int(cfg.k) < 1:
+        raise NewsclfError(f"k: {cfg.k} must be at least 1")
+    tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
+    models, rule_sets = {}, {}
+    if cfg.strategy == "least_confident":  # models first: a missing one fails before reading
+        tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+        uris = cfg.get("models") or {}
+        for key, task in tasks.items():
+            if not uris.get(key):
+                raise NewsclfError(f"models.{key}: no model URI for task {task.name}")
+            models[key] = tracking.load_model(uris[key], list(cfg.trusted_types), task=task.name)
+    else:
+        rule_sets = load_rule_sets(cfg, tasks)
+        missing = [key for key in tasks if key not in rule_sets]
+        if missing:
+            raise NewsclfError(f"labeling.{missing[0]}: strategy=conflict needs rules per task")
+    result = ingest(instantiate(cfg.source), instantiate(cfg.clean), cfg.dedupe_text)
+    known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
+    gold = load_annotations(
+        annotation_paths(cfg.annotations.path),
+        list(tasks.values()),
+        cfg.annotations.id_column,
+        known,
+    )
+    annotated = {aid for labels in gold.values() for aid in labels}
+    if models:
+        scores = annotate.model_scores(result.articles, models)
+    else:
+        scores = annotate.conflict_scores(result.articles, rule_sets)
+    chosen = annotate.rank(result.articles, scores, int(cfg.k), annotated)
+    path, context = annotate.write_export(
+        chosen,
+        list(tasks.values()),
+        cfg.output.path,
+        cfg.annotations.id_column,
+        bool(cfg.output.overwrite),
+    )
+    return {
+        "n_input": result.n_input,
+        "n_kept": len(result.articles),
+        "n_rejected": len(result.rejects),
+        "n_annotated": len(annotated),
+        "n_candidates": len(result.articles) - len(annotated & {a.id for a in result.articles}),
+        "n_exported": len(chosen),
+        "strategy": cfg.strategy,
+        "path": str(path),
+        "context": str(context),
+    }
+
+
+def summary(result: dict) -> None:
+    Console().print(
+        f"[bold]newsclf-annotate[/] ({result['strategy']}): {result['n_input']} articles read = "
+        f"{result['n_kept']} kept + {result['n_rejected']} rejected; "
+        f"{result['n_annotated']} already annotated; exported the {result['n_exported']} most "
+        f"worth labelling of {result['n_candidates']}\n"
+        f"  fill in: {result['path']}  (context to read: {result['context']})\n"
+        f"  then: newsclf-dataset 'annotations.path=[<your labels>,{result['path']}]' and "
+        "newsclf-train"
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="annotate")
+@user_errors("newsclf-annotate")
+def main(cfg: DictConfig) -> None:
+    summary(export(cfg))
+
+
+if __name__ == "__main__":
+    main()
