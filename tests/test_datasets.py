@@ -122,3 +122,91 @@ def test_card_counts_labels_per_split():
     row = f"| a | A | {counts['a']['train']} | {counts['a']['validation']} | {counts['a']['test']}"
     assert row in card
     assert "31 = 30 kept + 1 rejected" in card
+
+
+def _weak_for(arts, gold, every: int = 1) -> dict[str, tuple[str, float]]:
+    """Weak labels for every article (a different label than gold for the first one)."""
+    weak = {a.id: (gold.get(a.id, "a"), 0.9) for a in arts[::every]}
+    weak[arts[0].id] = ("c" if gold.get(arts[0].id) != "c" else "a", 0.75)
+    return weak
+
+
+def test_weak_labels_join_train_only_and_gold_wins():
+    arts, gold = _articles(60)
+    unlabelled = [Article(f"u{i:03d}", f"U {i}", f"Unlabelled body {i}.") for i in range(12)]
+    weak = _weak_for(arts + unlabelled, gold)
+    weak.update({u.id: ("b", 0.8) for u in unlabelled})
+    dd = datasets.build(arts + unlabelled, gold, TASK, datasets.SplitConfig(), weak)
+    for split in ("validation", "test"):
+        assert set(dd[split]["label_source"]) == {"gold"}
+        assert set(dd[split]["label_confidence"]) == {1.0}
+    train = dd["train"].to_pandas()
+    assert set(train.loc[train.label_source == "weak", "id"]) == {u.id for u in unlabelled}
+    assert (train.loc[train.label_source == "weak", "label_confidence"] == 0.8).all()
+    names = TASK.label_names
+    by_id = dict(zip(train.id, train.label, strict=True))
+    assert all(names[by_id[a]] == gold[a] for a in gold if a in by_id)  # gold overrides weak
+    assert sum(dd[s].num_rows for s in datasets.SPLITS) == 72
+
+
+def test_weak_only_training_keeps_the_same_gold_test_split():
+    arts, gold = _articles(60)
+    weak = _weak_for(arts, gold, every=2)  # half of the articles have a weak label
+    cfg = datasets.SplitConfig()
+    gold_dd = datasets.build(arts, gold, TASK, cfg, weak)
+    weak_dd = datasets.build(arts, gold, TASK, cfg, weak, gold_in_train=False)
+    for split in ("validation", "test"):
+        assert weak_dd[split]["id"] == gold_dd[split]["id"]
+        assert set(weak_dd[split]["label_source"]) == {"gold"}
+    assert set(weak_dd["train"]["label_source"]) == {"weak"}
+    assert set(weak_dd["train"]["id"]) == set(gold_dd["train"]["id"]) & set(weak)
+    first = weak_dd["train"].to_pandas().set_index("id").loc[arts[0].id]
+    if arts[0].id in set(gold_dd["train"]["id"]):
+        assert TASK.label_names[first.label] == weak[arts[0].id][0] != gold[arts[0].id]
+    assert datasets.fingerprint(weak_dd) != datasets.fingerprint(gold_dd)
+
+
+def test_no_gold_at_all_gives_a_weak_training_split():
+    arts, _ = _articles(30)
+    weak = {a.id: ("abc"[i % 3], 0.9) for i, a in enumerate(arts)}
+    dd = datasets.build(arts, {}, TASK, datasets.SplitConfig(), weak)
+    assert dd["train"].num_rows == 30 and dd["validation"].num_rows == dd["test"].num_rows == 0
+    with pytest.raises(NewsclfError, match="at least two labels present"):
+        datasets.build(arts, {}, TASK, datasets.SplitConfig(), {a.id: ("a", 0.9) for a in arts})
+
+
+def test_one_gold_label_is_still_an_error_with_weak_labels():
+    arts, _ = _articles(10)
+    weak = {a.id: ("abc"[i % 3], 0.9) for i, a in enumerate(arts)}
+    with pytest.raises(NewsclfError, match="at least two labels present"):
+        datasets.build(arts, {arts[0].id: "a"}, TASK, datasets.SplitConfig(), weak)
+
+
+def test_fingerprint_sees_confidence_and_card_lists_sources(tmp_path):
+    arts, gold = _articles(30)
+    extra = [Article("zz1", "Z", "Unlabelled z.")]
+    cfg = datasets.SplitConfig()
+    one = datasets.build(arts + extra, gold, TASK, cfg, {"zz1": ("a", 0.9)})
+    two = datasets.build(arts + extra, gold, TASK, cfg, {"zz1": ("a", 0.8)})
+    assert datasets.fingerprint(one) != datasets.fingerprint(two)
+    manifest = {
+        "fingerprint": "f",
+        "source": "s",
+        "split": {"seed": 1, "validation": 0.15, "test": 0.15},
+        "n_input": 31,
+        "n_kept": 31,
+        "n_rejected": 0,
+        "rejected_by_reason": {},
+        "n_unlabelled": 0,
+        "removed_by_rule": {},
+        "weak": {
+            "rules": "configs/labeling/topic.yaml",
+            "label_model": "dawid_skene",
+            "min_confidence": 0.7,
+            "gold_in_train": True,
+        },
+    }
+    card = datasets.dataset_card(one, TASK, manifest)
+    assert "train 18 gold + 1 weak" in card and "label model dawid_skene" in card
+    out = datasets.save(one, tmp_path / "t", card, manifest, [], [], {"report.md": "# r\n"})
+    assert (out / "report.md").read_text() == "# r\n"

@@ -74,3 +74,16 @@ def test_missing_file_and_bad_json(tmp_path):
     bad.write_text('{"article_id": "1"}\n{oops\n', encoding="utf-8")
     with pytest.raises(NewsclfError, match=r"bad\.jsonl:2: malformed JSON"):
         load_annotations(bad, [TOPIC])
+
+
+def test_several_annotation_files_and_none(tmp_path):
+    first = tmp_path / "labels.csv"
+    first.write_text("article_id,topic,stance\n1,a,pro\n2,b,\n", encoding="utf-8")
+    exported = tmp_path / "next.csv"  # as newsclf-annotate writes it, partly filled in
+    exported.write_text("article_id,topic,stance\n3,a,\n4,,\n2,,anti\n", encoding="utf-8")
+    gold = load_annotations([first, exported], [TOPIC, STANCE])
+    assert gold == {"topic": {"1": "a", "2": "b", "3": "a"}, "stance": {"1": "pro", "2": "anti"}}
+    assert load_annotations(None, [TOPIC]) == {"topic": {}}
+    exported.write_text("article_id,topic\n1,b\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"next\.csv:2: 1 is annotated twice"):
+        load_annotations([first, exported], [TOPIC])

@@ -114,15 +114,22 @@ class DawidSkene:
         uncovered = T.sum(axis=1) == 0
         T[uncovered] = 1.0 / K
         previous = None
-        for iteration in range(1, self.max_iter + 1):
+        self.n_iter_ = 0
+        while self.n_iter_ < self.max_iter:
+            self.n_iter_ += 1
             self._m_step(T, prior)
             T, loglik = self._e_step(n)
             if previous is not None and abs(loglik - previous) <= self.tol * max(1, abs(previous)):
                 break
             previous = loglik
-        self.n_iter_ = iteration
         self.log_likelihood_ = loglik
         del self._onehot
+        # each rule's learned accuracy: the posterior share of its votes that are right
+        self.rule_precision_ = np.full(m, np.nan)
+        for j in range(m):
+            voted = L[:, j] != ABSTAIN
+            if voted.any():
+                self.rule_precision_[j] = float(T[voted, L[voted, j]].mean())
         return self
 
     def _prior(self, m: int, K: int) -> np.ndarray:
@@ -200,13 +207,9 @@ class DawidSkene:
         return _decide(self.predict_proba(L))
 
     def rule_precision(self) -> np.ndarray:
-        """(m,) estimated P(true label = vote | the rule votes): each rule's learned accuracy."""
-        K = self.cardinality
-        joint = self.class_prior_[None, :, None] * self.theta_[:, :, :K]  # (m, k, v)
-        voted = joint.sum(axis=1)  # P(rule votes v)
-        right = np.einsum("jkk->jk", joint)
-        total = voted.sum(axis=1)
-        return np.divide(right.sum(axis=1), total, out=np.full(len(total), np.nan), where=total > 0)
+        """(m,) each rule's learned accuracy on the fitted articles: the posterior probability
+        that its votes are right, averaged over its votes (nan for a rule that never voted)."""
+        return self.rule_precision_
 
 
 def _decide(proba: np.ndarray) -> WeakLabels:

@@ -1,0 +1,298 @@
+"""Labelling functions from config: each rule type votes or abstains as declared, and every
+bad config is a one-line error naming the config file and the key."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from newsclf.articles import Article
+from newsclf.errors import NewsclfError
+from newsclf.labeling import ABSTAIN, RuleConfigError, label_articles, load_rules, term_regex
+from newsclf.labels import Task
+from tests.conftest import ROOT
+
+TOPIC = Task("topic", {"war": "w", "money": "m", "other": "o"})
+STANCE = Task("stance", {"anti": "a", "neutral": "n", "pro": "p"})
+ORIGIN = "configs/labeling/test.yaml"
+
+
+def art(text: str, title: str = "A title", aid: str = "a", **meta: str) -> Article:
+    return Article(id=aid, title=title, body=text, meta=meta)
+
+
+def votes(cfg: dict, task: Task, *articles: Article) -> list[int]:
+    rules = load_rules(cfg, task, ORIGIN)
+    return rules.apply(list(articles))[:, 0].tolist()
+
+
+def test_keywords_whole_words_wildcards_and_thresholds():
+    cfg = {"rules": {"k": {"type": "keywords", "label": "war", "terms": ["tank*", "defen?e"]}}}
+    war, money = TOPIC.label_names.index("war"), TOPIC.label_names.index("money")
+    assert votes(cfg, TOPIC, art("Tanks rolled in."), art("A think tank met.")) == [war, war]
+    assert votes(cfg, TOPIC, art("The defense line held."), art("Defence spending rose.")) == [
+        war,
+        war,
+    ]
+    assert votes(cfg, TOPIC, art("Stanks and thanks"), art("nothing here")) == [ABSTAIN, ABSTAIN]
+    cfg["rules"]["k"].update(min_count=2, min_distinct=2)
+    assert votes(cfg, TOPIC, art("tank tank tank"), art("tank and defence")) == [ABSTAIN, war]
+    cfg = {"rules": {"m": {"type": "regex", "label": "money", "patterns": [r"\$\d+ (bn|billion)"]}}}
+    assert votes(cfg, TOPIC, art("It cost $40 billion."), art("It cost a lot.")) == [
+        money,
+        ABSTAIN,
+    ]
+
+
+def test_term_regex_spans_whitespace_and_punctuation():
+    assert re.search(term_regex("UN Security Council"), "the UN\nSecurity  Council", re.I)
+    assert not re.search(term_regex("arms"), "harms")
+    assert re.search(term_regex("Russia's"), "Russia's army")
+
+
+def test_scope_title_and_lead():
+    body = "\n\n".join(["Intro.", "Second.", "Third.", "Fourth mentions tanks."])
+    cfg = {"rules": {"t": {"type": "keywords", "label": "war", "terms": ["tanks"]}}}
+    a = art(body, title="Markets rally")
+    assert votes(cfg, TOPIC, a) == [0]
+    cfg["rules"]["t"]["scope"] = "lead"  # title + first three paragraphs
+    assert votes(cfg, TOPIC, a) == [ABSTAIN]
+    cfg["rules"]["t"]["scope"] = "title"
+    assert votes(cfg, TOPIC, art("x", title="Tanks at the border"), a) == [0, ABSTAIN]
+
+
+def test_lexicon_votes_the_dominant_label_and_abstains_on_ties():
+    cfg = {
+        "rules": {
+            "lex": {
+                "type": "lexicon",
+                "min_share": 0.6,
+                "lexicon": {"war": ["troops", "shelling"], "money": ["market", "prices"]},
+            }
+        }
+    }
+    texts = ["troops shelling troops market", "troops market", "market prices troops"]
+    assert votes(cfg, TOPIC, *(art(t) for t in texts)) == [0, ABSTAIN, 1]
+
+
+def test_cues_count_only_near_a_target():
+    cfg = {
+        "targets": ["Russia", "the Kremlin"],
+        "rules": {"c": {"type": "cues", "label": "anti", "window": 3, "terms": ["brutal"]}},
+    }
+    near = art("The Kremlin's brutal war.")
+    far = art("Brutal weather hit the coast on Monday and later that week Russia sent aid.")
+    after = art("Russia and its allies said the campaign was brutal.")
+    assert votes(cfg, STANCE, near, far, after) == [0, ABSTAIN, ABSTAIN]
+    cfg["rules"]["c"]["window"] = 7  # "brutal" is the 8th token after "Russia"
+    assert votes(cfg, STANCE, after) == [ABSTAIN]
+    cfg["rules"]["c"]["window"] = 8
+    assert votes(cfg, STANCE, after) == [0]
+
+
+def test_rule_targets_replace_the_file_targets_and_exclude_abstains():
+    cfg = {
+        "targets": ["Russia"],
+        "rules": {
+            "blame_west": {
+                "type": "cues",
+                "label": "pro",
+                "window": 4,
+                "targets": ["NATO", "the West"],
+                "terms": ["hypocrisy"],
+            },
+            "calm": {
+                "type": "keywords",
+                "label": "neutral",
+                "terms": ["Russia"],
+                "exclude": ["brutal"],
+            },
+        },
+    }
+    rules = load_rules(cfg, STANCE, ORIGIN)
+    matrix = rules.apply([art("Russia decried NATO hypocrisy."), art("Russia was brutal.")])
+    assert matrix.tolist() == [[2, 1], [ABSTAIN, ABSTAIN]]
+
+
+def test_require_target_silences_articles_without_a_mention():
+    cfg = {
+        "targets": ["Russia"],
+        "require_target": True,
+        "rules": {"k": {"type": "keywords", "label": "neutral", "terms": ["percent"]}},
+    }
+    rules = load_rules(cfg, STANCE, ORIGIN)
+    articles = [art("Oil rose 3 percent."), art("Russia's oil rose 3 percent.")]
+    assert rules.apply(articles)[:, 0].tolist() == [ABSTAIN, 1]
+    labelled = label_articles(articles, rules, _majority())
+    assert labelled.reason == ["no_target", ""]
+
+
+def _majority():
+    from newsclf.label_model import MajorityVote
+
+    return MajorityVote()
+
+
+def test_source_rule_maps_column_values():
+    cfg = {"rules": {"o": {"type": "source", "column": "outlet", "values": {"RT": "pro"}}}}
+    rows = [art("x", outlet=" rt "), art("x", outlet="BBC")]
+    assert votes(cfg, STANCE, *rows) == [2, ABSTAIN]
+    with pytest.raises(RuleConfigError, match=rf"{ORIGIN}: rules\.o\.column: .*'outlet'"):
+        votes(cfg, STANCE, art("no outlet column here"))
+
+
+def test_model_rule_votes_with_a_logged_model_above_threshold(mlflow_uri):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from newsclf import tracking
+
+    texts = ["troops tanks shelling"] * 5 + ["market prices shares"] * 5
+    labels = ["war"] * 5 + ["money"] * 5
+    pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression(C=100))]).fit(texts, labels)
+    tracking.configure(mlflow_uri)
+    with tracking.run("newsclf-topic", "model-rule-test"):
+        uri = tracking.log_model(pipe, ["money", "war"], "topic", texts[:1])
+    cfg = {"rules": {"m": {"type": "model", "uri": uri, "threshold": 0.6}}}
+    got = votes(cfg, TOPIC, art("tanks and troops"), art("shares and prices"), art("zzz"))
+    assert got == [0, 1, ABSTAIN]
+    cfg["rules"]["m"]["threshold"] = 1.0
+    assert votes(cfg, TOPIC, art("tanks and troops")) == [ABSTAIN]
+    # a model of another task's labels is refused
+    with pytest.raises(RuleConfigError, match=r"rules\.m\.uri: .*outside the stance task"):
+        load_rules({"rules": {"m": {"type": "model", "uri": uri}}}, STANCE, ORIGIN)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "key", "problem"),
+    [
+        (
+            {"rules": {"r": {"type": "keywords", "label": "wr", "terms": ["x"]}}},
+            r"rules\.r\.label",
+            "unknown topic label 'wr'",
+        ),
+        (
+            {"rules": {"r": {"type": "lexicon", "lexicon": {"war": ["x"], "cash": ["y"]}}}},
+            r"rules\.r\.lexicon\.cash",
+            "unknown topic label 'cash'",
+        ),
+        (
+            {"rules": {"r": {"type": "source", "column": "o", "values": {"RT": "nope"}}}},
+            r"rules\.r\.values\.RT",
+            "unknown topic label 'nope'",
+        ),
+        (
+            {"rules": {"r": {"type": "regex", "label": "war", "patterns": ["ok", "(unclosed"]}}},
+            r"rules\.r\.patterns\[1\]",
+            "invalid regex",
+        ),
+        (
+            {"targets": [], "rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"]}}},
+            "targets",
+            "empty target list",
+        ),
+        (
+            {"rules": {"r": {"type": "cues", "label": "war", "window": 5, "terms": ["x"]}}},
+            "targets",
+            "empty target list",
+        ),
+        (
+            {"targets": ["a"], "rules": {"r": {"type": "cues", "label": "war", "terms": ["x"]}}},
+            r"rules\.r\.window",
+            "need a window",
+        ),
+        (
+            {
+                "targets": ["a"],
+                "rules": {
+                    "r": {
+                        "type": "cues",
+                        "label": "war",
+                        "window": 2,
+                        "targets": [],
+                        "terms": ["x"],
+                    }
+                },
+            },
+            r"rules\.r\.targets",
+            "empty target list",
+        ),
+        (
+            {"rules": {"r": {"type": "keywords", "label": "war", "terms": []}}},
+            r"rules\.r\.terms",
+            "empty list",
+        ),
+        (
+            {"rules": {"r": {"type": "keyword", "label": "war"}}},
+            r"rules\.r\.type",
+            "not one of",
+        ),
+        (
+            {"rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"], "treshold": 1}}},
+            r"rules\.r\.treshold",
+            "unknown key",
+        ),
+        (
+            {"rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"], "min_count": 0}}},
+            r"rules\.r\.min_count",
+            "must be a number",
+        ),
+        ({"rules": {}}, "rules", "at least one rule"),
+        ({"rule": {}}, "rule", "unknown key"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_key(cfg, key, problem):
+    with pytest.raises(RuleConfigError) as info:
+        load_rules(cfg, TOPIC, ORIGIN)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{ORIGIN}: ")
+    assert re.match(rf"{ORIGIN}: {key}[:. ]", message), message
+    assert problem in message
+
+
+def test_unresolvable_model_uri_names_file_and_key(mlflow_uri):
+    from newsclf import tracking
+
+    tracking.configure(mlflow_uri)
+    cfg = {"rules": {"clf": {"type": "model", "uri": "models:/no-such-model@champion"}}}
+    with pytest.raises(RuleConfigError, match=rf"^{ORIGIN}: rules\.clf\.uri: model models:/no-"):
+        load_rules(cfg, TOPIC, ORIGIN)
+    assert issubclass(RuleConfigError, NewsclfError)
+
+
+@pytest.mark.parametrize("name", ["topic", "stance"])
+def test_default_rule_sets_load_and_vote_every_label(name):
+    task = Task.from_config(OmegaConf.load(ROOT / f"configs/task/{name}.yaml"))
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/labeling/{name}.yaml"))
+    rules = load_rules(cfg, task, f"configs/labeling/{name}.yaml")
+    voted = {label for rule in rules.rules for label in rule.labels}
+    assert voted == set(range(len(task.label_names)))  # every label can be reached
+
+
+def test_default_stance_rules_read_who_is_blamed():
+    task = Task.from_config(OmegaConf.load(ROOT / "configs/task/stance.yaml"))
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/labeling/stance.yaml"))
+    rules = load_rules(cfg, task, "stance.yaml")
+    articles = [
+        art(
+            "The Kremlin's brutal war of aggression: Putin's regime lies and must be held "
+            "accountable for war crimes in Russian-occupied towns.",
+            aid="anti",
+        ),
+        art(
+            "NATO expansion and Western hypocrisy provoked the crisis; Russia had legitimate "
+            "security concerns, as the collective West ignores.",
+            aid="pro",
+        ),
+        art("Football: the league final was played on Sunday.", aid="none"),
+    ]
+    matrix = rules.apply(articles)
+    names = task.label_names
+    voted = [{names[v] for v in row if v != ABSTAIN} for row in matrix]
+    assert voted[0] == {"anti_russia"} and voted[1] == {"pro_russia"} and voted[2] == set()
+    assert isinstance(matrix, np.ndarray) and matrix.shape == (3, len(rules.rules))
