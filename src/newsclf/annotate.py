@@ -36,6 +36,7 @@ class Candidate:
     article: Article
     score: float
     hints: dict[str, str]  # column -> value, for the context file
+    support: float = 0.0  # tie-break: fewer rule votes first (0 for model scores)
 
 
 def vote_entropy(votes: Sequence[int]) -> float:
@@ -49,7 +50,8 @@ def vote_entropy(votes: Sequence[int]) -> float:
 
 
 def conflict_scores(articles: Sequence[Article], rule_sets: Mapping[str, RuleSet]) -> list[dict]:
-    """Per article and task: the vote entropy and the votes as text ("neutral:2 anti_russia:1")."""
+    """Per article and task: the vote entropy, the votes as text ("neutral:2 anti_russia:1")
+    and the number of votes."""
     out: list[dict] = [{} for _ in articles]
     for key, rules in rule_sets.items():
         names = rules.task.label_names
@@ -59,6 +61,7 @@ def conflict_scores(articles: Sequence[Article], rule_sets: Mapping[str, RuleSet
             out[i][key] = (
                 vote_entropy(row.tolist()),
                 " ".join(f"{lab}:{n}" for lab, n in counts.most_common()),
+                sum(counts.values()),
             )
     return out
 
@@ -74,22 +77,24 @@ def model_scores(
             frame = model.classifier.predict([a.text for a in chunk])
             pairs = zip(frame["label"], frame["probability"], strict=True)
             for i, (label, prob) in enumerate(pairs):
-                out[start + i][key] = (1.0 - float(prob), f"{label} {float(prob):.2f}")
+                out[start + i][key] = (1.0 - float(prob), f"{label} {float(prob):.2f}", 0)
     return out
 
 
 def rank(
     articles: Sequence[Article], scores: list[dict], k: int, annotated: set[str]
 ) -> list[Candidate]:
-    """The ``k`` highest-scoring articles that are not annotated yet (ties: by id)."""
+    """The ``k`` highest-scoring articles that are not annotated yet; ties go to the article
+    with fewer rule votes (less support), then by id."""
     candidates = []
     for article, per_task in zip(articles, scores, strict=True):
         if article.id in annotated or not per_task:
             continue
-        score = float(np.mean([s for s, _ in per_task.values()]))
-        hints = {key: hint for key, (_, hint) in per_task.items()}
-        candidates.append(Candidate(article, score, hints))
-    candidates.sort(key=lambda c: (-c.score, c.article.id))
+        score = float(np.mean([s for s, _, _ in per_task.values()]))
+        support = float(np.mean([n for _, _, n in per_task.values()]))
+        hints = {key: hint for key, (_, hint, _) in per_task.items()}
+        candidates.append(Candidate(article, score, hints, support))
+    candidates.sort(key=lambda c: (-c.score, c.support, c.article.id))
     return candidates[:k]
 
 
@@ -108,11 +113,7 @@ def write_export(
     """
     path = Path(path)
     context = path.with_name(f"{path.stem}.context.csv")
-    if path.exists() and not overwrite:
-        raise NewsclfError(
-            f"{path}: already exists (it may hold your labels); add it to annotations.path and "
-            "choose another output.path, or set output.overwrite=true"
-        )
+    check_output(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = [id_column, *(t.annotation_column for t in tasks)]
     _atomic_csv(path, columns, [[c.article.id, *([""] * len(tasks))] for c in candidates])
@@ -131,6 +132,15 @@ def write_export(
     header = [id_column, "score", "date", "title", *hint_columns, "excerpt"]
     _atomic_csv(context, header, rows)
     return path, context
+
+
+def check_output(path: str | Path, overwrite: bool = False) -> None:
+    """Refuse to replace an export that may already hold labels typed in."""
+    if Path(path).exists() and not overwrite:
+        raise NewsclfError(
+            f"{path}: already exists (it may hold your labels); add it to annotations.path and "
+            "choose another output.path, or set output.overwrite=true"
+        )
 
 
 def _atomic_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -28,6 +28,7 @@ def export(cfg: DictConfig) -> dict:
         )
     if int(cfg.k) < 1:
         raise NewsclfError(f"k: {cfg.k} must be at least 1")
+    annotate.check_output(cfg.output.path, bool(cfg.output.overwrite))  # before any work
     tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
     models, rule_sets = {}, {}
     if cfg.strategy == "least_confident":  # models first: a missing one fails before reading

@@ -1,0 +1,226 @@
+"""End-to-end: newsclf-dataset with labelling rules, and the newsclf-annotate loop, run as the
+console scripts against a temporary SQLite MLflow store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.conftest import make_corpus
+
+BIN = Path(sys.executable).parent
+
+
+def run(cwd: Path, script: str, *overrides: str, ok: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["COLUMNS"] = "200"  # keep rich's summary lines whole
+    proc = subprocess.run(
+        [str(BIN / script), *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def partly_labelled(tmp_path_factory) -> Path:
+    """A generated corpus where only every third article has gold labels."""
+    root = tmp_path_factory.mktemp("weak")
+    labels = make_corpus(root / "c", n_per_topic=9)
+    rows = list(csv.DictReader(labels.open()))
+    with (root / "gold.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[::3])
+    run(
+        root,
+        "newsclf-dataset",
+        f"source.path={root / 'c/articles'}",
+        f"annotations.path={root / 'gold.csv'}",
+        "~tasks.stance",
+        "~labeling.stance",
+        "output_dir=ds",
+    )
+    return root
+
+
+def test_weak_labels_fill_train_and_report_is_beside_the_dataset(partly_labelled):
+    folder = partly_labelled / "ds/topic"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["n_gold"] == 18 and manifest["n_weak"] > 20
+    assert manifest["n_labelled"] == manifest["n_gold"] + manifest["n_weak"]
+    assert manifest["n_labelled"] + manifest["n_unlabelled"] == manifest["n_kept"] == 54
+    for split in ("validation", "test"):
+        frame = pd.read_parquet(folder / f"parquet/{split}.parquet")
+        assert set(frame["label_source"]) == {"gold"}
+    train = pd.read_parquet(folder / "parquet/train.parquet")
+    weak = train[train["label_source"] == "weak"]
+    assert (weak["label_confidence"] >= 0.7).all() and len(weak) == manifest["n_weak"]
+    report = json.loads((folder / "labeling_report.json").read_text())
+    assert report["rules_file"] == "configs/labeling/topic.yaml"
+    assert report["weak"]["n_train"] == manifest["n_weak"]
+    # the generated articles are built from each topic's words: the rules get most right
+    assert report["weak"]["accuracy"] > 0.8
+    assert {r["rule"] for r in report["rules"]} >= {"military_lead", "dominant_topic"}
+    md = (folder / "labeling_report.md").read_text()
+    assert "## Rules" in md and "## Unlabelled" in md
+    votes = pd.read_csv(folder / "votes.csv", keep_default_na=False)
+    assert len(votes) == 54 and "dominant_topic" in votes.columns
+    assert "label_confidence" in (folder / "README.md").read_text()
+
+
+def test_dataset_run_logs_the_labelling_report(partly_labelled):
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{partly_labelled / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("newsclf-topic")
+    (dataset_run,) = client.search_runs([experiment.experiment_id])
+    metrics = dataset_run.data.metrics
+    assert metrics["n_weak"] > 20 and 0.8 < metrics["weak_accuracy"] <= 1
+    assert "rule.dominant_topic.coverage" in metrics
+    artifacts = {a.path for a in client.list_artifacts(dataset_run.info.run_id, "labeling")}
+    assert {"labeling/labeling_report.md", "labeling/votes.csv", "labeling/rules.json"} <= artifacts
+
+
+def test_weak_only_and_majority_options(partly_labelled, tmp_path):
+    run(
+        tmp_path,
+        "newsclf-dataset",
+        f"source.path={partly_labelled / 'c/articles'}",
+        f"annotations.path={partly_labelled / 'gold.csv'}",
+        "~tasks.stance",
+        "~labeling.stance",
+        "weak.gold_in_train=false",
+        "weak.label_model=majority",
+        "log_to_mlflow=false",
+    )
+    manifest = json.loads((tmp_path / "data/datasets/topic/manifest.json").read_text())
+    assert manifest["weak"]["label_model"] == "majority"
+    train = pd.read_parquet(tmp_path / "data/datasets/topic/parquet/train.parquet")
+    assert set(train["label_source"]) == {"weak"}
+
+
+def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
+    make_corpus(tmp_path / "c")
+    base = [
+        f"source.path={tmp_path / 'c/articles'}",
+        f"annotations.path={tmp_path / 'c/labels.csv'}",
+    ]
+
+    def dataset(*args: str) -> str:
+        return error_line(
+            run(tmp_path, "newsclf-dataset", "log_to_mlflow=false", *base, *args, ok=False)
+        )
+
+    msg = dataset("labeling.topic.rules.military_lead.label=militry")
+    assert msg.endswith(
+        "configs/labeling/topic.yaml: rules.military_lead.label: unknown topic label 'militry' "
+        "(allowed: diplomacy, military, economy, cyber_disinfo, human_rights, other)"
+    )
+    msg = dataset("labeling.stance.targets=[]")
+    assert "configs/labeling/stance.yaml: targets: empty target list" in msg
+    msg = dataset("+labeling.topic.rules.x={type:regex,label:other,patterns:['(oops']}")
+    assert "configs/labeling/topic.yaml: rules.x.patterns[0]: invalid regex '(oops'" in msg
+    msg = dataset("+labeling.topic.rules.clf={type:model,uri:'models:/no-such@champion'}")
+    assert "configs/labeling/topic.yaml: rules.clf.uri: model models:/no-such@champion" in msg
+    # a rules file of the user's own, in their config folder, is named by its path
+    own = tmp_path / "my_configs/labeling"
+    own.mkdir(parents=True)
+    (own / "mine.yaml").write_text(
+        "rules:\n  r: {type: keywords, label: sports, terms: [football]}\n", encoding="utf-8"
+    )
+    proc = run(
+        tmp_path,
+        "newsclf-dataset",
+        "--config-dir",
+        str(tmp_path / "my_configs"),
+        "labeling@labeling.topic=mine",
+        "log_to_mlflow=false",
+        *base,
+        ok=False,
+    )
+    assert f"{own / 'mine.yaml'}: rules.r.label: unknown topic label 'sports'" in error_line(proc)
+
+
+def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):
+    root = partly_labelled
+    common = [f"source.path={root / 'c/articles'}", "~tasks.stance", "~labeling.stance"]
+    run(
+        tmp_path,
+        "newsclf-annotate",
+        *common,
+        "strategy=conflict",
+        "k=5",
+        f"annotations.path={root / 'gold.csv'}",
+        # a careless rule that calls everything with "the" sport: it conflicts with the others
+        "+labeling.topic.rules.careless={type:keywords,label:other,terms:[the]}",
+    )
+    export = tmp_path / "annotate/next.csv"
+    with export.open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["article_id", "topic"]  # exactly what the annotations file reads back
+    assert len(rows) == 6 and all(r[1] == "" for r in rows[1:])
+    gold_ids = {r["article_id"] for r in csv.DictReader((root / "gold.csv").open())}
+    assert not {r[0] for r in rows[1:]} & gold_ids  # only articles without gold are proposed
+    context = pd.read_csv(tmp_path / "annotate/next.context.csv")
+    assert list(context["article_id"]) == [r[0] for r in rows[1:]]
+    assert context["score"].is_monotonic_decreasing and (context["score"] > 0.5).all()
+    assert context["topic"].str.contains("other:1").all()  # the careless rule's vote
+    # the annotator fills in labels (the generated ids start with the topic) ...
+    filled = [rows[0]] + [[aid, aid.rsplit("_", 1)[0]] for aid, _ in rows[1:]]
+    with export.open("w", newline="") as fh:
+        csv.writer(fh).writerows(filled)
+    # ... a second export refuses to overwrite it ...
+    proc = run(tmp_path, "newsclf-annotate", *common, "strategy=conflict", ok=False)
+    assert "next.csv: already exists" in error_line(proc)
+    # ... and the rebuild reads both files: five more gold labels
+    run(
+        tmp_path,
+        "newsclf-dataset",
+        *common,
+        f"annotations.path=[{root / 'gold.csv'},{export}]",
+        "log_to_mlflow=false",
+    )
+    manifest = json.loads((tmp_path / "data/datasets/topic/manifest.json").read_text())
+    assert manifest["n_gold"] == 18 + 5
+
+
+def test_annotate_least_confident_uses_the_trained_model(partly_labelled, tmp_path):
+    root = partly_labelled
+    run(root, "newsclf-train", "task=topic", "dataset_dir=ds/topic")
+    proc = run(
+        root,
+        "newsclf-annotate",
+        f"source.path={root / 'c/articles'}",
+        "~tasks.stance",
+        "~labeling.stance",
+        "~models.stance",
+        "k=4",
+        f"output.path={tmp_path / 'next.csv'}",
+        f"annotations.path={root / 'gold.csv'}",
+    )
+    assert "exported the 4 most worth labelling of 36" in proc.stdout
+    context = pd.read_csv(tmp_path / "next.context.csv")
+    assert len(context) == 4 and context["topic"].str.match(r"^\w+ 0\.\d\d$").all()
+    assert context["score"].between(0, 1).all()
+    proc = run(root, "newsclf-annotate", "models.topic=models:/nope@champion", ok=False)
+    assert "models:/nope@champion" in error_line(proc)
