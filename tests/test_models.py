@@ -232,3 +232,32 @@ def test_newsclf_train_out_of_core_end_to_end(tmp_path):
     model = mlflow.pyfunc.load_model("models:/newsclf-topic/1")
     out = model.predict(pd.DataFrame({"text": ["troops artillery brigade"]}))
     assert out["label"].tolist() == ["military"]
+
+
+def test_arrow_file_rows_reads_ranges_across_files_like_slicing(tmp_path):
+    import datasets as hf
+
+    from newsclf.models import ArrowFileRows
+
+    n = 250
+    data = {"text": [f"article {i}" for i in range(n)], "label": [i % 3 for i in range(n)]}
+    hf.Dataset.from_dict(data).save_to_disk(str(tmp_path / "ds"), num_shards=3)
+    ds = hf.load_from_disk(str(tmp_path / "ds"))
+    read = ArrowFileRows.of(ds)
+    assert read is not None and read.n_rows == n and len({b[0] for b in read.batches}) == 3
+    for start, stop in [(0, 1), (0, n), (80, 90), (70, 180), (240, 400)]:
+        assert read(start, stop) == ds[start:stop]
+    assert ArrowFileRows.of(ds.select(range(10))) is None  # rows are not the files' rows
+    assert ArrowFileRows.of(ds.remove_columns("label")) is None
+    # streaming a file-backed split gives the same model as reading it by slices
+    names = ["a", "b", "c"]
+    texts = [f"{names[i % 3]}word filler{i % 7}" for i in range(n)]
+    hf.Dataset.from_dict({"text": texts, "label": data["label"]}).save_to_disk(
+        str(tmp_path / "ds2"), num_shards=2
+    )
+    disk = hf.load_from_disk(str(tmp_path / "ds2"))
+    memory = Rows(texts, [names[i] for i in data["label"]], names)
+    settings = {"chunk_size": 40, "epochs": 2, "seed": 1}
+    from_disk = fit_out_of_core(_stream_pipeline(), disk, names, settings)
+    from_memory = fit_out_of_core(_stream_pipeline(), memory, names, settings)
+    assert np.array_equal(from_disk[-1].coef_, from_memory[-1].coef_)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from hydra.utils import instantiate
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
@@ -196,8 +197,9 @@ def _names(labels: Any, names: list[str]) -> Iterator[str]:
 def _chunks(
     rows: Any, starts: list[int], size: int, names: list[str], rng: np.random.Generator
 ) -> Iterator[tuple[list[str], list[str]]]:
+    read = ArrowFileRows.of(rows) or (lambda start, stop: rows[start:stop])
     for start in starts:
-        chunk = rows[start : start + size]
+        chunk = read(start, start + size)
         order = rng.permutation(len(chunk["text"]))
         texts, labels = chunk["text"], list(_names(chunk["label"], names))
         yield [texts[i] for i in order], [labels[i] for i in order]
@@ -205,3 +207,51 @@ def _chunks(
 
 def _vectorize(transform: Pipeline, texts: list[str], labels: list[str]) -> tuple[Any, list[str]]:
     return transform.transform(texts), labels
+
+
+class ArrowFileRows:
+    """Row ranges of a Hugging Face dataset read from its Arrow files, each file memory-mapped
+    only while a range is read. Slicing the ``Dataset`` keeps every page it touched mapped, so
+    the resident memory of a pass over a large split would grow to the split's size; here the
+    pages are unmapped again after each read, and memory stays flat."""
+
+    def __init__(self, files: Sequence[str]) -> None:
+        self.batches: list[tuple[str, int, int, int]] = []  # file, batch number, first row, rows
+        first = 0
+        for file in files:
+            with pa.memory_map(file) as source:  # reads batch headers only: zero-copy
+                for number, batch in enumerate(pa.ipc.open_stream(source)):
+                    self.batches.append((file, number, first, batch.num_rows))
+                    first += batch.num_rows
+        self.n_rows = first
+
+    @classmethod
+    def of(cls, rows: Any) -> ArrowFileRows | None:
+        """A reader for a file-backed ``datasets.Dataset`` whose rows are exactly its files'
+        rows (no indices mapping) with text and label columns; None for anything else."""
+        files = [f["filename"] for f in getattr(rows, "cache_files", None) or []]
+        columns = set(getattr(rows, "column_names", None) or [])
+        if not files or not {"text", "label"} <= columns:
+            return None
+        try:
+            reader = cls(files)
+        except (OSError, pa.ArrowInvalid):
+            return None
+        return reader if reader.n_rows == len(rows) else None
+
+    def __call__(self, start: int, stop: int) -> dict[str, list]:
+        out: dict[str, list] = {"text": [], "label": []}
+        wanted = [b for b in self.batches if b[2] < stop and b[2] + b[3] > start]
+        for file in dict.fromkeys(b[0] for b in wanted):
+            spans = {number: (first, n) for f, number, first, n in wanted if f == file}
+            with pa.memory_map(file) as source:
+                for number, batch in enumerate(pa.ipc.open_stream(source)):
+                    if number in spans:
+                        first, n = spans[number]
+                        low, high = max(start - first, 0), min(stop - first, n)
+                        part = batch.slice(low, high - low)
+                        for column in out:
+                            out[column] += part.column(column).to_pylist()
+                    if number >= max(spans):
+                        break
+        return out
