@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,38 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@contextmanager
+def mlflow_state_restored() -> Iterator[None]:
+    """Restore MLflow's process-wide state on exit: ``mlflow.set_tracking_uri`` and
+    ``set_registry_uri`` (called by ``tracking.configure``) also export MLFLOW_TRACKING_URI and
+    MLFLOW_REGISTRY_URI, which would send later tests and their subprocesses to this test's
+    store or server."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    prefixes = ("MLFLOW_", "NEWSCLF_")
+    saved_env = {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    try:
+        yield
+    finally:
+        for key in [k for k in os.environ if k.startswith(prefixes)]:
+            del os.environ[key]
+        os.environ.update(saved_env)
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _isolated_module() -> Iterator[None]:
+    """Module fixtures (a registered model shared by a test file) leave no MLflow state."""
+    with mlflow_state_restored():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_test() -> Iterator[None]:
+    """Each test leaves no MLflow state behind."""
+    with mlflow_state_restored():
+        yield
