@@ -116,9 +116,9 @@ def is_unreachable(exc: BaseException) -> bool:
         if isinstance(current, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             return True
         if isinstance(current, requests.exceptions.RetryError):
-            return True
+            return not _HTTP_ERRORS.search(str(current))
         if isinstance(current, MlflowException) and _UNREACHABLE.search(str(current)):
-            return True
+            return not _HTTP_ERRORS.search(str(current))
         current = current.__cause__ or current.__context__
     return False
 
@@ -128,6 +128,7 @@ _UNREACHABLE = re.compile(
     r"reset)|RemoteDisconnected|timeout exception|Read timed out",
     re.IGNORECASE,
 )
+_HTTP_ERRORS = re.compile(r"too many (\d+) error responses")  # it answered, with errors
 
 
 def unreachable_message(uri: str, exc: BaseException) -> str:
@@ -137,15 +138,28 @@ def unreachable_message(uri: str, exc: BaseException) -> str:
         cause = "connection refused"
     elif re.search(r"timed? ?out", text, re.IGNORECASE):
         cause = "timed out"
-    elif match := re.search(r"too many (\d+) error responses", text):
-        cause = f"answered HTTP {match.group(1)}"
     else:
         cause = "connection failed"
-    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
     return (
         f"tracking server unreachable: {redact('uri', uri)} ({cause}; gave up after "
-        f"{retries} retries, see MLFLOW_HTTP_REQUEST_MAX_RETRIES)"
+        f"{_retries()} retries, see MLFLOW_HTTP_REQUEST_MAX_RETRIES)"
     )
+
+
+def _retries() -> str:
+    return os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+
+
+def describe_error(uri: str, exc: BaseException) -> str:
+    """One line for an MLflow or connection error: unreachable, failing, or MLflow's own."""
+    if is_unreachable(exc):
+        return unreachable_message(uri, exc)
+    if match := _HTTP_ERRORS.search(str(exc)):
+        return (
+            f"tracking server error: {redact('uri', uri)} answered HTTP {match.group(1)} "
+            f"to {_retries()} retries in a row (see the server's log)"
+        )
+    return f"MLflow at {redact('uri', uri)}: {_first_line(exc)}"
 
 
 @contextmanager
@@ -154,10 +168,7 @@ def _mlflow_errors(uri: str | None = None) -> Iterator[None]:
     try:
         yield
     except (MlflowException, requests.exceptions.RequestException) as exc:
-        where = uri or mlflow.get_tracking_uri()
-        if is_unreachable(exc):
-            raise NewsclfError(unreachable_message(where, exc)) from None
-        raise NewsclfError(f"MLflow at {redact('uri', where)}: {_first_line(exc)}") from None
+        raise NewsclfError(describe_error(uri or mlflow.get_tracking_uri(), exc)) from None
 
 
 def experiment_name(prefix: str, task: str) -> str:
@@ -183,10 +194,11 @@ def run(
         yield active.info.run_id
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        if is_unreachable(exc):
-            _end_run_quietly(status)  # one quick try: the server is most likely still gone
-            raise NewsclfError(unreachable_message(mlflow.get_tracking_uri(), exc)) from None
-        _end_run_quietly(status, retries=None)
+        unreachable = is_unreachable(exc)
+        # one quick try when the server is gone: it is most likely still gone
+        _end_run_quietly(status, retries=0 if unreachable else None)
+        if unreachable or isinstance(exc, MlflowException | requests.exceptions.RequestException):
+            raise NewsclfError(describe_error(mlflow.get_tracking_uri(), exc)) from None
         raise
     with _mlflow_errors():
         mlflow.end_run()
@@ -287,7 +299,20 @@ def log_dataset(split: Any, path: str | Path, name: str, digest: str, context: s
         dataset = mlflow.data.from_huggingface(
             split, path=str(path), targets="label", name=name, digest=digest[:36]
         )
-    mlflow.log_input(dataset, context=context)
+        for attempt in range(_DUPLICATE_RETRIES + 1):
+            try:
+                mlflow.log_input(dataset, context=context)
+                break
+            except MlflowException as exc:
+                # Parallel jobs logging the same new dataset race in the server's get-or-create;
+                # the loser's transaction is rolled back and its retry finds the dataset.
+                if attempt == _DUPLICATE_RETRIES or not _DUPLICATE.search(str(exc)):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+
+_DUPLICATE = re.compile(r"UniqueViolation|duplicate key|UNIQUE constraint failed", re.IGNORECASE)
+_DUPLICATE_RETRIES = 3
 
 
 def set_tags(tags: Mapping[str, str]) -> None:
