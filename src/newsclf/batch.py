@@ -69,7 +69,7 @@ class JobSettings:
     mkdir: bool = True
     resume: bool = True
     max_oov_share: float = 0.5  # report thresholds for a drift warning
-    max_vocabulary_js: float = 0.5
+    max_vocabulary_js: float = 0.25
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:

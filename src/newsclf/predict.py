@@ -114,11 +114,21 @@ class Classifier:
 
     @property
     def vectorizer(self) -> object | None:
-        """The pipeline's text vectorizer when it is a single fitted one (for drift stats)."""
-        if isinstance(self.pipeline, Pipeline) and len(self.pipeline) == 2:
+        """The pipeline's first step when it keeps a word vocabulary (for the OOV share)."""
+        if isinstance(self.pipeline, Pipeline) and len(self.pipeline) > 1:
             first = self.pipeline[0]
             if hasattr(first, "vocabulary_") and hasattr(first, "build_tokenizer"):
                 return first
+        return None
+
+    @property
+    def weighting(self) -> object | None:
+        """The step feeding the classifier when it holds training idf weights (a fitted
+        ``TfidfVectorizer`` or ``TfidfTransformer``, after hashing too), for the drift signal."""
+        if isinstance(self.pipeline, Pipeline) and len(self.pipeline) > 1:
+            step = self.pipeline[-2]
+            if getattr(step, "idf_", None) is not None:
+                return step
         return None
 
 
@@ -420,12 +430,15 @@ def process_chunk(
 
 def _model_stats(classifier: object, texts: list[str], features: object, sample: int) -> ModelStats:
     stats = ModelStats(n_docs=len(texts))
+    weighting = getattr(classifier, "weighting", None)
+    if weighting is not None and features is not None and hasattr(features, "tocsr"):
+        present = features.tocsr()
+        if present.shape[1] == len(weighting.idf_):
+            counts = np.bincount(present.indices, minlength=present.shape[1])
+            stats.term_docs = counts.astype(np.int64)
     vectorizer = getattr(classifier, "vectorizer", None)
     if vectorizer is None or not texts:
         return stats
-    if features is not None and hasattr(features, "indices") and hasattr(vectorizer, "idf_"):
-        present = features.tocsr() if hasattr(features, "tocsr") else features
-        stats.term_docs = np.bincount(present.indices, minlength=present.shape[1]).astype(np.int64)
     if getattr(vectorizer, "analyzer", "word") != "word":
         return stats  # character n-grams: words are no measure of the vocabulary
     analyse = vectorizer.build_tokenizer()

@@ -13,16 +13,24 @@ if TYPE_CHECKING:
     from newsclf.predict import LoadedModel
 
 
-def training_term_profile(vectorizer: object) -> np.ndarray | None:
-    """The share of training documents holding each vocabulary term, from the fitted idf.
+def training_term_profile(weighting: object) -> np.ndarray | None:
+    """The share of training documents holding each term (or hashed column), from the idf.
 
-    ``TfidfVectorizer`` stores idf = ln((1 + n) / (1 + df)) + 1 (smoothed) or ln(n / df) + 1,
-    so exp(1 - idf) is (1 + df) / (1 + n), the training document frequency of each term.
+    ``TfidfVectorizer`` and ``TfidfTransformer`` store idf = ln((1 + n) / (1 + df)) + 1
+    (smoothed) or ln(n / df) + 1, so exp(1 - idf) is (1 + df) / (1 + n), the training
+    document frequency of each term.
     """
-    idf = getattr(vectorizer, "idf_", None)
+    idf = getattr(weighting, "idf_", None)
     if idf is None:
         return None
-    return np.exp(1.0 - np.asarray(idf, dtype=float))
+    idf = np.asarray(idf, dtype=float)
+    profile = np.exp(1.0 - np.asarray(idf, dtype=float))
+    if getattr(weighting, "smooth_idf", True):
+        # Undo the smoothing's one extra document per term: (1 + n) is exp(max idf - 1) when
+        # some column never occurred in training (always, after hashing); with a vocabulary
+        # the rarest terms get weight 0, which barely moves the profile.
+        profile = np.clip(profile * np.exp(idf.max() - 1.0) - 1.0, 0.0, None)
+    return profile
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
@@ -62,7 +70,7 @@ def batch_report(
         stats = state.stats.get(m.task, {"words": 0, "oov_words": 0})
         oov = stats["oov_words"] / stats["words"] if stats["words"] else None
         vocabulary_js = None
-        reference = training_term_profile(getattr(m.classifier, "vectorizer", None))
+        reference = training_term_profile(getattr(m.classifier, "weighting", None))
         if reference is not None and m.task in term_docs and term_docs[m.task].sum() > 0:
             vocabulary_js = round(js_divergence(reference, term_docs[m.task]), 4)
         warnings = []
