@@ -107,8 +107,7 @@ def test_weak_only_and_majority_options(partly_labelled, tmp_path):
         "newsclf-dataset",
         f"source.path={partly_labelled / 'c/articles'}",
         f"annotations.path={partly_labelled / 'gold.csv'}",
-        "~tasks.stance",
-        "~labeling.stance",
+        "~tasks.stance",  # its rules (labeling.stance) are then left unused, not an error
         "weak.gold_in_train=false",
         "weak.label_model=majority",
         "log_to_mlflow=false",

@@ -98,11 +98,8 @@ def load_rule_sets(cfg: DictConfig, tasks: dict[str, Task]) -> dict[str, labelin
     if not cfg.weak.enabled:
         return {}
     labeling_cfg = cfg.get("labeling") or {}
-    unknown = sorted(set(labeling_cfg) - set(tasks))
-    if unknown:
-        raise labeling.RuleConfigError(
-            f"labeling.{unknown[0]}: no task {unknown[0]!r} to label (tasks: {', '.join(tasks)})"
-        )
+    for key in sorted(set(labeling_cfg) - set(tasks)):  # e.g. after ~tasks.stance
+        log.info("labeling.%s: no such task in this build, its rules are not used", key)
     return {
         key: labeling.load_rules(
             OmegaConf.to_container(labeling_cfg[key], resolve=True),
