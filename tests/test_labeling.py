@@ -296,3 +296,29 @@ def test_default_stance_rules_read_who_is_blamed():
     voted = [{names[v] for v in row if v != ABSTAIN} for row in matrix]
     assert voted[0] == {"anti_russia"} and voted[1] == {"pro_russia"} and voted[2] == set()
     assert isinstance(matrix, np.ndarray) and matrix.shape == (3, len(rules.rules))
+
+
+@pytest.mark.parametrize("name", ["topic", "stance"])
+def test_grouped_matchers_find_what_one_flat_alternation_finds(name):
+    """The matchers group terms by first letter for speed; on real text they must find exactly
+    the matches (term, label, span) of the plain longest-first alternation."""
+    from newsclf.articles import Cleaner, Source, ingest
+
+    task = Task.from_config(OmegaConf.load(ROOT / f"configs/task/{name}.yaml"))
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/labeling/{name}.yaml"))
+    rules = load_rules(cfg, task, name)
+    texts = [a.text for a in ingest(Source(path=str(ROOT / "seeds/articles")), Cleaner()).articles]
+    texts = [*texts[::8], "Putin's RUSSIAN forces; the Kremlin-backed 'special military operation'"]
+    matchers = [rules.targets] + [r.matcher for r in rules.rules if hasattr(r, "matcher")]
+    checked = 0
+    for matcher in filter(None, matchers):
+        flat = re.compile(
+            "|".join(f"({term_regex(term)})" for _, term in matcher.owners), matcher.regex.flags
+        )
+        for text in texts:
+            expected = [
+                (*matcher.owners[m.lastindex - 1], m.start(), m.end()) for m in flat.finditer(text)
+            ]
+            assert matcher.find(text) == expected
+            checked += len(expected)
+    assert checked > 100  # the rules do match the corpus
