@@ -370,7 +370,7 @@ def main() -> None:
     wd = args.workdir or Path(tempfile.mkdtemp(prefix="newsclf-bbc-"))
     if args.workdir and wd.exists():
         shutil.rmtree(wd)
-    wd.mkdir(parents=True)
+    wd.mkdir(parents=True, exist_ok=True)  # mkdtemp has made it already
     print(f"BBC benchmark in {wd}")
     try:
         if args.quick:

@@ -515,14 +515,30 @@ def is_latin_filler(paragraph: str) -> bool:
 
     Real lorem-ipsum words, or Latin-looking words with almost no English function words.
     """
-    words = [w.lower() for w in _WORD.findall(paragraph)]
+    words = list(map(str.lower, _WORD.findall(paragraph)))
     if len(words) < 6:
         return False
     share = lambda hits: sum(hits) / len(words)  # noqa: E731
-    english = share(w in ENGLISH_STOP_WORDS for w in words)
-    if share(w in LOREM_WORDS for w in words) >= 0.6 and english < 0.3:
+    english = share(map(ENGLISH_STOP_WORDS.__contains__, words))
+    if english >= 0.3:  # ordinary prose: neither test below can pass (most paragraphs end here)
+        return False
+    if share(map(LOREM_WORDS.__contains__, words)) >= 0.6:
         return True
     return english <= 0.15 and share(w.endswith(_LATIN_ENDINGS) for w in words) >= 0.3
+
+
+# ASCII text that ``ftfy.fix_text`` provably returns unchanged lacks all of these: its fixes
+# for ASCII are HTML entities (``&amp;``; only entities ending in ";" are decoded), terminal
+# escapes and control characters (C0 but tab, newline, form feed; DEL) and "\r" line breaks.
+# Every other fix (mojibake, C1 controls, ligatures, width, curly quotes, surrogates, Unicode
+# normalisation) needs a non-ASCII character. tests/test_articles.py checks it against ftfy.
+_FTFY_ASCII_FIXES = re.compile(r"[\x00-\x08\x0b\r\x0e-\x1f\x7f]|&#?[0-9A-Za-z]{1,24};")
+
+
+def _ftfy_is_noop(text: str) -> bool:
+    """True when ``ftfy.fix_text`` cannot change ``text`` (whatever its options), so the call
+    can be skipped: ftfy costs milliseconds per article, this check microseconds."""
+    return text.isascii() and _FTFY_ASCII_FIXES.search(text) is None
 
 
 @dataclass(frozen=True)
@@ -574,7 +590,8 @@ class Cleaner:
         so the boilerplate filter can look at page-furniture lines one by one.
         """
         if self.fix_text:
-            text = ftfy.fix_text(text, uncurl_quotes=self.straight_quotes)
+            if not _ftfy_is_noop(text):
+                text = ftfy.fix_text(text, uncurl_quotes=self.straight_quotes)
         elif self.straight_quotes:
             text = ftfy.fixes.uncurl_quotes(text)
         text = unicodedata.normalize(self.unicode_form, text)

@@ -86,17 +86,72 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def _init_sqlite(uri: str) -> None:
-    """Create (or migrate) the SQLite store's tables while holding a lock file beside it."""
+    """Create (or migrate) the SQLite store's tables while holding a lock file beside it.
+
+    A new store is built under a temporary name and renamed into place when complete (MLflow's
+    schema migrations commit hundreds of times, each waiting for the disk: seconds); an
+    existing one is opened (and migrated, if MLflow is newer) where it is.
+    """
     path = _sqlite_path(uri)
     assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(f"{path}.lock", timeout=300), _mlflow_errors(uri):
+            if not path.exists():
+                _create_sqlite_store(path, uri)
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
     except FileLockTimeout:
         raise NewsclfError(f"MLflow at {uri}: {path}.lock held by another process") from None
+
+
+def _create_sqlite_store(path: Path, uri: str) -> None:
+    """Create MLflow's tables in a new SQLite file at ``path`` (the caller holds the lock).
+
+    MLflow creates them in a temporary file beside ``path`` whose connections skip the
+    per-commit disk syncs; the file is synced once, then renamed to ``path``.
+    """
+    try:  # what MlflowClient uses to open a SQL store (so the new rows are identical)
+        from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
+    except ImportError:  # another MLflow: it creates the store itself, just more slowly
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    tmp_uri = f"sqlite:///{tmp}" + (f"?{query}" if query else "")
+
+    def no_sync(dbapi_connection: Any, _record: Any) -> None:
+        if _sqlite_file(dbapi_connection) == str(tmp.resolve()):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute("PRAGMA journal_mode=MEMORY")
+            cursor.close()
+
+    tmp.unlink(missing_ok=True)
+    event.listen(Engine, "connect", no_sync)
+    try:
+        store = _get_sqlalchemy_store(tmp_uri, None)
+        store.engine.dispose()
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        event.remove(Engine, "connect", no_sync)
+        tmp.unlink(missing_ok=True)
+
+
+def _sqlite_file(dbapi_connection: Any) -> str | None:
+    """The main database file of a sqlite3 connection."""
+    try:
+        for _, name, file in dbapi_connection.execute("PRAGMA database_list").fetchall():
+            if name == "main":
+                return file
+    except Exception:
+        return None
+    return None
 
 
 def check_reachable(uri: str) -> None:
@@ -592,21 +647,46 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in pins]
 
 
+_REQUIREMENT_CHECK = "warn_dependency_requirement_mismatches"
+
+
+@contextmanager
+def _no_requirement_check() -> Iterator[None]:
+    """Skip MLflow's check of a model's pip requirements against the installed packages while
+    logging one: newsclf pins exactly the installed versions (:func:`_requirements`), so the
+    check cannot find a mismatch, and its scan of every installed package takes seconds."""
+    import mlflow.pyfunc
+    import mlflow.utils.environment
+
+    modules = [
+        m for m in (mlflow.utils.environment, mlflow.pyfunc) if hasattr(m, _REQUIREMENT_CHECK)
+    ]
+    saved = [getattr(m, _REQUIREMENT_CHECK) for m in modules]
+    for module in modules:
+        setattr(module, _REQUIREMENT_CHECK, lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved, strict=True):
+            setattr(module, _REQUIREMENT_CHECK, original)
+
+
 def log_model(pipeline: Any, labels: Sequence[str], task: str, example: Sequence[str]) -> str:
     """Log a fitted pipeline as a newsclf pyfunc model (skops inside); returns its model URI."""
     with tempfile.TemporaryDirectory() as tmp:
         skops_path = save_pipeline(pipeline, Path(tmp) / "model.skops")
         labels_path = Path(tmp) / "labels.json"
         labels_path.write_text(json.dumps(list(labels)), encoding="utf-8")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(MODEL_CODE),
-            artifacts={"pipeline": str(skops_path), "labels": str(labels_path)},
-            signature=_signature(),
-            input_example=pd.DataFrame({"text": list(example)}),
-            pip_requirements=_requirements(),
-            metadata={"newsclf_task": task, "newsclf_labels": list(labels), "format": "skops"},
-        )
+        with _no_requirement_check():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MODEL_CODE),
+                artifacts={"pipeline": str(skops_path), "labels": str(labels_path)},
+                signature=_signature(),
+                input_example=pd.DataFrame({"text": list(example)}),
+                pip_requirements=_requirements(),
+                metadata={"newsclf_task": task, "newsclf_labels": list(labels), "format": "skops"},
+            )
     return info.model_uri
 
 

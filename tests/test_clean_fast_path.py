@@ -1,0 +1,122 @@
+"""The cleaner skips ``ftfy.fix_text`` for text it cannot change, and skips the rest of the
+latin-filler test for English prose: both must give exactly what the full computation gives."""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+
+import ftfy
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from newsclf.articles import (
+    _LATIN_ENDINGS,
+    _WORD,
+    ENGLISH_STOP_WORDS,
+    LOREM_WORDS,
+    Article,
+    Cleaner,
+    _ftfy_is_noop,
+    is_latin_filler,
+    parse_txt,
+)
+from tests.conftest import SEED_ARTICLE
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# All of ASCII, with the characters ftfy acts on (entities, controls, escapes) made frequent.
+ASCII = st.text(st.characters(max_codepoint=0x7F), max_size=80)
+PIECES = st.sampled_from(
+    [
+        *["&amp;", "&lt;", "&#39;", "&#x2019;", "&EACUTE;", "&nbsp", "&", ";", "#", "<", ">"],
+        *["\r\n", "\r", "\x1b[36m", "\x1b", "\x0b", "\x0c", "\x7f", "\t", "\n", "\x00"],
+        *["\x85", "Ã©", "â€™", "Â£", "ﬁ", "Ｌ", "“", "’", "\u2028", "e\u0301", "é", "£"],
+    ]
+)
+TEXT = st.lists(st.one_of(ASCII, PIECES), max_size=12).map("".join)
+
+
+class AlwaysFtfyCleaner(Cleaner):
+    """The cleaner as it was before the fast path: ftfy on every text."""
+
+    def normalize(self, text: str) -> str:
+        if self.fix_text:
+            text = ftfy.fix_text(text, uncurl_quotes=self.straight_quotes)
+        elif self.straight_quotes:
+            text = ftfy.fixes.uncurl_quotes(text)
+        text = unicodedata.normalize(self.unicode_form, text)
+        paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
+        lines = (
+            "\n".join(line for line in (" ".join(x.split()) for x in p.split("\n")) if line)
+            for p in paragraphs
+        )
+        return "\n\n".join(p for p in lines if p)
+
+
+@SETTINGS
+@given(text=TEXT, uncurl=st.booleans())
+def test_ftfy_leaves_text_unchanged_when_the_fast_path_skips_it(text, uncurl):
+    if _ftfy_is_noop(text):
+        assert ftfy.fix_text(text, uncurl_quotes=uncurl) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["AT&amp;T", "it&#39;s", "a\r\nb", "a\rb", "\x1b[1mbold\x1b[0m", "bell\x07", "del\x7f", "Â£5"],
+)
+def test_text_ftfy_changes_is_not_skipped(text):
+    assert not _ftfy_is_noop(text)
+    assert ftfy.fix_text(text) != text
+
+
+@SETTINGS
+@given(text=TEXT, uncurl=st.booleans(), form=st.sampled_from(["NFKC", "NFC"]))
+def test_normalize_equals_always_calling_ftfy(text, uncurl, form):
+    fast = Cleaner(straight_quotes=uncurl, unicode_form=form)
+    slow = AlwaysFtfyCleaner(straight_quotes=uncurl, unicode_form=form)
+    assert fast.normalize(text) == slow.normalize(text)
+
+
+def test_bundled_corpus_cleans_exactly_as_with_ftfy_everywhere():
+    folder = SEED_ARTICLE.parent
+    articles = [
+        parse_txt(p.read_text(encoding="utf-8"), p.stem) for p in sorted(folder.glob("*.txt"))
+    ]
+    extra = ["Plain ASCII &amp; entity", "Mojibake Â£5m and itâ€™s", "Clean £5m and “quotes”"]
+    articles += [Article(f"x{i}", "Title", body) for i, body in enumerate(extra)]
+    assert len(articles) > 10
+    for article in articles:
+        assert Cleaner().clean(article) == AlwaysFtfyCleaner().clean(article)
+
+
+def _latin_filler_reference(paragraph: str) -> bool:
+    words = [w.lower() for w in _WORD.findall(paragraph)]
+    if len(words) < 6:
+        return False
+    share = lambda hits: sum(hits) / len(words)  # noqa: E731
+    english = share(w in ENGLISH_STOP_WORDS for w in words)
+    if share(w in LOREM_WORDS for w in words) >= 0.6 and english < 0.3:
+        return True
+    return english <= 0.15 and share(w.endswith(_LATIN_ENDINGS) for w in words) >= 0.3
+
+
+WORDS = st.sampled_from(
+    sorted(LOREM_WORDS)[:40] + sorted(ENGLISH_STOP_WORDS)[:40] + ["news", "Minister", "vita", "Ünï"]
+)
+
+
+@SETTINGS
+@given(words=st.lists(st.one_of(WORDS, st.text(string.ascii_letters, max_size=8)), max_size=30))
+def test_latin_filler_early_exit_matches_the_full_test(words):
+    paragraph = " ".join(words)
+    assert is_latin_filler(paragraph) == _latin_filler_reference(paragraph)
+
+
+def test_every_ascii_character_the_fast_path_skips_is_left_alone():
+    for char in map(chr, range(128)):
+        for text in (char, f"a{char}b", f"&amp{char}", f"&#{char}9;", f"x\n{char}\r"):
+            if _ftfy_is_noop(text):
+                assert ftfy.fix_text(text) == text, repr(text)
