@@ -117,6 +117,34 @@ def test_rule_targets_replace_the_file_targets_and_exclude_abstains():
     assert matrix.tolist() == [[2, 1], [ABSTAIN, ABSTAIN]]
 
 
+def test_quotes_skip_ignores_words_inside_quotations():
+    cfg = {
+        "rules": {
+            "voice": {
+                "type": "keywords",
+                "label": "pro",
+                "terms": ["special military operation"],
+                "quotes": "skip",
+            },
+            "any": {"type": "keywords", "label": "pro", "terms": ["special military operation"]},
+        },
+    }
+    own = art("The special military operation goes to plan.")
+    straight = art('Moscow calls it a "special military operation".')
+    curly = art("What the Kremlin calls its \u201cspecial military operation\u201d went on.")
+    single = art("Its \u2018special military operation\u2019s\u2019 aims were unclear.")
+    rules = load_rules(cfg, STANCE, ORIGIN)
+    assert rules.apply([own, straight, curly, single]).tolist() == [
+        [2, 2],
+        [ABSTAIN, 2],
+        [ABSTAIN, 2],
+        [ABSTAIN, 2],
+    ]
+    cfg["rules"]["voice"]["quotes"] = "drop"
+    with pytest.raises(RuleConfigError, match=r"rules\.voice\.quotes: 'drop' is not one of"):
+        load_rules(cfg, STANCE, ORIGIN)
+
+
 def test_require_target_silences_articles_without_a_mention():
     cfg = {
         "targets": ["Russia"],
