@@ -297,6 +297,7 @@ class RuleSet:
     targets: Matcher | None = None
     origin: str = "labeling"  # the config file, for messages
     require_target: bool = False  # articles that never mention a target: every rule abstains
+    dawid_skene: dict | None = None  # label model parameters suited to these rules
 
     @property
     def names(self) -> list[str]:
@@ -347,11 +348,17 @@ def load_rules(
     ``load_model`` resolves model rules' URIs (``tracking.load_model`` by default).
     """
     cfg = dict(cfg or {})
-    unknown = set(cfg) - {"rules", "targets", "require_target", "description"}
+    unknown = set(cfg) - {"rules", "targets", "require_target", "description", "dawid_skene"}
     if unknown:
         raise RuleConfigError(
             f"{origin}: {sorted(unknown)[0]}: unknown key "
-            "(allowed: description, require_target, rules, targets)"
+            "(allowed: dawid_skene, description, require_target, rules, targets)"
+        )
+    dawid_skene = cfg.get("dawid_skene")
+    if dawid_skene is not None and not isinstance(dawid_skene, Mapping):
+        raise RuleConfigError(
+            f"{origin}: dawid_skene: expected label model parameters {{name: value}}, "
+            f"got {dawid_skene!r}"
         )
     targets = None
     if "targets" in cfg and cfg["targets"] is not None:
@@ -370,7 +377,12 @@ def load_rules(
         for name, spec in rules_cfg.items()
     ]
     return RuleSet(
-        task=task, rules=rules, targets=targets, origin=origin, require_target=require_target
+        task=task,
+        rules=rules,
+        targets=targets,
+        origin=origin,
+        require_target=require_target,
+        dawid_skene=dict(dawid_skene or {}),
     )
 
 
