@@ -117,6 +117,59 @@ def test_rule_targets_replace_the_file_targets_and_exclude_abstains():
     assert matrix.tolist() == [[2, 1], [ABSTAIN, ABSTAIN]]
 
 
+def test_quotes_skip_ignores_words_inside_quotations():
+    cfg = {
+        "rules": {
+            "voice": {
+                "type": "keywords",
+                "label": "pro",
+                "terms": ["special military operation"],
+                "quotes": "skip",
+            },
+            "any": {"type": "keywords", "label": "pro", "terms": ["special military operation"]},
+        },
+    }
+    own = art("The special military operation goes to plan.")
+    straight = art('Moscow calls it a "special military operation".')
+    curly = art("What the Kremlin calls its \u201cspecial military operation\u201d went on.")
+    single = art("Its \u2018special military operation\u2019s\u2019 aims were unclear.")
+    rules = load_rules(cfg, STANCE, ORIGIN)
+    assert rules.apply([own, straight, curly, single]).tolist() == [
+        [2, 2],
+        [ABSTAIN, 2],
+        [ABSTAIN, 2],
+        [ABSTAIN, 2],
+    ]
+    cfg["rules"]["voice"]["quotes"] = "drop"
+    with pytest.raises(RuleConfigError, match=r"rules\.voice\.quotes: 'drop' is not one of"):
+        load_rules(cfg, STANCE, ORIGIN)
+
+
+def test_rule_file_dawid_skene_params_reach_the_label_model_under_the_command_line():
+    from newsclf.cli.dataset import weak_labels
+
+    cfg = {
+        "dawid_skene": {"prior_strength": 20, "bogus": 1},
+        "rules": {"k": {"type": "keywords", "label": "neutral", "terms": ["percent"]}},
+    }
+    rules = load_rules(cfg, STANCE, ORIGIN)
+    assert rules.dawid_skene == {"prior_strength": 20, "bogus": 1}
+    run = OmegaConf.create(
+        {"weak": {"label_model": "dawid_skene", "label_model_params": {}, "min_confidence": 0.7}}
+    )
+    articles = [art("Oil rose 3 percent.", aid="x"), art("Nothing here.", aid="y")]
+    with pytest.raises(NewsclfError, match="bogus"):  # the rule file's parameters are used
+        weak_labels(run, rules, articles, {})
+    rules.dawid_skene = {"prior_strength": 20}
+    run.weak.label_model_params = {"prior_strength": -1}  # the command line wins
+    with pytest.raises(NewsclfError, match="prior_strength=-1"):
+        weak_labels(run, rules, articles, {})
+    run.weak.label_model = "majority"  # other label models ignore them
+    run.weak.label_model_params = {}
+    selected, _, _ = weak_labels(run, rules, articles, {})
+    assert selected == {"x": ("neutral", 1.0)}
+
+
 def test_require_target_silences_articles_without_a_mention():
     cfg = {
         "targets": ["Russia"],
@@ -242,6 +295,14 @@ def test_model_rule_votes_with_a_logged_model_above_threshold(mlflow_uri):
             "must be a number",
         ),
         ({"rules": {}}, "rules", "at least one rule"),
+        (
+            {
+                "dawid_skene": 20,
+                "rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"]}},
+            },
+            "dawid_skene",
+            "expected label model parameters",
+        ),
         ({"rule": {}}, "rule", "unknown key"),
     ],
 )

@@ -16,7 +16,9 @@ Text rules may set ``window`` too (then they count near targets only; a rule's o
 ``targets`` list replaces the file's), ``scope`` (``text``,
 ``title`` or ``lead`` = the title and the first ``lead_paragraphs`` paragraphs), ``min_count``
 (matches needed), ``min_distinct`` (different terms needed), ``min_share`` (lexicons: the
-winning label's share of all matches) and ``exclude`` (terms that make the rule abstain).
+winning label's share of all matches), ``exclude`` (terms that make the rule abstain) and
+``quotes`` (``count``, the default, or ``skip``: matches inside quotation marks are someone
+else's words, not the article's voice, and do not count).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ ABSTAIN = -1
 TEXT_TYPES = ("keywords", "regex", "lexicon", "cues")
 RULE_TYPES = (*TEXT_TYPES, "source", "model")
 SCOPES = ("text", "title", "lead")
+QUOTES = ("count", "skip")
+# Quotations within one paragraph: "...", “...” and ‘...’ (a ’ followed by a letter is an
+# apostrophe, so ‘Russia’s war’ is one quotation).
+_QUOTED = re.compile(r'"[^"\n]*"|“[^“”\n]*”|‘[^‘\n]*?’(?!\w)')
 _TOKEN = re.compile(r"\w+(?:'\w+)*")
 _MAX_TARGET_TOKENS = 16  # longest target phrase the window search allows for
 _COMMON_KEYS = {"type", "description"}
@@ -53,6 +59,7 @@ _TEXT_KEYS = {
     "case_sensitive",
     "exclude",
     "targets",
+    "quotes",
 }
 _KEYS = {
     **dict.fromkeys(TEXT_TYPES, _TEXT_KEYS),
@@ -78,6 +85,7 @@ class ArticleView:
         self.article = article
         self._token_starts: dict[str, list[int]] = {}  # scope key -> token start offsets
         self._target_spans: dict[str, list[tuple[int, int]]] = {}  # scope key -> spans
+        self._quoted: dict[str, tuple[list[int], list[int]]] = {}  # scope key -> starts, ends
 
     def scope(self, name: str, lead_paragraphs: int = 3) -> str:
         """The text a rule reads: the whole text, the title, or the lead."""
@@ -99,6 +107,15 @@ class ArticleView:
         """First and last token index of the characters ``start:end``."""
         starts = self.token_starts(text, key)
         return bisect.bisect_right(starts, start) - 1, bisect.bisect_left(starts, end) - 1
+
+    def in_quotes(self, text: str, key: str, start: int, end: int) -> bool:
+        """Whether the characters ``start:end`` lie inside a quotation."""
+        if key not in self._quoted:
+            spans = [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
+            self._quoted[key] = ([s for s, _ in spans], [e for _, e in spans])
+        starts, ends = self._quoted[key]
+        i = bisect.bisect_right(starts, start) - 1  # the last quotation opening at or before
+        return i >= 0 and end <= ends[i]
 
     def target_spans(self, text: str, key: str, targets: Matcher) -> list[tuple[int, int]]:
         """Token spans of the target mentions in a scope's text, sorted."""
@@ -191,12 +208,16 @@ class TextRule:
     min_distinct: int = 1
     min_share: float = 0.5
     exclude: Matcher | None = None  # any of these terms in the scope: abstain
+    quotes: str = "count"  # skip: matches inside quotation marks do not count
 
     def vote(self, view: ArticleView) -> int:
         text = view.scope(self.scope, self.lead_paragraphs)
         if self.exclude is not None and self.exclude.regex.search(text):
             return ABSTAIN
         matches = self.matcher.find(text)
+        if matches and self.quotes == "skip":
+            key = f"{self.scope}:{self.lead_paragraphs}"
+            matches = [m for m in matches if not view.in_quotes(text, key, m[2], m[3])]
         if matches and self.window is not None:
             matches = self._near_targets(view, text, matches)
         if not matches:
@@ -298,6 +319,7 @@ class RuleSet:
     targets: Matcher | None = None
     origin: str = "labeling"  # the config file, for messages
     require_target: bool = False  # articles that never mention a target: every rule abstains
+    dawid_skene: dict | None = None  # label model parameters suited to these rules
 
     @property
     def names(self) -> list[str]:
@@ -348,11 +370,17 @@ def load_rules(
     ``load_model`` resolves model rules' URIs (``tracking.load_model`` by default).
     """
     cfg = dict(cfg or {})
-    unknown = set(cfg) - {"rules", "targets", "require_target", "description"}
+    unknown = set(cfg) - {"rules", "targets", "require_target", "description", "dawid_skene"}
     if unknown:
         raise RuleConfigError(
             f"{origin}: {sorted(unknown)[0]}: unknown key "
-            "(allowed: description, require_target, rules, targets)"
+            "(allowed: dawid_skene, description, require_target, rules, targets)"
+        )
+    dawid_skene = cfg.get("dawid_skene")
+    if dawid_skene is not None and not isinstance(dawid_skene, Mapping):
+        raise RuleConfigError(
+            f"{origin}: dawid_skene: expected label model parameters {{name: value}}, "
+            f"got {dawid_skene!r}"
         )
     targets = None
     if "targets" in cfg and cfg["targets"] is not None:
@@ -371,7 +399,12 @@ def load_rules(
         for name, spec in rules_cfg.items()
     ]
     return RuleSet(
-        task=task, rules=rules, targets=targets, origin=origin, require_target=require_target
+        task=task,
+        rules=rules,
+        targets=targets,
+        origin=origin,
+        require_target=require_target,
+        dawid_skene=dict(dawid_skene or {}),
     )
 
 
@@ -465,6 +498,10 @@ def _text_rule(
     scope = spec.get("scope", "text")
     if scope not in SCOPES:
         raise RuleConfigError(f"{origin}: {key}.scope: {scope!r} is not one of {', '.join(SCOPES)}")
+    quotes = spec.get("quotes", "count")
+    if quotes not in QUOTES:
+        allowed = ", ".join(QUOTES)
+        raise RuleConfigError(f"{origin}: {key}.quotes: {quotes!r} is not one of {allowed}")
     window = spec.get("window")
     if kind == "cues" and window is None:
         raise RuleConfigError(f"{origin}: {key}.window: cue rules need a window (tokens)")
@@ -501,6 +538,7 @@ def _text_rule(
         min_distinct=_number(spec, "min_distinct", 1, origin, key, low=1),
         min_share=_number(spec, "min_share", 0.5, origin, key, low=0, high=1, cast=float),
         exclude=exclude,
+        quotes=quotes,
     )
 
 

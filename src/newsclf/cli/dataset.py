@@ -147,6 +147,8 @@ def weak_labels(
     """Weak labels above ``weak.min_confidence``, the report files and the report."""
     params = cfg.weak.get("label_model_params")
     params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+    if cfg.weak.label_model == "dawid_skene":  # the rule file's defaults, then the command line
+        params = {**(rules.dawid_skene or {}), **params}
     model = make_label_model(cfg.weak.label_model, **params)
     labelled = labeling.label_articles(articles, rules, model)
     min_conf = float(cfg.weak.min_confidence)
