@@ -32,7 +32,7 @@ class Measured:
         return max(self.rss_mib, self.tree_mib)
 
 
-def _tree(pid: int) -> list[int]:
+def tree(pid: int) -> list[int]:
     pids, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -43,20 +43,21 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _pss_kib(pid: int) -> int:
+def _field_kib(path: str, field: str) -> int:
+    """A ``Field:  N kB`` line of a /proc file, 0 when the process is gone."""
     with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1])
     return 0
+
+
+def pss_kib(pid: int) -> int:
+    return _field_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def _anon_kib(pid: int) -> int:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return 0
+    return _field_kib(f"/proc/{pid}/status", "RssAnon:")
 
 
 def run(args: Sequence[str], cwd: Path, log: Path, env: dict | None = None) -> Measured:
@@ -74,8 +75,8 @@ def run(args: Sequence[str], cwd: Path, log: Path, env: dict | None = None) -> M
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            pids = _tree(proc.pid)
-            peak_tree = max(peak_tree, sum(_pss_kib(p) for p in pids))
+            pids = tree(proc.pid)
+            peak_tree = max(peak_tree, sum(pss_kib(p) for p in pids))
             peak_anon = max(peak_anon, sum(_anon_kib(p) for p in pids))
             time.sleep(0.2)
         wall = time.perf_counter() - started

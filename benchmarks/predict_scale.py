@@ -15,7 +15,6 @@ tree (workers, the Spark JVM and its Python workers), sampled twice a second.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import re
@@ -29,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from measure import pss_kib, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,27 +80,6 @@ def generate(path: Path, n: int, bbc: Path, seed: int = 0, batch: int = 50_000) 
             writer.write_table(pa.table(rows, schema=schema))
 
 
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return pids
-
-
-def _pss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def measure(args: list[str], cwd: Path) -> dict:
     """Run a command; wall time, its own max RSS and the peak PSS of its process tree."""
     env = {**os.environ, "COLUMNS": "200"}
@@ -119,7 +98,7 @@ def measure(args: list[str], cwd: Path) -> dict:
             done, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if done:
                 break
-            peak_tree = max(peak_tree, sum(_pss_kib(p) for p in _tree(proc.pid)))
+            peak_tree = max(peak_tree, sum(pss_kib(p) for p in tree(proc.pid)))
             time.sleep(0.5)
         log.write(proc.stdout.read() or b"")
     proc.returncode = os.waitstatus_to_exitcode(status)
