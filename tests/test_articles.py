@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -193,6 +194,42 @@ def test_table_formats_read_columns(tmp_path, fmt):
     )
     assert first.meta == {"outlet": "A"}
     assert result.articles[1].date is None
+
+
+def _arrow_peak_while_reading(path, fmt: str, n: int) -> int:
+    """Write ``n`` 1 kB articles as ``fmt``, stream them back, return the peak Arrow memory."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)  # varied text: Parquet must not compress it to nothing
+    words = np.array([f"w{k}" for k in range(5000)])
+    pool = [" ".join(words[rng.integers(0, 5000, 170)]) for _ in range(3000)]
+    texts = [f"{pool[i % 3000]} {i}" for i in range(n)]
+    table = pa.table({"id": [f"a{i}" for i in range(n)], "title": ["T"] * n, "text": texts})
+    if fmt == "parquet":
+        pq.write_table(table, path, row_group_size=5000)
+    elif fmt == "csv":
+        pacsv.write_csv(table, path)
+    else:
+        pd.DataFrame(table.to_pydict()).to_json(path, orient="records", lines=True)
+    del table
+    before, peak, count = pa.total_allocated_bytes(), 0, 0
+    for _ in Source(path=str(path), chunk_rows=1000).read():
+        count += 1
+        if count % 500 == 0:
+            peak = max(peak, pa.total_allocated_bytes() - before)
+    assert count == n
+    return peak
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_streaming_read_memory_does_not_grow_with_the_file(tmp_path, fmt):
+    # Pre-buffered Parquet row groups and pyarrow's CSV read-ahead on a path once held
+    # memory in proportion to the file.
+    small = _arrow_peak_while_reading(tmp_path / f"small.{fmt}", fmt, 15_000)
+    large = _arrow_peak_while_reading(tmp_path / f"large.{fmt}", fmt, 45_000)
+    assert large <= 1.25 * small + 1_000_000, f"{small:,} -> {large:,} bytes of Arrow memory"
 
 
 def test_configurable_columns_and_content_ids(tmp_path):
