@@ -1,5 +1,6 @@
-"""The cleaner skips ``ftfy.fix_text`` for text it cannot change, and skips the rest of the
-latin-filler test for English prose: both must give exactly what the full computation gives."""
+"""The cleaner skips ``ftfy.fix_text`` for text (and lines) it cannot change, and skips the rest
+of the latin-filler test for English prose: both must give exactly what the full computation
+gives."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from newsclf.articles import (
     LOREM_WORDS,
     Article,
     Cleaner,
+    _fix_text,
     _ftfy_is_noop,
     is_latin_filler,
     parse_txt,
@@ -40,11 +42,26 @@ TEXT = st.lists(st.one_of(ASCII, PIECES), max_size=12).map("".join)
 
 
 class AlwaysFtfyCleaner(Cleaner):
-    """The cleaner as it was before the fast path: ftfy on every text."""
+    """The cleaner as it was before the fast path: ftfy.fix_text on every whole text."""
 
     def normalize(self, text: str) -> str:
-        with mock.patch.object(articles, "_ftfy_is_noop", lambda _text: False):
+        def fix_text(text: str, uncurl: bool) -> str:
+            return ftfy.fix_text(text, uncurl_quotes=uncurl)
+
+        with mock.patch.object(articles, "_fix_text", fix_text):
             return super().normalize(text)
+
+
+@SETTINGS
+@given(lines=st.lists(TEXT, max_size=6), uncurl=st.booleans())
+def test_line_by_line_fix_equals_ftfy_fix_text(lines, uncurl):
+    text = "\n".join(lines)
+    assert _fix_text(text, uncurl) == ftfy.fix_text(text, uncurl_quotes=uncurl)
+
+
+def test_html_unescaping_stops_after_the_first_tag_as_in_ftfy():
+    text = "ok\n<b>bold</b> caf\u00c3\u00a9\nAT&amp;T \u00c3\u00a9"
+    assert _fix_text(text, True) == ftfy.fix_text(text) == "ok\n<b>bold</b> café\nAT&amp;T é"
 
 
 @SETTINGS

@@ -159,7 +159,7 @@ class Source:
     split: str = "train"
     name: str | None = None  # config name of a hub dataset (load_dataset's second argument)
     on_error: str = "raise"
-    chunk_rows: int = 10_000
+    chunk_rows: int = 2_000  # rows per Arrow batch read from Parquet (the reader's working set)
 
     def __post_init__(self) -> None:
         if self.on_error not in ("raise", "reject"):
@@ -455,7 +455,7 @@ def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
         raise NewsclfError(f"{file}: not a readable Parquet file ({exc})") from None
     row_no = 0
-    for batch in parquet.iter_batches(batch_size=source.chunk_rows):
+    for batch in parquet.iter_batches(batch_size=source.chunk_rows, use_threads=False):
         for row in batch.to_pylist():
             row_no += 1
             yield row_no, row
@@ -547,6 +547,29 @@ def _ftfy_is_noop(text: str) -> bool:
     return text.isascii() and _FTFY_ASCII_FIXES.search(text) is None
 
 
+def _fix_text(text: str, uncurl_quotes: bool) -> str:
+    """``ftfy.fix_text(text, uncurl_quotes=...)``, skipping the lines it cannot change.
+
+    ftfy fixes a text in independent segments ending at newlines; this is its loop (with its
+    rule that a "<" turns HTML unescaping off for the rest of the text), so an article with
+    mojibake in one paragraph does not pay for the others.
+    """
+    if _ftfy_is_noop(text):
+        return text
+    config = ftfy.TextFixerConfig(explain=False, uncurl_quotes=uncurl_quotes)
+    out, pos = [], 0
+    while pos < len(text):
+        end = min(text.find("\n", pos) + 1 or len(text), pos + config.max_decode_length)
+        segment = text[pos:end]
+        if config.unescape_html == "auto" and "<" in segment:
+            config = config._replace(unescape_html=False)
+        if not _ftfy_is_noop(segment):
+            segment = ftfy.fix_and_explain(segment, config).text
+        out.append(segment)
+        pos = end
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class Removal:
     """A paragraph the boilerplate filter removed, kept for the report."""
@@ -596,8 +619,7 @@ class Cleaner:
         so the boilerplate filter can look at page-furniture lines one by one.
         """
         if self.fix_text:
-            if not _ftfy_is_noop(text):
-                text = ftfy.fix_text(text, uncurl_quotes=self.straight_quotes)
+            text = _fix_text(text, self.straight_quotes)
         elif self.straight_quotes:
             text = ftfy.fixes.uncurl_quotes(text)
         text = unicodedata.normalize(self.unicode_form, text)
