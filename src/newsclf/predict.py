@@ -3,6 +3,7 @@ articles chunk by chunk, and atomic writing of the predictions file."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -466,6 +467,9 @@ def ordered_map(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     initargs = (initializer, *initargs)
+    # Objects that exist before the fork go to gc's permanent generation: the workers' garbage
+    # collector would otherwise write to every one of them and copy the parent's memory.
+    gc.freeze()
     with ProcessPoolExecutor(n_jobs, context, _start_worker, initargs) as pool:
         pending: deque = deque()
         for item in items:
