@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import logging
 import os
 import sys
@@ -17,6 +19,11 @@ from newsclf.errors import NewsclfError
 # Our own progress and summaries replace the libraries' per-file progress bars.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+# At exit, CPython's final garbage collection walks every object MLflow, datasets and
+# scikit-learn created: 1.5 s of a 10 s newsclf-train. Frozen objects are skipped; the
+# process ends right after, so nothing is lost.
+atexit.register(gc.freeze)
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 
