@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 SEED_ARTICLE = SEEDS / "articles" / "000_31b14feb0c05d0a3.txt"
+BIN = Path(sys.executable).parent  # the console scripts of the environment under test
 
 # Words that make each label learnable in generated test articles.
 TOPIC_WORDS = {
@@ -105,3 +108,40 @@ def _isolated_test() -> Iterator[None]:
     """Each test leaves no MLflow state behind."""
     with mlflow_state_restored():
         yield
+
+
+def run_cli(
+    cwd: Path,
+    script: str,
+    *args: str,
+    env: dict | None = None,
+    ok: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run a newsclf console script in ``cwd``; fail with its output unless it exits 0 (when
+    ``ok``). Without ``env``, the script sees this process's environment minus
+    MLFLOW_TRACKING_URI (mlflow.set_tracking_uri in the tests exports it; each script must use
+    its own folder's default store) and a wide terminal, so summary lines are not wrapped."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env["COLUMNS"] = "200"
+    proc = subprocess.run(
+        [str(BIN / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one "error:" line a console script prints for bad input (exit 2, no traceback)."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -13,26 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SEEDS, make_corpus
-
-BIN = Path(sys.executable).parent
-
-
-def run(cwd: Path, script: str, *overrides: str, ok: bool = True) -> subprocess.CompletedProcess:
-    # Each run uses the default store of its own folder (mlflow.set_tracking_uri in this
-    # process exports MLFLOW_TRACKING_URI, which must not leak into the CLIs).
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run(
-        [str(BIN / script), *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from tests.conftest import SEEDS, error_line, make_corpus
+from tests.conftest import run_cli as run
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +149,6 @@ def test_custom_corpus_by_override(tmp_path):
     assert "registered newsclf-stance version 1" in proc.stdout
 
 
-def _error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
-
-
 @pytest.fixture
 def bad_inputs(tmp_path) -> Path:
     make_corpus(tmp_path / "c")
@@ -189,7 +160,7 @@ def test_bad_input_errors_are_one_line(bad_inputs):
     labels = f"annotations.path={d / 'c/labels.csv'}"
 
     def dataset(*args: str) -> str:
-        return _error(run(d, "newsclf-dataset", "log_to_mlflow=false", *args, ok=False))
+        return error_line(run(d, "newsclf-dataset", "log_to_mlflow=false", *args, ok=False))
 
     assert "does not exist" in dataset(f"source.path={d / 'missing'}", labels)
     (d / "empty").mkdir()
@@ -219,7 +190,7 @@ def test_bad_input_errors_are_one_line(bad_inputs):
 
 
 def test_predict_errors_before_reading_input(tmp_path):
-    msg = _error(run(tmp_path, "newsclf-predict", ok=False))
+    msg = error_line(run(tmp_path, "newsclf-predict", ok=False))
     assert "models:/newsclf-topic@champion" in msg
-    msg = _error(run(tmp_path, "newsclf-train", "dataset_dir=nowhere", ok=False))
+    msg = error_line(run(tmp_path, "newsclf-train", "dataset_dir=nowhere", ok=False))
     assert "nowhere: no dataset here" in msg

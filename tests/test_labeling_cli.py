@@ -5,42 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from tests.conftest import make_corpus
-
-BIN = Path(sys.executable).parent
-
-
-def run(cwd: Path, script: str, *overrides: str, ok: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["COLUMNS"] = "200"  # keep rich's summary lines whole
-    proc = subprocess.run(
-        [str(BIN / script), *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+from tests.conftest import error_line, make_corpus
+from tests.conftest import run_cli as run
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ and its checks, and a promotion race between two processes."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,9 +14,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from tests.conftest import make_corpus
+from tests.conftest import make_corpus, run_cli
 
-BIN = Path(sys.executable).parent
 CONFIGS = Path(__file__).with_name("configs")  # the tests' own model config
 # Eight jobs of very different quality, so promotions happen in a chain and the final champion
 # is decided by the scores, not by who finished last.
@@ -26,18 +25,10 @@ MAX_FEATURES = [1, 2, 3, 5, 8, 13, 40, 100000]
 def run(
     cwd: Path, script: str, *args: str, env: dict | None = None, ok: bool = True, timeout=900
 ) -> subprocess.CompletedProcess:
-    """Run a newsclf console script; fail with its output unless it exits 0 (when ``ok``)."""
-    proc = subprocess.run(
-        [str(BIN / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
+    """Run a newsclf console script with ``env`` as its whole environment (the server's URI)."""
+    return run_cli(
+        cwd, script, *args, env=env if env is not None else dict(os.environ), ok=ok, timeout=timeout
     )
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def build_dataset(cwd: Path, n_per_topic: int = 20, env: dict | None = None) -> Path:
