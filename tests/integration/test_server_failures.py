@@ -11,8 +11,9 @@ import uuid
 import mlflow
 import pytest
 
+from tests.conftest import BIN
 from tests.integration.conftest import free_port, start_server
-from tests.integration.helpers import BIN, CONFIGS, build_dataset, run
+from tests.integration.helpers import CONFIGS, build_dataset, run
 
 
 def _env(uri: str, **extra: str) -> dict[str, str]:
