@@ -176,7 +176,7 @@ def main() -> None:
     wd = args.workdir or Path(tempfile.mkdtemp(prefix="newsclf-ooc-"))
     if args.workdir and wd.exists():
         shutil.rmtree(wd)
-    wd.mkdir(parents=True)
+    wd.mkdir(parents=True, exist_ok=True)  # mkdtemp has created it already
     print(f"out-of-core benchmark in {wd}")
     hf.disable_progress_bars()
     task = Task.from_config(OmegaConf.load(ROOT / "configs" / "task" / "topic.yaml"))
