@@ -111,3 +111,22 @@ def test_empty_input_writes_complete_empty_file(tmp_path):
     writer = PredictionWriter(path, prediction_columns(["topic"]))
     writer.commit({})
     assert pq.read_table(path).num_rows == 0
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _no_setup() -> None:
+    pass
+
+
+def test_ordered_map_keeps_order_in_workers_and_unfreezes_the_collector():
+    import gc
+
+    from newsclf.predict import ordered_map
+
+    assert list(ordered_map(_square, range(20), 2, _no_setup, ())) == [x * x for x in range(20)]
+    # gc.freeze() before forking the workers is undone once they are gone, so a long-lived
+    # process calling this repeatedly does not pin all its objects forever.
+    assert gc.get_freeze_count() == 0

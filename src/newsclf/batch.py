@@ -528,7 +528,7 @@ def _assemble(
     writer = PredictionWriter(path, columns, settings.output_format)
     try:
         for i in range(state.chunks):
-            part = pq.ParquetFile(parts / f"part-{i:06d}.parquet", pre_buffer=False)
+            part = pq.ParquetFile(parts / f"part-{i:06d}.parquet")
             for batch in part.iter_batches(batch_size=50_000, columns=columns):
                 writer.write(batch.to_pandas())
         meta = {

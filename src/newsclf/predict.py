@@ -468,16 +468,20 @@ def ordered_map(
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     initargs = (initializer, *initargs)
     # Objects that exist before the fork go to gc's permanent generation: the workers' garbage
-    # collector would otherwise write to every one of them and copy the parent's memory.
+    # collector would otherwise write to every one of them and copy the parent's memory. They
+    # return to the collector's care once the workers are gone.
     gc.freeze()
-    with ProcessPoolExecutor(n_jobs, context, _start_worker, initargs) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= 2 * n_jobs:
+    try:
+        with ProcessPoolExecutor(n_jobs, context, _start_worker, initargs) as pool:
+            pending: deque = deque()
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * n_jobs:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    finally:
+        gc.unfreeze()
 
 
 def _start_worker(initializer: Callable, *initargs: object) -> None:
