@@ -22,7 +22,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -367,10 +366,7 @@ def main() -> None:
         "--quick", action="store_true", help="smoke test: 3 copies, 1 fastText setting"
     )
     args = parser.parse_args()
-    wd = args.workdir or Path(tempfile.mkdtemp(prefix="newsclf-bbc-"))
-    if args.workdir and wd.exists():
-        shutil.rmtree(wd)
-    wd.mkdir(parents=True, exist_ok=True)  # mkdtemp has made it already
+    wd = measure.fresh_workdir(args.workdir, "newsclf-bbc-")
     print(f"BBC benchmark in {wd}")
     try:
         if args.quick:

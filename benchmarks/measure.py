@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ class Measured:
         return max(self.rss_mib, self.tree_mib)
 
 
-def tree(pid: int) -> list[int]:
+def _tree(pid: int) -> list[int]:
     pids, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -52,7 +54,7 @@ def _field_kib(path: str, field: str) -> int:
     return 0
 
 
-def pss_kib(pid: int) -> int:
+def _pss_kib(pid: int) -> int:
     return _field_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
@@ -75,8 +77,8 @@ def run(args: Sequence[str], cwd: Path, log: Path, env: dict | None = None) -> M
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            pids = tree(proc.pid)
-            peak_tree = max(peak_tree, sum(pss_kib(p) for p in pids))
+            pids = _tree(proc.pid)
+            peak_tree = max(peak_tree, sum(_pss_kib(p) for p in pids))
             peak_anon = max(peak_anon, sum(_anon_kib(p) for p in pids))
             time.sleep(0.2)
         wall = time.perf_counter() - started
@@ -85,3 +87,12 @@ def run(args: Sequence[str], cwd: Path, log: Path, env: dict | None = None) -> M
     if proc.returncode != 0:
         sys.exit(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{text[-4000:]}")
     return Measured(wall, usage.ru_maxrss / 1024, peak_tree / 1024, peak_anon / 1024, text)
+
+
+def fresh_workdir(workdir: Path | None, prefix: str) -> Path:
+    """An empty folder to work in: ``workdir`` emptied, or a new temporary folder."""
+    if workdir is None:
+        return Path(tempfile.mkdtemp(prefix=prefix))
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    return workdir

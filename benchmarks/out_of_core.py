@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -173,10 +172,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the data and MLflow store here")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    wd = args.workdir or Path(tempfile.mkdtemp(prefix="newsclf-ooc-"))
-    if args.workdir and wd.exists():
-        shutil.rmtree(wd)
-    wd.mkdir(parents=True, exist_ok=True)  # mkdtemp has created it already
+    wd = measure.fresh_workdir(args.workdir, "newsclf-ooc-")
     print(f"out-of-core benchmark in {wd}")
     hf.disable_progress_bars()
     task = Task.from_config(OmegaConf.load(ROOT / "configs" / "task" / "topic.yaml"))

@@ -6,7 +6,7 @@ sentences of the BBC News articles in ``<repo>/../shared/data/bbc-news``; a TF-I
 regression topic model is trained on the BBC training split and registered in a temporary
 SQLite MLflow store. Each run is the real console script in its own process; peak memory is
 the process's own maximum RSS (from wait4) and the peak of the summed PSS of its whole process
-tree (workers, the Spark JVM and its Python workers), sampled twice a second.
+tree (workers, the Spark JVM and its Python workers), sampled every 0.2 s (``measure.py``).
 
     .venv/bin/python benchmarks/predict_scale.py                      # 10k and 1M, both engines
     .venv/bin/python benchmarks/predict_scale.py --sizes 10000 100000 --engines local
@@ -19,7 +19,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from measure import pss_kib, tree
+from measure import run as measure_run
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -81,36 +80,14 @@ def generate(path: Path, n: int, bbc: Path, seed: int = 0, batch: int = 50_000) 
 
 
 def measure(args: list[str], cwd: Path) -> dict:
-    """Run a command; wall time, its own max RSS and the peak PSS of its process tree."""
-    env = {**os.environ, "COLUMNS": "200"}
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    out_file = cwd / "last_run.log"
-    peak_tree = 0
-    with out_file.open("wb") as log:
-        os.set_blocking(proc.stdout.fileno(), False)
-        while True:
-            chunk = proc.stdout.read()
-            if chunk:
-                log.write(chunk)
-            done, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if done:
-                break
-            peak_tree = max(peak_tree, sum(pss_kib(p) for p in tree(proc.pid)))
-            time.sleep(0.5)
-        log.write(proc.stdout.read() or b"")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    text = out_file.read_text(errors="replace")
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed:\n{text[-3000:]}")
-    rate = re.search(r"([\d,]+) articles/s", text)
+    """Run a command (measure.py); wall time, job rate, own max RSS and tree PSS peak."""
+    m = measure_run(args, cwd, cwd / "last_run.log")
+    rate = re.search(r"([\d,]+) articles/s", m.output)
     return {
-        "wall_s": time.perf_counter() - started,
+        "wall_s": m.wall_s,
         "job_rate": float(rate.group(1).replace(",", "")) if rate else float("nan"),
-        "rss_mib": usage.ru_maxrss / 1024,
-        "tree_pss_mib": peak_tree / 1024,
+        "rss_mib": m.rss_mib,
+        "tree_pss_mib": m.tree_mib,
     }
 
 
