@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from newsclf.articles import (
+    CSV_BLOCK_SIZE,
     Article,
     Cleaner,
     Reject,
@@ -226,10 +227,12 @@ def _arrow_peak_while_reading(path, fmt: str, n: int) -> int:
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
 def test_streaming_read_memory_does_not_grow_with_the_file(tmp_path, fmt):
     # Pre-buffered Parquet row groups and pyarrow's CSV read-ahead on a path once held
-    # memory in proportion to the file.
+    # memory in proportion to the file (15 -> 32 MB and 17 -> 49 MB here). The CSV reader's
+    # asynchronous read-ahead is one or two blocks, depending on timing: one block of slack.
     small = _arrow_peak_while_reading(tmp_path / f"small.{fmt}", fmt, 15_000)
     large = _arrow_peak_while_reading(tmp_path / f"large.{fmt}", fmt, 45_000)
-    assert large <= 1.25 * small + 1_000_000, f"{small:,} -> {large:,} bytes of Arrow memory"
+    bound = 1.25 * small + CSV_BLOCK_SIZE
+    assert large <= bound, f"{small:,} -> {large:,} bytes of Arrow memory"
 
 
 def test_configurable_columns_and_content_ids(tmp_path):

@@ -362,6 +362,9 @@ def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
             yield line_no, {"__reject__": str(problem)}
 
 
+CSV_BLOCK_SIZE = 1 << 22  # bytes pyarrow parses at a time; it reads one or two blocks ahead
+
+
 def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
     """Rows of a CSV file as strings, streamed in blocks by pyarrow's CSV reader.
 
@@ -396,7 +399,7 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
         return pacsv.open_csv(
             handle,
             read_options=pacsv.ReadOptions(
-                encoding=source.encoding, block_size=1 << 22, use_threads=False
+                encoding=source.encoding, block_size=CSV_BLOCK_SIZE, use_threads=False
             ),
             parse_options=pacsv.ParseOptions(
                 newlines_in_values=True, invalid_row_handler=invalid_row
