@@ -88,6 +88,8 @@ def test_weak_only_and_majority_options(partly_labelled, tmp_path):
     assert manifest["weak"]["label_model"] == "majority"
     train = pd.read_parquet(tmp_path / "data/datasets/topic/parquet/train.parquet")
     assert set(train["label_source"]) == {"weak"}
+    # weak-only: gold train articles are trained on their weak labels, and the count says so
+    assert manifest["weak"]["n_train"] == manifest["n_weak"] == len(train) > 0
 
 
 def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):

@@ -67,7 +67,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             "removed_by_rule": dict(Counter(r.rule for r in result.removals)),
             "rows": {s: dd[s].num_rows for s in datasets.SPLITS},
             "label_counts": datasets.label_counts(dd),
-            "weak": _weak_manifest(cfg, report),
+            "weak": _weak_manifest(cfg, report, n_weak),
         }
         out = datasets.save(
             dd,
@@ -163,7 +163,7 @@ def weak_labels(
     return labelled.selected(min_conf, rules.task.label_names), files, report
 
 
-def _weak_manifest(cfg: DictConfig, report: dict | None) -> dict | None:
+def _weak_manifest(cfg: DictConfig, report: dict | None, n_weak: int) -> dict | None:
     if report is None:
         return None
     return {
@@ -173,7 +173,9 @@ def _weak_manifest(cfg: DictConfig, report: dict | None) -> dict | None:
         "gold_in_train": bool(cfg.weak.gold_in_train),
         "coverage": report["weak"]["coverage"],
         "accuracy": report["weak"]["accuracy"],
-        "n_train": report["weak"]["n_train"],
+        # weak rows in the training split: with gold_in_train=false these include the weak
+        # labels of gold train articles, which the report's n_train (no gold) does not count
+        "n_train": n_weak,
     }
 
 
