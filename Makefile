@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run dataset train predict test lint bench bench-predict clean
+.PHONY: install run dataset train predict test lint bench bench-predict bench-labels clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: $(BIN)/.bench-installed  ## BBC News: newsclf vs plain scikit-learn vs fa
 
 bench-predict: install  ## throughput and peak memory of newsclf-predict, 10k and 1M articles
 	$(BIN)/python benchmarks/predict_scale.py --sizes 10000 1000000 --engines local spark
+
+bench-labels: install  ## weak labels vs gold on the bundled corpus, and what annotations add
+	$(BIN)/python benchmarks/weak_labels.py
 
 clean:
 	rm -rf data predictions outputs multirun mlruns mlflow.db
