@@ -147,6 +147,9 @@ def test_custom_corpus_by_override(tmp_path):
     )
     proc = run(tmp_path, "newsclf-train", "task=stance", "dataset_dir=ds/stance", "model=tfidf_cnb")
     assert "registered newsclf-stance version 1" in proc.stdout
+    # MLflow's own event lines repeat the summary: hidden unless MLFLOW_LOGGING_LEVEL=INFO
+    output = proc.stdout + proc.stderr
+    assert "Created version" not in output and "Validating input example" not in output
 
 
 @pytest.fixture

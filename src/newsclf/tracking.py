@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
+from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from newsclf.errors import NewsclfError
 from newsclf.predict import Classifier, LoadedModel, load_pipeline, save_pipeline
@@ -692,7 +693,15 @@ def log_model(pipeline: Any, labels: Sequence[str], task: str, example: Sequence
 
 def register(model_uri: str, name: str, tags: Mapping[str, str] | None = None) -> str:
     """Register a model version under ``name``; returns the version."""
-    version = mlflow.register_model(model_uri, name, tags=dict(tags or {}))
+    # register_model prints "Successfully registered model" and "Created version" whatever the
+    # log level; the CLIs' summaries say the same, so they are shown only at MLflow's INFO.
+    stream = MLFLOW_LOGGING_STREAM
+    quiet = logging.getLogger("mlflow").getEffectiveLevel() > logging.INFO
+    enabled, stream.enabled = stream.enabled, stream.enabled and not quiet
+    try:
+        version = mlflow.register_model(model_uri, name, tags=dict(tags or {}))
+    finally:
+        stream.enabled = enabled
     return str(version.version)
 
 

@@ -19,6 +19,9 @@ from newsclf.errors import NewsclfError
 # Our own progress and summaries replace the libraries' per-file progress bars.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+# MLflow's INFO lines ("Validating input example...", "Created version '3'...") repeat what our
+# summary says; set MLFLOW_LOGGING_LEVEL=INFO to see them again.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 # At exit, CPython's final garbage collection walks every object MLflow, datasets and
 # scikit-learn created: 1.5 s of a 10 s newsclf-train. Frozen objects are skipped; the
