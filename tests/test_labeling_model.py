@@ -10,7 +10,13 @@ import pytest
 from newsclf.errors import NewsclfError
 from newsclf.label_model import DawidSkene, MajorityVote, make_label_model, vote_counts
 from newsclf.labeling import Labelled, load_rules
-from newsclf.labeling_report import build_report, metrics, render_markdown, rule_summary
+from newsclf.labeling_report import (
+    agreement_summary,
+    build_report,
+    metrics,
+    render_markdown,
+    rule_summary,
+)
 from newsclf.labels import Task
 
 A = -1  # abstain
@@ -104,6 +110,24 @@ def test_rule_summary_matches_lfanalysis_definitions():
     assert r2["coverage"] == 0.25 and r2["conflicts"] == 0.25 and r2["correct"] == 1
 
 
+def test_agreement_summary_groups_weak_labels_by_agreeing_and_dissenting_votes():
+    L = np.array([[0, A, A], [1, A, A], [0, 0, 1], [0, 0, 0], [1, 1, 0], [A, A, A]])
+    labels = np.array([0, 1, 0, 0, 1, A])
+    confidence = np.array([0.6, 0.8, 0.7, 0.99, 0.9, 0.0])
+    gold = np.array([0, 0, 0, A, 1, 1])
+    rows = {
+        (r["agreeing_votes"], r["disagreeing_votes"]): r
+        for r in agreement_summary(L, labels, confidence, gold)
+    }
+    assert set(rows) == {("1", "none"), ("2", "some"), ("3+", "none")}
+    one = rows[("1", "none")]
+    assert one["n"] == 2 and one["mean_confidence"] == pytest.approx(0.7)
+    assert one["accuracy"] == 0.5  # the second article's single vote is wrong
+    assert rows[("2", "some")]["n"] == 2 and rows[("2", "some")]["accuracy"] == 1.0
+    three = rows[("3+", "none")]
+    assert three["n"] == 1 and three["n_scored"] == 0 and three["accuracy"] is None
+
+
 def test_report_counts_coverage_accuracy_distributions_and_reasons():
     task = Task("t", {"x": "", "y": "", "z": ""})
     rules = load_rules(
@@ -141,4 +165,5 @@ def test_report_counts_coverage_accuracy_distributions_and_reasons():
     json.dumps(report)  # JSON-able
     text = render_markdown(report)
     assert "| r0 | keywords | x | 0.833 |" in text and "no_votes: 1" in text
+    assert "| 2 | none | 2 | 0.925 | 1 | 1.000 |" in text  # g1 and u1: both rules agree
     assert metrics(report)["rule.r0.accuracy"] == 0.5

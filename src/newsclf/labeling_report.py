@@ -3,7 +3,8 @@ as the reference point.
 
 Per rule: the labels it votes (polarity), coverage, overlaps, conflicts, and accuracy against
 gold where gold exists (plus the label model's own estimate of it). Per task: coverage and
-accuracy of the weak labels, the label distributions of gold and weak labels, and how many
+accuracy of the weak labels, the label distributions of gold and weak labels, the weak labels'
+accuracy by how many rules agreed (next to the label model's confidence), and how many
 articles stayed unlabelled and why.
 """
 
@@ -54,6 +55,38 @@ def rule_summary(
                 "accuracy": correct / (correct + incorrect) if correct + incorrect else None,
             }
         )
+    return rows
+
+
+def agreement_summary(
+    matrix: np.ndarray, labels: np.ndarray, confidence: np.ndarray, gold: np.ndarray
+) -> list[dict]:
+    """Weak labels grouped by how many votes agree with them (1, 2, 3+) and whether any vote
+    disagrees: count, the label model's mean confidence and the accuracy against gold."""
+    has_weak = labels != ABSTAIN
+    voted = matrix != ABSTAIN
+    agree = (voted & (matrix == labels[:, None])).sum(axis=1)
+    disagree = voted.sum(axis=1) - agree
+    rows = []
+    for low, high, name in ((1, 1, "1"), (2, 2, "2"), (3, None, "3+")):
+        in_band = has_weak & (agree >= low) & (agree <= (high or matrix.shape[1]))
+        for dissent, mask in (("none", disagree == 0), ("some", disagree > 0)):
+            group = in_band & mask
+            if not group.any():
+                continue
+            scored = group & (gold != ABSTAIN)
+            rows.append(
+                {
+                    "agreeing_votes": name,
+                    "disagreeing_votes": dissent,
+                    "n": int(group.sum()),
+                    "mean_confidence": float(confidence[group].mean()),
+                    "n_scored": int(scored.sum()),
+                    "accuracy": float((labels[scored] == gold[scored]).mean())
+                    if scored.any()
+                    else None,
+                }
+            )
     return rows
 
 
@@ -133,6 +166,7 @@ def build_report(
             "by_reason": dict(sorted(unlabelled.items())),
         },
         "confusion_gold_by_weak": confusion,
+        "by_agreement": agreement_summary(labelled.matrix, labels, conf, gold_ids),
     }
 
 
@@ -201,6 +235,21 @@ def render_markdown(report: Mapping) -> str:
             f"| {label} | {d['gold']} | {d['weak']} | {d['weak_confident']} | "
             f"{d['weak_added_to_train']} |"
         )
+    lines += [
+        "",
+        "## Weak labels by agreement",
+        "",
+        "How many rules voted for the weak label and whether any voted against it; where the "
+        "label model's confidence runs above the accuracy against gold, its confidence is "
+        "optimistic for that group.",
+        "",
+        "| agreeing votes | disagreeing votes | articles | mean confidence | scored | accuracy |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in report.get("by_agreement", []):
+        cells = [r["agreeing_votes"], r["disagreeing_votes"], r["n"], r["mean_confidence"]]
+        cells += [r["n_scored"], r["accuracy"]]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     un = report["unlabelled"]
     lines += [
         "",
