@@ -235,18 +235,21 @@ def render_markdown(report: Mapping) -> str:
             f"| {label} | {d['gold']} | {d['weak']} | {d['weak_confident']} | "
             f"{d['weak_added_to_train']} |"
         )
-    lines += [
-        "",
-        "## Weak labels by agreement",
-        "",
-        "How many rules voted for the weak label and whether any voted against it; where the "
-        "label model's confidence runs above the accuracy against gold, its confidence is "
-        "optimistic for that group.",
-        "",
-        "| agreeing votes | disagreeing votes | articles | mean confidence | scored | accuracy |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for r in report.get("by_agreement", []):
+    agreement = report.get("by_agreement") or []
+    if agreement:
+        lines += [
+            "",
+            "## Weak labels by agreement",
+            "",
+            "How many rules voted for the weak label and whether any voted against it; where "
+            "the label model's confidence runs above the accuracy against gold, its confidence "
+            "is optimistic for that group.",
+            "",
+            "| agreeing votes | disagreeing votes | articles | mean confidence | scored "
+            "| accuracy |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+    for r in agreement:
         cells = [r["agreeing_votes"], r["disagreeing_votes"], r["n"], r["mean_confidence"]]
         cells += [r["n_scored"], r["accuracy"]]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")

@@ -695,13 +695,13 @@ def register(model_uri: str, name: str, tags: Mapping[str, str] | None = None) -
     """Register a model version under ``name``; returns the version."""
     # register_model prints "Successfully registered model" and "Created version" whatever the
     # log level; the CLIs' summaries say the same, so they are shown only at MLflow's INFO.
-    stream = MLFLOW_LOGGING_STREAM
     quiet = logging.getLogger("mlflow").getEffectiveLevel() > logging.INFO
-    enabled, stream.enabled = stream.enabled, stream.enabled and not quiet
+    enabled = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = enabled and not quiet
     try:
         version = mlflow.register_model(model_uri, name, tags=dict(tags or {}))
     finally:
-        stream.enabled = enabled
+        MLFLOW_LOGGING_STREAM.enabled = enabled
     return str(version.version)
 
 
