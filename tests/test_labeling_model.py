@@ -87,6 +87,18 @@ def test_dawid_skene_is_deterministic_and_keeps_label_meaning():
     assert DawidSkene().fit(single, 3).weak_labels(single).labels.tolist() == [1, 1, A, A, A]
 
 
+def test_dawid_skene_never_picks_a_label_no_rule_voted_for():
+    # a fitted model whose class prior and abstain pattern favour label 1 over a lone 0 vote
+    model = DawidSkene().fit(np.array([[0], [A]]), 3)
+    model.theta_ = np.array([[[0.3, 0, 0, 0.7], [0.3, 0, 0, 0.7], [0.3, 0, 0, 0.7]]])
+    model.class_prior_ = np.array([0.2, 0.6, 0.2])
+    L = np.array([[0], [A]])
+    assert model.predict_proba(L)[0].argmax() == 1  # the posterior alone would say 1
+    weak = model.weak_labels(L)
+    assert weak.labels.tolist() == [0, A] and weak.confidence[0] == pytest.approx(0.2)
+    assert weak.proba[0].tolist() == pytest.approx([0.2, 0.6, 0.2])  # the full posterior
+
+
 def test_label_model_bad_input():
     with pytest.raises(NewsclfError, match=r"values must be -1\.\.2"):
         DawidSkene().fit(np.array([[3]]), 3)

@@ -204,7 +204,16 @@ class DawidSkene:
         return proba
 
     def weak_labels(self, L: np.ndarray) -> WeakLabels:
-        return _decide(self.predict_proba(L))
+        """The most probable label among those the article's rules voted for, with its
+        posterior as the confidence. Abstains are evidence too, and with few votes they can
+        tip a near-uniform posterior toward a label no rule voted for; such a guess would
+        come from the abstain pattern alone, so it is not taken (the voted label keeps its
+        own, lower posterior)."""
+        proba = self.predict_proba(L)
+        voted = vote_counts(L, self.cardinality) > 0
+        weak = _decide(np.where(voted, proba, 0.0))
+        weak.proba = proba
+        return weak
 
     def rule_precision(self) -> np.ndarray:
         """(m,) each rule's learned accuracy on the fitted articles: the posterior probability
