@@ -8,7 +8,8 @@
   is the confidence. Abstaining is modelled as an outcome, so a rule that votes one label only
   (a keyword rule) still tells the model something by firing more often on its own label.
 
-Articles no rule voted on get no label (confidence 0): the models never guess from priors alone.
+Articles no rule voted on get no label (confidence 0), and a label is always one some rule voted
+for: the models never guess from priors or abstains alone.
 """
 
 from __future__ import annotations
