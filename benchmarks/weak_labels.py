@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +79,7 @@ def run_task(task: Task, articles: list, gold: dict[str, str], args) -> dict:
 
     folds = RepeatedStratifiedKFold(n_splits=5, n_repeats=args.repeats, random_state=42)
     for train, test in folds.split(texts, gold_ids):
-
-        def score(x: np.ndarray, y: np.ndarray) -> float:
-            return fit_score(model_cfg, texts, x, y, test, gold_ids[test])  # noqa: B023
-
+        score = partial(fit_score, model_cfg, texts, test=test, y_test=gold_ids[test])
         covered = train[weak[train] != ABSTAIN]
         add("gold", score(train, gold_ids[train]))
         add("weak", score(covered, weak[covered]))
@@ -97,12 +95,12 @@ def run_task(task: Task, articles: list, gold: dict[str, str], args) -> dict:
                 x = train[labels[train] != ABSTAIN]
                 add(name, score(x, labels[x]))
             add(f"{k} random gold", score(random, gold_ids[random]))
-    in_train = weak != ABSTAIN
+    labelled = weak != ABSTAIN
     return {
         "task": task.name,
         "n_gold": len(arts),
-        "weak_coverage": float(in_train.mean()),
-        "weak_accuracy": float((weak[in_train] == gold_ids[in_train]).mean()),
+        "weak_coverage": float(labelled.mean()),
+        "weak_accuracy": float((weak[labelled] == gold_ids[labelled]).mean()),
         "min_confidence": min_conf,
         "folds": len(scores["gold"]),
         "scores": {

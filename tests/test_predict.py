@@ -1,3 +1,4 @@
+import gc
 import json
 
 import numpy as np
@@ -17,6 +18,7 @@ from newsclf.predict import (
     LoadedModel,
     PredictionWriter,
     load_pipeline,
+    ordered_map,
     predict_chunks,
     prediction_columns,
     save_pipeline,
@@ -122,10 +124,6 @@ def _no_setup() -> None:
 
 
 def test_ordered_map_keeps_order_in_workers_and_unfreezes_the_collector():
-    import gc
-
-    from newsclf.predict import ordered_map
-
     assert list(ordered_map(_square, range(20), 2, _no_setup, ())) == [x * x for x in range(20)]
     # gc.freeze() before forking the workers is undone once they are gone, so a long-lived
     # process calling this repeatedly does not pin all its objects forever.
