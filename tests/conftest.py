@@ -140,7 +140,7 @@ def run_cli(
 
 def error_line(proc: subprocess.CompletedProcess) -> str:
     """The one "error:" line a console script prints for bad input (exit 2, no traceback)."""
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(lines) == 1, proc.stderr

@@ -1,6 +1,3 @@
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -16,10 +13,9 @@ from sklearn.pipeline import Pipeline
 from newsclf.errors import NewsclfError
 from newsclf.models import build_model, feature_union, fit_out_of_core, text_pipeline
 from newsclf.predict import load_pipeline, save_pipeline
-from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus
+from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus, run_cli
 
 MODEL_CONFIGS = sorted((ROOT / "configs" / "model").glob("*.yaml"))
-BIN = Path(sys.executable).parent
 
 
 def _data(words: dict[str, str] = TOPIC_WORDS, per_label: int = 6):
@@ -197,22 +193,15 @@ def test_out_of_core_refuses_pipelines_it_cannot_stream():
 def test_newsclf_train_out_of_core_end_to_end(tmp_path):
     """The real console scripts: a dataset, then newsclf-train model=hashing_sgd_stream."""
     make_corpus(tmp_path / "corpus", n_per_topic=12)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-
-    def run(script, *args):
-        proc = subprocess.run(
-            [str(BIN / script), *args], cwd=tmp_path, capture_output=True, text=True, env=env
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc
-
-    run(
+    run_cli(
+        tmp_path,
         "newsclf-dataset",
         f"source.path={tmp_path / 'corpus/articles'}",
         f"annotations.path={tmp_path / 'corpus/labels.csv'}",
         "output_dir=ds",
     )
-    proc = run(
+    proc = run_cli(
+        tmp_path,
         "newsclf-train",
         "task=topic",
         "dataset_dir=ds/topic",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -17,9 +16,8 @@ from sklearn.linear_model import LogisticRegression
 
 from newsclf.cli.predict import run_prediction
 from newsclf.errors import NewsclfError
+from tests.conftest import BIN
 from tests.predict_support import article_rows, predict_config, register_models, write_jsonl
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")

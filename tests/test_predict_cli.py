@@ -6,15 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from tests.conftest import BIN
 from tests.predict_support import article_rows, register_models, write_jsonl
-
-BIN = Path(sys.executable).parent
 
 
 def test_kill_second_job_and_resume(tmp_path):

@@ -11,7 +11,7 @@ import uuid
 import mlflow
 import pytest
 
-from tests.conftest import BIN
+from tests.conftest import BIN, error_line
 from tests.integration.conftest import free_port, start_server
 from tests.integration.helpers import CONFIGS, build_dataset, run
 
@@ -19,14 +19,6 @@ from tests.integration.helpers import CONFIGS, build_dataset, run
 def _env(uri: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     return {**env, "MLFLOW_TRACKING_URI": uri, **extra}
-
-
-def _error_line(proc) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -65,7 +57,7 @@ def test_server_stopped_while_training(tmp_path, own_server):
     finally:
         if job.poll() is None:
             job.kill()
-    line = _error_line(subprocess.CompletedProcess(job.args, job.returncode, out, err))
+    line = error_line(subprocess.CompletedProcess(job.args, job.returncode, out, err))
     assert "tracking server unreachable" in line and own_server.uri in line, line
     assert "gave up after 4 retries" in line
     assert 10 < waited < 150, waited  # it retried (0+2+4+8 s of backoff), then gave up
@@ -104,7 +96,7 @@ def test_predict_with_unreachable_registry_fails_before_reading_input(tmp_path):
         env=env,
         ok=False,
     )
-    line = _error_line(proc)
+    line = error_line(proc)
     assert f"tracking server unreachable: {dead}" in line, line
     assert "connection refused" in line and "gave up after 1 retries" in line
     assert "articles-not-read" not in proc.stderr
@@ -120,5 +112,5 @@ def test_train_with_unreachable_server_fails_before_reading_the_dataset(tmp_path
         env=_env(dead, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"),
         ok=False,
     )
-    assert f"tracking server unreachable: {dead}" in _error_line(proc)
+    assert f"tracking server unreachable: {dead}" in error_line(proc)
     assert "dataset-not-read" not in proc.stderr
