@@ -49,4 +49,4 @@ bench-labels: install  ## weak labels vs gold on the bundled corpus, and what an
 	$(BIN)/python benchmarks/weak_labels.py
 
 clean:
-	rm -rf data predictions outputs multirun mlruns mlflow.db
+	rm -rf data predictions evaluations outputs multirun mlruns mlflow.db

@@ -86,3 +86,98 @@ def gate(score: float, min_score: float, champion_score: float | None) -> GateDe
     return GateDecision(
         True, f"test macro-F1 {score:.4f} >= champion's {champion_score:.4f} and the minimum"
     )
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def confidence_bins(
+    y_true: Sequence[str], y_pred: Sequence[str], confidence: Sequence[float], n_bins: int = 10
+) -> list[dict]:
+    """Predictions grouped by the probability of the predicted label into ``n_bins``
+    equal-width bins, right-closed ((0.1, 0.2], ...; 0 goes to the first): per bin its range,
+    count, mean confidence and accuracy (None for an empty bin)."""
+    conf = np.asarray(confidence, dtype=float)
+    right = np.asarray(y_true, dtype=object) == np.asarray(y_pred, dtype=object)
+    index = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    bins = []
+    for b in range(n_bins):
+        inside = index == b
+        n = int(inside.sum())
+        bins.append(
+            {
+                "low": b / n_bins,
+                "high": (b + 1) / n_bins,
+                "count": n,
+                "confidence": float(conf[inside].mean()) if n else None,
+                "accuracy": float(right[inside].mean()) if n else None,
+            }
+        )
+    return bins
+
+
+def expected_calibration_error(bins: Sequence[dict]) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
+    total = sum(b["count"] for b in bins)
+    if not total:
+        return float("nan")
+    return float(
+        sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins if b["count"]) / total
+    )
+
+
+def log_loss(
+    y_true: Sequence[str], probabilities: np.ndarray, classes: Sequence[str], eps: float = 1e-15
+) -> float:
+    """Mean negative log of the probability given to the gold label (clipped to ``eps``, so a
+    gold label the model never learned costs -log(eps) instead of infinity)."""
+    if not len(y_true):
+        return float("nan")
+    column = {c: i for i, c in enumerate(classes)}
+    probabilities = np.asarray(probabilities, dtype=float)
+    given = np.array(
+        [probabilities[row, column[g]] if g in column else 0.0 for row, g in enumerate(y_true)]
+    )
+    return float(-np.log(np.clip(given, eps, 1.0)).mean())
+
+
+def plot_reliability(bins: Sequence[dict], path: Path, title: str) -> Path:
+    """Save a reliability diagram (accuracy against confidence per bin, with counts) as a PNG."""
+    fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    used = [b for b in bins if b["count"]]
+    ax.bar(
+        [b["low"] for b in used],
+        [b["accuracy"] for b in used],
+        width=width,
+        align="edge",
+        edgecolor="black",
+        color="#4c72b0",
+        label="accuracy",
+    )
+    ax.plot(
+        [b["confidence"] for b in used],
+        [b["confidence"] for b in used],
+        "o",
+        color="#dd8452",
+        label="mean confidence",
+    )
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    for b in used:
+        ax.annotate(
+            str(b["count"]),
+            (b["low"] + width / 2, b["accuracy"]),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("probability of the predicted label")
+    ax.set_ylabel("share correct")
+    ax.set_title(f"{title}\nECE {expected_calibration_error(bins):.3f}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -99,19 +99,25 @@ class Classifier:
         texts = list(texts)
         if not texts:
             return pd.DataFrame({"label": pd.Series(dtype=str), "probability": []}), None
-        features, final = texts, self.pipeline
-        if isinstance(self.pipeline, Pipeline) and len(self.pipeline) > 1:
-            features, final = self.pipeline[:-1].transform(texts), self.pipeline[-1]
-        scores = _scores(final, features)
+        scores, names, features = self.scores(texts)
         best = scores.argmax(axis=1)
-        names = [str(c) for c in final.classes_]  # trained on label names
         frame = pd.DataFrame(
             {
                 "label": [names[i] for i in best],
                 "probability": scores[np.arange(len(texts)), best].astype(float),
             }
         )
-        return frame, (features if features is not texts else None)
+        return frame, features
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str], object | None]:
+        """Every class's probability per text (rows: texts, columns: ``names``), the class names
+        the pipeline was trained on, and the feature matrix its last step saw (or None)."""
+        texts = list(texts)
+        features, final = texts, self.pipeline
+        if isinstance(self.pipeline, Pipeline) and len(self.pipeline) > 1:
+            features, final = self.pipeline[:-1].transform(texts), self.pipeline[-1]
+        names = [str(c) for c in final.classes_]  # trained on label names
+        return _scores(final, features), names, (features if features is not texts else None)
 
     @property
     def vectorizer(self) -> object | None:
@@ -344,6 +350,29 @@ class PreparedArticle:
     truncated_chars: int
 
 
+def prepare_records(
+    records: Iterable[Record], cleaner: Cleaner, max_chars: int | None
+) -> tuple[list[PreparedArticle], list[Reject], list[Removal]]:
+    """Clean raw records for prediction (newsclf-predict and newsclf-evaluate alike): the
+    prepared articles, the rejects (unreadable records, articles empty after cleaning) and the
+    boilerplate removals, in input order."""
+    kept: list[PreparedArticle] = []
+    rejects: list[Reject] = []
+    removals: list[Removal] = []
+    for record in records:
+        if isinstance(record, Reject):
+            rejects.append(record)
+            continue
+        prepared = prepare_article(record, cleaner, max_chars)
+        removals.extend(prepared.removals)
+        if not prepared.article.body.strip():
+            a = prepared.article
+            rejects.append(Reject(a.id, a.source, "empty_text", "no body text after cleaning"))
+            continue
+        kept.append(prepared)
+    return kept, rejects, removals
+
+
 @dataclass
 class ModelStats:
     """Per-model counts for the drift signal of the batch report, summed over chunks.
@@ -395,20 +424,7 @@ def process_chunk(
     oov_sample: int = 100,
 ) -> ChunkResult:
     """Clean and predict a chunk of raw records: what one worker does with one chunk."""
-    rejects: list[Reject] = []
-    removals: list[Removal] = []
-    kept: list[PreparedArticle] = []
-    for record in records:
-        if isinstance(record, Reject):
-            rejects.append(record)
-            continue
-        prepared = prepare_article(record, cleaner, max_chars)
-        removals.extend(prepared.removals)
-        if not prepared.article.body.strip():
-            a = prepared.article
-            rejects.append(Reject(a.id, a.source, "empty_text", "no body text after cleaning"))
-            continue
-        kept.append(prepared)
+    kept, rejects, removals = prepare_records(records, cleaner, max_chars)
     texts = [p.article.text for p in kept]
     frame: dict[str, list] = {
         "id": [p.article.id for p in kept],

@@ -335,12 +335,18 @@ def log_config(config: Mapping[str, Any], config_yaml: str) -> None:
     mlflow.log_text(_URI_CREDENTIALS.sub(r"\1***@", "\n".join(lines)) + "\n", "config.yaml")
 
 
-def log_metrics(values: Mapping[str, float], prefix: str = "") -> None:
-    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in values.items()})
+def log_metrics(values: Mapping[str, float], prefix: str = "", model_id: str | None = None) -> None:
+    """Log metrics on the active run; with ``model_id`` (a logged model's id) they are linked
+    to that model too, so MLflow's model page shows them."""
+    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in values.items()}, model_id=model_id)
 
 
 def log_artifact(path: str | Path, folder: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+def log_artifacts(folder: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
 
 
 def log_text(text: str, name: str) -> None:
@@ -717,6 +723,22 @@ def champion(name: str) -> str | None:
 
 def promote(name: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+
+
+def model_id(name: str, version: str) -> str | None:
+    """The logged model behind a registered version (MLflow 3), or None."""
+    with _mlflow_errors():
+        return getattr(MlflowClient().get_model_version(name, version), "model_id", None)
+
+
+def log_evaluation_input(frame: pd.DataFrame, name: str, source: str) -> None:
+    """Log a labelled evaluation set (id, text, gold label) as the active run's dataset input,
+    context ``evaluation``."""
+    with warnings.catch_warnings():
+        # a local path "can be interpreted in multiple ways" (two local source types)
+        warnings.filterwarnings("ignore", message=".*interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(frame, source=source, targets="gold", name=name)
+    mlflow.log_input(dataset, context="evaluation")
 
 
 def tag_version(name: str, version: str, tags: Mapping[str, str]) -> None:

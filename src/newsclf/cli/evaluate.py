@@ -1,0 +1,223 @@
+"""``newsclf-evaluate``: score models (default: both champions) on labelled evaluation sets.
+
+Per model and set: macro-F1, accuracy, per-class precision / recall / F1, calibration (ECE, log
+loss), a confusion matrix and a reliability plot, and the misclassified articles; logged as an
+evaluation run per model in its task's experiment, tagged on the model version, and printed as
+one table.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from newsclf import evalsets, tracking
+from newsclf.cli import user_errors
+from newsclf.errors import NewsclfError
+from newsclf.labels import Task
+from newsclf.predict import LoadedModel
+
+log = logging.getLogger(__name__)
+
+TAGGED = ("macro_f1", "accuracy", "ece", "log_loss", "n")  # metrics tagged on the version
+
+
+@dataclass
+class ModelResult:
+    """One model's scores on every set that has labels of its task."""
+
+    key: str
+    model: LoadedModel
+    task: Task
+    scores: list[evalsets.SetScore] = field(default_factory=list)
+    run_id: str | None = None
+    folder: Path | None = None
+
+
+def model_uris(cfg: DictConfig) -> dict[str, str]:
+    """``models``: a mapping name -> URI, or a list of URIs (named by themselves)."""
+    models = cfg.get("models")
+    if not models:
+        raise NewsclfError("models: no model configured (models.<name>=<model URI>)")
+    if isinstance(models, ListConfig):
+        return {str(uri): str(uri) for uri in models}
+    return {str(k): str(v) for k, v in models.items() if v}
+
+
+def model_task(model: LoadedModel, tasks: dict[str, Task]) -> Task:
+    """The model's task: its own label names, with the annotations column of the configured
+    task of the same name (the task name itself otherwise)."""
+    configured = tasks.get(model.task)
+    labels = list(model.classifier.labels) or (configured.label_names if configured else [])
+    descriptions = configured.labels if configured else {}
+    return Task(
+        name=model.task,
+        labels={label: descriptions.get(label, "") for label in labels},
+        column=configured.annotation_column if configured else model.task,
+    )
+
+
+def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]]:
+    """Load the models, read every set, check every set's labels, then score, write and log.
+    Returns the results, the sets and the lines about skipped model x set pairs."""
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    models = {
+        key: tracking.load_model(uri, cfg.trusted_types, allow_pickle=cfg.allow_pickle)
+        for key, uri in model_uris(cfg).items()
+    }  # a bad URI fails before any article is read
+    tasks = {t.name: t for t in (Task.from_config(c) for c in (cfg.get("tasks") or {}).values())}
+    sets_cfg = OmegaConf.to_container(cfg.evaluation, resolve=True) if cfg.evaluation else {}
+    if not sets_cfg:
+        raise NewsclfError("evaluation: no evaluation set configured (e.g. evaluation=real_dev)")
+    sets = evalsets.load_sets(sets_cfg, instantiate(cfg.clean), cfg.max_chars)
+    results = [ModelResult(key, m, model_task(m, tasks)) for key, m in models.items()]
+    for result in results:  # bad labels stop the job before anything is written or logged
+        for evalset in sets.values():
+            evalset.gold(result.task)
+    skipped: list[str] = []
+    for result in results:
+        for evalset in sets.values():
+            scored = evalsets.evaluate(
+                result.model.classifier, result.task, evalset, cfg.calibration_bins
+            )
+            if scored is None:
+                line = (
+                    f"{evalset.name}: no {result.task.name} labels (column "
+                    f"{result.task.annotation_column!r}) in {', '.join(evalset.annotations)}; "
+                    f"skipped for {result.task.name} models"
+                )
+                if line not in skipped:
+                    skipped.append(line)
+                    log.warning(line)
+                continue
+            result.scores.append(scored)
+        if result.scores:
+            result.folder = _write(cfg, result)
+            if cfg.log_to_mlflow:
+                _log(cfg, result, sets)
+    return results, sets, skipped
+
+
+def _model_label(model: LoadedModel) -> str:
+    return f"{model.name} v{model.version}" if model.version else model.name
+
+
+def _write(cfg: DictConfig, result: ModelResult) -> Path:
+    model = result.model
+    name = f"{model.name}-v{model.version}" if model.version else model.name
+    folder = Path(cfg.output_dir) / re.sub(r"[^\w.-]+", "_", name).strip("_")
+    for scored in result.scores:
+        title = f"{result.task.name} / {_model_label(model)} / {scored.set_name}"
+        evalsets.write_artifacts(scored, folder / scored.set_name, title)
+    return folder
+
+
+def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
+    model = result.model
+    registered = bool(model.version) and model.name != model.uri
+    experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, result.task.name)
+    run_name = f"evaluate-{model.name}-v{model.version}" if registered else "evaluate"
+    tags = {
+        "newsclf.stage": "evaluate",
+        "newsclf.model_uri": model.uri,
+        "newsclf.eval_sets": ",".join(s.set_name for s in result.scores),
+    }
+    if registered:
+        tags.update({"newsclf.registered_model": model.name, "newsclf.version": model.version})
+    model_id = tracking.model_id(model.name, model.version) if registered else None
+    with tracking.run(experiment, run_name, tags) as run_id:
+        result.run_id = run_id
+        tracking.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
+        for scored in result.scores:
+            evalset = sets[scored.set_name]
+            frame = scored.predictions
+            texts = {a.id: a.text for a in evalset.articles}
+            tracking.log_evaluation_input(
+                frame.assign(text=[texts[i] for i in frame["id"]])[["id", "text", "gold"]],
+                scored.set_name,
+                evalset.source,
+            )
+            counts = {
+                "n_input": evalset.n_input,
+                "n_rejected": len(evalset.rejects),
+                "n_not_scored": scored.n_not_scored,
+            }
+            tracking.log_metrics(
+                {**scored.metrics, **counts}, prefix=f"{scored.set_name}_", model_id=model_id
+            )
+            tracking.log_artifacts(result.folder / scored.set_name, scored.set_name)
+            tracking.log_table(
+                scored.misclassified.to_dict("list"), f"{scored.set_name}/misclassified.json"
+            )
+        if registered and cfg.tag_versions:
+            version_tags = {"eval.run_id": run_id}
+            for scored in result.scores:
+                for key in TAGGED:
+                    value = scored.metrics.get(key)
+                    if value is not None:
+                        text = str(int(value)) if key == "n" else f"{value:.4f}"
+                        version_tags[f"eval.{scored.set_name}.{key}"] = text
+            tracking.tag_version(model.name, model.version, version_tags)
+
+
+def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
+    console = Console()
+    console.print("[bold]newsclf-evaluate[/]")
+    for evalset in sets.values():
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(evalset.reject_counts().items()))
+        console.print(
+            f"  {evalset.name}: {evalset.n_input} articles in = {len(evalset.articles)} kept + "
+            f"{len(evalset.rejects)} rejected{f' ({reasons})' if reasons else ''}"
+        )
+    table = Table("model", "set", "n", "macro-F1", "accuracy", "ECE", "log loss", "recall")
+    for result in results:
+        for scored in result.scores:
+            m = scored.metrics
+            recall = ", ".join(
+                f"{label} {m[f'recall_{label}']:.2f}"
+                for label in scored.labels
+                if m.get(f"support_{label}")
+            )
+            n = f"{scored.n_scored}" + (
+                f" (+{scored.n_not_scored} rejected)" if scored.n_not_scored else ""
+            )
+            table.add_row(
+                _model_label(result.model),
+                scored.set_name,
+                n,
+                *(_value(m.get(k)) for k in ("macro_f1", "accuracy", "ece", "log_loss")),
+                recall,
+            )
+    console.print(table)
+    for line in skipped:
+        console.print(f"  [yellow]{line}[/]")
+    for result in results:
+        if result.folder is None:
+            continue
+        where = f"run {result.run_id}, " if result.run_id else ""
+        console.print(
+            f"  {_model_label(result.model)}: {where}files in {result.folder} "
+            "(misclassified.csv, confusion_matrix.png, reliability.png per set)"
+        )
+
+
+def _value(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{x:.3f}"
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+@user_errors("newsclf-evaluate")
+def main(cfg: DictConfig) -> None:
+    summary(*evaluate_models(cfg))
+
+
+if __name__ == "__main__":
+    main()

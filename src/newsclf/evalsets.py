@@ -1,0 +1,255 @@
+"""Labelled evaluation sets: articles from any source plus an annotations file, prepared exactly
+as ``newsclf-predict`` prepares articles, and a model's scores on them (metrics, calibration,
+the misclassified articles).
+
+Used by ``newsclf-evaluate`` (registered models x sets) and by ``newsclf-train`` (the fitted
+model on configured sets, before registering).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from newsclf import evaluation
+from newsclf.articles import Article, Cleaner, Reject, Source
+from newsclf.errors import NewsclfError
+from newsclf.labels import Task, load_annotations
+from newsclf.predict import prepare_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSet:
+    """One labelled evaluation set, read and cleaned: kept articles (in input order), the
+    records that were not kept, and the annotations file to read gold labels from."""
+
+    name: str
+    articles: list[Article]
+    rejects: list[Reject]
+    annotations: str | list[str]
+    id_column: str = "id"
+    source: str = ""
+    _gold: dict = field(default_factory=dict)
+
+    @property
+    def n_input(self) -> int:
+        return len(self.articles) + len(self.rejects)
+
+    def reject_counts(self) -> dict[str, int]:
+        return dict(Counter(r.reason for r in self.rejects))
+
+    def gold(self, task: Task) -> dict[str, str]:
+        """Article id -> gold label of ``task`` (empty when the file has none for it).
+
+        Labels outside the task's labels and ids that are neither articles nor rejects of the
+        set raise a NewsclfError naming the file, the line, the id and the value. When some
+        record could not be read at all (no id known), an annotation naming a missing id may
+        belong to it, so it is counted as not scored instead.
+        """
+        key = (task.name, task.annotation_column, tuple(task.label_names))
+        if key not in self._gold:
+            known: set[str] | None = {a.id for a in self.articles}
+            if any(r.id is None for r in self.rejects):
+                known = None
+            else:
+                known |= {r.id for r in self.rejects if r.id}
+            self._gold[key] = load_annotations(self.annotations, [task], self.id_column, known)[
+                task.name
+            ]
+        return self._gold[key]
+
+
+def load_set(name: str, cfg: Mapping[str, Any], cleaner: Cleaner, max_chars: int | None) -> EvalSet:
+    """Read an evaluation set (``{source: <Source config>, annotations: {path, id_column}}``)
+    and prepare its articles as newsclf-predict does (:func:`newsclf.predict.prepare_records`).
+    Repeated ids are rejected after their first article, as in newsclf-predict."""
+    from hydra.utils import instantiate
+
+    if "source" not in cfg or "annotations" not in cfg:
+        raise NewsclfError(
+            f"evaluation.{name}: needs 'source' and 'annotations' keys, has {sorted(cfg)}"
+        )
+    annotations = cfg["annotations"] or {}
+    path = annotations.get("path")
+    if not path:
+        raise NewsclfError(f"evaluation.{name}.annotations.path: no annotations file given")
+    source: Source = instantiate(cfg["source"])
+    kept, rejects, _ = prepare_records(source.read(), cleaner, max_chars)
+    articles, seen = [], set()
+    for prepared in kept:
+        a = prepared.article
+        if a.id in seen:
+            rejects.append(Reject(a.id, a.source, "duplicate_id", "id seen earlier in the set"))
+            continue
+        seen.add(a.id)
+        articles.append(a)
+    if not articles and not rejects:
+        raise NewsclfError(f"{source.path}: evaluation set {name} is empty (no articles)")
+    paths = path if isinstance(path, str) else [str(p) for p in path]
+    return EvalSet(
+        name=name,
+        articles=articles,
+        rejects=rejects,
+        annotations=paths,
+        id_column=str(annotations.get("id_column") or "id"),
+        source=str(source.path),
+    )
+
+
+def load_sets(
+    sets: Mapping[str, Mapping[str, Any]] | None, cleaner: Cleaner, max_chars: int | None
+) -> dict[str, EvalSet]:
+    """Every configured evaluation set by name (``evaluation.<name>``), in config order."""
+    return {name: load_set(name, cfg, cleaner, max_chars) for name, cfg in (sets or {}).items()}
+
+
+def score(classifier: Any, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Every class's probability for each text and the class names: the one place where
+    evaluation scores texts, through the classifier newsclf-predict uses."""
+    texts = list(texts)
+    if hasattr(classifier, "scores"):
+        if not texts:
+            return np.zeros((0, len(classifier.labels))), list(classifier.labels)
+        probabilities, classes, _ = classifier.scores(texts)
+        return np.asarray(probabilities, dtype=float), classes
+    # A pickle-format pyfunc model gives one label (and maybe its probability) per text.
+    out = classifier.predict(texts)
+    classes = sorted(set(out["label"]))
+    matrix = np.zeros((len(texts), len(classes)))
+    for row, (label, p) in enumerate(zip(out["label"], out["probability"], strict=True)):
+        matrix[row, classes.index(label)] = 1.0 if np.isnan(p) else p
+    return matrix, classes
+
+
+@dataclass
+class SetScore:
+    """A model's scores on one evaluation set for one task."""
+
+    set_name: str
+    task: str
+    labels: list[str]
+    n_scored: int
+    n_gold: int  # annotated articles of the task, scored or not
+    metrics: dict[str, float]
+    predictions: pd.DataFrame  # id, title, gold, predicted, probability, p_<class>...
+    bins: list[dict]
+
+    @property
+    def n_not_scored(self) -> int:
+        """Annotated articles that were rejected (unreadable, empty, repeated id)."""
+        return self.n_gold - self.n_scored
+
+    @property
+    def misclassified(self) -> pd.DataFrame:
+        """Wrong predictions, the most confident first."""
+        wrong = self.predictions[self.predictions["gold"] != self.predictions["predicted"]]
+        columns = ["id", "title", "gold", "predicted", "probability", "gold_probability"]
+        return wrong[columns].sort_values(
+            ["probability", "id"], ascending=[False, True], kind="stable"
+        )
+
+
+def evaluate(classifier: Any, task: Task, evalset: EvalSet, n_bins: int = 10) -> SetScore | None:
+    """Score ``classifier`` (a ``newsclf.predict.Classifier``) on the articles of ``evalset``
+    that have a gold label of ``task``; None when the set has no label of that task."""
+    gold = evalset.gold(task)
+    if not gold:
+        return None
+    articles = [a for a in evalset.articles if a.id in gold]
+    labels = task.label_names
+    probabilities, classes = score(classifier, [a.text for a in articles])
+    best = probabilities.argmax(axis=1) if len(articles) else np.zeros(0, dtype=int)
+    predicted = [classes[i] for i in best]
+    y_true = [gold[a.id] for a in articles]
+    top = probabilities[np.arange(len(articles)), best] if len(articles) else np.zeros(0)
+    column = {c: i for i, c in enumerate(classes)}
+    frame = pd.DataFrame(
+        {
+            "id": [a.id for a in articles],
+            "title": [_title(a) for a in articles],
+            "gold": y_true,
+            "predicted": predicted,
+            "probability": top.astype(float),
+            "gold_probability": [
+                float(probabilities[i, column[g]]) if g in column else 0.0
+                for i, g in enumerate(y_true)
+            ],
+        }
+    )
+    for i, c in enumerate(classes):
+        frame[f"p_{c}"] = probabilities[:, i].astype(float)
+    scores: dict[str, float] = {}
+    bins: list[dict] = []
+    if articles:
+        # Macro-F1 over the labels the set has: a set without pro_russia articles (NYT) would
+        # otherwise average in a zero for that label, whatever the model does.
+        present = [label for label in labels if label in set(y_true)]
+        scores = evaluation.metrics(y_true, predicted, present)
+        bins = evaluation.confidence_bins(y_true, predicted, top, n_bins)
+        scores["ece"] = evaluation.expected_calibration_error(bins)
+        scores["log_loss"] = evaluation.log_loss(y_true, probabilities, classes)
+    scores["n"] = len(articles)
+    return SetScore(evalset.name, task.name, labels, len(articles), len(gold), scores, frame, bins)
+
+
+def _title(article: Article) -> str:
+    """The title, or the body's first line when the source has no title column."""
+    return article.title or article.body.split("\n", 1)[0][:200]
+
+
+def write_artifacts(result: SetScore, folder: Path, title: str) -> list[Path]:
+    """The files of one model x set: confusion matrix and reliability PNGs, the predictions and
+    the misclassified articles as CSV, scikit-learn's report. Returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = result.predictions
+    paths = [
+        _atomic_csv(frame, folder / "predictions.csv"),
+        _atomic_csv(result.misclassified, folder / "misclassified.csv"),
+    ]
+    if result.n_scored:
+        gold, predicted = frame["gold"].tolist(), frame["predicted"].tolist()
+        report = evaluation.report(gold, predicted, result.labels)
+        (folder / "report.txt").write_text(report, encoding="utf-8")
+        paths += [
+            folder / "report.txt",
+            evaluation.plot_confusion_matrix(
+                gold, predicted, result.labels, folder / "confusion_matrix.png", title
+            ),
+            evaluation.plot_reliability(result.bins, folder / "reliability.png", title),
+        ]
+    return paths
+
+
+def _atomic_csv(frame: pd.DataFrame, path: Path) -> Path:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
+    ) as fh:
+        frame.to_csv(fh, index=False)
+    Path(fh.name).replace(path)
+    return path
+
+
+def external_gate(
+    scores: Mapping[str, float], minimums: Mapping[str, float] | None
+) -> tuple[bool, str]:
+    """Whether every configured minimum macro-F1 on an evaluation set is reached, and why not.
+
+    A minimum for a set that was not scored fails (the gate cannot be checked)."""
+    failures = []
+    for name, minimum in (minimums or {}).items():
+        value = scores.get(name)
+        if value is None or np.isnan(value):
+            failures.append(f"{name} macro-F1 not measured (minimum {float(minimum):.4f})")
+        elif value < float(minimum):
+            failures.append(f"{name} macro-F1 {value:.4f} below the minimum {float(minimum):.4f}")
+    return not failures, "; ".join(failures)

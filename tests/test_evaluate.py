@@ -1,0 +1,287 @@
+"""newsclf-evaluate: metrics against hand-computed values, evaluation sets, the CLI end to end
+on a temporary store (equal to newsclf-predict's probabilities), bad input."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from sklearn.metrics import log_loss as sk_log_loss
+
+from newsclf import evalsets, evaluation
+from newsclf.articles import Article, Cleaner, Reject
+from newsclf.errors import NewsclfError
+from newsclf.labels import Task
+from tests.conftest import STANCE_WORDS, TOPIC_WORDS, error_line, run_cli
+from tests.predict_support import article_rows, register_models
+
+TOPICS, STANCES = list(TOPIC_WORDS), list(STANCE_WORDS)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_calibration_by_hand():
+    gold = ["a", "a", "b", "b"]
+    predicted = ["a", "b", "b", "a"]
+    confidence = [0.9, 0.6, 0.75, 0.55]
+    bins = evaluation.confidence_bins(gold, predicted, confidence, n_bins=10)
+    # (0.5, 0.6]: 0.6 and 0.55, both wrong; (0.7, 0.8]: 0.75 right; (0.8, 0.9]: 0.9 right
+    assert [b["count"] for b in bins] == [0, 0, 0, 0, 0, 2, 0, 1, 1, 0]
+    assert bins[5]["accuracy"] == 0.0 and math.isclose(bins[5]["confidence"], 0.575)
+    assert bins[0]["accuracy"] is None
+    ece = evaluation.expected_calibration_error(bins)
+    assert math.isclose(ece, (2 * 0.575 + 1 * 0.25 + 1 * 0.1) / 4)
+    # right-closed bins: exactly 0.1 is in the first bin, 0 too
+    edges = evaluation.confidence_bins(["a", "a"], ["a", "a"], [0.0, 0.1], n_bins=10)
+    assert edges[0]["count"] == 2
+
+
+def test_log_loss_by_hand_and_against_sklearn():
+    classes = ["a", "b", "c"]
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4]])
+    gold = ["a", "c", "c"]
+    expected = -(math.log(0.7) + math.log(0.4) + math.log(0.4)) / 3
+    assert math.isclose(evaluation.log_loss(gold, p, classes), expected)
+    assert math.isclose(expected, sk_log_loss(gold, p, labels=classes))
+    # a gold label the model never learned costs -log(eps), not infinity
+    assert math.isclose(evaluation.log_loss(["d"], p[:1], classes), -math.log(1e-15))
+
+
+class FixedClassifier:
+    """A classifier whose probabilities are given per text (to check metrics by hand)."""
+
+    def __init__(self, table: dict[str, list[float]], classes: list[str]) -> None:
+        self.table, self.labels = table, classes
+
+    def scores(self, texts):
+        return np.array([self.table[t] for t in texts]), list(self.labels), None
+
+
+def _set(articles, gold_rows, tmp_path, rejects=(), columns=("id", "stance")) -> evalsets.EvalSet:
+    path = tmp_path / "gold.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        writer.writerows(gold_rows)
+    return evalsets.EvalSet("dev", list(articles), list(rejects), [str(path)])
+
+
+STANCE = Task("stance", {"anti_russia": "", "neutral": "", "pro_russia": ""})
+
+
+def test_evaluate_on_a_set_by_hand(tmp_path):
+    texts = {"t1": [0.8, 0.2, 0.0], "t2": [0.3, 0.6, 0.1], "t3": [0.5, 0.1, 0.4], "t4": [0, 1, 0]}
+    articles = [Article(i, "", t) for i, t in zip(["a1", "a2", "a3", "a4"], texts, strict=True)]
+    rows = [("a1", "anti_russia"), ("a2", "neutral"), ("a3", "neutral"), ("gone", "neutral")]
+    rejected = [Reject("gone", "x.csv:5", "empty_text")]
+    evalset = _set(articles, rows, tmp_path, rejected)
+    clf = FixedClassifier(texts, ["anti_russia", "neutral", "pro_russia"])
+    result = evalsets.evaluate(clf, STANCE, evalset)
+    # a4 has no gold label: not scored; "gone" was rejected: counted, not scored
+    assert result.n_scored == 3 and result.n_gold == 4 and result.n_not_scored == 1
+    m = result.metrics
+    # predicted anti, neutral, anti; gold anti, neutral, neutral
+    assert math.isclose(m["accuracy"], 2 / 3)
+    # F1 anti = 2*(1/2*1)/(1/2+1) = 2/3, neutral = 2*(1*1/2)/(3/2) = 2/3; no pro_russia gold,
+    # so pro_russia is not averaged in
+    assert math.isclose(m["macro_f1"], 2 / 3) and "f1_pro_russia" not in m
+    assert math.isclose(m["log_loss"], -(math.log(0.8) + math.log(0.6) + math.log(0.1)) / 3)
+    # bins (0.4,0.5]: 0.5 wrong; (0.5,0.6]: 0.6 right; (0.7,0.8]: 0.8 right
+    assert math.isclose(m["ece"], (0.5 + 0.4 + 0.2) / 3)
+    wrong = result.misclassified
+    assert wrong.to_dict("records") == [
+        {
+            "id": "a3",
+            "title": "t3",  # no title: the body's first line
+            "gold": "neutral",
+            "predicted": "anti_russia",
+            "probability": 0.5,
+            "gold_probability": 0.1,
+        }
+    ]
+
+
+def test_set_without_labels_of_a_task_is_skipped(tmp_path):
+    evalset = _set([Article("a1", "", "x")], [("a1", "economy")], tmp_path, columns=("id", "topic"))
+    clf = FixedClassifier({"x": [1, 0, 0]}, STANCE.label_names)
+    assert evalsets.evaluate(clf, STANCE, evalset) is None
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (("a1", "pro-russia"), r"gold\.csv:2: unknown stance label 'pro-russia' for a1"),
+        (("nope", "neutral"), r"gold\.csv:2: annotation names unknown article 'nope'"),
+    ],
+)
+def test_bad_labels_name_file_id_and_value(tmp_path, row, message):
+    evalset = _set([Article("a1", "", "x")], [row], tmp_path)
+    with pytest.raises(NewsclfError, match=message):
+        evalset.gold(STANCE)
+
+
+def test_external_gate():
+    assert evalsets.external_gate({"nyt_dev": 0.6}, {"nyt_dev": 0.55}) == (True, "")
+    ok, why = evalsets.external_gate({"nyt_dev": 0.5}, {"nyt_dev": 0.55})
+    assert not ok and why == "nyt_dev macro-F1 0.5000 below the minimum 0.5500"
+    assert not evalsets.external_gate({}, {"semeval_dev": 0.4})[0]
+    assert evalsets.external_gate({"x": 0.1}, None) == (True, "")
+
+
+def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "id,title,text\n"
+        'a1,One,"Body\u00a0one   here.\n\nShare this article"\n'
+        "a2,Two,\n"  # empty: rejected
+        "a1,Again,Same id\n"  # repeated id: rejected
+        "a3,Three,too,many,fields\n",  # unreadable: rejected, no id
+        encoding="utf-8",
+    )
+    cfg = {
+        "source": {"_target_": "newsclf.articles.Source", "path": str(path), "on_error": "reject"},
+        "annotations": {"path": str(tmp_path / "g.csv"), "id_column": "id"},
+    }
+    evalset = evalsets.load_set("mine", cfg, Cleaner(), 100_000)
+    assert [a.text for a in evalset.articles] == ["One\n\nBody one here."]
+    assert evalset.n_input == 4
+    assert evalset.reject_counts() == {"empty_text": 1, "duplicate_id": 1, "malformed_record": 1}
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _write_set(folder: Path, n: int = 60) -> tuple[Path, Path, list[dict]]:
+    """Articles in the style of the test models' corpus, with gold labels (every 7th one
+    deliberately wrong, so there are mistakes), an empty one and an unannotated one."""
+    rows = article_rows(n, seed=3)
+    gold = []
+    for i, row in enumerate(rows):
+        topic, stance = TOPICS[i % 6], STANCES[i % 3]
+        if i % 7 == 0:
+            topic = TOPICS[(i + 1) % 6]
+        gold.append({"id": row["id"], "topic": topic, "stance": stance})
+    rows[5]["text"] = "   "  # empty after cleaning: a reject, its gold label not scored
+    gold.pop(-1)  # the last article has no labels
+    articles = folder / "articles.csv"
+    pd.DataFrame(rows).to_csv(articles, index=False)
+    labels = folder / "labels.csv"
+    pd.DataFrame(gold).to_csv(labels, index=False)
+    return articles, labels, gold
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("evaluate")
+    return register_models(folder)
+
+
+def test_cli_end_to_end(store, tmp_path):
+    uri = store
+    articles, labels, gold = _write_set(tmp_path)
+    configs = tmp_path / "configs" / "evaluation"
+    configs.mkdir(parents=True)
+    topic_only = tmp_path / "topic_only.csv"
+    pd.DataFrame(gold)[["id", "topic"]].to_csv(topic_only, index=False)
+    (configs / "topics.yaml").write_text(
+        "defaults:\n  - /source@topics.source: csv\n  - _self_\n"
+        f"topics:\n  source:\n    path: {articles}\n"
+        f"  annotations:\n    path: {topic_only}\n    id_column: id\n",
+        encoding="utf-8",
+    )
+    proc = run_cli(
+        tmp_path,
+        "newsclf-evaluate",
+        "--config-dir",
+        str(tmp_path / "configs"),
+        f"mlflow.tracking_uri={uri}",
+        "evaluation=[own,topics]",
+        f"evaluation.own.source.path={articles}",
+        f"evaluation.own.annotations.path={labels}",
+        "output_dir=out",
+    )
+    out = " ".join(proc.stdout.split())
+    assert "own: 60 articles in = 59 kept + 1 rejected (empty_text 1)" in out
+    assert "topics: no stance labels (column 'stance')" in out and "skipped" in out
+    # own: 59 labelled, one of them rejected -> 58 scored
+    assert "newsclf-topic v1 │ own │ 58 (+1 rejected)" in out
+    assert "newsclf-stance v1 │ own │ 58 (+1 rejected)" in out
+    assert "newsclf-topic v1 │ topics │ 58 (+1 rejected)" in out
+
+    predictions = pd.read_csv(tmp_path / "out/newsclf-topic-v1/own/predictions.csv")
+    scored = {g["id"]: g for g in gold if g["id"] != "a000005"}
+    assert set(predictions["id"]) == set(scored)
+    right = predictions["gold"] == predictions["predicted"]
+    accuracy = right.mean()
+    misclassified = pd.read_csv(tmp_path / "out/newsclf-topic-v1/own/misclassified.csv")
+    assert len(misclassified) == (~right).sum() > 0
+    assert list(misclassified.columns[:5]) == ["id", "title", "gold", "predicted", "probability"]
+    for name in ("confusion_matrix.png", "reliability.png", "report.txt"):
+        assert (tmp_path / "out/newsclf-topic-v1/own" / name).stat().st_size > 0
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version("newsclf-topic", "1")
+    assert math.isclose(float(version.tags["eval.own.accuracy"]), accuracy, abs_tol=1e-4)
+    assert version.tags["eval.own.n"] == "58" and "eval.topics.macro_f1" in version.tags
+    run = client.get_run(version.tags["eval.run_id"])
+    assert run.data.tags["newsclf.stage"] == "evaluate"
+    assert math.isclose(run.data.metrics["own_accuracy"], accuracy)
+    assert run.data.metrics["own_n_not_scored"] == 1
+    assert client.get_experiment(run.info.experiment_id).name == "newsclf-topic"
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"own", "topics"}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "own")}
+    assert {"own/misclassified.csv", "own/reliability.png", "own/misclassified.json"} <= artifacts
+    stance = client.get_model_version("newsclf-stance", "1")
+    assert "eval.own.macro_f1" in stance.tags and "eval.topics.macro_f1" not in stance.tags
+
+    # the same articles through newsclf-predict: the same labels and probabilities
+    run_cli(
+        tmp_path,
+        "newsclf-predict",
+        f"mlflow.tracking_uri={uri}",
+        "source=csv",
+        f"source.path={articles}",
+        "output.path=p.parquet",
+        "n_jobs=1",
+    )
+    predicted = pd.read_parquet(tmp_path / "p.parquet").set_index("id")
+    for task in ("topic", "stance"):
+        mine = pd.read_csv(tmp_path / f"out/newsclf-{task}-v1/own/predictions.csv")
+        theirs = predicted.loc[mine["id"]]
+        assert mine["predicted"].tolist() == theirs[f"{task}_label"].tolist()
+        np.testing.assert_allclose(mine["probability"], theirs[f"{task}_probability"], rtol=1e-12)
+
+
+def test_cli_bad_labels_exit_2(store, tmp_path):
+    uri = store
+    articles, labels, gold = _write_set(tmp_path, n=12)
+    gold[3]["stance"] = "pro-russian"
+    pd.DataFrame(gold).to_csv(labels, index=False)
+    args = [
+        f"mlflow.tracking_uri={uri}",
+        "evaluation=own",
+        f"evaluation.own.source.path={articles}",
+        f"evaluation.own.annotations.path={labels}",
+        "output_dir=out",
+    ]
+    line = error_line(run_cli(tmp_path, "newsclf-evaluate", *args, ok=False))
+    assert line == (
+        f"newsclf-evaluate: error: {labels}:5: unknown stance label 'pro-russian' for a000003 "
+        "(allowed: anti_russia, neutral, pro_russia)"
+    )
+    assert not (tmp_path / "out").exists()  # nothing written before the labels were checked
+    gold[3]["stance"] = "neutral"
+    gold[4]["id"] = "b999"
+    pd.DataFrame(gold).to_csv(labels, index=False)
+    line = error_line(run_cli(tmp_path, "newsclf-evaluate", *args, ok=False))
+    assert line.endswith(f"{labels}:6: annotation names unknown article 'b999'")
+    line = error_line(
+        run_cli(tmp_path, "newsclf-evaluate", *args, "models.topic=models:/nope@x", ok=False)
+    )
+    assert "models:/nope@x" in line
