@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run dataset train predict test lint bench bench-predict bench-labels clean
+.PHONY: install run dataset train predict test lint bench bench-predict bench-labels bench-real clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-predict: install  ## throughput and peak memory of newsclf-predict, 10k an
 
 bench-labels: install  ## weak labels vs gold on the bundled corpus, and what annotations add
 	$(BIN)/python benchmarks/weak_labels.py
+
+bench-real: install  ## the default models trained on the bundled corpus, scored on the real labelled sets
+	$(BIN)/python benchmarks/real.py $(BENCH_REAL_ARGS)
 
 clean:
 	rm -rf data predictions evaluations outputs multirun mlruns mlflow.db
