@@ -126,12 +126,21 @@ def test_bad_labels_name_file_id_and_value(tmp_path, row, message):
         evalset.gold(STANCE)
 
 
-def test_external_gate():
-    assert evalsets.external_gate({"nyt_dev": 0.6}, {"nyt_dev": 0.55}) == (True, "")
-    ok, why = evalsets.external_gate({"nyt_dev": 0.5}, {"nyt_dev": 0.55})
+def test_external_minimums_and_gate():
+    assert evaluation.external_minimums({"nyt_dev": 0.6}, {"nyt_dev": 0.55}) == (True, "")
+    ok, why = evaluation.external_minimums({"nyt_dev": 0.5}, {"nyt_dev": 0.55})
     assert not ok and why == "nyt_dev macro-F1 0.5000 below the minimum 0.5500"
-    assert not evalsets.external_gate({}, {"semeval_dev": 0.4})[0]
-    assert evalsets.external_gate({"x": 0.1}, None) == (True, "")
+    assert not evaluation.external_minimums({}, {"semeval_dev": 0.4})[0]
+    assert evaluation.external_minimums({"x": 0.1}, None) == (True, "")
+    # the gate: minimums first, then the champion on the test set and on the sets' mean
+    assert not evaluation.gate(0.9, 0.3, None, {"nyt_dev": 0.5}, {"nyt_dev": 0.55}).promote
+    assert evaluation.gate(0.9, 0.3, None, {"nyt_dev": 0.6}, {"nyt_dev": 0.55}).promote
+    worse = evaluation.gate(0.9, 0.3, 0.8, {"a": 0.5, "b": 0.3}, None, {"a": 0.4, "b": 0.5})
+    assert not worse.promote and worse.reason == (
+        "mean macro-F1 on a, b 0.4000 worse than the champion's 0.4500"
+    )
+    better = evaluation.gate(0.9, 0.3, 0.8, {"a": 0.5, "b": 0.5}, None, {"a": 0.4, "b": 0.5})
+    assert better.promote and "mean macro-F1 on a, b 0.5000 >= champion's 0.4500" in better.reason
 
 
 def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path):

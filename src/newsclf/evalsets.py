@@ -237,19 +237,3 @@ def _atomic_csv(frame: pd.DataFrame, path: Path) -> Path:
         frame.to_csv(fh, index=False)
     Path(fh.name).replace(path)
     return path
-
-
-def external_gate(
-    scores: Mapping[str, float], minimums: Mapping[str, float] | None
-) -> tuple[bool, str]:
-    """Whether every configured minimum macro-F1 on an evaluation set is reached, and why not.
-
-    A minimum for a set that was not scored fails (the gate cannot be checked)."""
-    failures = []
-    for name, minimum in (minimums or {}).items():
-        value = scores.get(name)
-        if value is None or np.isnan(value):
-            failures.append(f"{name} macro-F1 not measured (minimum {float(minimum):.4f})")
-        elif value < float(minimum):
-            failures.append(f"{name} macro-F1 {value:.4f} below the minimum {float(minimum):.4f}")
-    return not failures, "; ".join(failures)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,20 +72,64 @@ class GateDecision:
     reason: str
 
 
-def gate(score: float, min_score: float, champion_score: float | None) -> GateDecision:
+def gate(
+    score: float,
+    min_score: float,
+    champion_score: float | None,
+    external: Mapping[str, float] | None = None,
+    external_min: Mapping[str, float] | None = None,
+    champion_external: Mapping[str, float] | None = None,
+) -> GateDecision:
     """Promote when ``score`` (test macro-F1) reaches ``min_score`` and is not worse than the
-    current champion's score on the same test set."""
+    current champion's score on the same test set.
+
+    With evaluation sets (``external``: set name -> macro-F1), every minimum of
+    ``external_min`` must be reached too, and the mean macro-F1 over the sets must not be worse
+    than the champion's on the same sets (``champion_external``)."""
     if np.isnan(score) or score < min_score:
         return GateDecision(False, f"test macro-F1 {score:.4f} below the minimum {min_score:.4f}")
+    ok, why = external_minimums(external or {}, external_min)
+    if not ok:
+        return GateDecision(False, why)
     if champion_score is not None and score < champion_score:
         return GateDecision(
             False, f"test macro-F1 {score:.4f} worse than the champion's {champion_score:.4f}"
         )
+    shared = sorted(set(external or {}) & set(champion_external or {}))
+    extra = ""
+    if shared:
+        mine = float(np.mean([external[s] for s in shared]))
+        theirs = float(np.mean([champion_external[s] for s in shared]))
+        if mine < theirs:
+            return GateDecision(
+                False,
+                f"mean macro-F1 on {', '.join(shared)} {mine:.4f} worse than the champion's "
+                f"{theirs:.4f}",
+            )
+        extra = f"; mean macro-F1 on {', '.join(shared)} {mine:.4f} >= champion's {theirs:.4f}"
     if champion_score is None:
-        return GateDecision(True, f"test macro-F1 {score:.4f} >= {min_score:.4f}, no champion yet")
+        return GateDecision(
+            True, f"test macro-F1 {score:.4f} >= {min_score:.4f}, no champion yet{extra}"
+        )
     return GateDecision(
-        True, f"test macro-F1 {score:.4f} >= champion's {champion_score:.4f} and the minimum"
+        True,
+        f"test macro-F1 {score:.4f} >= champion's {champion_score:.4f} and the minimum{extra}",
     )
+
+
+def external_minimums(
+    scores: Mapping[str, float], minimums: Mapping[str, float] | None
+) -> tuple[bool, str]:
+    """Whether every minimum macro-F1 on an evaluation set (``gate.external``) is reached, and
+    why not. A minimum for a set that was not scored fails: the gate cannot be checked."""
+    failures = []
+    for name, minimum in (minimums or {}).items():
+        value = scores.get(name)
+        if value is None or np.isnan(value):
+            failures.append(f"{name} macro-F1 not measured (minimum {float(minimum):.4f})")
+        elif value < float(minimum):
+            failures.append(f"{name} macro-F1 {value:.4f} below the minimum {float(minimum):.4f}")
+    return not failures, "; ".join(failures)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -255,3 +255,99 @@ class ArrowFileRows:
                     if number >= max(spans):
                         break
         return out
+
+
+# --------------------------------------------------------------------------- what a model keys on
+
+
+def top_features(pipeline: Any, texts: Sequence[str], k: int = 20) -> list[dict] | None:
+    """The ``k`` features with the largest weight for each class, as readable n-grams: rows of
+    ``label``, ``rank``, ``feature``, ``weight``. None when the model's features or weights
+    cannot be read (e.g. a character n-gram union, or a classifier without linear weights).
+
+    A ``HashingVectorizer`` keeps no vocabulary, so its columns are mapped back through the
+    n-grams of ``texts`` (the training texts): a column's name is the training n-gram hashed
+    to it most often (two names joined by `` | `` when another is nearly as frequent).
+    """
+    if not isinstance(pipeline, Pipeline) or len(pipeline) < 2:
+        return None
+    weights, classes = _class_weights(pipeline[-1])
+    if weights is None:
+        return None
+    names = _feature_names(pipeline[0], texts, weights.shape[1])
+    if names is None:
+        return None
+    rows = []
+    for label, row in zip(classes, weights, strict=True):
+        best = np.argsort(-row, kind="stable")[:k]
+        for rank, column in enumerate(best, start=1):
+            name = names[column]
+            if name:
+                rows.append(
+                    {
+                        "label": str(label),
+                        "rank": rank,
+                        "feature": name,
+                        "weight": float(row[column]),
+                    }
+                )
+    return rows
+
+
+def _class_weights(classifier: Any) -> tuple[np.ndarray | None, list]:
+    """Per-class feature weights (classes x features), centred over the classes: linear
+    ``coef_`` (averaged over a calibrated classifier's folds), or naive Bayes'
+    ``feature_log_prob_``."""
+    classes = list(getattr(classifier, "classes_", []))
+    if hasattr(classifier, "calibrated_classifiers_"):
+        inner = [getattr(c.estimator, "coef_", None) for c in classifier.calibrated_classifiers_]
+        if any(c is None for c in inner):
+            return None, classes
+        coef = np.mean([np.asarray(c) for c in inner], axis=0)
+    elif hasattr(classifier, "coef_"):
+        coef = np.asarray(classifier.coef_)
+    elif hasattr(classifier, "feature_log_prob_"):
+        coef = np.asarray(classifier.feature_log_prob_)
+    else:
+        return None, classes
+    if coef.shape[0] == 1 and len(classes) == 2:  # binary: one row, positive = classes[1]
+        coef = np.vstack([-coef[0], coef[0]])
+    if coef.shape[0] != len(classes):
+        return None, classes
+    # What a feature adds to one class over the others: the argmax (and softmax) are unchanged
+    # by a per-feature constant, and naive Bayes' weights are all large for rare features.
+    return coef - coef.mean(axis=0, keepdims=True), classes
+
+
+def _feature_names(vectorizer: Any, texts: Sequence[str], n_features: int) -> list[str] | None:
+    from sklearn.feature_extraction import FeatureHasher
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    if isinstance(vectorizer, HashingVectorizer):
+        analyse = vectorizer.build_analyzer()
+        counts: Counter = Counter()
+        for text in texts:
+            counts.update(analyse(text))
+        terms = list(counts)
+        if not terms:
+            return None
+        hasher = FeatureHasher(
+            n_features=vectorizer.n_features, input_type="string", alternate_sign=False
+        )
+        columns = hasher.transform([[t] for t in terms]).tocsr().indices
+        by_column: dict[int, list[str]] = {}
+        for term, column in zip(terms, columns, strict=True):
+            by_column.setdefault(int(column), []).append(term)
+        names = [""] * n_features
+        for column, found in by_column.items():
+            found.sort(key=lambda t: (-counts[t], t))
+            name = found[0]
+            if len(found) > 1 and counts[found[1]] * 2 >= counts[found[0]]:
+                name = f"{found[0]} | {found[1]}"  # a collision of two common n-grams
+            names[column] = name
+        return names
+    try:
+        names = [str(n) for n in vectorizer.get_feature_names_out()]
+    except (AttributeError, ValueError, TypeError):
+        return None
+    return names if len(names) == n_features else None

@@ -482,14 +482,14 @@ class Registration:
     promoted: bool
     reason: str
     previous_champion: str | None  # the champion the decision was made against
-    champion_score: float | None
+    champion_score: Any  # what score() returned for the champion, or None
 
 
 def register_gated(
     model_uri: str,
     name: str,
     decide: Callable[[float | None], Any],
-    score: Callable[[str], float] | None = None,
+    score: Callable[[str], Any] | None = None,
     tags: Mapping[str, str] | None = None,
     lock_timeout: float = 600.0,
     stale_after: float = 1800.0,

@@ -10,15 +10,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import datasets as hf
 import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from sklearn.base import clone
 
-from newsclf import datasets, evaluation, tracking
+from newsclf import datasets, evalsets, evaluation, tracking
 from newsclf.cli import sweep, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
-from newsclf.models import build_model, fit_out_of_core
+from newsclf.models import build_model, fit_out_of_core, top_features
+from newsclf.predict import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,8 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict:
     """Train and evaluate; log everything to MLflow; register and gate the model."""
     task = Task.from_config(cfg.task)
+    if cfg.refit not in REFIT:
+        raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)  # fails fast if down
     dd, manifest = datasets.load(cfg.dataset_dir)
     if manifest["labels"] != task.label_names:
@@ -34,6 +40,7 @@ def train(cfg: DictConfig) -> dict:
             f"{task.name}'s {task.label_names}; rebuild it with newsclf-dataset"
         )
     names = task.label_names
+    sets = _evaluation_sets(cfg)  # read before fitting: a bad set fails at once
     out_of_core = cfg.model.get("out_of_core")  # stream the train split, never load it whole
     in_memory = datasets.SPLITS[1:] if out_of_core else datasets.SPLITS
     data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
@@ -84,38 +91,146 @@ def train(cfg: DictConfig) -> dict:
                     f"{task.name} / {cfg.model.name} / {split}",
                 )
                 tracking.log_artifact(png, "plots")
-        model_uri = tracking.log_model(model, names, task.name, dd["train"][:2]["text"])
+        result["external"] = _score_sets(cfg, task, model, sets)
+        final = model
+        if cfg.register and cfg.refit == "train+validation":
+            # The version to register learns from validation too (same parameters; the test
+            # split stays unseen). Its metrics above are those of the model fit on train only.
+            final = _refit(cfg, model, dd, data, names, out_of_core)
+        # readable names of hashed features come from the texts the final model learned from
+        texts = list(data["train"][0] if not out_of_core else dd["train"][:50_000]["text"])
+        if final is not model:
+            texts += list(data["validation"][0])
+        _log_top_features(cfg, final, texts)
+        model_uri = tracking.log_model(final, names, task.name, dd["train"][:2]["text"])
         result["model_uri"] = model_uri
         if cfg.register:
-            result.update(_register_and_gate(cfg, registered, model_uri, data["test"], result))
+            result.update(
+                _register_and_gate(cfg, registered, model_uri, data["test"], result, task, sets)
+            )
     return result
 
 
-def _register_and_gate(cfg: DictConfig, name: str, model_uri: str, test, result: dict) -> dict:
+REFIT = ("train+validation", "none")
+
+
+def _evaluation_sets(cfg: DictConfig) -> dict[str, evalsets.EvalSet]:
+    """The labelled evaluation sets configured with ``evaluation=...`` (none by default)."""
+    if not cfg.get("evaluation"):
+        if cfg.gate.get("external"):
+            raise NewsclfError(
+                f"gate.external: minimums for {', '.join(cfg.gate.external)} but no evaluation "
+                "set configured (add evaluation=real_dev or evaluation=[nyt_dev,...])"
+            )
+        return {}
+    sets_cfg = OmegaConf.to_container(cfg.evaluation, resolve=True)
+    missing = sorted(set(cfg.gate.get("external") or {}) - set(sets_cfg))
+    if missing:
+        raise NewsclfError(
+            f"gate.external: no evaluation set named {', '.join(missing)} "
+            f"(configured: {', '.join(sets_cfg)})"
+        )
+    return evalsets.load_sets(sets_cfg, instantiate(cfg.clean), cfg.max_chars)
+
+
+def _score_sets(cfg: DictConfig, task: Task, model, sets: dict) -> dict[str, float]:
+    """Score the fitted model on each evaluation set; log metrics (``<set>_macro_f1``, ...) and
+    the set's files under ``evaluation/<set>/``. Returns set name -> macro-F1."""
+    scores: dict[str, float] = {}
+    classifier = Classifier(model, task.label_names)
+    for evalset in sets.values():
+        scored = evalsets.evaluate(classifier, task, evalset, cfg.calibration_bins)
+        if scored is None:
+            log.warning("%s: no %s labels, not scored", evalset.name, task.name)
+            continue
+        counts = {"n_input": evalset.n_input, "n_not_scored": scored.n_not_scored}
+        tracking.log_metrics({**scored.metrics, **counts}, prefix=f"{evalset.name}_")
+        with tempfile.TemporaryDirectory() as tmp:
+            title = f"{task.name} / {cfg.model.name} / {evalset.name}"
+            evalsets.write_artifacts(scored, Path(tmp), title)
+            tracking.log_artifacts(tmp, f"evaluation/{evalset.name}")
+        scores[evalset.name] = scored.metrics.get("macro_f1", float("nan"))
+    return scores
+
+
+def _refit(cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core):
+    """A fresh copy of ``model`` fit on train + validation."""
+    if not dd["validation"].num_rows:
+        return model
+    final = clone(model)
+    started = time.perf_counter()
+    if out_of_core:
+        rows = hf.concatenate_datasets([dd["train"], dd["validation"]])
+        fit_out_of_core(final, rows, names, out_of_core)
+    else:
+        texts = list(data["train"][0]) + list(data["validation"][0])
+        final.fit(texts, list(data["train"][1]) + list(data["validation"][1]))
+    n = dd["train"].num_rows + dd["validation"].num_rows
+    tracking.log_metrics({"refit_seconds": time.perf_counter() - started, "n_refit": n})
+    tracking.set_tags({"newsclf.refit": "train+validation"})
+    return final
+
+
+def _log_top_features(cfg: DictConfig, model, texts: list[str]) -> None:
+    """The ``top_features`` n-grams with the largest weight per class, as a table artifact."""
+    if not cfg.top_features:
+        return
+    rows = top_features(model, texts, int(cfg.top_features))
+    if rows is None:
+        log.info("top features: not readable from this model; none logged")
+        return
+    tracking.log_table({k: [r[k] for r in rows] for k in rows[0]}, "top_features.json")
+
+
+def _register_and_gate(
+    cfg: DictConfig, name: str, model_uri: str, test, result: dict, task: Task, sets: dict
+) -> dict:
     """Register a version; make it champion if the gate passes against the current champion,
     rescored on this run's test set. Concurrent jobs are serialised by a promotion lock."""
     test_f1 = result.get("test_macro_f1", float("nan"))
     labels = list(cfg.task.labels)
 
-    def score(version: str) -> float:
+    external = result.get("external") or {}
+
+    def score(version: str) -> dict[str, float]:
+        """The champion's test macro-F1, and its macro-F1 on the same evaluation sets."""
         current = tracking.load_model(f"models:/{name}/{version}")
         predicted = current.classifier.predict(test[0])["label"].tolist()
-        return evaluation.metrics(test[1], predicted, labels)["macro_f1"]
+        scores = {"test": evaluation.metrics(test[1], predicted, labels)["macro_f1"]}
+        for set_name in external:
+            scored = evalsets.evaluate(current.classifier, task, sets[set_name])
+            if scored is not None:
+                scores[set_name] = scored.metrics["macro_f1"]
+        return scores
+
+    def decide(champion: dict[str, float] | None):
+        champion = champion or {}
+        return evaluation.gate(
+            test_f1,
+            cfg.gate.min_test_macro_f1,
+            champion.get("test"),
+            external,
+            cfg.gate.get("external"),
+            {k: v for k, v in champion.items() if k != "test"},
+        )
 
     lock = cfg.mlflow.get("promotion_lock") or {}
     outcome = tracking.register_gated(
         model_uri,
         name,
-        decide=lambda champion_f1: evaluation.gate(
-            test_f1, cfg.gate.min_test_macro_f1, champion_f1
-        ),
+        decide=decide,
         score=score if cfg.gate.compare_to_champion and test[0] else None,
-        tags={"test_macro_f1": f"{test_f1:.6f}"},
+        tags={
+            "test_macro_f1": f"{test_f1:.6f}",
+            "refit": cfg.refit,
+            **{f"eval.{k}.macro_f1": f"{v:.4f}" for k, v in external.items()},
+        },
         lock_timeout=float(lock.get("timeout_s", 600)),
         stale_after=float(lock.get("stale_after_s", 1800)),
     )
-    if outcome.champion_score is not None:
-        tracking.log_metrics({"champion_test_macro_f1": outcome.champion_score})
+    for key, value in (outcome.champion_score or {}).items():
+        metric = "champion_test_macro_f1" if key == "test" else f"champion_{key}_macro_f1"
+        tracking.log_metrics({metric: value})
     tracking.set_tags(
         {
             "newsclf.registered_model": name,
@@ -142,6 +257,11 @@ def summary(result: dict) -> None:
         f"test macro-F1 {result.get('test_macro_f1', float('nan')):.3f}, "
         f"test accuracy {result.get('test_accuracy', float('nan')):.3f}"
     )
+    if result.get("external"):
+        Console().print(
+            "  evaluation sets: "
+            + ", ".join(f"{k} macro-F1 {v:.3f}" for k, v in result["external"].items())
+        )
     if "version" in result:
         state = "champion" if result["promoted"] else "not promoted"
         console.print(

@@ -1,0 +1,128 @@
+"""newsclf-train with evaluation sets (metrics, gate.external, champion comparison on them), the
+refit on train + validation before registering, and the top features per class."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow import MlflowClient
+
+from newsclf import datasets, tracking
+from newsclf.models import build_model
+from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, error_line, make_corpus, run_cli
+from tests.predict_support import article_rows
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A generated corpus's datasets and a labelled evaluation set in the same style."""
+    cwd = tmp_path_factory.mktemp("train-eval")
+    labels = make_corpus(cwd / "corpus", n_per_topic=10)
+    run_cli(
+        cwd,
+        "newsclf-dataset",
+        f"source.path={cwd / 'corpus/articles'}",
+        f"annotations.path={labels}",
+        "log_to_mlflow=false",
+        "weak.enabled=false",
+    )
+    rows = article_rows(36, seed=5)
+    pd.DataFrame(rows).to_csv(cwd / "dev.csv", index=False)
+    topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
+    gold = [
+        {"id": r["id"], "topic": topics[i % 6], "stance": stances[i % 3]}
+        for i, r in enumerate(rows)
+    ]
+    pd.DataFrame(gold).to_csv(cwd / "dev_labels.csv", index=False)
+    return cwd
+
+
+def _dev(cwd: Path) -> list[str]:
+    return [
+        "evaluation=own",
+        f"evaluation.own.source.path={cwd / 'dev.csv'}",
+        f"evaluation.own.annotations.path={cwd / 'dev_labels.csv'}",
+    ]
+
+
+def _fit(cwd: Path, splits: tuple[str, ...]):
+    """The default topic model fit by hand on ``splits`` of the built dataset."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train")
+    dd, manifest = datasets.load(cwd / "data/datasets/topic")
+    texts = [t for s in splits for t in dd[s]["text"]]
+    labels = [manifest["labels"][i] for s in splits for i in dd[s]["label"]]
+    return build_model(cfg.model).fit(texts, labels), list(dd["test"]["text"])
+
+
+def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
+    cwd = built
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = [f"mlflow.tracking_uri={uri}", "task=topic"]
+    first = run_cli(cwd, "newsclf-train", *common, *_dev(cwd), "gate.external={own:0.2}")
+    out = " ".join(first.stdout.split())
+    assert "evaluation sets: own macro-F1" in out and "version 1 (champion" in out
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    v1 = client.get_model_version("newsclf-topic", "1")
+    run = client.get_run(v1.run_id)
+    metrics = run.data.metrics
+    assert metrics["own_n"] == 36 and 0.2 <= metrics["own_macro_f1"] <= 1
+    assert {"own_accuracy", "own_ece", "own_log_loss", "own_recall_military"} <= set(metrics)
+    assert v1.tags["eval.own.macro_f1"] == f"{metrics['own_macro_f1']:.4f}"
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation/own")}
+    assert "evaluation/own/misclassified.csv" in files and "evaluation/own/reliability.png" in files
+
+    # refit: the registered model is the default model fit on train + validation
+    manifest = json.loads((cwd / "data/datasets/topic/manifest.json").read_text())
+    assert metrics["n_refit"] == manifest["rows"]["train"] + manifest["rows"]["validation"]
+    assert run.data.tags["newsclf.refit"] == "train+validation" and v1.tags["refit"] == (
+        "train+validation"
+    )
+    tracking.configure(uri)
+    registered = tracking.load_model("models:/newsclf-topic/1").classifier
+    by_hand, test_texts = _fit(cwd, ("train", "validation"))
+    train_only, _ = _fit(cwd, ("train",))
+    np.testing.assert_allclose(
+        registered.scores(test_texts)[0], by_hand.predict_proba(test_texts), rtol=1e-9
+    )
+    assert not np.allclose(registered.scores(test_texts)[0], train_only.predict_proba(test_texts))
+
+    # top features: readable n-grams mapped back through the hashing vectorizer
+    table = client.download_artifacts(run.info.run_id, "top_features.json", str(tmp_path))
+    top = json.loads(Path(table).read_text())
+    frame = pd.DataFrame(top["data"], columns=top["columns"])
+    assert set(frame["label"]) == set(TOPIC_WORDS) and frame["rank"].max() == 20
+    for label, words in TOPIC_WORDS.items():
+        best = frame[(frame["label"] == label) & (frame["rank"] <= 3)]["feature"]
+        assert set(best) & set(words.split()), (label, best.tolist())
+
+    # refit=none keeps the model fit on train; an unreachable external minimum blocks the alias
+    second = run_cli(
+        cwd, "newsclf-train", *common, *_dev(cwd), "refit=none", "gate.external={own:1.01}"
+    )
+    out = " ".join(second.stdout.split())
+    assert "version 2 (not promoted: own macro-F1" in out and "below the minimum 1.0100" in out
+    v2 = client.get_model_version("newsclf-topic", "2")
+    assert "newsclf.refit" not in client.get_run(v2.run_id).data.tags
+    model = tracking.load_model("models:/newsclf-topic/2").classifier
+    np.testing.assert_allclose(
+        model.scores(test_texts)[0], train_only.predict_proba(test_texts), rtol=1e-9
+    )
+    # the champion was compared on the evaluation set as well
+    assert "champion_own_macro_f1" in client.get_run(v2.run_id).data.metrics
+    assert str(client.get_model_version_by_alias("newsclf-topic", "champion").version) == "1"
+
+
+def test_external_gate_needs_its_set(built, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_cli(
+        built, "newsclf-train", f"mlflow.tracking_uri={uri}", "gate.external={nyt:0.5}", ok=False
+    )
+    assert "gate.external: minimums for nyt but no evaluation set configured" in error_line(proc)
+    proc = run_cli(built, "newsclf-train", "refit=all", ok=False)
+    assert "refit: 'all' is not one of train+validation, none" in error_line(proc)
