@@ -147,7 +147,8 @@ def main() -> None:
     out = workdir / "bench-real-evaluations"
     cli(
         "newsclf-evaluate",
-        f"models={{{models}}}",
+        "~models",  # the default models, replaced (a new key is refused in a struct config)
+        f"+models={{{models}}}",
         "evaluation=real_dev",
         f"output_dir={out}",
         cwd=workdir,
