@@ -11,7 +11,13 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 
 from newsclf.errors import NewsclfError
-from newsclf.models import build_model, feature_union, fit_out_of_core, text_pipeline
+from newsclf.models import (
+    RuleCues,
+    build_model,
+    feature_union,
+    fit_out_of_core,
+    text_pipeline,
+)
 from newsclf.predict import load_pipeline, save_pipeline
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus, run_cli
 
@@ -28,9 +34,16 @@ def _data(words: dict[str, str] = TOPIC_WORDS, per_label: int = 6):
     return texts, labels
 
 
-def _model_config(path: Path, **overrides):
-    # model configs may interpolate ${seed}; compose them under `model` as Hydra does
-    cfg = OmegaConf.merge({"seed": 0, "model": OmegaConf.load(path)}, {"model": overrides})
+def _model_config(path: Path, task: str = "stance", **overrides):
+    # model configs may interpolate ${seed} and ${task}; compose them as Hydra does
+    cfg = OmegaConf.merge(
+        {
+            "seed": 0,
+            "task": OmegaConf.load(ROOT / "configs" / "task" / f"{task}.yaml"),
+            "model": OmegaConf.load(path),
+        },
+        {"model": overrides},
+    )
     return cfg.model
 
 
@@ -250,3 +263,61 @@ def test_arrow_file_rows_reads_ranges_across_files_like_slicing(tmp_path):
     from_disk = fit_out_of_core(_stream_pipeline(), disk, names, settings)
     from_memory = fit_out_of_core(_stream_pipeline(), memory, names, settings)
     assert np.array_equal(from_disk[-1].coef_, from_memory[-1].coef_)
+
+
+STANCE_LABELS = ["anti_russia", "neutral", "pro_russia"]
+BLAME_WEST = (
+    "Why Europe pays\n\nThe Kremlin warned for years. NATO's aggression and eastward march "
+    "provoked Russia."
+)
+CONDEMN = (
+    "Shelling\n\nRussia's brutal war of aggression goes on; the Kremlin's war machine shells towns."
+)
+NO_TARGET = "Cup final\n\nThe home side won the cup final on penalties."
+
+
+def test_rule_cues_are_the_stance_rules_votes_near_their_targets():
+    cues = RuleCues(rules="stance", labels=STANCE_LABELS, weight=0.5).fit([], None)
+    names = list(cues.get_feature_names_out())
+    x = cues.transform([BLAME_WEST, CONDEMN, NO_TARGET]).toarray()
+    assert x.shape == (3, len(names)) and set(np.unique(x)) <= {0.0, 0.5}
+    on = [{names[j] for j in np.nonzero(row)[0]} for row in x]
+    assert "rule:west_as_culprit=pro_russia" in on[0]
+    assert "rule:condemns_kremlin=anti_russia" in on[1]
+    assert not any(n.endswith("=anti_russia") for n in on[0])
+    assert not any(n.endswith("=pro_russia") for n in on[1])
+    assert "rule:mentions_target" in on[0] & on[1]
+    assert on[2] == set()  # no mention of the Russian state: every rule abstains
+
+
+def test_rule_cues_without_a_rule_file_add_no_columns():
+    cues = RuleCues(rules="no_such_task", labels=["a", "b"]).fit(["x"], ["a"])
+    assert cues.transform(["x", "y"]).shape == (2, 0)
+    assert RuleCues(rules=None).fit(["x"], ["a", "b"]).transform(["x"]).shape == (1, 0)
+    with pytest.raises(NewsclfError, match="does not exist"):
+        RuleCues(rules="missing.yaml").fit(["x"], ["a"])
+
+
+def test_a_saved_cue_model_needs_no_rule_file(tmp_path):
+    """The rules are kept in the model: it loads (trusted types only) and predicts the same
+    after the rule file is gone, and the compiled regexes are not saved."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "targets: [Kremlin]\nrules:\n  blame:\n    type: cues\n    label: pro_russia\n"
+        "    window: 5\n    terms: [provoked]\n",
+        encoding="utf-8",
+    )
+    cfg = _model_config(ROOT / "configs" / "model" / "tfidf_cues_logreg.yaml")
+    cfg.pipeline.vectorizer.cues.rules = str(rules)
+    model = build_model(cfg)
+    texts, labels = _data(STANCE_WORDS)
+    texts = [*texts, "the Kremlin was provoked", "the Kremlin was provoked again"]
+    labels = [*labels, "pro_russia", "pro_russia"]
+    model.fit(texts, labels)
+    cues = model.named_steps["vectorizer"].transformer_list[1][1]
+    assert cues.transform(["the Kremlin was provoked"]).nnz == 2  # the vote and the target
+    path = save_pipeline(model, tmp_path / "model.skops")
+    rules.unlink()
+    loaded = load_pipeline(path)
+    assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts))
+    assert "_compiled" not in loaded.named_steps["vectorizer"].transformer_list[1][1].__getstate__()

@@ -36,6 +36,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "builtins.list",
     "builtins.str",
     "builtins.tuple",
+    "newsclf.models.RuleCues",
     "numpy.dtype",
     "numpy.float64",
     "numpy.int64",
