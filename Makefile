@@ -13,11 +13,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-run: install  ## build both datasets, train + register both models, predict the seed articles
+run: install  ## build both datasets, train + register both models, predict the seed articles, score on real sets
 	$(BIN)/newsclf-dataset
 	$(BIN)/newsclf-train task=topic
-	$(BIN)/newsclf-train task=stance
+	$(BIN)/newsclf-train task=stance model=tfidf_cues_logreg
 	$(BIN)/newsclf-predict output.path=predictions/seeds.parquet
+	@if [ -d "$${NEWSCLF_SHARED_DATA:-../shared/data}/nyt-russia-ukraine" ]; then \
+	  $(BIN)/newsclf-evaluate evaluation=real_dev; \
+	else echo "newsclf-evaluate: no real labelled sets at $${NEWSCLF_SHARED_DATA:-../shared/data}, skipped"; fi
 	@echo
 	@echo "Datasets:    data/datasets/{topic,stance} (dataset card: README.md in each)"
 	@echo "Predictions: predictions/seeds.parquet (rejects beside it)"

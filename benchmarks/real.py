@@ -1,15 +1,17 @@
 """What models trained on the bundled corpus are worth on real articles.
 
-    .venv/bin/python benchmarks/real.py [--models tfidf_logreg tfidf_svm] [--workdir DIR]
+    .venv/bin/python benchmarks/real.py [--models tfidf_logreg stance=tfidf_cues_logreg] \
+        [--workdir DIR]
     .venv/bin/python benchmarks/real.py --store .      # the champions of an existing store
 
 Without ``--store``: in a fresh folder, ``newsclf-dataset`` builds the bundled corpus's datasets,
-``newsclf-train`` trains and registers each model of ``--models`` (default: the default model)
-for both tasks, and ``newsclf-evaluate evaluation=real_dev`` scores every registered version on
-the real labelled dev sets of the shared data folder (NYT 2022, SemEval-2025 war articles). With
-``--store DIR``: only ``newsclf-evaluate`` runs, in DIR, on its champions (e.g. after
-``make run``; about 20 s). Each model's corpus test split (the numbers its training run logged)
-is printed beside the real sets: macro-F1, accuracy, ECE and recall per class.
+``newsclf-train`` trains and registers each model of ``--models`` for both tasks, or for one
+task when written ``task=model`` (default: what ``make run`` trains, and the plain default model
+for stance beside it), and ``newsclf-evaluate evaluation=real_dev`` scores every registered
+version on the real labelled dev sets of the shared data folder (NYT 2022, SemEval-2025 war
+articles). With ``--store DIR``: only ``newsclf-evaluate`` runs, in DIR, on its champions
+(e.g. after ``make run``; about 20 s). Each model's corpus test split (the numbers its training
+run logged) is printed beside the real sets: macro-F1, accuracy, ECE and recall per class.
 
 Writes ``benchmarks/results/real.{md,json}``. The real sets are read from
 ``NEWSCLF_SHARED_DATA`` (default ``<repo root>/../shared/data``); they are never trained on.
@@ -55,8 +57,9 @@ def train_all(workdir: Path, models: list[str], env: dict) -> dict[str, str]:
     cli("newsclf-dataset", cwd=workdir, env=env)
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     uris = {}
-    for model in models:
-        for task in TASKS:
+    for spec in models:
+        only, _, model = spec.rpartition("=")
+        for task in [only] if only else TASKS:
             cli("newsclf-train", f"task={task}", f"model={model}", cwd=workdir, env=env)
             run = client.search_runs(
                 [client.get_experiment_by_name(f"newsclf-{task}").experiment_id],
@@ -121,7 +124,12 @@ def markdown(rows: list[dict], header: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["tfidf_logreg"])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["tfidf_logreg", "stance=tfidf_cues_logreg"],
+        help="model configs for both tasks, or task=model for one",
+    )
     parser.add_argument("--store", type=Path, help="evaluate the champions of this folder")
     parser.add_argument("--workdir", type=Path, help="keep the trained store here")
     args = parser.parse_args()
