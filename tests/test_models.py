@@ -17,6 +17,7 @@ from newsclf.models import (
     feature_union,
     fit_out_of_core,
     text_pipeline,
+    top_features,
 )
 from newsclf.predict import load_pipeline, save_pipeline
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus, run_cli
@@ -321,3 +322,17 @@ def test_a_saved_cue_model_needs_no_rule_file(tmp_path):
     loaded = load_pipeline(path)
     assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts))
     assert "_compiled" not in loaded.named_steps["vectorizer"].transformer_list[1][1].__getstate__()
+
+
+def test_top_features_of_a_cue_model_name_words_and_rules():
+    cfg = _model_config(ROOT / "configs" / "model" / "tfidf_cues_logreg.yaml")
+    model = build_model(cfg)
+    texts = [BLAME_WEST, CONDEMN, NO_TARGET] * 4
+    labels = ["pro_russia", "anti_russia", "neutral"] * 4
+    model.fit(texts, labels)
+    rows = top_features(model, texts, k=40)
+    assert rows is not None
+    features = {label: {r["feature"] for r in rows if r["label"] == label} for label in labels}
+    assert "rule:west_as_culprit=pro_russia" in features["pro_russia"]
+    assert "rule:condemns_kremlin=anti_russia" in features["anti_russia"]
+    assert any(" " in f and not f.startswith("rule:") for f in features["neutral"])  # bigrams

@@ -421,6 +421,19 @@ def _feature_names(vectorizer: Any, texts: Sequence[str], n_features: int) -> li
     from sklearn.feature_extraction import FeatureHasher
     from sklearn.feature_extraction.text import HashingVectorizer
 
+    if isinstance(vectorizer, Pipeline):  # e.g. hashing then TF-IDF: the columns stay the same
+        return _feature_names(vectorizer[0], texts, n_features)
+    if isinstance(vectorizer, FeatureUnion):  # the parts' columns side by side
+        names: list[str] = []
+        for _, part in vectorizer.transformer_list:
+            if part in ("drop", "passthrough"):
+                return None
+            width = part.transform(texts[:1]).shape[1] if texts else 0
+            part_names = _feature_names(part, texts, width)
+            if part_names is None:
+                return None
+            names += part_names
+        return names if len(names) == n_features else None
     if isinstance(vectorizer, HashingVectorizer):
         analyse = vectorizer.build_analyzer()
         counts: Counter = Counter()
