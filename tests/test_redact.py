@@ -19,6 +19,7 @@ SECRET = "S3cr/t@x"
         f"🏃 View run x at: http://alice:{SECRET}@127.0.0.1:5000/#/experiments/1/runs/0a1",
         f"+extra.auth_header='Bearer {SECRET}'",
         f"mlflow.tracking_uri=https://{SECRET}@host",
+        f"+extra.db='postgresql://db/x?sslmode=require&password={SECRET}'",
     ],
 )
 def test_secret_forms_are_masked(text):

@@ -57,9 +57,18 @@ def redact_text(text: str) -> str:
     if "@" not in text and "=" not in text:
         return text
     text = _URI_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
-    return _KEY_VALUE.sub(
-        lambda m: f"{m['key']}={MASK}" if is_secret_key(m["key"].lstrip("+~")) else m[0], text
-    )
+    return _mask_pairs(text)
+
+
+def _mask_pairs(text: str) -> str:
+    def mask(m: re.Match) -> str:
+        if is_secret_key(m["key"].lstrip("+~")):
+            return f"{m['key']}={MASK}"
+        value = m["value"]  # a quoted value may hold pairs of its own (a query string)
+        inner = _mask_pairs(value[1:-1]) if value[:1] in "'\"" and len(value) > 1 else value
+        return f"{m['key']}={value[:1]}{inner}{value[-1:]}" if inner != value else m[0]
+
+    return _KEY_VALUE.sub(mask, text)
 
 
 def redact(key: str, value: Any) -> Any:
