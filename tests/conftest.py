@@ -59,6 +59,19 @@ def make_corpus(folder: Path, n_per_topic: int = 8, seed: int = 0) -> Path:
     return labels
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests write only into temporary folders: MLflow's default ``./mlruns`` (models logged
+    by module fixtures) and Hydra's ``outputs/`` land in a temporary working directory."""
+    made = [p for p in ("mlruns", "mlflow.db", "outputs") if not (ROOT / p).exists()]
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+    leaked = [p for p in made if (ROOT / p).exists()]
+    assert not leaked, f"tests wrote {leaked} into the checkout"
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """A generated corpus folder with articles/ and labels.csv."""

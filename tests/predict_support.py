@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -30,15 +31,23 @@ def register_models(folder: Path) -> str:
     }
     texts = [articles[i].text for i in gold["article_id"]]
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    tracking.configure(uri)
-    for task in ("topic", "stance"):
-        y = gold[task].tolist()
-        pipe = Pipeline(
-            [("vectorizer", TfidfVectorizer()), ("classifier", LogisticRegression(max_iter=500))]
-        ).fit(texts, y)
-        with tracking.run(f"newsclf-{task}", "unit"):
-            model_uri = tracking.log_model(pipe, sorted(set(y)), task, texts[:2])
-        tracking.promote(f"newsclf-{task}", tracking.register(model_uri, f"newsclf-{task}"))
+    before = Path.cwd()
+    os.chdir(folder)  # the store's artifacts (./mlruns) go beside its database
+    try:
+        tracking.configure(uri)
+        for task in ("topic", "stance"):
+            y = gold[task].tolist()
+            pipe = Pipeline(
+                [
+                    ("vectorizer", TfidfVectorizer()),
+                    ("classifier", LogisticRegression(max_iter=500)),
+                ]
+            ).fit(texts, y)
+            with tracking.run(f"newsclf-{task}", "unit"):
+                model_uri = tracking.log_model(pipe, sorted(set(y)), task, texts[:2])
+            tracking.promote(f"newsclf-{task}", tracking.register(model_uri, f"newsclf-{task}"))
+    finally:
+        os.chdir(before)
     return uri
 
 

@@ -118,7 +118,13 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
 
 
 def _decode(data: bytes, path: Path, encoding: str) -> str:
-    if b"\x00" in data[:8192]:
+    wide = encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    if not wide and data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise NewsclfError(
+            f"{path}: UTF-16 text (byte order mark); convert it to UTF-8 or set "
+            "source.encoding=utf-16"
+        )
+    if not wide and b"\x00" in data[:8192]:
         raise NewsclfError(f"{path}: binary file (NUL bytes), not text")
     try:
         text = data.decode(encoding)
@@ -196,11 +202,13 @@ class Source:
         if fmt == "txt":  # one record per file, so whole files can be skipped
             files, skip = files[skip:], 0
         for file in files:
+            records = 0
             try:
                 if fmt == "txt":
                     yield self._read_txt(file)
                 else:
                     for make in self._table_records(file, fmt):
+                        records += 1
                         if skip:
                             skip -= 1
                             continue
@@ -208,6 +216,11 @@ class Source:
             except NewsclfError as exc:
                 if self.on_error == "raise":
                     raise
+                if records:  # the rest of the file is unread: its records cannot be counted
+                    raise NewsclfError(
+                        f"{exc}; stopped after {records} records of {file}, since the rest of "
+                        "it cannot be read or counted"
+                    ) from None
                 if skip:
                     skip -= 1
                     continue
@@ -329,6 +342,17 @@ class Source:
             value = row.get(column) if column else None
             return "" if value is None else str(value)
 
+        for column in (self.text_column, self.title_column, self.id_column):
+            value = row.get(column) if column else None
+            if value is not None and not isinstance(value, str):
+                # str() of a number, a list or bytes would be predicted as if it were text
+                problem = (
+                    f"{source}: column {column!r} holds {type(value).__name__} "
+                    f"{_preview(value)}, not a string"
+                )
+                if self.on_error == "raise":
+                    raise NewsclfError(problem)
+                return Reject(None, source, "wrong_type", problem)
         title, body = cell(self.title_column), cell(self.text_column)
         article_id = cell(self.id_column).strip() or content_id(title, body)
         return Article(
@@ -341,10 +365,21 @@ class Source:
         )
 
 
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
     with file.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            line = _decode(raw, Path(f"{file}:{line_no}"), source.encoding).strip()
+            try:
+                line = _decode(raw, Path(f"{file}:{line_no}"), source.encoding).strip()
+            except NewsclfError as exc:  # one undecodable line is one record, not the file
+                if source.on_error == "raise":
+                    raise
+                yield line_no, {"__reject__": str(exc)}
+                continue
             if not line:
                 continue
             try:
@@ -362,78 +397,143 @@ def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
             yield line_no, {"__reject__": str(problem)}
 
 
-CSV_BLOCK_SIZE = 1 << 22  # bytes pyarrow parses at a time; it reads one or two blocks ahead
+CSV_MAX_FIELD = 64 << 20  # characters: a longer field is an unclosed quote, not an article
+CSV_MAX_REPLAY = 64 << 20  # characters of a record kept to re-read it from its second line
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes the decoder could not read (surrogateescape)
+
+
+class _Lines:
+    """The lines of a text file, numbered, that can go back to the line after a record's first.
+
+    A record that cannot be parsed (an unclosed quote swallows the lines after it) is rejected
+    with the line it starts on, and reading resumes on the next line: the lines the record
+    consumed are replayed from memory, or, past ``CSV_MAX_REPLAY`` characters, by reading the
+    file again up to that line. Undecodable bytes are noted per line, not fatal.
+    """
+
+    def __init__(self, file: Path, encoding: str) -> None:
+        self.file, self.encoding = file, encoding
+        self.handle = self._open()
+        self.pending: list[str] = []  # lines to hand out again, last first
+        self.no = 0  # number of the last line handed out
+        self.start = 1  # first line of the current record
+        self.record: list[str] | None = []  # its lines (None: too long to keep)
+        self.size = 0
+        self.bad: list[tuple[int, str]] = []  # (line, undecodable byte) in the current record
+
+    def _open(self):
+        utf8 = self.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        encoding = "utf-8-sig" if utf8 else self.encoding  # a byte order mark is not a name
+        return self.file.open(encoding=encoding, errors="surrogateescape", newline="")
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.pending.pop() if self.pending else next(self.handle)
+        self.no += 1
+        if self.record is not None:
+            self.record.append(line)
+            self.size += len(line)
+            if self.size > CSV_MAX_REPLAY:
+                self.record = None
+        if not line.isascii() and (found := _UNDECODABLE.search(line)):
+            self.bad.append((self.no, f"0x{ord(found.group()) - 0xDC00:02x}"))
+        return line
+
+    def next_record(self) -> None:
+        """The lines handed out so far belong to finished records."""
+        self.start, self.record, self.size, self.bad = self.no + 1, [], 0, []
+
+    def resume_after_start(self) -> None:
+        """Go back to the line after the current record's first line."""
+        if self.record is None:  # too long to have kept: read the file again up to there
+            self.handle.close()
+            self.handle = self._open()
+            for _ in itertools.islice(self.handle, self.start):
+                pass
+            self.pending = []
+        else:
+            self.pending.extend(reversed(self.record[1:]))
+        self.no = self.start
+        self.next_record()
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
-    """Rows of a CSV file as strings, streamed in blocks by pyarrow's CSV reader.
+    """Rows of a CSV file as strings, streamed line by line, each numbered by its first line.
 
-    Quoted fields may hold newlines. A row with the wrong number of fields is rejected alone
-    (``on_error: reject``) or stops the read with its line named.
+    Quoted fields may hold newlines. A record that cannot be parsed (an unclosed quote, bytes
+    that are not ``source.encoding``, a wrong number of fields) stops the read with its line
+    named (``on_error: raise``) or is rejected alone, and reading goes on with the next line.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    import csv
 
     head = _head(file)
-    # A multi-byte character may straddle the cut: check all but the last few bytes.
-    _decode(
-        head if len(head) < (1 << 20) else head[:-4], file, source.encoding
-    )  # clear error on binary or wrongly-encoded files
+    encoding = source.encoding.lower().replace("_", "-")
+    wide = encoding.startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not wide:
+        raise NewsclfError(
+            f"{file}: UTF-16 text (byte order mark); convert it to UTF-8 or set "
+            "source.encoding=utf-16"
+        )
+    if not wide and b"\x00" in head[:8192]:
+        raise NewsclfError(f"{file}: binary file (NUL bytes), not text")
     if not head.strip():
         raise NewsclfError(f"{file}: empty CSV file")
-    bad_rows: list[str] = []
-
-    def invalid_row(row) -> str:
-        if source.on_error == "raise":
-            return "error"
-        bad_rows.append(
-            f"{file}: malformed CSV row ({row.actual_columns} fields where the header has "
-            f"{row.expected_columns}): {row.text[:80]!r}"
-        )
-        return "skip"
-
-    def open_reader(handle, column_types: dict | None = None):
-        # A Python file object, not the path, and no reader threads: otherwise pyarrow reads
-        # ahead without bound and memory grew with the file (150 MB held for a 240 MB file);
-        # this way it holds about two 4 MiB blocks, and parses no slower.
-        return pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(
-                encoding=source.encoding, block_size=CSV_BLOCK_SIZE, use_threads=False
-            ),
-            parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=invalid_row
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=column_types or {},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-
-    def rejects(after: int) -> Iterator[tuple[str, dict]]:
-        # pyarrow does not know line numbers once values may span lines: "after record N".
-        for problem in bad_rows:
-            yield f"{after}+", {"__reject__": problem}
-        bad_rows.clear()
-
-    record_no = 1  # the header is record 1, as in an editor with one line per record
+    if csv.field_size_limit() < CSV_MAX_FIELD:
+        csv.field_size_limit(CSV_MAX_FIELD)
+    lines = _Lines(file, source.encoding)
+    reader = csv.reader(lines, strict=True)
+    header: list[str] | None = None
     try:
-        with file.open("rb") as handle:
-            names = open_reader(handle).schema.names
-        bad_rows.clear()  # the schema peek saw the first block; it is read again below
-        with file.open("rb") as handle:
-            for batch in open_reader(handle, {n: pa.string() for n in names}):
-                for row in batch.to_pylist():
-                    record_no += 1
-                    yield record_no, row
-                yield from rejects(record_no)
-    except pa.ArrowInvalid as exc:
-        message = str(exc).strip().splitlines()[0]
-        if "Empty CSV file" in message:
-            raise NewsclfError(f"{file}: empty CSV file") from None
-        raise NewsclfError(f"{file}: malformed CSV ({message})") from None
-    yield from rejects(record_no)
+        while True:
+            problem = None
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                eof = "unexpected end of data" in str(exc)
+                problem = f"malformed CSV record ({'a quote is never closed' if eof else exc})"
+            except UnicodeDecodeError as exc:  # UTF-16 bytes surrogateescape cannot map
+                problem = f"not {source.encoding} text ({exc.reason})"
+            start = lines.start
+            if problem is None and lines.bad:
+                line_no, byte = lines.bad[0]
+                problem = (
+                    f"not {source.encoding} text (byte {byte} on line {line_no}); "
+                    "set source.encoding if the file uses another encoding"
+                )
+            elif problem is None and header is not None and row and len(row) != len(header):
+                problem = (
+                    f"{len(row)} fields where the header has {len(header)}: {','.join(row)[:80]!r}"
+                )
+            if problem is None:
+                lines.next_record()
+                if not row:  # a blank line
+                    continue
+                if header is None:
+                    header = row
+                    continue
+                yield start, dict(zip(header, row, strict=True))
+                continue
+            if header is None:
+                raise NewsclfError(f"{file}:{start}: unreadable CSV header ({problem})")
+            error = NewsclfError(f"{file}:{start}: {problem}")
+            if source.on_error == "raise":
+                raise error
+            yield start, {"__reject__": str(error)}
+            if lines.no > start:  # the record swallowed later lines: read them again
+                lines.resume_after_start()
+            else:
+                lines.next_record()
+    finally:
+        lines.close()
+    if header is None:
+        raise NewsclfError(f"{file}: empty CSV file")
 
 
 def _head(file: Path, size: int = 1 << 20) -> bytes:

@@ -49,7 +49,7 @@ from newsclf.report import batch_report
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-_NOT_IDENTITY = ("n_jobs", "resume", "mkdir", "max_oov_share", "max_vocabulary_js")
+_NOT_IDENTITY = ("n_jobs", "resume", "mkdir", "overwrite", "max_oov_share", "max_vocabulary_js")
 REJECT_COLUMNS = ["id", "source", "reason", "detail"]
 REMOVAL_COLUMNS = ["article_id", "rule", "text"]
 
@@ -67,6 +67,7 @@ class JobSettings:
     low_confidence: float = 0.5
     output_format: str = "auto"
     mkdir: bool = True
+    overwrite: bool = False  # replace a finished predictions file written by another job
     resume: bool = True
     max_oov_share: float = 0.5  # report thresholds for a drift warning
     max_vocabulary_js: float = 0.25
@@ -307,6 +308,7 @@ def _run_locked(
     on_progress: Callable[[int, int], None] | None,
 ) -> JobResult:
     fingerprint = job_fingerprint(source, models, settings, config)
+    _check_overwrite(path, fingerprint, settings)
     parts = _parts_dir(path)
     state, term_docs = _load_state(parts, fingerprint) if settings.resume else (None, {})
     if state is None:
@@ -338,11 +340,17 @@ def _run_locked(
     n_jobs = resolve_n_jobs(settings.n_jobs)
     chunks = batched(source.read(skip=state.records), settings.chunk_size)
     initargs = (models, cleaner, settings.max_chars, settings.oov_sample)
-    for result in ordered_map(worker_process_chunk, chunks, n_jobs, init_worker, initargs):
-        frame, dup_rejects = _dedupe(result, seen_ids, seen_texts, settings.dedupe_text)
-        _commit_chunk(parts, state, term_docs, result, frame, dup_rejects, settings, models)
-        if on_progress:
-            on_progress(state.records, -1 if total is None else total)
+    try:
+        for result in ordered_map(worker_process_chunk, chunks, n_jobs, init_worker, initargs):
+            frame, dup_rejects = _dedupe(result, seen_ids, seen_texts, settings.dedupe_text)
+            _commit_chunk(parts, state, term_docs, result, frame, dup_rejects, settings, models)
+            if on_progress:
+                on_progress(state.records, -1 if total is None else total)
+    except KeyboardInterrupt:  # Ctrl-C: the committed chunks stay; say how to go on
+        raise KeyboardInterrupt(
+            f"interrupted after {state.chunks} chunks ({state.records} records); rerun the "
+            "same command to resume"
+        ) from None
     seconds = time.perf_counter() - started
     n_input = state.n_predicted + state.n_rejected
     if state.records == 0:
@@ -362,6 +370,7 @@ def _run_locked(
         "n_truncated": state.n_truncated,
     }
     report = {**counts, **report, "models": models_meta, "source": str(source.path)}
+    report["job_fingerprint"] = fingerprint  # lets a rerun of this job replace its own output
     report_path = _assemble(path, parts, state, models, settings, report)
     shutil.rmtree(parts, ignore_errors=True)
     return JobResult(
@@ -373,6 +382,21 @@ def _run_locked(
         models=models_meta,
         **counts,
     )
+
+
+def _check_overwrite(path: Path, fingerprint: str, settings: JobSettings) -> None:
+    """Refuse to replace a finished predictions file of another job (unless told to)."""
+    if settings.overwrite or not path.exists():
+        return
+    try:
+        report = json.loads(sidecar(path, ".report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = {}
+    if report.get("job_fingerprint") != fingerprint:
+        raise NewsclfError(
+            f"{path}: exists, written by another job (other input, models or settings); set "
+            "output.overwrite=true to replace it, or choose another output.path"
+        )
 
 
 def _nothing_predicted(path: Path, parts: Path, state: JobState) -> None:

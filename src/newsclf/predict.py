@@ -502,6 +502,8 @@ def ordered_map(
 
 
 def _start_worker(initializer: Callable, *initargs: object) -> None:
+    # Ctrl-C reaches the whole process group: the parent reports it, once; workers finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker must not outlive a killed parent: it would keep the job's lock file open.
     try:
         import ctypes

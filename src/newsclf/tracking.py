@@ -5,11 +5,13 @@ This is the one module that talks to MLflow, so an MLflow API change has one pla
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -36,13 +38,12 @@ from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from newsclf.errors import NewsclfError
 from newsclf.predict import Classifier, LoadedModel, load_pipeline, save_pipeline
+from newsclf.redact import redact, redact_text, redact_tree
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.IGNORECASE)
-_URI_CREDENTIALS = re.compile(r"(://[^:/@]+:)[^@/]+@")
 _MAX_PARAM_CHARS = 6000
 
 
@@ -95,8 +96,8 @@ def _init_sqlite(uri: str) -> None:
     """
     path = _sqlite_path(uri)
     assert path is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{path}.lock", timeout=300), _mlflow_errors(uri):
             if not path.exists():
                 _create_sqlite_store(path, uri)
@@ -105,6 +106,11 @@ def _init_sqlite(uri: str) -> None:
             client.search_registered_models(max_results=1)
     except FileLockTimeout:
         raise NewsclfError(f"MLflow at {uri}: {path}.lock held by another process") from None
+    except OSError as exc:  # e.g. a working directory the user cannot write
+        raise NewsclfError(
+            f"MLflow store {path}: cannot write ({exc.strerror}); run from a writable folder "
+            "or set mlflow.tracking_uri"
+        ) from None
 
 
 def _create_sqlite_store(path: Path, uri: str) -> None:
@@ -300,15 +306,6 @@ def git_tags() -> dict[str, str]:
     return {}
 
 
-def redact(key: str, value: Any) -> Any:
-    """Hide secrets: values of secret-looking keys and passwords inside URIs."""
-    if _SECRET_KEY.search(key):
-        return "***"
-    if isinstance(value, str):
-        return _URI_CREDENTIALS.sub(r"\1***@", value)
-    return value
-
-
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become their JSON text."""
     flat: dict[str, Any] = {}
@@ -321,18 +318,18 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def log_config(config: Mapping[str, Any], config_yaml: str) -> None:
-    """The resolved config as flat params (secrets redacted) and as ``config.yaml``."""
-    params = {k: redact(k, v) for k, v in flatten(config).items()}
-    params = {k: str(v)[:_MAX_PARAM_CHARS] for k, v in params.items()}
+def log_config(config: Mapping[str, Any]) -> None:
+    """The resolved config as flat params and as ``config.yaml``, secrets masked
+    (:mod:`newsclf.redact`)."""
+    import yaml
+
+    safe = redact_tree(config)
+    params = {k: str(v)[:_MAX_PARAM_CHARS] for k, v in flatten(safe).items()}
     items = list(params.items())
     for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
         mlflow.log_params(dict(items[start : start + 100]))
-    lines = [
-        line if not _SECRET_KEY.search(line.split(":", 1)[0]) else line.split(":", 1)[0] + ": ***"
-        for line in config_yaml.splitlines()
-    ]
-    mlflow.log_text(_URI_CREDENTIALS.sub(r"\1***@", "\n".join(lines)) + "\n", "config.yaml")
+    text = yaml.safe_dump(safe, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    mlflow.log_text(text, "config.yaml")
 
 
 def log_metrics(values: Mapping[str, float], prefix: str = "", model_id: str | None = None) -> None:
@@ -762,8 +759,12 @@ def load_model(
     ``allow_pickle`` is set, and then need ``task`` since they carry no newsclf metadata.
     """
     name, version = _registry_identity(uri)
+    # Into a folder of our own: MLflow would otherwise write registered_model_meta into the
+    # model's own artifact folder of a local store (which may be read-only, or someone else's)
+    into = tempfile.mkdtemp(prefix="newsclf-model-")
+    atexit.register(shutil.rmtree, into, ignore_errors=True)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=into))
     except (MlflowException, OSError) as exc:
         raise NewsclfError(f"model {uri}: cannot load ({_first_line(exc)})") from None
     meta = _newsclf_metadata(local, uri, allow_pickle)
@@ -778,6 +779,13 @@ def load_model(
         pipeline = load_pipeline(local / "artifacts" / "model.skops", trusted_types)
         classifier = Classifier(pipeline, meta["newsclf_labels"])
         model_task = meta["newsclf_task"]
+        try:  # trusted types can still make something that does not classify texts
+            classifier.predict(["newsclf: a text to check that the model reads texts"])
+        except Exception as exc:
+            raise NewsclfError(
+                f"model {uri}: model.skops holds a {type(pipeline).__name__} that does not "
+                f"classify texts ({type(exc).__name__}: {_first_line(exc)[:160]})"
+            ) from None
     return LoadedModel(
         task=model_task,
         classifier=classifier,
@@ -870,9 +878,11 @@ def log_batch_report(experiment: str, report: Mapping[str, Any], report_path: st
             if info["drift"].get(key) is not None:
                 metrics[f"{task}_{key}"] = info["drift"][key]
     with run(experiment, "batch-predict", {"newsclf.stage": "predict"}) as run_id:
-        mlflow.log_params({"source": str(report.get("source", ""))[:_MAX_PARAM_CHARS]})
+        source = redact_text(str(report.get("source", "")))
+        mlflow.log_params({"source": source[:_MAX_PARAM_CHARS]})
         for task, model in report.get("models", {}).items():
-            mlflow.log_params({f"{task}_model": model["uri"], f"{task}_version": model["version"]})
+            uri = redact_text(model["uri"])
+            mlflow.log_params({f"{task}_model": uri, f"{task}_version": model["version"]})
         log_metrics(metrics)
         log_artifact(report_path)
     return run_id

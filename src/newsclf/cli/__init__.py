@@ -8,13 +8,17 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
-from omegaconf import OmegaConf
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from newsclf.errors import NewsclfError
+from newsclf.redact import redact_text, redact_tree
 
 # Our own progress and summaries replace the libraries' per-file progress bars.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -28,6 +32,19 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 # process ends right after, so nothing is lost.
 atexit.register(gc.freeze)
 
+
+def _interrupted_hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """Ctrl-C anywhere else (importing, composing the config): one line, exit code 130."""
+    if not issubclass(exc_type, KeyboardInterrupt):
+        _previous_hook(exc_type, exc, tb)
+        return
+    message = str(exc.args[0]) if exc.args else "interrupted; rerun the same command"
+    print(f"{Path(sys.argv[0]).name}: {message}", file=sys.stderr, flush=True)
+    os._exit(130)  # after a KeyboardInterrupt Python would kill itself with SIGINT instead
+
+
+_previous_hook, sys.excepthook = sys.excepthook, _interrupted_hook
+
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 
 # ${newsclf.seeds:} is the bundled corpus, wherever newsclf is installed.
@@ -35,18 +52,174 @@ OmegaConf.register_new_resolver("newsclf.seeds", lambda: str(SEEDS_DIR), replace
 
 
 def user_errors(prog: str) -> Callable:
-    """Turn a NewsclfError into one line on stderr and exit code 2 (no traceback)."""
+    """Turn a NewsclfError, a configuration error or Ctrl-C into one line on stderr and exit
+    code 2 (130 for Ctrl-C), never a traceback; mask secrets in Hydra's record of the run."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
+                _redact_hydra_record()
                 return fn(*args, **kwargs)
             except NewsclfError as exc:
-                logging.getLogger(prog).debug("failed", exc_info=True)
-                print(f"{prog}: error: {exc}", file=sys.stderr)
-                sys.exit(2)
+                fail(prog, str(exc))
+            except OmegaConfBaseException as exc:
+                fail(prog, config_problem(exc))
+            except InstantiationException as exc:
+                cause = exc.__cause__
+                if isinstance(cause, OmegaConfBaseException):
+                    fail(prog, config_problem(cause))
+                fail(prog, str(cause) if isinstance(cause, NewsclfError) else _first_line(exc))
+            except KeyboardInterrupt as exc:
+                interrupted(prog, exc)
 
         return wrapper
 
     return decorate
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    logging.getLogger(prog).debug("failed", exc_info=True)
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C: one line. A batch job says how far it got (``KeyboardInterrupt(message)``)."""
+    message = str(exc.args[0]) if exc.args else "interrupted; rerun the same command"
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(130)
+
+
+def config_problem(exc: OmegaConfBaseException) -> str:
+    """One line naming the configuration key and what it needs."""
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "config"
+    if isinstance(exc, MissingMandatoryValue):
+        return f"{key}: missing mandatory value; set it on the command line ({key}=...)"
+    message = str(getattr(exc, "msg", None) or exc).strip().splitlines()
+    return f"{key}: {message[0] if message else type(exc).__name__}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def check_types(cfg: DictConfig, spec: Mapping[str, tuple[tuple[type, ...], str]]) -> None:
+    """Each key of ``spec`` (dotted) holds a value of one of its types, else one line naming
+    the key and what is allowed (Hydra passes ``n_jobs=abc`` through as a string)."""
+    for key, (types, allowed) in spec.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if value is _ABSENT:
+            continue  # not in this config
+        if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+            continue
+        raise NewsclfError(f"{key}: {value!r} is not {allowed}")
+
+
+_ABSENT = object()
+INT = ((int,), "an integer")
+POSITIVE = ((int,), "a positive integer")
+OPTIONAL_POSITIVE = ((int, type(None)), "a positive integer or null")
+NUMBER = ((int, float), "a number")
+BOOL = ((bool,), "true or false")
+
+
+# --------------------------------------------------------------------------- console scripts
+
+
+def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any]:
+    """The console entry point around a ``@hydra.main`` function: secrets masked on the
+    console and in logs, a working directory Hydra cannot write is one line, and Ctrl-C
+    outside the task (while Hydra composes the config) is one line too."""
+
+    @functools.wraps(hydra_main)
+    def main() -> Any:
+        sys.stdout = _RedactingStream(sys.stdout)
+        sys.stderr = _RedactingStream(sys.stderr)
+        _redact_log_records()
+        problem = _unwritable_working_directory(sys.argv[1:])
+        if problem:
+            fail(prog, problem)
+        try:
+            return hydra_main()
+        except KeyboardInterrupt as exc:
+            interrupted(prog, exc)
+
+    return main
+
+
+class _RedactingStream:
+    """A text stream that masks credentials in everything written to it (MLflow prints its
+    "View run at <tracking URI>" lines itself, with the URI's password in them)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _redact_log_records() -> None:
+    """Every log record's message (console and Hydra's log file) with credentials masked."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "newsclf_redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: logging reports it itself
+            return record
+        safe = redact_text(message)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return record
+
+    factory.newsclf_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def _unwritable_working_directory(argv: list[str]) -> str | None:
+    """Why Hydra cannot write its run folder under the working directory, if it cannot."""
+    if any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=", "--", "-")) for a in argv):
+        return None  # a run folder elsewhere, or --help / --cfg / --multirun (checked by Hydra)
+    try:
+        with tempfile.TemporaryFile(dir=Path.cwd()):
+            pass
+    except OSError as exc:
+        return (
+            f"working directory {Path.cwd()} is not writable ({exc.strerror}); newsclf writes "
+            "its run folders (outputs/) and the default MLflow store (mlflow.db) there, so run "
+            "it from a writable folder"
+        )
+    return None
+
+
+def _redact_hydra_record() -> None:
+    """Mask secrets in Hydra's copy of the run's overrides and config (``.hydra/*.yaml``)."""
+    import yaml
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not running under Hydra
+        return
+    if not hydra_cfg.output_subdir:
+        return
+    folder = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
+    for name in ("overrides.yaml", "config.yaml", "hydra.yaml"):
+        file = folder / name
+        try:
+            content = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        safe = redact_tree(content)
+        if safe != content:
+            text = yaml.safe_dump(safe, sort_keys=False, allow_unicode=True)
+            file.write_text(text, encoding="utf-8")

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from newsclf import annotate, tracking
 from newsclf.articles import ingest
-from newsclf.cli import user_errors
+from newsclf.cli import console_script, user_errors
 from newsclf.cli.dataset import annotation_paths, load_rule_sets
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task, load_annotations
@@ -94,6 +94,8 @@ def summary(result: dict) -> None:
 def main(cfg: DictConfig) -> None:
     summary(export(cfg))
 
+
+main = console_script("newsclf-annotate", main)
 
 if __name__ == "__main__":
     main()

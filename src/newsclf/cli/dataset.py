@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections import Counter
@@ -15,29 +16,59 @@ from rich.console import Console
 from rich.table import Table
 
 from newsclf import datasets, labeling, labeling_report, tracking
-from newsclf.articles import ingest
-from newsclf.cli import user_errors
+from newsclf.articles import Reject, ingest
+from newsclf.cli import BOOL, INT, NUMBER, check_types, console_script, user_errors
+from newsclf.errors import NewsclfError
 from newsclf.label_model import make_label_model
 from newsclf.labels import Task, load_annotations
 
 log = logging.getLogger(__name__)
 
 
+CONFIG_TYPES = {
+    "dedupe_text": BOOL,
+    "log_to_mlflow": BOOL,
+    "split.validation": NUMBER,
+    "split.test": NUMBER,
+    "split.seed": INT,
+    "weak.enabled": BOOL,
+    "weak.min_confidence": NUMBER,
+    "weak.gold_in_train": BOOL,
+}
+
+
 def build_datasets(cfg: DictConfig) -> dict[str, dict]:
     """Ingest the source once, then weakly label, build, save and log a dataset per task."""
+    check_types(cfg, CONFIG_TYPES)
     tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
     if cfg.log_to_mlflow or _has_model_rules(cfg):
         tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     rule_sets = load_rule_sets(cfg, tasks)  # bad rules fail before any article is read
     source = instantiate(cfg.source)
     result = ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
+    if not result.articles:
+        reasons = ", ".join(f"{k} {v}" for k, v in result.reject_counts().most_common())
+        raise NewsclfError(
+            f"{source.path}: nothing kept, all {len(result.rejects)} records rejected "
+            f"({reasons}; first: {result.rejects[0].detail or result.rejects[0].reason}); see "
+            f"{write_rejects(Path(cfg.output_dir), result.rejects)}"
+        )
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
-    gold = load_annotations(
-        annotation_paths(cfg.annotations.path),
-        list(tasks.values()),
-        cfg.annotations.id_column,
-        known,
-    )
+    try:
+        gold = load_annotations(
+            annotation_paths(cfg.annotations.path),
+            list(tasks.values()),
+            cfg.annotations.id_column,
+            known,
+        )
+    except NewsclfError as exc:
+        unnamed = sum(1 for r in result.rejects if not r.id)
+        if "unknown article" not in str(exc) or not unnamed:
+            raise
+        raise NewsclfError(
+            f"{exc}: it is not among the articles read, and {unnamed} records were rejected "
+            f"before their id was known; see {write_rejects(Path(cfg.output_dir), result.rejects)}"
+        ) from None
     split = datasets.SplitConfig(**cfg.split)
     kept_ids = {a.id for a in result.articles}
     manifests = {}
@@ -84,6 +115,20 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
         manifests[task.name] = manifest
         log.info("%s: %s (fingerprint %s)", task.name, out, manifest["fingerprint"])
     return manifests
+
+
+def write_rejects(folder: Path, rejects: list[Reject]) -> Path:
+    """The rejects of a build that stops early, so the user can see what went wrong."""
+    path = folder / "rejects.csv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "source", "reason", "detail"])
+            writer.writerows([r.id or "", r.source, r.reason, r.detail] for r in rejects)
+    except OSError as exc:
+        raise NewsclfError(f"{path}: cannot write the rejects ({exc.strerror})") from None
+    return path
 
 
 def annotation_paths(value) -> str | list[str] | None:
@@ -185,7 +230,7 @@ def _log_dataset_run(
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     tags = {"newsclf.stage": "dataset", "newsclf.fingerprint": manifest["fingerprint"]}
     with tracking.run(experiment, f"dataset-{task.name}", tags):
-        tracking.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
+        tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         tracking.log_metrics(
             {
                 "n_input": manifest["n_input"],
@@ -249,6 +294,8 @@ def summary(manifests: dict[str, dict]) -> None:
 def main(cfg: DictConfig) -> None:
     summary(build_datasets(cfg))
 
+
+main = console_script("newsclf-dataset", main)
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from newsclf import evalsets, tracking
-from newsclf.cli import user_errors
+from newsclf.cli import console_script, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
 from newsclf.predict import LoadedModel
@@ -135,7 +135,7 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
     model_id = tracking.model_id(model.name, model.version) if registered else None
     with tracking.run(experiment, run_name, tags) as run_id:
         result.run_id = run_id
-        tracking.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
+        tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         for scored in result.scores:
             evalset = sets[scored.set_name]
             frame = scored.predictions
@@ -218,6 +218,8 @@ def _value(x: float | None) -> str:
 def main(cfg: DictConfig) -> None:
     summary(*evaluate_models(cfg))
 
+
+main = console_script("newsclf-evaluate", main)
 
 if __name__ == "__main__":
     main()

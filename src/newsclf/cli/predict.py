@@ -22,7 +22,15 @@ from rich.text import Text
 
 from newsclf import tracking
 from newsclf.batch import JobResult, JobSettings, run_job
-from newsclf.cli import user_errors
+from newsclf.cli import (
+    BOOL,
+    NUMBER,
+    OPTIONAL_POSITIVE,
+    POSITIVE,
+    check_types,
+    console_script,
+    user_errors,
+)
 from newsclf.errors import NewsclfError
 
 log = logging.getLogger(__name__)
@@ -35,7 +43,25 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:,.0f} articles/s" if task.speed else "", style="cyan")
 
 
+CONFIG_TYPES = {
+    "n_jobs": ((int,), "an integer (-1: one worker per core)"),
+    "chunk_size": POSITIVE,
+    "max_chars": OPTIONAL_POSITIVE,
+    "dedupe_text": BOOL,
+    "resume": BOOL,
+    "allow_pickle": BOOL,
+    "output.mkdir": BOOL,
+    "output.overwrite": BOOL,
+    "report.mlflow": BOOL,
+    "report.low_confidence": NUMBER,
+    "report.oov_sample": POSITIVE,
+    "report.max_oov_share": NUMBER,
+    "report.max_vocabulary_js": NUMBER,
+}
+
+
 def settings(cfg: DictConfig) -> JobSettings:
+    check_types(cfg, CONFIG_TYPES)
     return JobSettings(
         chunk_size=cfg.chunk_size,
         n_jobs=cfg.n_jobs,
@@ -45,6 +71,7 @@ def settings(cfg: DictConfig) -> JobSettings:
         low_confidence=cfg.report.low_confidence,
         output_format=cfg.output.format,
         mkdir=cfg.output.mkdir,
+        overwrite=cfg.output.get("overwrite", False),
         resume=cfg.resume,
         max_oov_share=cfg.report.max_oov_share,
         max_vocabulary_js=cfg.report.max_vocabulary_js,
@@ -66,6 +93,7 @@ def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResu
     """Load the models, then run the job on the configured engine."""
     if cfg.engine not in ("local", "spark"):
         raise NewsclfError(f"engine: {cfg.engine!r} is not one of local, spark")
+    settings(cfg)  # wrong types fail before models load
     models = load_models(cfg)
     source = instantiate(cfg.source)
     cleaner = instantiate(cfg.clean)
@@ -137,6 +165,8 @@ def main(cfg: DictConfig) -> None:
         result = run_prediction(cfg, progress)
     summary(result)
 
+
+main = console_script("newsclf-predict", main)
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from rich.console import Console
 from sklearn.base import clone
 
 from newsclf import datasets, evalsets, evaluation, tracking
-from newsclf.cli import sweep, user_errors
+from newsclf.cli import console_script, sweep, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
 from newsclf.models import build_model, fit_out_of_core, top_features
@@ -56,7 +56,7 @@ def train(cfg: DictConfig) -> dict:
         tags.update({"newsclf.sweep_job": str(number), "newsclf.overrides": overrides})
     with tracking.run(experiment, run_name, tags, parent_run_id=parent) as run_id:
         result["run_id"] = run_id
-        tracking.log_config(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_yaml(cfg))
+        tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         for split in datasets.SPLITS:
             tracking.log_dataset(
                 dd[split],
@@ -282,6 +282,8 @@ def main(cfg: DictConfig) -> float:
         return sweep.trial(_run, cfg)
     return user_errors("newsclf-train")(_run)(cfg)
 
+
+main = console_script("newsclf-train", main)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,233 @@
+"""Hostile input, configuration and interrupts through the console scripts: every input row is
+predicted or rejected (never lost with exit 0), and every failure is one line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import StandardScaler
+
+from tests.conftest import BIN, error_line, make_corpus, run_cli
+from tests.predict_support import article_rows, register_models
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return register_models(tmp_path_factory.mktemp("models"))
+
+
+def predict(cwd: Path, store: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    return run_cli(cwd, "newsclf-predict", f"mlflow.tracking_uri={store}", "n_jobs=1", *args, ok=ok)
+
+
+def write_csv(path: Path, n: int, bad_at: int, kind: str) -> Path:
+    """``n`` article rows (header on line 1, row i on line i + 1), row ``bad_at`` broken:
+    an unclosed quote that runs to the end of the file, or a byte that is not UTF-8."""
+    lines = [b"id,title,text"]
+    for i, row in enumerate(article_rows(n), start=1):
+        title = ('"' + row["title"]) if kind == "quote" and i == bad_at else row["title"]
+        text = row["text"] + (" \xff" if kind == "utf8" and i == bad_at else "")
+        raw = f"{row['id']},{title},{text}".encode("utf-8", "surrogateescape")
+        lines.append(raw.replace("\xff".encode(), b"\xff") if kind == "utf8" else raw)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("n", "bad_at", "kind"),
+    [(100_000, 50_000, "quote"), (100_000, 50_000, "utf8"), (5_000, 2_500, "quote")],
+)
+def test_every_csv_row_is_predicted_or_rejected(tmp_path, store, n, bad_at, kind):
+    source = write_csv(tmp_path / f"{kind}.csv", n, bad_at, kind)
+    out = tmp_path / "p.parquet"
+    proc = predict(
+        tmp_path, store, "source=csv", f"source.path={source}", f"output.path={out}",
+        "chunk_size=20000",
+    )  # fmt: skip
+    assert f"{n} articles in = {n - 1} predicted + 1 rejected" in proc.stdout
+    assert pq.read_metadata(out).num_rows == n - 1
+    rejects = pd.read_csv(f"{out}.rejects.csv")
+    assert rejects["source"].tolist() == [f"{source}:{bad_at + 1}"]  # its true line
+    assert rejects["reason"].tolist() == ["malformed_record"]
+    # on_error=raise stops with the file and line, exit 2
+    line = error_line(
+        predict(
+            tmp_path, store, "source=csv", f"source.path={source}", "source.on_error=raise",
+            f"output.path={tmp_path / 'q.parquet'}", ok=False,
+        )
+    )  # fmt: skip
+    assert f"{source}:{bad_at + 1}: " in line
+
+
+def test_wrong_types_are_rejected_with_column_and_type(tmp_path, store):
+    rows = article_rows(4)
+    table = pa.table(
+        {
+            "id": [r["id"] for r in rows],
+            "title": [r["title"] for r in rows],
+            "text": [rows[0]["text"], None, rows[2]["text"], rows[3]["text"]],
+        }
+    )
+    ints = table.set_column(2, "text", pa.array([1, 2, 3, 4]))
+    pq.write_table(ints, tmp_path / "ints.parquet")
+    line = error_line(
+        predict(
+            tmp_path, store, "source=parquet", f"source.path={tmp_path / 'ints.parquet'}",
+            "source.on_error=raise", f"output.path={tmp_path / 'a.parquet'}", ok=False,
+        )
+    )  # fmt: skip
+    assert "ints.parquet:1: column 'text' holds int 1, not a string" in line
+    jsonl = tmp_path / "in.jsonl"
+    values = [rows[0]["text"], 12, ["troops", "tank"], True]
+    jsonl.write_text(
+        "".join(json.dumps({**r, "text": v}) + "\n" for r, v in zip(rows, values, strict=True))
+    )
+    out = tmp_path / "j.parquet"
+    proc = predict(tmp_path, store, "source=jsonl", f"source.path={jsonl}", f"output.path={out}")
+    assert "4 articles in = 1 predicted + 3 rejected (wrong_type 3)" in proc.stdout
+    details = pd.read_csv(f"{out}.rejects.csv")["detail"].tolist()
+    assert [d.split(": ", 1)[1] for d in details] == [
+        "column 'text' holds int 12, not a string",
+        "column 'text' holds list ['troops', 'tank'], not a string",
+        "column 'text' holds bool True, not a string",
+    ]
+
+
+def test_configuration_and_model_errors_are_one_line(tmp_path, store):
+    utf16 = tmp_path / "u.csv"
+    utf16.write_bytes("id,title,text\na1,T,troops tank\n".encode("utf-16"))
+    bad_model = tmp_path / "bad_model"
+    model = next(Path(store.removeprefix("sqlite:///")).parent.glob("mlruns/*/models/*/artifacts"))
+    subprocess.run(["cp", "-r", str(model), str(bad_model)], check=True)
+    sio.dump(StandardScaler().fit([[1.0], [2.0]]), bad_model / "artifacts" / "model.skops")
+    task = "topic" if "newsclf_task: topic" in (bad_model / "MLmodel").read_text() else "stance"
+    other = {"topic": "stance", "stance": "topic"}[task]
+    out = f"output.path={tmp_path / 'p.parquet'}"
+    cases = {
+        ("source=csv", out): "source.path: missing mandatory value",
+        ("n_jobs=abc", out): "n_jobs: 'abc' is not an integer",
+        ("source.on_error=ignore", out): "source.on_error: 'ignore' is not one of raise, reject",
+        ("source.format=xml", out): "source.format: 'xml' is not one of txt",
+        ("source=csv", f"source.path={utf16}", out): "UTF-16 text (byte order mark)",
+        (f"models.{task}={bad_model}", f"~models.{other}", out): "does not classify texts",
+    }
+    for args, expected in cases.items():
+        assert expected in error_line(predict(tmp_path, store, *args, ok=False)), args
+
+
+def test_a_finished_predictions_file_of_another_job_is_kept(tmp_path, store):
+    out = tmp_path / "p.parquet"
+    first = tmp_path / "a.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in article_rows(5)))
+    args = ("source=jsonl", f"source.path={first}", f"output.path={out}")
+    predict(tmp_path, store, *args)
+    predict(tmp_path, store, *args)  # the same job again may replace its own file
+    other = tmp_path / "b.jsonl"
+    other.write_text("".join(json.dumps(r) + "\n" for r in article_rows(3)))
+    args = ("source=jsonl", f"source.path={other}", f"output.path={out}")
+    line = error_line(predict(tmp_path, store, *args, ok=False))
+    assert "written by another job" in line and "output.overwrite=true" in line
+    assert pq.read_metadata(out).num_rows == 5
+    predict(tmp_path, store, *args, "output.overwrite=true")
+    assert pq.read_metadata(out).num_rows == 3
+
+
+def test_predict_writes_nothing_into_the_model_store(tmp_path, store):
+    root = Path(store.removeprefix("sqlite:///")).parent / "mlruns"
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    assert any(p.name == "model.skops" for p in before)
+    predict(tmp_path, store, f"output.path={tmp_path / 'p.parquet'}")
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+def test_unwritable_working_directory_is_one_line(tmp_path):
+    def writable(folder: Path) -> bool:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                return True
+        except OSError:
+            return False
+
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    if writable(folder):  # root writes anywhere: use a folder nobody can write
+        folder = Path("/sys/kernel")
+        if not folder.is_dir() or writable(folder):
+            pytest.skip("no unwritable folder for this user")
+    for extra in ((), (f"hydra.run.dir={tmp_path / 'run'}",)):
+        line = error_line(run_cli(folder, "newsclf-dataset", *extra, ok=False))
+        assert "not writable" in line or "cannot write (Permission denied)" in line
+        assert ("working directory" in line) == (not extra)
+
+
+def test_a_build_that_rejects_everything_says_so_and_keeps_the_rejects(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("id,title,text\na1,T,\na2,T,\n")
+    proc = run_cli(
+        tmp_path, "newsclf-dataset", "source=csv", f"source.path={path}",
+        "annotations.path=null", "log_to_mlflow=false", f"output_dir={tmp_path / 'ds'}", ok=False,
+    )  # fmt: skip
+    assert "nothing kept, all 2 records rejected (empty_text 2" in error_line(proc)
+    assert len(pd.read_csv(tmp_path / "ds" / "rejects.csv")) == 2
+
+
+def interrupt(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole foreground group
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_ctrl_c_is_one_line_and_the_job_resumes(tmp_path, store):
+    source = write_csv(tmp_path / "in.csv", 20_000, 0, "none")
+    out = tmp_path / "p.parquet"
+    args = [
+        str(BIN / "newsclf-predict"), f"mlflow.tracking_uri={store}", "source=csv",
+        f"source.path={source}", f"output.path={out}", "chunk_size=200", "n_jobs=2",
+    ]  # fmt: skip
+    state = tmp_path / ".p.parquet.parts" / "state.json"
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (state.exists() and json.loads(state.read_text())["chunks"] >= 2):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    done = interrupt(proc)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted after" in lines[0], done.stderr
+    assert "rerun the same command to resume" in lines[0]
+    again = run_cli(tmp_path, "newsclf-predict", *args[1:])
+    assert "resumed after" in again.stdout
+    assert pq.read_metadata(out).num_rows == 20_000
+
+
+def test_ctrl_c_in_dataset_is_one_line(tmp_path):
+    labels = make_corpus(tmp_path / "corpus", n_per_topic=10)
+    proc = subprocess.Popen(
+        [str(BIN / "newsclf-dataset"), f"source.path={labels.parent / 'articles'}",
+         f"annotations.path={labels}", "log_to_mlflow=false"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    time.sleep(2)
+    done = interrupt(proc)
+    if done.returncode == 0:
+        pytest.skip("the build finished before the interrupt")
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "newsclf-dataset: interrupted; rerun the same command"
+    ]
