@@ -5,11 +5,13 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -29,9 +31,65 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 atexit.register(gc.freeze)
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 # ${newsclf.seeds:} is the bundled corpus, wherever newsclf is installed.
 OmegaConf.register_new_resolver("newsclf.seeds", lambda: str(SEEDS_DIR), replace=True)
+
+
+def lazy_import(name: str) -> ModuleType:
+    """Module ``name``, loaded when one of its attributes is first used: ``--help`` and
+    configuration errors then answer without importing MLflow, scikit-learn and friends
+    (several seconds)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+def fast_help(prog: str, config_name: str) -> Callable:
+    """Answer ``--help`` (``-h``) without Hydra's own help, which copies its whole config
+    repository once per config group (seconds): the config groups and the composed config
+    (overrides on the command line applied), in Hydra's layout. ``--hydra-help`` is Hydra's."""
+
+    def decorate(hydra_main: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(hydra_main)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            argv = sys.argv[1:]
+            if args or kwargs or not {"--help", "-h"} & set(argv):
+                return hydra_main(*args, **kwargs)
+            from hydra import compose, initialize_config_dir
+
+            overrides = [a for a in argv if a not in ("--help", "-h")]
+            try:
+                with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=prog):
+                    cfg = compose(config_name, overrides=overrides)
+            except Exception:  # a bad override: Hydra's help says what is wrong with it
+                return hydra_main(*args, **kwargs)
+            groups = sorted(
+                f"{d.name}: {', '.join(sorted(p.stem for p in d.glob('*.yaml')))}"
+                for d in CONFIG_DIR.iterdir()
+                if d.is_dir() and d.name != "hydra" and any(d.glob("*.yaml"))
+            )
+            print(
+                f"{prog} is powered by Hydra.\n\n== Configuration groups ==\n"
+                "Compose your configuration from those groups (group=option)\n\n"
+                + "\n".join(groups)
+                + "\n\n\n== Config ==\nOverride anything in the config (foo.bar=value)\n\n"
+                + OmegaConf.to_yaml(cfg)
+                + "\n\nPowered by Hydra (https://hydra.cc)\n"
+                "Use --hydra-help to view Hydra specific help\n"
+            )
+            return None
+
+        return wrapper
+
+    return decorate
 
 
 def user_errors(prog: str) -> Callable:
