@@ -12,7 +12,7 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer,
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import murmurhash3_32
 
-from newsclf import vectorize
+from newsclf import models, vectorize
 from newsclf.models import text_pipeline
 from newsclf.predict import Classifier
 
@@ -112,3 +112,20 @@ def test_classifier_predicts_what_the_pipeline_predicts():
     proba = pipeline.predict_proba([*texts, "bank striker"])
     assert frame["probability"].tolist() == proba.max(axis=1).tolist()
     assert frame["label"].tolist() == pipeline.predict([*texts, "bank striker"]).tolist()
+
+
+def test_training_fits_the_same_model_as_scikit_learn():
+    texts = ["markets rose on bank profits", "the striker scored twice", "shares fell"] * 5
+    labels = ["business", "sport", "business"] * 5
+
+    def pipeline():
+        return text_pipeline(
+            HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None),
+            LogisticRegression(solver="saga", random_state=0),
+            weighting=TfidfTransformer(sublinear_tf=True),
+        )
+
+    ours, theirs = models.fit(pipeline(), texts, labels), pipeline().fit(texts, labels)
+    assert np.array_equal(ours[-2].idf_, theirs[-2].idf_)
+    assert np.array_equal(ours[-1].coef_, theirs[-1].coef_)
+    assert np.array_equal(ours.predict_proba(texts), theirs.predict_proba(texts))

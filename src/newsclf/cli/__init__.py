@@ -5,13 +5,12 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
-import importlib.util
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -37,19 +36,25 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 OmegaConf.register_new_resolver("newsclf.seeds", lambda: str(SEEDS_DIR), replace=True)
 
 
-def lazy_import(name: str) -> ModuleType:
-    """Module ``name``, loaded when one of its attributes is first used: ``--help`` and
-    configuration errors then answer without importing MLflow, scikit-learn and friends
-    (several seconds)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+class _LazyModule:
+    """Stands for a module and imports it when one of its attributes is first used. Not an
+    entry of ``sys.modules``: libraries that scan every loaded module (skops, pickle) never
+    trigger the import half way through their own."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+def lazy_import(name: str) -> Any:
+    """Module ``name``, imported when first used: ``--help`` and configuration errors then
+    answer without importing MLflow, scikit-learn and friends (several seconds)."""
+    return sys.modules.get(name) or _LazyModule(name)
 
 
 def fast_help(prog: str, config_name: str) -> Callable:

@@ -73,7 +73,7 @@ def train(cfg: DictConfig) -> dict:
         if out_of_core:
             models.fit_out_of_core(model, dd["train"], names, out_of_core)
         else:
-            model.fit(*data["train"])
+            models.fit(model, *data["train"])
         fit_seconds = time.perf_counter() - started
         tracking.log_metrics({"fit_seconds": fit_seconds, "n_train": dd["train"].num_rows})
         for split in ("validation", "test"):
