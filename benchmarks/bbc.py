@@ -38,7 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "benchmarks" / "results"
 SPLIT = {"validation": 0.1, "test": 0.05}  # newsclf's own holdout from train + val
-HELP_CLIS = ("newsclf-dataset", "newsclf-train", "newsclf-predict", "newsclf-annotate")
+HELP_CLIS = (
+    "newsclf-dataset",
+    "newsclf-train",
+    "newsclf-predict",
+    "newsclf-annotate",
+    "newsclf-evaluate",
+)
 TRAIN_TARGET, HELP_TARGET_S = 1.3, 1.0  # newsclf-train wall vs the plain script; --help wall
 
 
