@@ -76,7 +76,7 @@ def sklearn_predict(model: Path, source: Path, output: Path) -> None:
     import skops.io as sio
 
     pipeline = sio.load(model, trusted=sio.get_untrusted_types(file=model))
-    articles = pd.read_csv(source)
+    articles = pd.read_parquet(source) if source.suffix == ".parquet" else pd.read_csv(source)
     proba = pipeline.predict_proba(articles["text"])
     labels = pipeline.classes_[proba.argmax(axis=1)]
     out = pd.DataFrame({"id": articles["id"], "label": labels, "probability": proba.max(axis=1)})

@@ -27,6 +27,7 @@ class Measured:
     tree_mib: float  # peak of the summed PSS of the process and all its descendants
     anon_mib: float  # peak of the summed anonymous RSS (no file-backed pages) of the tree
     output: str
+    cpu_s: float = 0.0  # user + system CPU of the process and the children it waited for
 
     @property
     def peak_mib(self) -> float:
@@ -86,7 +87,8 @@ def run(args: Sequence[str], cwd: Path, log: Path, env: dict | None = None) -> M
     text = log.read_text(errors="replace")
     if proc.returncode != 0:
         sys.exit(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{text[-4000:]}")
-    return Measured(wall, usage.ru_maxrss / 1024, peak_tree / 1024, peak_anon / 1024, text)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(wall, usage.ru_maxrss / 1024, peak_tree / 1024, peak_anon / 1024, text, cpu)
 
 
 def fresh_workdir(workdir: Path | None, prefix: str) -> Path:

@@ -46,6 +46,7 @@ def train_model(workdir: Path, bbc: Path) -> str:
 
     from newsclf import tracking
     from newsclf.models import build_model
+    from newsclf.predict import save_pipeline
 
     train = pd.read_csv(bbc / "train.csv")
     config = OmegaConf.create(
@@ -59,6 +60,7 @@ def train_model(workdir: Path, bbc: Path) -> str:
         labels = sorted(train["category"].unique())
         model_uri = tracking.log_model(model, labels, "topic", train["text"].tolist()[:2])
     tracking.promote("newsclf-topic", tracking.register(model_uri, "newsclf-topic"))
+    save_pipeline(model, workdir / "plain.skops")  # the same model for the plain script
     return uri
 
 
@@ -94,7 +96,7 @@ def measure(args: list[str], cwd: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
-    parser.add_argument("--engines", nargs="+", default=["local", "spark"])
+    parser.add_argument("--engines", nargs="+", default=["local", "spark", "plain"])
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="keep data and models here (reused)")
     options = parser.parse_args()
@@ -111,7 +113,7 @@ def main() -> None:
             t = time.perf_counter()
             generate(data, n, bbc)
             print(f"generated {n:,} articles in {time.perf_counter() - t:.0f} s", flush=True)
-        for engine in options.engines:
+        for engine in (e for e in options.engines if e != "plain"):
             out = workdir / "out" / f"{engine}-{n}.parquet"
             args = [
                 str(BIN / "newsclf-predict"),
@@ -130,7 +132,20 @@ def main() -> None:
             rows.append({"engine": engine, "articles": n, **result})
             print(rows[-1], flush=True)
             shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+        if "plain" in options.engines and (workdir / "plain.skops").exists():
+            # the same model in the plain scikit-learn script of baselines.py, one process
+            out = workdir / "out" / f"plain-{n}.parquet"
+            out.parent.mkdir(exist_ok=True)
+            baseline = [sys.executable, ROOT / "benchmarks" / "baselines.py", "sklearn-predict"]
+            result = measure([*baseline, workdir / "plain.skops", data, out], workdir)
+            rows.append({"engine": "plain", "articles": n, **result})
+            print(rows[-1], flush=True)
+            out.unlink(missing_ok=True)
     table = pd.DataFrame(rows)
+    # articles per second of wall time, start-up included; against the plain script's
+    table["articles_per_s"] = table["articles"] / table["wall_s"]
+    plain = table[table["engine"] == "plain"].set_index("articles")["articles_per_s"]
+    table["vs_plain"] = table["articles_per_s"] / table["articles"].map(plain)
     base = table.groupby("engine")[["rss_mib", "tree_pss_mib"]].transform("first")
     table["rss_ratio"] = table["rss_mib"] / base["rss_mib"]
     table["tree_ratio"] = table["tree_pss_mib"] / base["tree_pss_mib"]

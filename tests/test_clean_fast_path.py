@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from newsclf import articles
 from newsclf.articles import (
+    _BADNESS_WIDTH,
     _LATIN_ENDINGS,
     _WORD,
     ENGLISH_STOP_WORDS,
@@ -22,6 +23,7 @@ from newsclf.articles import (
     Cleaner,
     _fix_text,
     _ftfy_is_noop,
+    _is_bad,
     is_latin_filler,
     parse_txt,
 )
@@ -128,3 +130,20 @@ def test_every_ascii_character_the_fast_path_skips_is_left_alone():
         for text in (char, f"a{char}b", f"&amp{char}", f"&#{char}9;", f"x\n{char}\r"):
             if _ftfy_is_noop(text):
                 assert ftfy.fix_text(text) == text, repr(text)
+
+
+def test_mojibake_check_searches_only_around_non_ascii_characters():
+    # None would mean ftfy's regex changed so that a match may be all ASCII: no shortcut then
+    assert _BADNESS_WIDTH is not None and _BADNESS_WIDTH < 20
+
+
+@SETTINGS
+@given(text=TEXT)
+def test_mojibake_check_equals_ftfys(text):
+    assert _is_bad(text) == ftfy.badness.is_bad(text)
+
+
+@SETTINGS
+@given(text=st.text(string.printable + "Ünï", max_size=200))
+def test_latin_filler_on_punctuated_text_matches_the_full_test(text):
+    assert is_latin_filler(text) == _latin_filler_reference(text)

@@ -608,6 +608,7 @@ _LATIN_ENDINGS = (
     "ix",
 )
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_ASCII_WORD = re.compile(r"[a-z]+")
 _HAS_TEXT = re.compile(r"[^\W_]", re.UNICODE)
 
 DEFAULT_BOILERPLATE = {
@@ -627,7 +628,10 @@ def is_latin_filler(paragraph: str) -> bool:
 
     Real lorem-ipsum words, or Latin-looking words with almost no English function words.
     """
-    words = list(map(str.lower, _WORD.findall(paragraph)))
+    if paragraph.isascii():  # the same words, found faster: ASCII letters are [A-Za-z]
+        words = _ASCII_WORD.findall(paragraph.lower())
+    else:
+        words = list(map(str.lower, _WORD.findall(paragraph)))
     if len(words) < 6:
         return False
     share = lambda hits: sum(hits) / len(words)  # noqa: E731
@@ -670,10 +674,126 @@ def _fix_text(text: str, uncurl_quotes: bool) -> str:
         if config.unescape_html == "auto" and "<" in segment:
             config = config._replace(unescape_html=False)
         if not _ftfy_is_noop(segment):
-            segment = ftfy.fix_and_explain(segment, config).text
+            segment = _fix_segment(segment, config)
         out.append(segment)
         pos = end
     return "".join(out)
+
+
+# ftfy.fix_and_explain's fixers after fix_encoding, in its order (ftfy 6). Three of them are
+# str.translate with a table, which costs a dictionary lookup per character: they run only
+# when the text holds one of their table's characters (a regex character class finds that
+# in microseconds).
+_FTFY_FIXERS = (
+    "fix_c1_controls",
+    "fix_latin_ligatures",
+    "fix_character_width",
+    "uncurl_quotes",
+    "fix_line_breaks",
+    "fix_surrogates",
+    "remove_terminal_escapes",
+    "remove_control_chars",
+)
+_FTFY_TABLES = {
+    "fix_latin_ligatures": ftfy.fixes.LIGATURES,
+    "fix_character_width": ftfy.fixes.WIDTH_MAP,
+    "remove_control_chars": ftfy.fixes.CONTROL_CHARS,
+}
+_FTFY_ACTS_ON = {
+    name: re.compile("[" + "".join(re.escape(chr(c)) for c in table) + "]")
+    for name, table in _FTFY_TABLES.items()
+}
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _badness_window() -> int | None:
+    """The longest match of ftfy's mojibake regex, if every match of it must contain a
+    non-ASCII character (else None: no shortcut). Then a search around the text's non-ASCII
+    characters finds a match exactly when a search of the whole text does."""
+    try:
+        import re._parser as sre_parse  # Python >= 3.11
+    except ImportError:  # pragma: no cover
+        import sre_parse  # type: ignore[no-redef]
+    from ftfy.badness import BADNESS_RE
+
+    parsed = sre_parse.parse(BADNESS_RE.pattern, BADNESS_RE.flags)
+    if len(parsed.data) != 1 or parsed.data[0][0] != sre_parse.BRANCH:
+        return None
+
+    def non_ascii(op: object, arg: object) -> bool:
+        if op == sre_parse.LITERAL:
+            return arg > 0x7F
+        if op == sre_parse.IN:
+            return all(
+                (o == sre_parse.LITERAL and a > 0x7F) or (o == sre_parse.RANGE and a[0] > 0x7F)
+                for o, a in arg
+            )
+        return False
+
+    for branch in parsed.data[0][1][1]:
+        if not any(non_ascii(op, arg) for op, arg in branch.data):
+            return None
+    return parsed.getwidth()[1]
+
+
+_BADNESS_WIDTH = _badness_window()
+
+
+def _is_bad(text: str) -> bool:
+    """``ftfy.badness.is_bad(text)``, searching only around non-ASCII characters: ftfy's
+    regex scans the whole text at a millisecond per article; every match it can make holds a
+    non-ASCII character and spans at most ``_BADNESS_WIDTH`` characters."""
+    from ftfy.badness import BADNESS_RE
+
+    if _BADNESS_WIDTH is None:
+        return ftfy.badness.is_bad(text)
+    reach = _BADNESS_WIDTH - 1
+    for run in _NON_ASCII_RUN.finditer(text):
+        if BADNESS_RE.search(text, max(run.start() - reach, 0), run.end() + reach):
+            return True
+    return False
+
+
+_FTFY_DEFAULTS = ftfy.TextFixerConfig()
+# One step of ftfy.fix_encoding (private in ftfy 6; without it, the public function is used).
+_fix_encoding_step = getattr(ftfy, "_fix_encoding_one_step_and_explain", None)
+
+
+def _fix_encoding(text: str) -> str:
+    """``ftfy.fix_encoding(text)``: its loop of steps, each of which returns ASCII text and
+    text its regex finds no mojibake in as is (checked here with the faster ``_is_bad``)."""
+    if _fix_encoding_step is None:  # pragma: no cover
+        return ftfy.fix_encoding(text)
+    while True:
+        if text.isascii() or not _is_bad(text):
+            return text
+        previous, text = text, _fix_encoding_step(text, _FTFY_DEFAULTS).text
+        if text == previous:
+            return text
+
+
+def _fix_segment(text: str, config: ftfy.TextFixerConfig) -> str:
+    """``ftfy.fix_and_explain(text, config).text`` for ``config.explain`` false: its loop,
+    with the steps that provably leave the text unchanged skipped (the mojibake repair when
+    nothing looks like mojibake, a table translation when no character of the table occurs).
+    tests/test_clean_fast_path.py checks it against ftfy."""
+    if config.unescape_html == "auto" and "<" in text:
+        config = config._replace(unescape_html=False)
+    while True:
+        original = text
+        if config.unescape_html:
+            text = ftfy.fixes.unescape_html(text)
+        if config.fix_encoding:
+            text = _fix_encoding(text)
+        for name in _FTFY_FIXERS:
+            if getattr(config, name):
+                acts_on = _FTFY_ACTS_ON.get(name)
+                if acts_on is None or acts_on.search(text):
+                    text = ftfy.FIXERS[name](text)
+        if config.normalization is not None:
+            text = unicodedata.normalize(config.normalization, text)
+        if text == original:
+            return text
 
 
 @dataclass(frozen=True)

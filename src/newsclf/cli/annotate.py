@@ -10,12 +10,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 
-from newsclf import annotate, tracking
-from newsclf.articles import ingest
-from newsclf.cli import console_script, user_errors
+from newsclf.cli import console_script, fast_help, lazy_import, user_errors
 from newsclf.cli.dataset import annotation_paths, load_rule_sets
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task, load_annotations
+
+annotate = lazy_import("newsclf.annotate")
+article_io = lazy_import("newsclf.articles")
+tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ def export(cfg: DictConfig) -> dict:
         missing = [key for key in tasks if key not in rule_sets]
         if missing:
             raise NewsclfError(f"labeling.{missing[0]}: strategy=conflict needs rules per task")
-    result = ingest(instantiate(cfg.source), instantiate(cfg.clean), cfg.dedupe_text)
+    result = article_io.ingest(instantiate(cfg.source), instantiate(cfg.clean), cfg.dedupe_text)
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
     gold = load_annotations(
         annotation_paths(cfg.annotations.path),
@@ -89,6 +91,7 @@ def summary(result: dict) -> None:
     )
 
 
+@fast_help("newsclf-annotate", "annotate")
 @hydra.main(version_base="1.3", config_path="../configs", config_name="annotate")
 @user_errors("newsclf-annotate")
 def main(cfg: DictConfig) -> None:

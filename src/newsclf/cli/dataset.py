@@ -7,6 +7,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,12 +16,28 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from newsclf import datasets, labeling, labeling_report, tracking
-from newsclf.articles import Reject, ingest
-from newsclf.cli import BOOL, INT, NUMBER, check_types, console_script, user_errors
+from newsclf.cli import (
+    BOOL,
+    INT,
+    NUMBER,
+    check_types,
+    console_script,
+    fast_help,
+    lazy_import,
+    user_errors,
+)
 from newsclf.errors import NewsclfError
-from newsclf.label_model import make_label_model
 from newsclf.labels import Task, load_annotations
+
+if TYPE_CHECKING:
+    from newsclf.articles import Reject
+
+article_io = lazy_import("newsclf.articles")
+datasets = lazy_import("newsclf.datasets")
+label_models = lazy_import("newsclf.label_model")
+labeling = lazy_import("newsclf.labeling")
+labeling_report = lazy_import("newsclf.labeling_report")
+tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +62,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
         tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     rule_sets = load_rule_sets(cfg, tasks)  # bad rules fail before any article is read
     source = instantiate(cfg.source)
-    result = ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
+    result = article_io.ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
     if not result.articles:
         reasons = ", ".join(f"{k} {v}" for k, v in result.reject_counts().most_common())
         raise NewsclfError(
@@ -194,7 +211,7 @@ def weak_labels(
     params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
     if cfg.weak.label_model == "dawid_skene":  # the rule file's defaults, then the command line
         params = {**(rules.dawid_skene or {}), **params}
-    model = make_label_model(cfg.weak.label_model, **params)
+    model = label_models.make_label_model(cfg.weak.label_model, **params)
     labelled = labeling.label_articles(articles, rules, model)
     min_conf = float(cfg.weak.min_confidence)
     report = labeling_report.build_report(
@@ -289,6 +306,7 @@ def summary(manifests: dict[str, dict]) -> None:
             )
 
 
+@fast_help("newsclf-dataset", "dataset")
 @hydra.main(version_base="1.3", config_path="../configs", config_name="dataset")
 @user_errors("newsclf-dataset")
 def main(cfg: DictConfig) -> None:

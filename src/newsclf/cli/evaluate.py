@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.utils import instantiate
@@ -19,11 +20,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from newsclf import evalsets, tracking
-from newsclf.cli import console_script, user_errors
+from newsclf.cli import console_script, fast_help, lazy_import, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
-from newsclf.predict import LoadedModel
+
+if TYPE_CHECKING:
+    from newsclf.predict import LoadedModel
+
+evalsets = lazy_import("newsclf.evalsets")
+tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +218,7 @@ def _value(x: float | None) -> str:
     return "n/a" if x is None or x != x else f"{x:.3f}"
 
 
+@fast_help("newsclf-evaluate", "evaluate")
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
 @user_errors("newsclf-evaluate")
 def main(cfg: DictConfig) -> None:

@@ -4,6 +4,7 @@ into one predictions file that appears only when complete (or on Spark with ``en
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.utils import instantiate
@@ -20,8 +21,6 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from newsclf import tracking
-from newsclf.batch import JobResult, JobSettings, run_job
 from newsclf.cli import (
     BOOL,
     NUMBER,
@@ -29,9 +28,17 @@ from newsclf.cli import (
     POSITIVE,
     check_types,
     console_script,
+    fast_help,
+    lazy_import,
     user_errors,
 )
 from newsclf.errors import NewsclfError
+
+if TYPE_CHECKING:
+    from newsclf.batch import JobResult, JobSettings
+
+batch = lazy_import("newsclf.batch")
+tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +69,7 @@ CONFIG_TYPES = {
 
 def settings(cfg: DictConfig) -> JobSettings:
     check_types(cfg, CONFIG_TYPES)
-    return JobSettings(
+    return batch.JobSettings(
         chunk_size=cfg.chunk_size,
         n_jobs=cfg.n_jobs,
         dedupe_text=cfg.dedupe_text,
@@ -109,7 +116,7 @@ def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResu
                 progress.update(task_id, completed=done, total=None if total < 0 else total)
 
         clean_config = OmegaConf.to_container(cfg.clean, resolve=True)
-        result = run_job(
+        result = batch.run_job(
             source, cleaner, models, cfg.output.path, settings(cfg), clean_config, on_progress
         )
     if cfg.report.mlflow:
@@ -149,6 +156,7 @@ def _value(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+@fast_help("newsclf-predict", "predict")
 @hydra.main(version_base="1.3", config_path="../configs", config_name="predict")
 @user_errors("newsclf-predict")
 def main(cfg: DictConfig) -> None:

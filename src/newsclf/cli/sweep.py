@@ -25,8 +25,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 
-from newsclf import tracking
+from newsclf.cli import lazy_import
 from newsclf.errors import NewsclfError
+
+tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,179 @@
+"""``HashingVectorizer.transform`` for word unigrams and bigrams, computed per chunk with
+array operations: the same matrix as scikit-learn's, several times faster.
+
+scikit-learn builds every n-gram of every document as a Python string and hashes each one.
+Here each document is tokenised once (a byte translation and split for documents whose word
+characters are all ASCII), the chunk's tokens are numbered, bigrams become pairs of numbers,
+and only the distinct unigrams and bigrams of the chunk are turned into strings and hashed
+(with scikit-learn's own hashing function). The rows are then assembled with numpy and summed
+as ``FeatureHasher`` does. tests/test_vectorize.py checks the result against scikit-learn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.preprocessing import normalize
+
+DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+# The same tokens as the default pattern: maximal runs of two or more word characters.
+_TOKEN = re.compile(r"\w{2,}")
+_NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
+# Bytes that are not ASCII word characters ([0-9A-Za-z_]) become spaces, so a split of the
+# UTF-8 bytes gives the word runs of a document whose non-ASCII characters are all non-word.
+_WORD_BYTES = set(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_SEPARATE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
+
+
+def supports(vectorizer: object) -> bool:
+    """True when :func:`transform` computes exactly what ``vectorizer.transform`` does:
+    a ``HashingVectorizer`` over words with the default tokenisation, no stop words or
+    custom callables, and n-grams of one or two words."""
+    if type(vectorizer) is not HashingVectorizer:
+        return False
+    v = vectorizer
+    return (
+        v.input == "content"
+        and v.analyzer == "word"
+        and v.tokenizer is None
+        and v.preprocessor is None
+        and v.strip_accents is None
+        and v.stop_words is None
+        and v.token_pattern == DEFAULT_TOKEN_PATTERN
+        and tuple(v.ngram_range) in ((1, 1), (1, 2), (2, 2))
+    )
+
+
+def transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
+    """``vectorizer.transform(texts)`` for a vectorizer :func:`supports` accepts."""
+    if not texts or not all(isinstance(t, str) for t in texts):
+        return vectorizer.transform(texts)  # its own errors and empty-input behaviour
+    min_n, max_n = vectorizer.ngram_range
+    docs = []
+    for text in texts:
+        if vectorizer.lowercase:
+            text = text.lower()
+        if text.isascii() or not _NON_ASCII_WORD_CHAR.search(text):
+            docs.append(text.encode("utf-8").translate(_SEPARATE))
+        else:
+            docs.append(b" ".join(w.encode("utf-8") for w in _TOKEN.findall(text)))
+    # Split at spaces, keep words of two or more bytes (a word character is at least one), and
+    # number the chunk's distinct words.
+    words = pc.split_pattern(pa.array(docs, pa.large_binary()), pattern=b" ")
+    doc = pc.list_parent_indices(words).to_numpy()
+    words = pc.list_flatten(words)
+    long = pc.greater_equal(pc.binary_length(words), 2)
+    encoded = words.filter(long).dictionary_encode()
+    doc = doc[long.to_numpy(zero_copy_only=False)]
+    vocabulary = encoded.dictionary
+    ids = encoded.indices.to_numpy().astype(np.int64)
+    parts_rows, parts_keys, parts_strings = [], [], [vocabulary]
+    if min_n == 1:
+        parts_rows.append(doc)
+        parts_keys.append(ids)
+    if max_n == 2 and len(ids) > 1:
+        same = doc[:-1] == doc[1:]  # bigrams never cross documents
+        pairs, inverse = np.unique(
+            ids[:-1][same] * len(vocabulary) + ids[1:][same], return_inverse=True
+        )
+        first, second = np.divmod(pairs, len(vocabulary))
+        parts_strings.append(
+            pc.binary_join_element_wise(
+                vocabulary.take(first), vocabulary.take(second), pa.scalar(b" ", pa.large_binary())
+            )
+        )
+        parts_rows.append(doc[:-1][same])
+        parts_keys.append(inverse.reshape(-1) + len(vocabulary))
+    columns, signs = _hash(parts_strings, vectorizer)
+    rows = np.concatenate(parts_rows) if parts_rows else np.empty(0, np.int64)
+    keys = np.concatenate(parts_keys) if parts_keys else np.empty(0, np.int64)
+    # Sum repeated (row, column) cells and sort them, as FeatureHasher's sum_duplicates does.
+    n_features = vectorizer.n_features
+    cells = rows * n_features + columns[keys]
+    if vectorizer.alternate_sign:
+        cells, where = np.unique(cells, return_inverse=True)
+        data = np.bincount(where.reshape(-1), weights=signs[keys], minlength=len(cells))
+    else:
+        cells, data = np.unique(cells, return_counts=True)
+    indptr = np.searchsorted(cells, np.arange(len(texts) + 1) * n_features)
+    X = sp.csr_matrix(
+        (data.astype(vectorizer.dtype), (cells % n_features).astype(np.int32), indptr),
+        shape=(len(texts), n_features),
+    )
+    if vectorizer.binary:
+        X.data.fill(1)
+    if vectorizer.norm is not None:
+        X = normalize(X, norm=vectorizer.norm, copy=False)
+    return X
+
+
+def _hash(arrays: list[pa.Array], vectorizer: HashingVectorizer) -> tuple[np.ndarray, np.ndarray]:
+    """Column and sign (+1 or -1) of each string, as ``FeatureHasher`` computes them: the
+    32-bit MurmurHash3 (seed 0) of its bytes, as a signed number h; column |h| mod
+    n_features, sign that of h."""
+    h = np.concatenate([murmurhash3_32(a) for a in arrays]).view(np.int32).astype(np.int64)
+    columns = (np.abs(h) % vectorizer.n_features).astype(np.int32)
+    signs = np.ones(len(h), dtype=vectorizer.dtype)
+    if vectorizer.alternate_sign:
+        signs[h < 0] = -1
+    return columns, signs
+
+
+_C1, _C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def _scramble(k: np.ndarray) -> np.ndarray:
+    return _rotl(k * _C1, 15) * _C2
+
+
+def murmurhash3_32(strings: pa.Array) -> np.ndarray:
+    """MurmurHash3 x86 32-bit (seed 0) of each value of a binary Arrow array, as uint32, all
+    values at once: ``sklearn.utils.murmurhash3_32(value, positive=True)`` for each."""
+    strings = strings.cast(pa.large_binary())
+    n = len(strings)
+    if n == 0:
+        return np.empty(0, np.uint32)
+    if strings.null_count:
+        raise ValueError("murmurhash3_32: null values")
+    offsets_buffer, data_buffer = strings.buffers()[1:3]
+    offsets = np.frombuffer(offsets_buffer, np.int64)[strings.offset : strings.offset + n + 1]
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.empty(0)
+    data = np.concatenate([data[: offsets[-1]], np.zeros(4, np.uint8)]).astype(np.uint32)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    # Longest first, so the values still in a 4-byte block step are a prefix.
+    order = np.argsort(-(lengths // 4), kind="stable")
+    starts, lengths = starts[order], lengths[order]
+    blocks = lengths // 4
+    h = np.zeros(n, np.uint32)
+    for k in range(int(blocks[0]) if n else 0):
+        m = int(np.count_nonzero(blocks > k))
+        at = starts[:m] + 4 * k
+        block = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16) | (data[at + 3] << 24)
+        x = h[:m] ^ _scramble(block)
+        h[:m] = _rotl(x, 13) * np.uint32(5) + np.uint32(0xE6546B64)
+    tail_at, tail = starts + 4 * blocks, lengths & 3
+    k1 = np.zeros(n, np.uint32)
+    for i in (2, 1, 0):
+        has = tail > i
+        k1[has] ^= data[tail_at[has] + i] << np.uint32(8 * i)
+    has = tail > 0
+    h[has] ^= _scramble(k1[has])
+    h ^= lengths.astype(np.uint32)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    out = np.empty(n, np.uint32)
+    out[order] = h
+    return out

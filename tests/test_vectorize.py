@@ -1,0 +1,131 @@
+"""newsclf.vectorize computes exactly scikit-learn's HashingVectorizer.transform (the matrix
+newsclf-predict feeds the model), and its MurmurHash3 is scikit-learn's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils import murmurhash3_32
+
+from newsclf import models, vectorize
+from newsclf.models import text_pipeline
+from newsclf.predict import Classifier
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# ASCII words and punctuation, letters that change length or meaning when lowercased (İ, ß,
+# ǅ), non-ASCII word characters (é, digits ², CJK) and non-word ones (£, combining accent,
+# no-break space, curly quote, line separator), underscores and one-letter words.
+PIECES = st.sampled_from(
+    [
+        *["the", "Minister", "a", "I", "x_y", "_", "42", "9bn", "r2d2", " ", "  ", "\n", "\t"],
+        *[".", ",", "-", "'", "$", "(", ")", "é", "İ", "ß", "ǅ", "²", "日本", "£", "\u0301"],
+        *["\u00a0", "’", "\u2028", "Ünï", "ΑΘΗΝΑ", "e\u0301", "ﬁ", "€5"],
+    ]
+)
+TEXT = st.lists(PIECES, max_size=40).map("".join)
+
+
+def same_matrix(a: object, b: object) -> None:
+    assert type(a) is type(b)
+    assert a.shape == b.shape and a.dtype == b.dtype
+    assert np.array_equal(a.indptr, b.indptr)
+    assert np.array_equal(a.indices, b.indices)
+    assert np.array_equal(a.data, b.data)
+
+
+@SETTINGS
+@given(
+    texts=st.lists(TEXT, min_size=1, max_size=8),
+    ngram_range=st.sampled_from([(1, 1), (1, 2), (2, 2)]),
+    lowercase=st.booleans(),
+    alternate_sign=st.booleans(),
+    norm=st.sampled_from([None, "l2", "l1"]),
+    binary=st.booleans(),
+    n_features=st.sampled_from([7, 64, 2**18]),
+)
+def test_transform_equals_scikit_learn(
+    texts, ngram_range, lowercase, alternate_sign, norm, binary, n_features
+):
+    vectorizer = HashingVectorizer(
+        ngram_range=ngram_range,
+        lowercase=lowercase,
+        alternate_sign=alternate_sign,
+        norm=norm,
+        binary=binary,
+        n_features=n_features,
+    )
+    assert vectorize.supports(vectorizer)
+    same_matrix(vectorize.transform(vectorizer, texts), vectorizer.transform(texts))
+
+
+def test_default_model_vectorizer_on_news_text():
+    texts = [
+        "Novartis hits acquisition trail. Swiss drugmaker Novartis has announced 5.65bn euros "
+        "($7.4bn; £3.9bn) of purchases — it's the world's biggest generic drug producer.",
+        "",
+        "a",
+        "Ελλάδα and İstanbul: STRASSE straße “quoted” words_with_underscores 2005-2006",
+    ] * 3
+    vectorizer = HashingVectorizer(
+        ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm=None
+    )
+    same_matrix(vectorize.transform(vectorizer, texts), vectorizer.transform(texts))
+
+
+@SETTINGS
+@given(values=st.lists(st.binary(max_size=40), min_size=1, max_size=30))
+def test_murmurhash_equals_scikit_learn(values):
+    expected = [murmurhash3_32(v, positive=True) for v in values]
+    assert vectorize.murmurhash3_32(pa.array(values, pa.binary())).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "vectorizer",
+    [
+        HashingVectorizer(analyzer="char"),
+        HashingVectorizer(stop_words="english"),
+        HashingVectorizer(ngram_range=(1, 3)),
+        HashingVectorizer(token_pattern=r"\w+"),
+        HashingVectorizer(strip_accents="unicode"),
+        TfidfVectorizer(),
+    ],
+)
+def test_other_vectorizers_are_left_to_scikit_learn(vectorizer):
+    assert not vectorize.supports(vectorizer)
+
+
+def test_classifier_predicts_what_the_pipeline_predicts():
+    texts = ["markets rose on bank profits", "the striker scored twice", "shares fell"] * 4
+    labels = ["business", "sport", "business"] * 4
+    pipeline = text_pipeline(
+        HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None),
+        LogisticRegression(),
+        weighting=TfidfTransformer(sublinear_tf=True),
+    )
+    pipeline.fit(texts, labels)
+    frame = Classifier(pipeline, ["business", "sport"]).predict([*texts, "bank striker"])
+    proba = pipeline.predict_proba([*texts, "bank striker"])
+    assert frame["probability"].tolist() == proba.max(axis=1).tolist()
+    assert frame["label"].tolist() == pipeline.predict([*texts, "bank striker"]).tolist()
+
+
+def test_training_fits_the_same_model_as_scikit_learn():
+    texts = ["markets rose on bank profits", "the striker scored twice", "shares fell"] * 5
+    labels = ["business", "sport", "business"] * 5
+
+    def pipeline():
+        return text_pipeline(
+            HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None),
+            LogisticRegression(solver="saga", random_state=0),
+            weighting=TfidfTransformer(sublinear_tf=True),
+        )
+
+    ours, theirs = models.fit(pipeline(), texts, labels), pipeline().fit(texts, labels)
+    assert np.array_equal(ours[-2].idf_, theirs[-2].idf_)
+    assert np.array_equal(ours[-1].coef_, theirs[-1].coef_)
+    assert np.array_equal(ours.predict_proba(texts), theirs.predict_proba(texts))
