@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -15,6 +17,8 @@ from newsclf.articles import Cleaner, parse_txt
 from tests.conftest import ROOT, SEEDS
 
 SPAN = 12
+SHARED_DATA = Path(os.environ.get("NEWSCLF_SHARED_DATA", ROOT.parent / "shared" / "data"))
+STANCES = ("anti_russia", "neutral", "pro_russia")
 SEED_SHA256 = "22da9b349f16c9da7c0251d0cdfc013ee730a8123b3a2ababa1f8e893afa4f14"
 RUSSIA_TOPICS = ("diplomacy", "military", "economy", "cyber_disinfo", "human_rights")
 
@@ -27,7 +31,15 @@ def _taxonomy(task: str) -> set[str]:
 def rows() -> list[dict]:
     with (SEEDS / "labels.csv").open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        assert reader.fieldnames == ["article_id", "topic", "stance", "provenance"]
+        assert reader.fieldnames == [
+            "article_id",
+            "topic",
+            "stance",
+            "about_russia",
+            "provenance",
+            "genre",
+            "voice",
+        ]
         return list(reader)
 
 
@@ -58,24 +70,37 @@ def test_every_file_has_exactly_one_valid_label_row(rows, texts):
     topics, stances = _taxonomy("topic"), _taxonomy("stance")
     for r in rows:
         assert r["topic"] in topics, r
-        assert r["stance"] in stances or (r["stance"] == "" and r["topic"] == "other"), r
+        assert r["stance"] in stances, r
+        assert r["about_russia"] in ("yes", "no"), r
+        # rule 5: an article that does not concern Russia passes no verdict on it
+        assert r["about_russia"] == "yes" or (r["stance"], r["topic"]) == ("neutral", "other"), r
         assert r["provenance"] in ("seed", "original"), r
+        assert bool(r["genre"]) == bool(r["voice"]), r
 
 
 def test_minimum_counts(rows):
-    assert len(rows) >= 360
-    topic = Counter(r["topic"] for r in rows)
-    for t in RUSSIA_TOPICS:
-        assert topic[t] >= 45, (t, topic[t])
-    assert topic["other"] >= 60
-    passing = [r for r in rows if r["topic"] == "other" and r["stance"]]
-    assert len(passing) >= 15, "other articles that mention Russia in passing"
-    stance = Counter(r["stance"] for r in rows if r["stance"])
-    assert stance["anti_russia"] >= 100 and stance["neutral"] >= 80 and stance["pro_russia"] >= 80
-    pairs = Counter((r["topic"], r["stance"]) for r in rows if r["topic"] in RUSSIA_TOPICS)
-    for t in RUSSIA_TOPICS:
-        for s in ("anti_russia", "neutral", "pro_russia"):
-            assert pairs[(t, s)] >= 10, (t, s, pairs[(t, s)])
+    assert len(rows) >= 1200
+    about = [r for r in rows if r["about_russia"] == "yes"]
+    pairs = Counter((r["topic"], r["stance"]) for r in about)
+    for t in (*RUSSIA_TOPICS, "other"):
+        for s in STANCES:
+            assert pairs[(t, s)] >= 40, (t, s, pairs[(t, s)])
+    assert len(rows) - len(about) >= 60, "other articles that do not concern Russia"
+
+
+def test_every_genre_writes_for_every_stance(rows):
+    """Style must not give the stance away: every recorded genre (wire report, opinion, blog
+    post, ...) carries all three stances. Voices are reported in seeds/README.md, not tested:
+    some lean as real outlets do (state media is not anti-Kremlin)."""
+    about = [r for r in rows if r["about_russia"] == "yes"]
+    by_genre = Counter(r["genre"] for r in about if r["genre"])
+    assert len([g for g, n in by_genre.items() if n >= 30]) >= 8
+    for genre, n in by_genre.items():
+        if n < 30:
+            continue
+        shares = Counter(r["stance"] for r in about if r["genre"] == genre)
+        for s in STANCES:
+            assert shares[s] >= 0.07 * n, (genre, dict(shares))
 
 
 def test_format_length_and_dates(texts):
@@ -86,7 +111,7 @@ def test_format_length_and_dates(texts):
         assert date(2014, 1, 1) <= date.fromisoformat(article.date) <= date(2025, 12, 31), aid
         assert article.title, f"{aid}: no title"
         words = len(cleaner.clean(article)[0].body.split())
-        assert 200 <= words <= 900, (aid, words)
+        assert 130 <= words <= 2100, (aid, words)
 
 
 def test_some_articles_carry_page_noise(texts):
@@ -109,6 +134,26 @@ def test_no_two_articles_share_a_12_word_span(texts):
             if other != aid:
                 clashes.add((other, aid))
     assert not clashes, f"articles sharing a {SPAN}-word span: {sorted(clashes)[:10]}"
+
+
+def _real_texts() -> dict[str, str]:
+    texts = {}
+    for path in sorted(SHARED_DATA.glob("*/articles.csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            for i, row in enumerate(csv.DictReader(fh)):
+                texts[f"{path.parent.name}:{row.get('id', i)}"] = (
+                    f"{row.get('title', '')} {row['text']}"
+                )
+    return texts
+
+
+def test_no_sentence_from_the_real_evaluation_sets(texts):
+    """The real labelled sets are for evaluation only: no 12-word span of theirs in seeds/."""
+    real = _real_texts()
+    assert len(real) >= 300, f"{SHARED_DATA}: the real data sets are missing"
+    owner = {span: rid for rid, text in real.items() for span in _spans(text)}
+    copied = sorted({(aid, owner[s]) for aid, t in texts.items() for s in _spans(t) if s in owner})
+    assert not copied, f"articles sharing a {SPAN}-word span with real articles: {copied[:10]}"
 
 
 def test_span_check_catches_a_copy():
