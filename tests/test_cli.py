@@ -59,6 +59,13 @@ def test_both_models_registered_with_champion(workdir):
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert "plots/test_confusion_matrix.png" in artifacts
         assert len(run.inputs.dataset_inputs) == 3
+        # the model cleans raw articles as its dataset was cleaned
+        manifest = json.loads((workdir / "data/datasets" / task / "manifest.json").read_text())
+        mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+        local = mlflow.artifacts.download_artifacts(f"models:/newsclf-{task}/{version.version}")
+        preparation = json.loads((Path(local) / "artifacts/preparation.json").read_text())
+        assert preparation == {"clean": manifest["clean"], "max_chars": 100000}
+        assert manifest["clean"]["boilerplate"]["share_prompt"]  # the rules, spelled out
         experiment = client.get_experiment(run.info.experiment_id)
         assert experiment.name == f"newsclf-{task}"
         dataset_runs = client.search_runs(
@@ -76,14 +83,14 @@ def test_predictions_one_row_per_seed_article(workdir):
     assert table["id"].is_unique
     assert set(table["topic_model"]) == {"newsclf-topic"}
     assert table["stance_probability"].between(0, 1).all()
-    # MLflow's own loader gives the same labels
+    # MLflow's own loader, given the raw articles, prepares them alike: the same labels
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/newsclf-topic@champion")
-    from newsclf.articles import Cleaner, Source, ingest
+    from newsclf.articles import Source
 
-    articles = ingest(Source(path=str(SEEDS / "articles")), Cleaner(), dedupe_text=False).articles
-    texts = pd.DataFrame({"text": [a.text for a in articles]})
-    assert model.predict(texts)["label"].tolist() == table["topic_label"].tolist()
+    articles = list(Source(path=str(SEEDS / "articles")).read())
+    raw = pd.DataFrame({"title": [a.title for a in articles], "text": [a.body for a in articles]})
+    assert model.predict(raw)["label"].tolist() == table["topic_label"].tolist()
 
 
 def test_same_config_and_seed_give_same_fingerprint_and_metrics(workdir, tmp_path):

@@ -41,7 +41,15 @@ from mlflow.types import ColSpec, Schema
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from newsclf.errors import NewsclfError
-from newsclf.predict import Classifier, LoadedModel, load_pipeline, save_pipeline
+from newsclf.predict import (
+    PREPARATION_FILE,
+    Classifier,
+    LoadedModel,
+    Preparation,
+    load_pipeline,
+    probability_columns,
+    save_pipeline,
+)
 from newsclf.redact import redact, redact_text, redact_tree
 
 log = logging.getLogger(__name__)
@@ -641,10 +649,12 @@ def _release_registry_lock(client: MlflowClient, lock_name: str, holder: str | N
 # --------------------------------------------------------------------------- models
 
 
-def _signature() -> ModelSignature:
+def _signature(labels: Sequence[str]) -> ModelSignature:
+    """Raw articles in (``title`` optional), the label, its probability and each label's out."""
+    scores = [ColSpec("double", c) for c in ["probability", *probability_columns(labels)]]
     return ModelSignature(
-        inputs=Schema([ColSpec("string", "text")]),
-        outputs=Schema([ColSpec("string", "label"), ColSpec("double", "probability")]),
+        inputs=Schema([ColSpec("string", "title", required=False), ColSpec("string", "text")]),
+        outputs=Schema([ColSpec("string", "label"), *scores]),
     )
 
 
@@ -679,19 +689,36 @@ def _no_requirement_check() -> Iterator[None]:
             setattr(module, _REQUIREMENT_CHECK, original)
 
 
-def log_model(pipeline: Any, labels: Sequence[str], task: str, example: Sequence[str]) -> str:
-    """Log a fitted pipeline as a newsclf pyfunc model (skops inside); returns its model URI."""
+def log_model(
+    pipeline: Any,
+    labels: Sequence[str],
+    task: str,
+    example: pd.DataFrame | Sequence[str],
+    preparation: Preparation | None = None,
+) -> str:
+    """Log a fitted pipeline as a newsclf pyfunc model (skops inside) with the text
+    ``preparation`` its training data had (newsclf's defaults when None); ``example``: a few
+    raw articles (``title``, ``text``) or texts. Returns the model URI."""
+    preparation = preparation or Preparation()
+    if not isinstance(example, pd.DataFrame):
+        example = pd.DataFrame({"text": list(example)})
     with tempfile.TemporaryDirectory() as tmp:
         skops_path = save_pipeline(pipeline, Path(tmp) / "model.skops")
         labels_path = Path(tmp) / "labels.json"
         labels_path.write_text(json.dumps(list(labels)), encoding="utf-8")
+        preparation_path = Path(tmp) / PREPARATION_FILE
+        preparation_path.write_text(json.dumps(preparation.to_dict(), indent=2), encoding="utf-8")
         with _no_requirement_check():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(MODEL_CODE),
-                artifacts={"pipeline": str(skops_path), "labels": str(labels_path)},
-                signature=_signature(),
-                input_example=pd.DataFrame({"text": list(example)}),
+                artifacts={
+                    "pipeline": str(skops_path),
+                    "labels": str(labels_path),
+                    "preparation": str(preparation_path),
+                },
+                signature=_signature(labels),
+                input_example=example,
                 pip_requirements=_requirements(),
                 metadata={"newsclf_task": task, "newsclf_labels": list(labels), "format": "skops"},
             )
@@ -797,7 +824,22 @@ def load_model(
         name=name or uri,
         version=version or "",
         local_path=str(local),
+        preparation=_preparation(local, uri),
+        trusted_types=tuple(trusted_types),
     )
+
+
+def _preparation(local: Path, uri: str) -> Preparation:
+    """The text preparation logged with a model; newsclf's defaults for models logged before
+    models carried one (and for pickle-format models)."""
+    path = local / "artifacts" / PREPARATION_FILE
+    if not path.exists():
+        log.info("model %s: no %s, preparing articles with the defaults", uri, PREPARATION_FILE)
+        return Preparation()
+    try:
+        return Preparation.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise NewsclfError(f"model {uri}: unreadable {PREPARATION_FILE} ({exc})") from None
 
 
 def _pickle_format(spec: dict) -> str | None:

@@ -37,6 +37,7 @@ datasets = lazy_import("newsclf.datasets")
 label_models = lazy_import("newsclf.label_model")
 labeling = lazy_import("newsclf.labeling")
 labeling_report = lazy_import("newsclf.labeling_report")
+predict = lazy_import("newsclf.predict")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             "source": str(source.path),
             "annotations": annotation_paths(cfg.annotations.path),
             "split": OmegaConf.to_container(cfg.split),
+            # the models trained on it clean raw articles the same way (newsclf-train)
+            "clean": predict.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
             "n_input": result.n_input,
             "n_kept": len(result.articles),
             "n_rejected": len(result.rejects),

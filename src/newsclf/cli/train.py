@@ -25,6 +25,7 @@ evalsets = lazy_import("newsclf.evalsets")
 evaluation = lazy_import("newsclf.evaluation")
 hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
+pd = lazy_import("pandas")
 predict = lazy_import("newsclf.predict")
 sklearn_base = lazy_import("sklearn.base")
 tracking = lazy_import("newsclf.tracking")
@@ -106,7 +107,9 @@ def train(cfg: DictConfig) -> dict:
         if final is not model:
             texts += list(data["validation"][0])
         _log_top_features(cfg, final, texts)
-        model_uri = tracking.log_model(final, names, task.name, dd["train"][:2]["text"])
+        model_uri = tracking.log_model(
+            final, names, task.name, _raw_example(dd["train"][:2]), preparation(cfg, manifest)
+        )
         result["model_uri"] = model_uri
         if cfg.register:
             result.update(
@@ -194,6 +197,26 @@ def _log_top_features(cfg: DictConfig, model, texts: list[str]) -> None:
         log.info("top features: not readable from this model; none logged")
         return
     tracking.log_table({k: [r[k] for r in rows] for k in rows[0]}, "top_features.json")
+
+
+def preparation(cfg: DictConfig, manifest: dict) -> predict.Preparation:
+    """How the model prepares raw articles: the cleaning the dataset was built with (from its
+    manifest), the body cut at ``max_chars``."""
+    clean = manifest.get("clean")
+    if clean is None:
+        log.warning(
+            "%s: the manifest records no cleaning settings (built by an older newsclf); the "
+            "model prepares articles with the default ones",
+            cfg.dataset_dir,
+        )
+    return predict.Preparation(clean or {}, cfg.max_chars)
+
+
+def _raw_example(rows: dict) -> pd.DataFrame:
+    """Articles as the model takes them (title, body) from dataset rows (title + body)."""
+    titles = list(rows["title"])
+    bodies = [t.removeprefix(f"{title}\n\n") for title, t in zip(titles, rows["text"], strict=True)]
+    return pd.DataFrame({"title": titles, "text": bodies})
 
 
 def _register_and_gate(
