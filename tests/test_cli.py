@@ -68,6 +68,20 @@ def test_both_models_registered_with_champion(workdir):
         assert manifest["clean"]["boilerplate"]["share_prompt"]  # the rules, spelled out
         experiment = client.get_experiment(run.info.experiment_id)
         assert experiment.name == f"newsclf-{task}"
+        # mlflow ui shows descriptions: task, labels, model, dataset, test metrics
+        labels = ", ".join(manifest["labels"])
+        experiment_note = experiment.tags["mlflow.note.content"]
+        assert f"task **{task}**" in experiment_note and labels in experiment_note
+        registered = client.get_registered_model(f"newsclf-{task}").description
+        assert f"task **{task}**" in registered and labels in registered
+        assert "champion" in registered
+        described = client.get_model_version(f"newsclf-{task}", version.version).description
+        assert "tfidf_logreg (HashingVectorizer -> TfidfTransformer -> LogisticRegression)" in (
+            described
+        )
+        assert manifest["fingerprint"] in described
+        assert f"test macro-F1 {run.data.metrics['test_macro_f1']:.3f}" in described
+        assert run.data.tags["mlflow.note.content"] == described
         dataset_runs = client.search_runs(
             [run.info.experiment_id], "tags.`newsclf.stage` = 'dataset'"
         )

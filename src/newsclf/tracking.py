@@ -739,6 +739,39 @@ def register(model_uri: str, name: str, tags: Mapping[str, str] | None = None) -
     return str(version.version)
 
 
+NOTE = "mlflow.note.content"  # the tag the MLflow UI shows as a description
+
+
+def experiment_description(task: Any) -> str:
+    """What ``mlflow ui`` shows for a task's experiment (``task``: a ``newsclf.labels.Task``)."""
+    return (
+        f"newsclf task **{task.name}**: {task.description or 'no description'}\n\n"
+        f"Labels: {', '.join(task.label_names)}.\n\n"
+        "Runs: dataset builds (tag newsclf.stage=dataset) and training runs "
+        "(newsclf.stage=train), each tagged with its dataset fingerprint (newsclf.fingerprint); "
+        "a training run's description names its model, dataset and test-split metrics."
+    )
+
+
+def describe_experiment(name: str, text: str) -> None:
+    """Set the description ``mlflow ui`` shows for an experiment."""
+    with _mlflow_errors():
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None and experiment.tags.get(NOTE) != text:
+            client.set_experiment_tag(experiment.experiment_id, NOTE, text)
+
+
+def describe_model(name: str, version: str, model_text: str, version_text: str) -> None:
+    """Set the descriptions of a registered model, one of its versions and the active run."""
+    with _mlflow_errors():
+        client = MlflowClient()
+        client.update_registered_model(name, description=model_text)
+        client.update_model_version(name, version, description=version_text)
+        if mlflow.active_run() is not None:
+            mlflow.set_tag(NOTE, version_text)
+
+
 def champion(name: str) -> str | None:
     """The version holding the ``champion`` alias, or None."""
     try:

@@ -250,6 +250,7 @@ def _log_dataset_run(
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     tags = {"newsclf.stage": "dataset", "newsclf.fingerprint": manifest["fingerprint"]}
     with tracking.run(experiment, f"dataset-{task.name}", tags):
+        tracking.describe_experiment(experiment, tracking.experiment_description(task))
         tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         tracking.log_metrics(
             {

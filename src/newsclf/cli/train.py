@@ -62,6 +62,7 @@ def train(cfg: DictConfig) -> dict:
         tags.update({"newsclf.sweep_job": str(number), "newsclf.overrides": overrides})
     with tracking.run(experiment, run_name, tags, parent_run_id=parent) as run_id:
         result["run_id"] = run_id
+        tracking.describe_experiment(experiment, tracking.experiment_description(task))
         # The fit runs beside the logging of the config and datasets: the solver releases the
         # GIL, MLflow's logging is Python, so on two cores they overlap (seconds per job).
         with ThreadPoolExecutor(1) as pool:
@@ -114,6 +115,12 @@ def train(cfg: DictConfig) -> dict:
         if cfg.register:
             result.update(
                 _register_and_gate(cfg, registered, model_uri, data["test"], result, task, sets)
+            )
+            tracking.describe_model(
+                registered,
+                result["version"],
+                model_description(task, cfg.mlflow.model_prefix),
+                version_description(cfg, final, manifest, result),
             )
     return result
 
@@ -197,6 +204,44 @@ def _log_top_features(cfg: DictConfig, model, texts: list[str]) -> None:
         log.info("top features: not readable from this model; none logged")
         return
     tracking.log_table({k: [r[k] for r in rows] for k in rows[0]}, "top_features.json")
+
+
+def model_description(task: Task, prefix: str) -> str:
+    """What ``mlflow ui`` shows for a task's registered model."""
+    return (
+        f"newsclf classifier for the task **{task.name}**: {task.description or ''}\n\n"
+        f"Labels: {', '.join(task.label_names)}.\n\n"
+        "A pyfunc model taking raw articles (title, optional, and text) and returning label, "
+        "probability and probability_<label>; it cleans them as its training data was cleaned. "
+        f"Trained by newsclf-train; the `champion` alias marks the version that passed the "
+        f"gate (newsclf-predict loads models:/{prefix}{task.name}@champion)."
+    )
+
+
+def version_description(cfg: DictConfig, model: object, manifest: dict, result: dict) -> str:
+    """What ``mlflow ui`` shows for a model version (and its run): model, data, metrics."""
+    steps = getattr(model, "steps", None)
+    shape = " -> ".join(type(s).__name__ for _, s in steps) if steps else type(model).__name__
+    metrics = ", ".join(
+        f"{name} {result[f'{split}_{key}']:.3f}"
+        for split in ("test", "validation")
+        for key, name in (("macro_f1", f"{split} macro-F1"), ("accuracy", f"{split} accuracy"))
+        if f"{split}_{key}" in result
+    )
+    rows = manifest.get("rows", {})
+    external = ", ".join(
+        f"{name} macro-F1 {f1:.3f}" for name, f1 in result.get("external", {}).items()
+    )
+    return (
+        f"Model **{cfg.model.name}** ({shape}) for {result['task']}, trained on dataset "
+        f"`{manifest['fingerprint']}` ({cfg.dataset_dir}: "
+        f"{', '.join(f'{n} {s}' for s, n in rows.items())}).\n\n"
+        f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
+        + (f"Evaluation sets: {external}.\n\n" if external else "")
+        + f"Refit: {cfg.refit}. "
+        f"Gate: {'champion' if result.get('promoted') else 'not promoted'} "
+        f"({result.get('gate', '')})."
+    )
 
 
 def preparation(cfg: DictConfig, manifest: dict) -> predict.Preparation:
