@@ -33,6 +33,7 @@ from filelock import FileLock, Timeout
 from newsclf.articles import Record, Reject, Source
 from newsclf.errors import NewsclfError
 from newsclf.predict import (
+    SKOPS_FILE,
     ChunkResult,
     LoadedModel,
     PredictionWriter,
@@ -241,7 +242,7 @@ def job_fingerprint(
     """What a resumed job must share with the one it continues: input, models, settings."""
     model_ids = []
     for m in models:
-        skops = Path(m.local_path) / "artifacts" / "model.skops"
+        skops = Path(m.local_path) / SKOPS_FILE
         digest = hashlib.sha256(skops.read_bytes()).hexdigest() if skops.exists() else ""
         model_ids.append([m.task, m.uri, m.name, m.version, digest, m.preparation.key])
     identity = {

@@ -34,7 +34,9 @@ from newsclf.errors import NewsclfError
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 INTEGER_COLUMNS = ("truncated_chars",)
 DEFAULT_MAX_CHARS = 100_000  # a model's body cap when its run set none
-PREPARATION_FILE = "preparation.json"  # the preparation artifact of a logged model
+# A logged newsclf model's files inside its MLflow model folder.
+SKOPS_FILE = "artifacts/model.skops"  # the fitted pipeline
+PREPARATION_FILE = "artifacts/preparation.json"  # how it prepares raw articles
 NO_LABEL = ""  # a logged model's label for an article with nothing left to classify
 
 # Types a newsclf model may contain beyond skops' defaults. Loading refuses anything else, so a
@@ -86,7 +88,7 @@ def load_pipeline(path: str | Path, trusted_types: Sequence[str] = ()) -> object
     if refused:
         raise NewsclfError(
             f"{path}: refusing to load untrusted types {', '.join(refused)}; if you trust this "
-            "model, add them to predict.trusted_types"
+            "model, add them to trusted_types"
         )
     return sio.load(path, trusted=untrusted)
 
@@ -322,32 +324,6 @@ def prediction_columns(tasks: Sequence[str]) -> list[str]:
     for task in tasks:
         cols += [f"{task}_label", f"{task}_probability", f"{task}_model", f"{task}_version"]
     return cols
-
-
-def predict_chunks(
-    articles: Iterable[Article], models: Sequence[LoadedModel], chunk_size: int = 2000
-) -> Iterator[pd.DataFrame]:
-    """Predict every task for chunks of articles; one row per article, in input order."""
-    chunk: list[Article] = []
-    for article in articles:
-        chunk.append(article)
-        if len(chunk) >= chunk_size:
-            yield _predict_chunk(chunk, models)
-            chunk = []
-    if chunk:
-        yield _predict_chunk(chunk, models)
-
-
-def _predict_chunk(chunk: list[Article], models: Sequence[LoadedModel]) -> pd.DataFrame:
-    texts = [a.text for a in chunk]
-    frame = {"id": [a.id for a in chunk]}
-    for model in models:
-        out = model.classifier.predict(texts)
-        frame[f"{model.task}_label"] = out["label"].tolist()
-        frame[f"{model.task}_probability"] = out["probability"].tolist()
-        frame[f"{model.task}_model"] = [model.name] * len(chunk)
-        frame[f"{model.task}_version"] = [model.version] * len(chunk)
-    return pd.DataFrame(frame)
 
 
 def output_format(path: Path, fmt: str = "auto") -> str:

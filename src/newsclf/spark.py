@@ -31,12 +31,12 @@ from filelock import FileLock, Timeout
 from newsclf.articles import Source
 from newsclf.batch import JobResult, JobSettings, JobState, sidecar
 from newsclf.errors import NewsclfError
-from newsclf.predict import LoadedModel, Preparation
+from newsclf.predict import SKOPS_FILE, LoadedModel, Preparation
 from newsclf.report import batch_report
+from newsclf.tracking import MODEL_CODE
 
 log = logging.getLogger(__name__)
 
-MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 RESULT_TYPE = "label string, probability double"
 
 
@@ -69,7 +69,7 @@ def verified_model_copy(model: LoadedModel, folder: Path) -> str:
     when ``allow_pickle`` is set) are handed over as they are.
     """
     source = Path(model.local_path)
-    if not (source / "artifacts" / "model.skops").exists():
+    if not (source / SKOPS_FILE).exists():
         return str(source)
     target = folder / model.task
     shutil.copytree(source, target)

@@ -43,6 +43,7 @@ from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 from newsclf.errors import NewsclfError
 from newsclf.predict import (
     PREPARATION_FILE,
+    SKOPS_FILE,
     Classifier,
     LoadedModel,
     Preparation,
@@ -703,10 +704,10 @@ def log_model(
     if not isinstance(example, pd.DataFrame):
         example = pd.DataFrame({"text": list(example)})
     with tempfile.TemporaryDirectory() as tmp:
-        skops_path = save_pipeline(pipeline, Path(tmp) / "model.skops")
+        skops_path = save_pipeline(pipeline, Path(tmp) / Path(SKOPS_FILE).name)
         labels_path = Path(tmp) / "labels.json"
         labels_path.write_text(json.dumps(list(labels)), encoding="utf-8")
-        preparation_path = Path(tmp) / PREPARATION_FILE
+        preparation_path = Path(tmp) / Path(PREPARATION_FILE).name
         preparation_path.write_text(json.dumps(preparation.to_dict(), indent=2), encoding="utf-8")
         with _no_requirement_check():
             info = mlflow.pyfunc.log_model(
@@ -840,7 +841,7 @@ def load_model(
     else:
         if task and meta["newsclf_task"] != task:
             raise NewsclfError(f"model {uri}: is a {meta['newsclf_task']} model, not {task}")
-        pipeline = load_pipeline(local / "artifacts" / "model.skops", trusted_types)
+        pipeline = load_pipeline(local / SKOPS_FILE, trusted_types)
         classifier = Classifier(pipeline, meta["newsclf_labels"])
         model_task = meta["newsclf_task"]
         try:  # trusted types can still make something that does not classify texts
@@ -865,7 +866,7 @@ def load_model(
 def _preparation(local: Path, uri: str) -> Preparation:
     """The text preparation logged with a model; newsclf's defaults for models logged before
     models carried one (and for pickle-format models)."""
-    path = local / "artifacts" / PREPARATION_FILE
+    path = local / PREPARATION_FILE
     if not path.exists():
         log.info("model %s: no %s, preparing articles with the defaults", uri, PREPARATION_FILE)
         return Preparation()
@@ -911,7 +912,7 @@ def _newsclf_metadata(local: Path, uri: str, allow_pickle: bool = False) -> dict
     spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
     meta = spec.get("metadata") or {}
     flavors = ", ".join(spec.get("flavors", {})) or "none"
-    if "newsclf_task" in meta and (local / "artifacts" / "model.skops").exists():
+    if "newsclf_task" in meta and (local / SKOPS_FILE).exists():
         return meta
     pickled = _pickle_format(spec)
     if pickled and not allow_pickle:
