@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -108,11 +109,15 @@ def test_predictions_one_row_per_seed_article(workdir):
 
 
 def test_same_config_and_seed_give_same_fingerprint_and_metrics(workdir, tmp_path):
-    run(tmp_path, "newsclf-dataset", "log_to_mlflow=false")
+    # output to a pipe, no COLUMNS: the summary table is not cut at 80 columns
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "COLUMNS")}
+    proc = run(tmp_path, "newsclf-dataset", "log_to_mlflow=false", env=env)
     for task in ("topic", "stance"):
         a = json.loads((workdir / "data/datasets" / task / "manifest.json").read_text())
         b = json.loads((tmp_path / "data/datasets" / task / "manifest.json").read_text())
         assert a["fingerprint"] == b["fingerprint"]
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"│ {task} "))
+        assert b["fingerprint"] in row and b["path"] in row and "…" not in row
     run(tmp_path, "newsclf-train", "task=topic")
     first = _client(workdir).get_model_version_by_alias("newsclf-topic", "champion")
     second = _client(tmp_path).get_model_version_by_alias("newsclf-topic", "champion")

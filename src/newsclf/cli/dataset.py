@@ -13,7 +13,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from newsclf.cli import (
@@ -21,6 +20,7 @@ from newsclf.cli import (
     INT,
     NUMBER,
     check_types,
+    console,
     console_script,
     fast_help,
     lazy_import,
@@ -281,9 +281,9 @@ def _log_dataset_run(
 
 
 def summary(manifests: dict[str, dict]) -> None:
-    console = Console()
+    out = console()
     first = next(iter(manifests.values()))
-    console.print(
+    out.print(
         f"[bold]newsclf-dataset[/]: {first['n_input']} articles read = {first['n_kept']} kept "
         f"+ {first['n_rejected']} rejected {first['rejected_by_reason'] or ''}\n"
         f"  boilerplate paragraphs removed: {first['removed_by_rule'] or 'none'}"
@@ -298,12 +298,12 @@ def summary(manifests: dict[str, dict]) -> None:
             m["fingerprint"],
             m["path"],
         )
-    console.print(table)
+    out.print(table)
     for task, m in manifests.items():
         if m.get("weak"):
             w = m["weak"]
             accuracy = "n/a (no gold)" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
-            console.print(
+            out.print(
                 f"  {task} weak labels: coverage {w['coverage']:.3f}, accuracy against gold "
                 f"{accuracy}, {w['n_train']} added to train (confidence >= "
                 f"{w['min_confidence']}); report: {m['path']}/labeling_report.md"

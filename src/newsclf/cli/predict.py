@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,6 +27,7 @@ from newsclf.cli import (
     OPTIONAL_POSITIVE,
     POSITIVE,
     check_types,
+    console,
     console_script,
     fast_help,
     lazy_import,
@@ -159,7 +159,7 @@ def summary(result: JobResult) -> None:
             f"vocabulary JS {_value(drift['vocabulary_js'])}{warn}"
         )
     lines.append(f"  predictions: {result.path}  (rejects, report beside it)")
-    Console().print("\n".join(lines))
+    console().print("\n".join(lines))
 
 
 def _value(x: float | None) -> str:

@@ -14,9 +14,8 @@ from pathlib import Path
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 
-from newsclf.cli import console_script, fast_help, lazy_import, sweep, user_errors
+from newsclf.cli import console, console_script, fast_help, lazy_import, sweep, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
 
@@ -332,21 +331,21 @@ def _register_and_gate(
 
 
 def summary(result: dict) -> None:
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
         f"[bold]newsclf-train[/] {result['task']} / {result['model']}: "
         f"validation macro-F1 {result.get('validation_macro_f1', float('nan')):.3f}, "
         f"test macro-F1 {result.get('test_macro_f1', float('nan')):.3f}, "
         f"test accuracy {result.get('test_accuracy', float('nan')):.3f}"
     )
     if result.get("external"):
-        Console().print(
+        console().print(
             "  evaluation sets: "
             + ", ".join(f"{k} macro-F1 {v:.3f}" for k, v in result["external"].items())
         )
     if "version" in result:
         state = "champion" if result["promoted"] else "not promoted"
-        console.print(
+        out.print(
             f"  registered {result['registered_model']} version {result['version']} "
             f"({state}: {result['gate']}); run {result['run_id']}"
         )
