@@ -144,7 +144,8 @@ def test_pyfunc_serve_spark_udf_and_newsclf_predict_agree(model, tmp_path):
     raw = _raw_articles()
     frame = raw[["title", "text"]]
 
-    source = write_jsonl(tmp_path / "raw.jsonl", raw.to_dict("records"))
+    records = raw.astype(object).where(raw.notna(), None).to_dict("records")  # null, not NaN
+    source = write_jsonl(tmp_path / "raw.jsonl", records)
     run_cli(
         tmp_path,
         "newsclf-predict",
