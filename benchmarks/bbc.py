@@ -223,6 +223,7 @@ def run_benchmark(wd: Path, repeat: int, small_repeat: int, quick: bool = False)
         if size_name == "large":  # what the mojibake repair (ftfy) costs in throughput
             runs["newsclf-nofix"] = [
                 *runs["newsclf"][:-1],
+                "preparation=config",
                 "clean.fix_text=false",
                 f"output.path={preds / 'newsclf-nofix-large.parquet'}",
             ]

@@ -74,7 +74,8 @@ def main() -> None:
         settings = batch.JobSettings(n_jobs=1, resume=False)
         total = timed(
             "whole job, one process",
-            lambda: batch.run_job(source, cleaner, models, Path(tmp) / "out.parquet", settings),
+            # the models prepare articles with the defaults, as cleaner above
+            lambda: batch.run_job(source, models, Path(tmp) / "out.parquet", settings),
         )
     print("## Where newsclf-predict's time goes (`benchmarks/predict_profile.py`)\n")
     print(

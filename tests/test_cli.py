@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -59,8 +60,28 @@ def test_both_models_registered_with_champion(workdir):
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert "plots/test_confusion_matrix.png" in artifacts
         assert len(run.inputs.dataset_inputs) == 3
+        # the model cleans raw articles as its dataset was cleaned
+        manifest = json.loads((workdir / "data/datasets" / task / "manifest.json").read_text())
+        mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+        local = mlflow.artifacts.download_artifacts(f"models:/newsclf-{task}/{version.version}")
+        preparation = json.loads((Path(local) / "artifacts/preparation.json").read_text())
+        assert preparation == {"clean": manifest["clean"], "max_chars": 100000}
+        assert manifest["clean"]["boilerplate"]["share_prompt"]  # the rules, spelled out
         experiment = client.get_experiment(run.info.experiment_id)
         assert experiment.name == f"newsclf-{task}"
+        # mlflow ui shows descriptions: task, labels, model, dataset, test metrics
+        labels = ", ".join(manifest["labels"])
+        experiment_note = experiment.tags["mlflow.note.content"]
+        assert f"task **{task}**" in experiment_note and labels in experiment_note
+        registered = client.get_registered_model(f"newsclf-{task}").description
+        assert f"task **{task}**" in registered and labels in registered
+        assert "champion" in registered
+        described = client.get_model_version(f"newsclf-{task}", version.version).description
+        steps = "(HashingVectorizer -> TfidfTransformer -> LogisticRegression)"
+        assert f"Model **tfidf_logreg** {steps}" in described
+        assert manifest["fingerprint"] in described
+        assert f"test macro-F1 {run.data.metrics['test_macro_f1']:.3f}" in described
+        assert run.data.tags["mlflow.note.content"] == described
         dataset_runs = client.search_runs(
             [run.info.experiment_id], "tags.`newsclf.stage` = 'dataset'"
         )
@@ -76,22 +97,27 @@ def test_predictions_one_row_per_seed_article(workdir):
     assert table["id"].is_unique
     assert set(table["topic_model"]) == {"newsclf-topic"}
     assert table["stance_probability"].between(0, 1).all()
-    # MLflow's own loader gives the same labels
+    # MLflow's own loader, given the raw articles, prepares them alike: the same labels
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/newsclf-topic@champion")
-    from newsclf.articles import Cleaner, Source, ingest
+    from newsclf.articles import Source
 
-    articles = ingest(Source(path=str(SEEDS / "articles")), Cleaner(), dedupe_text=False).articles
-    texts = pd.DataFrame({"text": [a.text for a in articles]})
-    assert model.predict(texts)["label"].tolist() == table["topic_label"].tolist()
+    articles = list(Source(path=str(SEEDS / "articles")).read())
+    raw = pd.DataFrame({"title": [a.title for a in articles], "text": [a.body for a in articles]})
+    assert model.predict(raw)["label"].tolist() == table["topic_label"].tolist()
 
 
 def test_same_config_and_seed_give_same_fingerprint_and_metrics(workdir, tmp_path):
-    run(tmp_path, "newsclf-dataset", "log_to_mlflow=false")
+    # output to a pipe, no COLUMNS: the summary table is not cut at 80 columns
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "COLUMNS")}
+    out = tmp_path / "data" / "datasets"  # absolute: a folder column wider than 80 columns
+    proc = run(tmp_path, "newsclf-dataset", "log_to_mlflow=false", f"output_dir={out}", env=env)
     for task in ("topic", "stance"):
         a = json.loads((workdir / "data/datasets" / task / "manifest.json").read_text())
         b = json.loads((tmp_path / "data/datasets" / task / "manifest.json").read_text())
         assert a["fingerprint"] == b["fingerprint"]
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"│ {task} "))
+        assert b["fingerprint"] in row and str(out / task) in row and "…" not in row
     run(tmp_path, "newsclf-train", "task=topic")
     first = _client(workdir).get_model_version_by_alias("newsclf-topic", "champion")
     second = _client(tmp_path).get_model_version_by_alias("newsclf-topic", "champion")

@@ -19,8 +19,8 @@ from newsclf.predict import (
     PredictionWriter,
     load_pipeline,
     ordered_map,
-    predict_chunks,
     prediction_columns,
+    process_chunk,
     save_pipeline,
 )
 
@@ -53,8 +53,9 @@ def test_skops_round_trip_and_untrusted_types_refused(tmp_path):
     # A model file that would call eval() on its input when run.
     evil = Pipeline([("f", FunctionTransformer(eval)), ("c", LogisticRegression())])
     bad = save_pipeline(evil, tmp_path / "evil.skops")
-    with pytest.raises(NewsclfError, match=r"refusing to load untrusted types builtins\.eval"):
+    with pytest.raises(NewsclfError, match=r"refusing to load untrusted types builtins\.eval") as e:
         load_pipeline(bad)
+    assert str(e.value).endswith("add them to trusted_types")  # the config key, as it is named
     assert load_pipeline(bad, trusted_types=["builtins.eval"]) is not None  # explicit opt-in
     with pytest.raises(NewsclfError, match="not a skops model file"):
         (tmp_path / "junk.skops").write_bytes(b"not a zip")
@@ -65,9 +66,16 @@ def _model(task="topic"):
     return LoadedModel(task, Classifier(_fitted(), ["economy", "military"]), "uri", "name", "3")
 
 
-def test_predict_chunks_keeps_order_and_counts():
+def _chunks(articles: list[Article], size: int = 5):
+    """Prediction frames of ``size`` articles at a time, as a batch job makes them."""
+    for start in range(0, len(articles), size):
+        result = process_chunk(articles[start : start + size], [_model()])
+        yield result.frame[prediction_columns(["topic"])]
+
+
+def test_process_chunk_keeps_order_and_counts():
     arts = [Article(str(i), "", t) for i, t in enumerate(TEXTS)]
-    frames = list(predict_chunks(arts, [_model()], chunk_size=5))
+    frames = list(_chunks(arts))
     assert [len(f) for f in frames] == [5, 5, 2]
     out = pd.concat(frames)
     assert out["id"].tolist() == [str(i) for i in range(12)]
@@ -80,7 +88,7 @@ def test_writer_formats_and_atomic_commit(tmp_path, fmt):
     path = tmp_path / f"p.{fmt}"
     arts = [Article(str(i), "", t) for i, t in enumerate(TEXTS)]
     writer = PredictionWriter(path, prediction_columns(["topic"]))
-    for frame in predict_chunks(arts, [_model()], chunk_size=5):
+    for frame in _chunks(arts):
         writer.write(frame)
         assert not path.exists()  # only the temporary file exists until commit
     writer.commit({"n_input": 12})
@@ -96,7 +104,7 @@ def test_writer_formats_and_atomic_commit(tmp_path, fmt):
 
 def test_writer_abort_leaves_nothing(tmp_path):
     writer = PredictionWriter(tmp_path / "p.parquet", prediction_columns(["topic"]))
-    writer.write(next(predict_chunks([Article("1", "", "gas")], [_model()])))
+    writer.write(next(_chunks([Article("1", "", "gas")])))
     writer.abort()
     assert list(tmp_path.iterdir()) == []
 

@@ -12,7 +12,8 @@ from sklearn.preprocessing import FunctionTransformer
 from newsclf import tracking
 from newsclf.errors import NewsclfError
 from newsclf.predict import save_pipeline
-from newsclf.spark import MODEL_CODE, verified_model_copy
+from newsclf.spark import verified_model_copy
+from newsclf.tracking import MODEL_CODE
 
 TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"] * 3
 LABELS = ["economy", "military", "economy", "military"] * 3

@@ -8,9 +8,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from newsclf.articles import Cleaner, Source
+from newsclf.articles import Source
 from newsclf.batch import JobSettings
-from newsclf.cli.predict import load_models, run_prediction
+from newsclf.cli.predict import load_models, prepared_models, run_prediction
 from newsclf.errors import NewsclfError
 from newsclf.spark import run_spark_job, spark_session
 from tests.predict_support import article_rows, predict_config, register_models
@@ -36,6 +36,8 @@ def setup(tmp_path_factory):
     rows[301]["text"] = " \n "
     rows[302]["id"] = None  # id from the content, as the local engine derives it
     rows[303]["text"] = "rouble inflation exports gas prices market. " * 5000  # truncated
+    for row in rows[:40:3]:  # boilerplate, recorded by both engines
+        row["text"] += "\n\nShare this: Facebook Twitter Email\n\nAdvertisement"
     half = len(rows) // 2  # two files: order across files matters for duplicates
     (folder / "in").mkdir()
     pd.DataFrame(rows[:half]).to_parquet(folder / "in" / "a.parquet")
@@ -45,14 +47,17 @@ def setup(tmp_path_factory):
 
 def test_spark_gives_the_local_engines_labels(spark, setup):
     folder, store = setup
-    overrides = ("source=parquet", f"source.path={folder / 'in'}", "max_chars=20000")
+    overrides = (
+        "source=parquet",
+        f"source.path={folder / 'in'}",
+        "preparation=config",
+        "max_chars=20000",
+    )
     local = run_prediction(predict_config(store, *overrides, f"output.path={folder}/local.parquet"))
     cfg = predict_config(store, *overrides)
     source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
-    settings = JobSettings(max_chars=20000)
-    result = run_spark_job(
-        source, Cleaner(), load_models(cfg), folder / "spark", settings, spark=spark
-    )
+    models = prepared_models(cfg, load_models(cfg))
+    result = run_spark_job(source, models, folder / "spark", JobSettings(), spark=spark)
 
     ours = pq.read_table(folder / "local.parquet").to_pandas().set_index("id")
     theirs = pd.read_parquet(folder / "spark").set_index("id").loc[ours.index]
@@ -72,6 +77,17 @@ def test_spark_gives_the_local_engines_labels(spark, setup):
     assert meta["rows"] == meta["n_input"] - meta["n_rejected"] == 398
     report = json.loads((folder / "spark.report.json").read_text())
     assert report["tasks"]["topic"]["labels"] == local.report["tasks"]["topic"]["labels"]
+    assert result.removed_by_rule == local.removed_by_rule
+    assert {"share_prompt", "advertisement", "truncated"} <= set(local.removed_by_rule)
+    spark_removed = pd.read_parquet(folder / "spark.boilerplate").sort_values(
+        ["article_id", "rule"]
+    )
+    local_removed = pd.read_csv(
+        folder / "local.parquet.boilerplate.csv", dtype=str, keep_default_na=False
+    )
+    local_removed = local_removed.sort_values(["article_id", "rule"])
+    assert spark_removed.values.tolist() == local_removed.values.tolist()
+    assert report["removed_by_rule"] == local.removed_by_rule
     assert not list(folder.glob(".spark*tmp-*"))  # nothing half-written left behind
 
 
@@ -82,7 +98,6 @@ def test_spark_reads_parquet_only(spark, setup):
     with pytest.raises(NewsclfError, match="engine=spark reads Parquet, not jsonl"):
         run_spark_job(
             Source(path=str(folder / "in.jsonl")),
-            Cleaner(),
             load_models(cfg),
             folder / "x",
             JobSettings(),

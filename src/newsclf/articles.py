@@ -284,10 +284,6 @@ class Source:
         text = _decode(file.read_bytes(), file, self.encoding)
         return parse_txt(text, article_id=file.stem, source=str(file))
 
-    def _read_table(self, file: Path, fmt: str) -> Iterator[Record]:
-        for make in self._table_records(file, fmt):
-            yield make()
-
     def _table_records(self, file: Path, fmt: str) -> Iterator[Callable[[], Record]]:
         """One function per record that builds it, so skipped records cost no conversion."""
         reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[fmt]

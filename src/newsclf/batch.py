@@ -30,9 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from newsclf.articles import Cleaner, Record, Reject, Source
+from newsclf.articles import Record, Reject, Source
 from newsclf.errors import NewsclfError
 from newsclf.predict import (
+    SKOPS_FILE,
     ChunkResult,
     LoadedModel,
     PredictionWriter,
@@ -62,7 +63,6 @@ class JobSettings:
     chunk_size: int = 2000
     n_jobs: int = 1
     dedupe_text: bool = False
-    max_chars: int | None = 100_000
     oov_sample: int = 100  # articles per chunk whose words are checked against the vocabulary
     low_confidence: float = 0.5
     output_format: str = "auto"
@@ -75,8 +75,6 @@ class JobSettings:
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise NewsclfError(f"chunk_size: must be at least 1, got {self.chunk_size}")
-        if self.max_chars is not None and self.max_chars < 1:
-            raise NewsclfError(f"max_chars: must be at least 1 or null, got {self.max_chars}")
 
 
 @dataclass
@@ -244,9 +242,9 @@ def job_fingerprint(
     """What a resumed job must share with the one it continues: input, models, settings."""
     model_ids = []
     for m in models:
-        skops = Path(m.local_path) / "artifacts" / "model.skops"
+        skops = Path(m.local_path) / SKOPS_FILE
         digest = hashlib.sha256(skops.read_bytes()).hexdigest() if skops.exists() else ""
-        model_ids.append([m.task, m.uri, m.name, m.version, digest])
+        model_ids.append([m.task, m.uri, m.name, m.version, digest, m.preparation.key])
     identity = {
         "state_version": STATE_VERSION,
         "input": source.fingerprint(),
@@ -266,7 +264,6 @@ def batched(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
 
 def run_job(
     source: Source,
-    cleaner: Cleaner,
     models: Sequence[LoadedModel],
     output: str | Path,
     settings: JobSettings,
@@ -275,7 +272,8 @@ def run_job(
 ) -> JobResult:
     """Run (or resume) a prediction job; returns the counts, report and where files went.
 
-    ``config`` (the cleaning settings, say) joins the job's fingerprint; ``on_progress`` is
+    Each model prepares articles as its ``preparation`` says. ``config`` (other settings of
+    the caller) joins the job's fingerprint; ``on_progress`` is
     called with (records done, total or -1) after each chunk and once at the start.
     """
     path = Path(output)
@@ -293,14 +291,13 @@ def run_job(
             f"{path.parent}: output folder is not writable ({exc.strerror})"
         ) from None
     try:
-        return _run_locked(source, cleaner, models, path, settings, config or {}, on_progress)
+        return _run_locked(source, models, path, settings, config or {}, on_progress)
     finally:
         lock.release()
 
 
 def _run_locked(
     source: Source,
-    cleaner: Cleaner,
     models: Sequence[LoadedModel],
     path: Path,
     settings: JobSettings,
@@ -339,7 +336,7 @@ def _run_locked(
     started = time.perf_counter()
     n_jobs = resolve_n_jobs(settings.n_jobs)
     chunks = batched(source.read(skip=state.records), settings.chunk_size)
-    initargs = (models, cleaner, settings.max_chars, settings.oov_sample)
+    initargs = (models, settings.oov_sample)
     try:
         for result in ordered_map(worker_process_chunk, chunks, n_jobs, init_worker, initargs):
             frame, dup_rejects = _dedupe(result, seen_ids, seen_texts, settings.dedupe_text)

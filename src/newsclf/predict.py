@@ -1,10 +1,12 @@
-"""Batch prediction: a fitted pipeline as a classifier, safe skops loading, streaming over
-articles chunk by chunk, and atomic writing of the predictions file."""
+"""Batch prediction: a fitted pipeline as a classifier, safe skops loading, the text
+preparation a model carries, chunks of articles predicted, and atomic writing of the
+predictions file."""
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -12,8 +14,10 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,11 +28,16 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 
 from newsclf import vectorize
-from newsclf.articles import Article, Cleaner, Record, Reject, Removal
+from newsclf.articles import DEFAULT_BOILERPLATE, Article, Cleaner, Record, Reject, Removal
 from newsclf.errors import NewsclfError
 
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 INTEGER_COLUMNS = ("truncated_chars",)
+DEFAULT_MAX_CHARS = 100_000  # a model's body cap when its run set none
+# A logged newsclf model's files inside its MLflow model folder.
+SKOPS_FILE = "artifacts/model.skops"  # the fitted pipeline
+PREPARATION_FILE = "artifacts/preparation.json"  # how it prepares raw articles
+NO_LABEL = ""  # a logged model's label for an article with nothing left to classify
 
 # Types a newsclf model may contain beyond skops' defaults. Loading refuses anything else, so a
 # tampered model file cannot smuggle in a callable; users extend the list knowingly.
@@ -79,7 +88,7 @@ def load_pipeline(path: str | Path, trusted_types: Sequence[str] = ()) -> object
     if refused:
         raise NewsclfError(
             f"{path}: refusing to load untrusted types {', '.join(refused)}; if you trust this "
-            "model, add them to predict.trusted_types"
+            "model, add them to trusted_types"
         )
     return sio.load(path, trusted=untrusted)
 
@@ -91,16 +100,21 @@ class Classifier:
         self.pipeline = pipeline
         self.labels = list(labels)
 
-    def predict(self, texts: Sequence[str]) -> pd.DataFrame:
-        """One row per text: ``label`` (a name) and ``probability`` (of that label)."""
-        return self.predict_with_features(texts)[0]
+    def predict(self, texts: Sequence[str], per_label: bool = False) -> pd.DataFrame:
+        """One row per text: ``label`` (a name) and ``probability`` (of that label); with
+        ``per_label``, also ``probability_<label>`` for every label of the task."""
+        return self.predict_with_features(texts, per_label)[0]
 
-    def predict_with_features(self, texts: Sequence[str]) -> tuple[pd.DataFrame, object | None]:
+    def predict_with_features(
+        self, texts: Sequence[str], per_label: bool = False
+    ) -> tuple[pd.DataFrame, object | None]:
         """Predictions and, for a ``Pipeline``, the feature matrix its last step saw (for the
         batch report's drift statistics; the same numbers as ``pipeline.predict_proba``)."""
         texts = list(texts)
+        columns = probability_columns(self.labels) if per_label else []
         if not texts:
-            return pd.DataFrame({"label": pd.Series(dtype=str), "probability": []}), None
+            empty = {"label": pd.Series(dtype=object), "probability": pd.Series(dtype=float)}
+            return pd.DataFrame({**empty, **{c: pd.Series(dtype=float) for c in columns}}), None
         scores, names, features = self.scores(texts)
         best = scores.argmax(axis=1)
         frame = pd.DataFrame(
@@ -109,6 +123,11 @@ class Classifier:
                 "probability": scores[np.arange(len(texts)), best].astype(float),
             }
         )
+        if per_label:  # in the task's label order; a label never seen in training scores 0
+            position = {name: i for i, name in enumerate(names)}
+            for label, column in zip(self.labels, columns, strict=True):
+                i = position.get(label)
+                frame[column] = scores[:, i].astype(float) if i is not None else 0.0
         return frame, features
 
     def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str], object | None]:
@@ -168,6 +187,11 @@ def _scores(estimator: object, features: object) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def probability_columns(labels: Sequence[str]) -> list[str]:
+    """The per-label probability columns of a logged model's output, in label order."""
+    return [f"probability_{label}" for label in labels]
+
+
 class PyfuncClassifier:
     """An MLflow pyfunc model (loaded only when the user allowed pickle-format models) with the
     ``Classifier`` interface: a ``label`` column (or plain labels) out, probability if given."""
@@ -177,10 +201,12 @@ class PyfuncClassifier:
         self.labels: list[str] = []
         self.vectorizer = None
 
-    def predict(self, texts: Sequence[str]) -> pd.DataFrame:
+    def predict(self, texts: Sequence[str], per_label: bool = False) -> pd.DataFrame:
         return self.predict_with_features(texts)[0]
 
-    def predict_with_features(self, texts: Sequence[str]) -> tuple[pd.DataFrame, None]:
+    def predict_with_features(
+        self, texts: Sequence[str], per_label: bool = False
+    ) -> tuple[pd.DataFrame, None]:
         out = self.model.predict(pd.DataFrame({"text": list(texts)}))
         frame = pd.DataFrame(index=range(len(texts)))
         if isinstance(out, pd.DataFrame) and "label" in out:
@@ -193,8 +219,95 @@ class PyfuncClassifier:
 
 
 @dataclass(frozen=True)
+class Preparation:
+    """How raw articles become the text a model reads: cleaned with the settings its training
+    data was cleaned with (``Cleaner`` keyword arguments, the boilerplate rules spelled out),
+    the body cut at ``max_chars``, title and body joined as ``Article.text``.
+
+    Logged with each model (``preparation.json``), so ``newsclf-predict``, the Spark engine
+    and MLflow's own ways of running the model (``pyfunc.load_model``, ``models serve``,
+    ``spark_udf``) all prepare an article alike, through :meth:`prepare`.
+    """
+
+    clean: Mapping[str, Any] = field(default_factory=dict)
+    max_chars: int | None = DEFAULT_MAX_CHARS
+
+    def __post_init__(self) -> None:
+        if self.max_chars is not None and self.max_chars < 1:
+            raise NewsclfError(f"max_chars: must be at least 1 or null, got {self.max_chars}")
+        settings = {k: v for k, v in dict(self.clean).items() if k != "_target_"}
+        accepted = inspect.signature(Cleaner).parameters
+        unknown = sorted(set(settings) - set(accepted))
+        if unknown:
+            raise NewsclfError(f"clean: unknown setting {unknown[0]!r}")
+        # Every setting spelled out (defaults and rules too): a model keeps preparing as it was
+        # trained even when newsclf's defaults change later.
+        full = {k: p.default for k, p in accepted.items() if p.default is not p.empty}
+        full.update(settings)
+        if full.get("boilerplate") is None:
+            full["boilerplate"] = dict(DEFAULT_BOILERPLATE)
+        object.__setattr__(self, "clean", full)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preparation:
+        return cls(dict(data.get("clean") or {}), data.get("max_chars", DEFAULT_MAX_CHARS))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clean": dict(self.clean), "max_chars": self.max_chars}
+
+    @property
+    def key(self) -> str:
+        """A canonical text of the settings (models with equal keys prepare alike)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @cached_property
+    def cleaner(self) -> Cleaner:
+        return Cleaner(**self.clean)
+
+    def prepare(self, article: Article) -> PreparedArticle:
+        """The article cleaned and cut as the model expects, with what was removed."""
+        return prepare_article(article, self.cleaner, self.max_chars)
+
+    def texts(self, titles: Sequence[object], bodies: Sequence[object]) -> list[str | None]:
+        """Model texts of raw titles and bodies (missing ones empty); None where nothing of
+        the body is left after cleaning (``newsclf-predict`` rejects those as empty_text)."""
+        out: list[str | None] = []
+        for i, (title, body) in enumerate(zip(titles, bodies, strict=True)):
+            article = Article(str(i), _text_or_empty(title), _text_or_empty(body))
+            prepared = self.prepare(article).article
+            out.append(prepared.text if prepared.body.strip() else None)
+        return out
+
+
+def _text_or_empty(value: object) -> str:
+    """A text cell as a string: None and NaN (pandas' and Spark's missing values) are empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def predict_frame(
+    classifier: Classifier, labels: Sequence[str], texts: Sequence[str | None]
+) -> pd.DataFrame:
+    """A logged model's output for prepared texts: ``label``, ``probability`` and
+    ``probability_<label>`` per label. A missing text (None) gets the label ``""`` and NaN:
+    not None, which ``spark_udf`` would turn into the string "nan"."""
+    n = len(texts)
+    label = np.full(n, NO_LABEL, dtype=object)
+    scores = {c: np.full(n, np.nan) for c in ["probability", *probability_columns(labels)]}
+    present = np.array([i for i, t in enumerate(texts) if t is not None], dtype=int)
+    if len(present):
+        predicted = classifier.predict([texts[i] for i in present], per_label=True)
+        label[present] = predicted["label"].to_numpy(dtype=object)
+        for column, values in scores.items():
+            values[present] = predicted[column].to_numpy(dtype=float)
+    return pd.DataFrame({"label": label, **scores})
+
+
+@dataclass(frozen=True)
 class LoadedModel:
-    """A classifier with where it came from, for the predictions file."""
+    """A classifier with where it came from, for the predictions file, and how it prepares
+    articles."""
 
     task: str
     classifier: Classifier
@@ -202,6 +315,8 @@ class LoadedModel:
     name: str
     version: str
     local_path: str = ""  # the downloaded model folder
+    preparation: Preparation = field(default_factory=Preparation)
+    trusted_types: tuple[str, ...] = ()  # extra skops types the user trusted when loading it
 
 
 def prediction_columns(tasks: Sequence[str]) -> list[str]:
@@ -209,32 +324,6 @@ def prediction_columns(tasks: Sequence[str]) -> list[str]:
     for task in tasks:
         cols += [f"{task}_label", f"{task}_probability", f"{task}_model", f"{task}_version"]
     return cols
-
-
-def predict_chunks(
-    articles: Iterable[Article], models: Sequence[LoadedModel], chunk_size: int = 2000
-) -> Iterator[pd.DataFrame]:
-    """Predict every task for chunks of articles; one row per article, in input order."""
-    chunk: list[Article] = []
-    for article in articles:
-        chunk.append(article)
-        if len(chunk) >= chunk_size:
-            yield _predict_chunk(chunk, models)
-            chunk = []
-    if chunk:
-        yield _predict_chunk(chunk, models)
-
-
-def _predict_chunk(chunk: list[Article], models: Sequence[LoadedModel]) -> pd.DataFrame:
-    texts = [a.text for a in chunk]
-    frame = {"id": [a.id for a in chunk]}
-    for model in models:
-        out = model.classifier.predict(texts)
-        frame[f"{model.task}_label"] = out["label"].tolist()
-        frame[f"{model.task}_probability"] = out["probability"].tolist()
-        frame[f"{model.task}_model"] = [model.name] * len(chunk)
-        frame[f"{model.task}_version"] = [model.version] * len(chunk)
-    return pd.DataFrame(frame)
 
 
 def output_format(path: Path, fmt: str = "auto") -> str:
@@ -345,7 +434,7 @@ def prepare_article(article: Article, cleaner: Cleaner, max_chars: int | None) -
     A very long body is cut to ``2 * max_chars`` before cleaning (so cleaning time stays
     bounded) and to ``max_chars`` after; ``truncated_chars`` says how much was cut.
     """
-    truncated = 0
+    original, truncated = article, 0
     if max_chars and len(article.body) > 2 * max_chars:
         truncated = len(article.body) - 2 * max_chars
         article = replace(article, body=article.body[: 2 * max_chars])
@@ -355,7 +444,7 @@ def prepare_article(article: Article, cleaner: Cleaner, max_chars: int | None) -
         cleaned = replace(cleaned, body=cleaned.body[:max_chars])
     if truncated:
         removals.append(Removal(article.id, "truncated", f"{truncated} chars beyond max_chars"))
-    return PreparedArticle(cleaned, removals, truncated)
+    return PreparedArticle(cleaned, removals, truncated, original)
 
 
 @dataclass(frozen=True)
@@ -363,6 +452,7 @@ class PreparedArticle:
     article: Article
     removals: list[Removal]
     truncated_chars: int
+    original: Article | None = None  # the raw article (models with another preparation)
 
 
 def prepare_records(
@@ -432,14 +522,16 @@ def text_key(text: str) -> int:
 
 
 def process_chunk(
-    records: Sequence[Record],
-    models: Sequence[LoadedModel],
-    cleaner: Cleaner,
-    max_chars: int | None = None,
-    oov_sample: int = 100,
+    records: Sequence[Record], models: Sequence[LoadedModel], oov_sample: int = 100
 ) -> ChunkResult:
-    """Clean and predict a chunk of raw records: what one worker does with one chunk."""
-    kept, rejects, removals = prepare_records(records, cleaner, max_chars)
+    """Prepare and predict a chunk of raw records: what one worker does with one chunk.
+
+    Each model reads the article as its own :class:`Preparation` makes it; the first model's
+    decides what counts as empty (rejected), the removals reported and the duplicate key.
+    Models whose preparation differs prepare the kept articles again with theirs.
+    """
+    primary = models[0].preparation if models else Preparation()
+    kept, rejects, removals = prepare_records(records, primary.cleaner, primary.max_chars)
     texts = [p.article.text for p in kept]
     frame: dict[str, list] = {
         "id": [p.article.id for p in kept],
@@ -449,12 +541,19 @@ def process_chunk(
     }
     stats: dict[str, ModelStats] = {}
     for model in models:
-        out, features = model.classifier.predict_with_features(texts)
+        if model.preparation.key == primary.key:
+            model_texts: list[str | None] = texts
+            out, features = model.classifier.predict_with_features(texts)
+        else:
+            raw = [p.original for p in kept]
+            model_texts = model.preparation.texts([a.title for a in raw], [a.body for a in raw])
+            out, features = predict_frame(model.classifier, [], model_texts), None
         frame[f"{model.task}_label"] = out["label"].tolist()
         frame[f"{model.task}_probability"] = out["probability"].tolist()
         frame[f"{model.task}_model"] = [model.name] * len(kept)
         frame[f"{model.task}_version"] = [model.version] * len(kept)
-        stats[model.task] = _model_stats(model.classifier, texts, features, oov_sample)
+        present = [t for t in model_texts if t is not None]
+        stats[model.task] = _model_stats(model.classifier, present, features, oov_sample)
     result = pd.DataFrame(frame)
     result["_text_key"] = result["_text_key"].astype("uint64")
     return ChunkResult(len(records), result, rejects, removals, stats)
@@ -537,12 +636,9 @@ def resolve_n_jobs(n_jobs: int) -> int:
 _WORKER: dict = {}
 
 
-def init_worker(
-    models: Sequence[LoadedModel], cleaner: Cleaner, max_chars: int | None, oov_sample: int
-) -> None:
-    _WORKER.update(models=models, cleaner=cleaner, max_chars=max_chars, oov_sample=oov_sample)
+def init_worker(models: Sequence[LoadedModel], oov_sample: int) -> None:
+    _WORKER.update(models=models, oov_sample=oov_sample)
 
 
 def worker_process_chunk(records: Sequence[Record]) -> ChunkResult:
-    w = _WORKER
-    return process_chunk(records, w["models"], w["cleaner"], w["max_chars"], w["oov_sample"])
+    return process_chunk(records, _WORKER["models"], _WORKER["oov_sample"])

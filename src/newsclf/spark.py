@@ -1,13 +1,15 @@
 """The Spark engine of ``newsclf-predict`` (``engine=spark``): Parquet in, Parquet out.
 
-Articles are cleaned exactly as by the local engine (``newsclf.predict.prepare_article`` in a
-``mapInPandas`` stage), ids (and, if asked, texts) are de-duplicated keeping the first in input
-order (file path, then row), and each task's model runs through ``mlflow.pyfunc.spark_udf``.
+Articles are prepared exactly as by the local engine (each model's
+``newsclf.predict.Preparation`` in a ``mapInPandas`` stage, boilerplate removals recorded), ids
+(and, if asked, texts) are de-duplicated keeping the first in input order (file path, then
+row), and each task's model runs through ``mlflow.pyfunc.spark_udf`` on the prepared texts.
 The models given to Spark are verified copies: the skops file passed newsclf's trusted-type
 check when the model was loaded, and the model code file is newsclf's own, so executors run no
 code that came with the model. Output: a Parquet folder renamed into place when complete, with
-``_newsclf.json`` (row counts) inside; rejects as ``<output>.rejects`` (Parquet) and the report
-as ``<output>.report.json``. A killed Spark job starts over cleanly when run again.
+``_newsclf.json`` (row counts) inside; rejects as ``<output>.rejects``, the boilerplate removed
+as ``<output>.boilerplate`` (Parquet folders) and the report as ``<output>.report.json``. A
+killed Spark job starts over cleanly when run again.
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from newsclf.articles import Cleaner, Source
+from newsclf.articles import Source
 from newsclf.batch import JobResult, JobSettings, JobState, sidecar
 from newsclf.errors import NewsclfError
-from newsclf.predict import LoadedModel, prepare_article
+from newsclf.predict import SKOPS_FILE, LoadedModel, Preparation
 from newsclf.report import batch_report
+from newsclf.tracking import MODEL_CODE
 
 log = logging.getLogger(__name__)
 
-MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 RESULT_TYPE = "label string, probability double"
 
 
@@ -67,7 +69,7 @@ def verified_model_copy(model: LoadedModel, folder: Path) -> str:
     when ``allow_pickle`` is set) are handed over as they are.
     """
     source = Path(model.local_path)
-    if not (source / "artifacts" / "model.skops").exists():
+    if not (source / SKOPS_FILE).exists():
         return str(source)
     target = folder / model.task
     shutil.copytree(source, target)
@@ -77,24 +79,41 @@ def verified_model_copy(model: LoadedModel, folder: Path) -> str:
     return str(target)
 
 
+def _preparations(models: Sequence[LoadedModel]) -> list[Preparation]:
+    """The models' distinct text preparations, the first model's first (it decides rejects)."""
+    distinct: dict[str, Preparation] = {}
+    for m in models:
+        distinct.setdefault(m.preparation.key, m.preparation)
+    return list(distinct.values())
+
+
 def _clean_batches(
-    source: Source, cleaner: Cleaner, max_chars: int | None
+    source: Source, preparations: Sequence[Preparation]
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The ``mapInPandas`` function: raw rows -> id, text, emptiness, truncation, position."""
+    """The ``mapInPandas`` function: raw rows -> id, the text of each preparation, emptiness,
+    truncation, position and the boilerplate removed (as the local engine reports it)."""
 
     def clean(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        columns = ["id", "empty", "truncated_chars", "source", "removals"]
+        texts = [f"text_{i}" for i in range(len(preparations))]
         for batch in batches:
             rows = batch.astype(object).where(batch.notna(), None).to_dict("records")
-            out = {k: [] for k in ("id", "text", "empty", "truncated_chars", "source")}
+            out = {k: [] for k in [*columns, *texts]}
             for row in rows:
                 where = f"{row['_file']}:{row['_row'] + 1}"
                 record = source._row_to_article(row, where)
-                prepared = prepare_article(record, cleaner, max_chars)
+                prepared = preparations[0].prepare(record)
                 out["id"].append(prepared.article.id)
-                out["text"].append(prepared.article.text)
+                out["text_0"].append(prepared.article.text)
                 out["empty"].append(not prepared.article.body.strip())
                 out["truncated_chars"].append(prepared.truncated_chars)
                 out["source"].append(where)
+                out["removals"].append(
+                    [{"rule": r.rule, "text": r.text} for r in prepared.removals]
+                )
+                for i, other in enumerate(preparations[1:], start=1):
+                    article = other.prepare(record).article  # empty: no prediction, as locally
+                    out[f"text_{i}"].append(article.text if article.body.strip() else "")
             frame = pd.DataFrame(out)
             frame["_file"] = batch["_file"].to_numpy()
             frame["_row"] = batch["_row"].to_numpy()
@@ -105,7 +124,6 @@ def _clean_batches(
 
 def run_spark_job(
     source: Source,
-    cleaner: Cleaner,
     models: Sequence[LoadedModel],
     output: str | Path,
     settings: JobSettings,
@@ -143,10 +161,10 @@ def run_spark_job(
             )
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsclf-models-")))
         model_paths = {m.task: verified_model_copy(m, tmp) for m in models}
-        return _run(spark, source, cleaner, models, model_paths, path, settings)
+        return _run(spark, source, models, model_paths, path, settings)
 
 
-def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> JobResult:
+def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
     import mlflow.pyfunc
     from pyspark import StorageLevel
     from pyspark.sql import Window
@@ -173,14 +191,18 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
         F.col("_metadata.file_path").alias("_file"),
         F.col("_metadata.row_index").alias("_row"),
     )
+    preparations = _preparations(models)
     schema = (
-        "id string, text string, empty boolean, truncated_chars long, source string, "
-        "_file string, _row long"
+        "id string, empty boolean, truncated_chars long, source string, "
+        "removals array<struct<rule: string, text: string>>, "
+        + "".join(f"text_{i} string, " for i in range(len(preparations)))
+        + "_file string, _row long"
     )
     parallelism = spark.sparkContext.defaultParallelism
     if raw.rdd.getNumPartitions() < parallelism:  # a small file is one split: use every core
         raw = raw.repartition(parallelism)
-    cleaned = raw.mapInPandas(_clean_batches(source, cleaner, settings.max_chars), schema)
+    cleaned = raw.mapInPandas(_clean_batches(source, preparations), schema)
+    cleaned = cleaned.withColumnRenamed("text_0", "text")
     order = ["_file", "_row"]
     first_id = Window.partitionBy("id", "empty").orderBy(*order)
     marked = cleaned.withColumn(
@@ -200,12 +222,21 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
     # Score every row once (rejects too: far fewer than the rest), then keep only the small
     # columns, so what Spark caches does not grow with the texts.
     scored = marked
+    keys = [p.key for p in preparations]
     for m in models:
+        i = keys.index(m.preparation.key)
+        text = F.col("text" if i == 0 else f"text_{i}").alias("text")
         udf = mlflow.pyfunc.spark_udf(
-            spark, model_paths[m.task], result_type=RESULT_TYPE, env_manager="local"
+            spark,
+            model_paths[m.task],
+            result_type=RESULT_TYPE,
+            env_manager="local",
+            # the texts are prepared above, as the model itself would
+            model_config={"prepared_input": True, "trusted_types": list(m.trusted_types)},
         )
-        scored = scored.withColumn(f"_{m.task}", udf(F.struct(F.col("text").alias("text"))))
-    scored = scored.drop("text").persist(StorageLevel.MEMORY_AND_DISK)
+        scored = scored.withColumn(f"_{m.task}", udf(F.struct(text)))
+    texts = ["text", *(f"text_{i}" for i in range(1, len(preparations)))]
+    scored = scored.drop(*texts).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         columns = [F.col("id")]
         for m in models:
@@ -220,6 +251,7 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
         )
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         rejects_tmp = path.with_name(f".{path.name}.rejects.tmp-{os.getpid()}")
+        removals_tmp = path.with_name(f".{path.name}.boilerplate.tmp-{os.getpid()}")
         for stale in path.parent.glob(f".{path.name}.*tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
         predictions.write.parquet(str(tmp))
@@ -231,7 +263,14 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
         scored.filter(F.col("reason").isNotNull()).select(
             "id", "source", "reason", detail.alias("detail")
         ).write.parquet(str(rejects_tmp))
+        removals = scored.select(
+            F.col("id").alias("article_id"), F.explode("removals").alias("r")
+        ).select("article_id", "r.rule", "r.text")
+        removals.write.parquet(str(removals_tmp))
         state = _state(scored, predictions, models, settings, F)
+        state.removed_by_rule = {
+            r["rule"]: int(r["count"]) for r in removals.groupBy("rule").count().collect()
+        }
     finally:
         scored.unpersist()
     if state.n_predicted + state.n_rejected != n_input:
@@ -244,7 +283,7 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
         "n_predicted": state.n_predicted,
         "n_rejected": state.n_rejected,
         "rejected_by_reason": state.rejected_by_reason,
-        "removed_by_rule": {},
+        "removed_by_rule": state.removed_by_rule,
         "n_truncated": state.n_truncated,
     }
     report = {**counts, **report, "models": models_meta, "source": str(source.path)}
@@ -254,6 +293,7 @@ def _run(spark, source, cleaner, models, model_paths, path: Path, settings) -> J
     report_path = sidecar(path, ".report.json")
     report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _replace_folder(rejects_tmp, sidecar(path, ".rejects"))
+    _replace_folder(removals_tmp, sidecar(path, ".boilerplate"))
     _replace_folder(tmp, path)  # last: a predictions folder that exists is complete
     return JobResult(
         path=path,

@@ -41,7 +41,16 @@ from mlflow.types import ColSpec, Schema
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from newsclf.errors import NewsclfError
-from newsclf.predict import Classifier, LoadedModel, load_pipeline, save_pipeline
+from newsclf.predict import (
+    PREPARATION_FILE,
+    SKOPS_FILE,
+    Classifier,
+    LoadedModel,
+    Preparation,
+    load_pipeline,
+    probability_columns,
+    save_pipeline,
+)
 from newsclf.redact import redact, redact_text, redact_tree
 
 log = logging.getLogger(__name__)
@@ -641,10 +650,12 @@ def _release_registry_lock(client: MlflowClient, lock_name: str, holder: str | N
 # --------------------------------------------------------------------------- models
 
 
-def _signature() -> ModelSignature:
+def _signature(labels: Sequence[str]) -> ModelSignature:
+    """Raw articles in (``title`` optional), the label, its probability and each label's out."""
+    scores = [ColSpec("double", c) for c in ["probability", *probability_columns(labels)]]
     return ModelSignature(
-        inputs=Schema([ColSpec("string", "text")]),
-        outputs=Schema([ColSpec("string", "label"), ColSpec("double", "probability")]),
+        inputs=Schema([ColSpec("string", "title", required=False), ColSpec("string", "text")]),
+        outputs=Schema([ColSpec("string", "label"), *scores]),
     )
 
 
@@ -679,19 +690,36 @@ def _no_requirement_check() -> Iterator[None]:
             setattr(module, _REQUIREMENT_CHECK, original)
 
 
-def log_model(pipeline: Any, labels: Sequence[str], task: str, example: Sequence[str]) -> str:
-    """Log a fitted pipeline as a newsclf pyfunc model (skops inside); returns its model URI."""
+def log_model(
+    pipeline: Any,
+    labels: Sequence[str],
+    task: str,
+    example: pd.DataFrame | Sequence[str],
+    preparation: Preparation | None = None,
+) -> str:
+    """Log a fitted pipeline as a newsclf pyfunc model (skops inside) with the text
+    ``preparation`` its training data had (newsclf's defaults when None); ``example``: a few
+    raw articles (``title``, ``text``) or texts. Returns the model URI."""
+    preparation = preparation or Preparation()
+    if not isinstance(example, pd.DataFrame):
+        example = pd.DataFrame({"text": list(example)})
     with tempfile.TemporaryDirectory() as tmp:
-        skops_path = save_pipeline(pipeline, Path(tmp) / "model.skops")
+        skops_path = save_pipeline(pipeline, Path(tmp) / Path(SKOPS_FILE).name)
         labels_path = Path(tmp) / "labels.json"
         labels_path.write_text(json.dumps(list(labels)), encoding="utf-8")
+        preparation_path = Path(tmp) / Path(PREPARATION_FILE).name
+        preparation_path.write_text(json.dumps(preparation.to_dict(), indent=2), encoding="utf-8")
         with _no_requirement_check():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(MODEL_CODE),
-                artifacts={"pipeline": str(skops_path), "labels": str(labels_path)},
-                signature=_signature(),
-                input_example=pd.DataFrame({"text": list(example)}),
+                artifacts={
+                    "pipeline": str(skops_path),
+                    "labels": str(labels_path),
+                    "preparation": str(preparation_path),
+                },
+                signature=_signature(labels),
+                input_example=example,
                 pip_requirements=_requirements(),
                 metadata={"newsclf_task": task, "newsclf_labels": list(labels), "format": "skops"},
             )
@@ -710,6 +738,39 @@ def register(model_uri: str, name: str, tags: Mapping[str, str] | None = None) -
     finally:
         MLFLOW_LOGGING_STREAM.enabled = enabled
     return str(version.version)
+
+
+NOTE = "mlflow.note.content"  # the tag the MLflow UI shows as a description
+
+
+def experiment_description(task: Any) -> str:
+    """What ``mlflow ui`` shows for a task's experiment (``task``: a ``newsclf.labels.Task``)."""
+    return (
+        f"newsclf task **{task.name}**: {task.description or 'no description'}\n\n"
+        f"Labels: {', '.join(task.label_names)}.\n\n"
+        "Runs: dataset builds (tag newsclf.stage=dataset) and training runs "
+        "(newsclf.stage=train), each tagged with its dataset fingerprint (newsclf.fingerprint); "
+        "a training run's description names its model, dataset and test-split metrics."
+    )
+
+
+def describe_experiment(name: str, text: str) -> None:
+    """Set the description ``mlflow ui`` shows for an experiment."""
+    with _mlflow_errors():
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None and experiment.tags.get(NOTE) != text:
+            client.set_experiment_tag(experiment.experiment_id, NOTE, text)
+
+
+def describe_model(name: str, version: str, model_text: str, version_text: str) -> None:
+    """Set the descriptions of a registered model, one of its versions and the active run."""
+    with _mlflow_errors():
+        client = MlflowClient()
+        client.update_registered_model(name, description=model_text)
+        client.update_model_version(name, version, description=version_text)
+        if mlflow.active_run() is not None:
+            mlflow.set_tag(NOTE, version_text)
 
 
 def champion(name: str) -> str | None:
@@ -780,7 +841,7 @@ def load_model(
     else:
         if task and meta["newsclf_task"] != task:
             raise NewsclfError(f"model {uri}: is a {meta['newsclf_task']} model, not {task}")
-        pipeline = load_pipeline(local / "artifacts" / "model.skops", trusted_types)
+        pipeline = load_pipeline(local / SKOPS_FILE, trusted_types)
         classifier = Classifier(pipeline, meta["newsclf_labels"])
         model_task = meta["newsclf_task"]
         try:  # trusted types can still make something that does not classify texts
@@ -797,7 +858,22 @@ def load_model(
         name=name or uri,
         version=version or "",
         local_path=str(local),
+        preparation=_preparation(local, uri),
+        trusted_types=tuple(trusted_types),
     )
+
+
+def _preparation(local: Path, uri: str) -> Preparation:
+    """The text preparation logged with a model; newsclf's defaults for models logged before
+    models carried one (and for pickle-format models)."""
+    path = local / PREPARATION_FILE
+    if not path.exists():
+        log.info("model %s: no %s, preparing articles with the defaults", uri, PREPARATION_FILE)
+        return Preparation()
+    try:
+        return Preparation.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise NewsclfError(f"model {uri}: unreadable {PREPARATION_FILE} ({exc})") from None
 
 
 def _pickle_format(spec: dict) -> str | None:
@@ -836,7 +912,7 @@ def _newsclf_metadata(local: Path, uri: str, allow_pickle: bool = False) -> dict
     spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
     meta = spec.get("metadata") or {}
     flavors = ", ".join(spec.get("flavors", {})) or "none"
-    if "newsclf_task" in meta and (local / "artifacts" / "model.skops").exists():
+    if "newsclf_task" in meta and (local / SKOPS_FILE).exists():
         return meta
     pickled = _pickle_format(spec)
     if pickled and not allow_pickle:

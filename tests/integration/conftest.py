@@ -3,7 +3,9 @@
 The cluster is created with ``initdb`` in a temporary folder and listens on a free loopback
 port; each server uses its own database and artifact folder. Everything is stopped and removed
 at the end of the session (or of the test, for per-test servers), also when a test fails: the
-finalizers are registered before anything is started.
+finalizers are registered before anything is started. When the test process is terminated
+(SIGTERM, SIGHUP: a CI timeout, a closed terminal) the running services are stopped before it
+exits, so no cluster or server outlives the run.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -217,18 +221,52 @@ class MlflowServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+# Stop functions of the services running now, newest last: what a terminated run stops.
+_RUNNING: list[Callable[[], None]] = []
+_TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_services_and_exit(signum: int, _frame: object) -> None:
+    """On SIGTERM / SIGHUP: stop every running service (newest first), then die of the signal
+    as the process would have without this handler (so the caller sees the same exit)."""
+    for sig in _TERMINATING:
+        signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+    while _RUNNING:
+        stop = _RUNNING.pop()
+        with contextlib.suppress(Exception):
+            stop()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def guard(request: pytest.FixtureRequest, stop: Callable[[], None]) -> None:
+    """Run ``stop`` when the fixture's scope ends and when the test process is terminated."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in _TERMINATING:
+            if signal.getsignal(sig) is not _stop_services_and_exit:
+                signal.signal(sig, _stop_services_and_exit)
+    _RUNNING.append(stop)
+
+    def finalize() -> None:
+        if stop in _RUNNING:
+            _RUNNING.remove(stop)
+        stop()
+
+    request.addfinalizer(finalize)
+
+
 @pytest.fixture(scope="session")
 def postgres(request: pytest.FixtureRequest) -> Postgres:
     """The PostgreSQL 15 cluster, for the whole session."""
     pg = Postgres()
-    request.addfinalizer(pg.stop)  # before start: a half-started cluster is cleaned up too
+    guard(request, pg.stop)  # before start: a half-started cluster is cleaned up too
     pg.start()
     return pg
 
 
 def start_server(request: pytest.FixtureRequest, postgres: Postgres, database: str) -> MlflowServer:
     server = MlflowServer(postgres.create_database(database))
-    request.addfinalizer(server.remove)
+    guard(request, server.remove)
     server.start()
     return server
 

@@ -114,6 +114,17 @@ def fast_help(prog: str, config_name: str) -> Callable:
     return decorate
 
 
+def console(**kwargs: Any) -> Any:
+    """The rich console summaries print to: the terminal's width, or (output to a file or a
+    pipe, COLUMNS unset) wide enough that no table is cut at rich's default of 80 columns."""
+    from rich.console import Console
+
+    probe = Console(**kwargs)
+    if probe.is_terminal or os.environ.get("COLUMNS"):
+        return probe
+    return Console(width=100_000, **kwargs)
+
+
 def user_errors(prog: str) -> Callable:
     """Turn a NewsclfError, a configuration error or Ctrl-C into one line on stderr and exit
     code 2 (130 for Ctrl-C), never a traceback; mask secrets in Hydra's record of the run."""

@@ -8,9 +8,8 @@ import logging
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from rich.console import Console
 
-from newsclf.cli import console_script, fast_help, lazy_import, user_errors
+from newsclf.cli import console, console_script, fast_help, lazy_import, user_errors
 from newsclf.cli.dataset import annotation_paths, load_rule_sets
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task, load_annotations
@@ -80,7 +79,7 @@ def export(cfg: DictConfig) -> dict:
 
 
 def summary(result: dict) -> None:
-    Console().print(
+    console().print(
         f"[bold]newsclf-annotate[/] ({result['strategy']}): {result['n_input']} articles read = "
         f"{result['n_kept']} kept + {result['n_rejected']} rejected; "
         f"{result['n_annotated']} already annotated; exported the {result['n_exported']} most "

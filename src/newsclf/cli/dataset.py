@@ -13,7 +13,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from newsclf.cli import (
@@ -21,6 +20,7 @@ from newsclf.cli import (
     INT,
     NUMBER,
     check_types,
+    console,
     console_script,
     fast_help,
     lazy_import,
@@ -37,6 +37,7 @@ datasets = lazy_import("newsclf.datasets")
 label_models = lazy_import("newsclf.label_model")
 labeling = lazy_import("newsclf.labeling")
 labeling_report = lazy_import("newsclf.labeling_report")
+predict = lazy_import("newsclf.predict")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             "source": str(source.path),
             "annotations": annotation_paths(cfg.annotations.path),
             "split": OmegaConf.to_container(cfg.split),
+            # the models trained on it clean raw articles the same way (newsclf-train)
+            "clean": predict.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
             "n_input": result.n_input,
             "n_kept": len(result.articles),
             "n_rejected": len(result.rejects),
@@ -247,6 +250,7 @@ def _log_dataset_run(
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     tags = {"newsclf.stage": "dataset", "newsclf.fingerprint": manifest["fingerprint"]}
     with tracking.run(experiment, f"dataset-{task.name}", tags):
+        tracking.describe_experiment(experiment, tracking.experiment_description(task))
         tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         tracking.log_metrics(
             {
@@ -277,9 +281,9 @@ def _log_dataset_run(
 
 
 def summary(manifests: dict[str, dict]) -> None:
-    console = Console()
+    out = console()
     first = next(iter(manifests.values()))
-    console.print(
+    out.print(
         f"[bold]newsclf-dataset[/]: {first['n_input']} articles read = {first['n_kept']} kept "
         f"+ {first['n_rejected']} rejected {first['rejected_by_reason'] or ''}\n"
         f"  boilerplate paragraphs removed: {first['removed_by_rule'] or 'none'}"
@@ -294,12 +298,12 @@ def summary(manifests: dict[str, dict]) -> None:
             m["fingerprint"],
             m["path"],
         )
-    console.print(table)
+    out.print(table)
     for task, m in manifests.items():
         if m.get("weak"):
             w = m["weak"]
             accuracy = "n/a (no gold)" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
-            console.print(
+            out.print(
                 f"  {task} weak labels: coverage {w['coverage']:.3f}, accuracy against gold "
                 f"{accuracy}, {w['n_train']} added to train (confidence >= "
                 f"{w['min_confidence']}); report: {m['path']}/labeling_report.md"

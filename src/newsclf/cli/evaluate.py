@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from rich.console import Console
 from rich.table import Table
 
-from newsclf.cli import console_script, fast_help, lazy_import, user_errors
+from newsclf.cli import console, console_script, fast_help, lazy_import, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
 
@@ -174,11 +173,11 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
 
 
 def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
-    console = Console()
-    console.print("[bold]newsclf-evaluate[/]")
+    out = console()
+    out.print("[bold]newsclf-evaluate[/]")
     for evalset in sets.values():
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(evalset.reject_counts().items()))
-        console.print(
+        out.print(
             f"  {evalset.name}: {evalset.n_input} articles in = {len(evalset.articles)} kept + "
             f"{len(evalset.rejects)} rejected{f' ({reasons})' if reasons else ''}"
         )
@@ -201,14 +200,14 @@ def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
                 *(_value(m.get(k)) for k in ("macro_f1", "accuracy", "ece", "log_loss")),
                 recall,
             )
-    console.print(table)
+    out.print(table)
     for line in skipped:
-        console.print(f"  [yellow]{line}[/]")
+        out.print(f"  [yellow]{line}[/]")
     for result in results:
         if result.folder is None:
             continue
         where = f"run {result.run_id}, " if result.run_id else ""
-        console.print(
+        out.print(
             f"  {_model_label(result.model)}: {where}files in {result.folder} "
             "(misclassified.csv, confusion_matrix.png, reliability.png per set)"
         )

@@ -4,12 +4,12 @@ into one predictions file that appears only when complete (or on Spark with ``en
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +27,7 @@ from newsclf.cli import (
     OPTIONAL_POSITIVE,
     POSITIVE,
     check_types,
+    console,
     console_script,
     fast_help,
     lazy_import,
@@ -36,8 +37,10 @@ from newsclf.errors import NewsclfError
 
 if TYPE_CHECKING:
     from newsclf.batch import JobResult, JobSettings
+    from newsclf.predict import LoadedModel
 
 batch = lazy_import("newsclf.batch")
+predict = lazy_import("newsclf.predict")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,6 @@ def settings(cfg: DictConfig) -> JobSettings:
         chunk_size=cfg.chunk_size,
         n_jobs=cfg.n_jobs,
         dedupe_text=cfg.dedupe_text,
-        max_chars=cfg.max_chars,
         oov_sample=cfg.report.oov_sample,
         low_confidence=cfg.report.low_confidence,
         output_format=cfg.output.format,
@@ -96,18 +98,29 @@ def load_models(cfg: DictConfig) -> list:
     ]
 
 
+def prepared_models(cfg: DictConfig, models: list[LoadedModel]) -> list[LoadedModel]:
+    """The models with the text preparation ``preparation`` asks for: their own (``model``)
+    or the configured ``clean`` and ``max_chars`` (``config``)."""
+    if cfg.preparation == "model":
+        return models
+    if cfg.preparation != "config":
+        raise NewsclfError(f"preparation: {cfg.preparation!r} is not one of model, config")
+    clean = OmegaConf.to_container(cfg.clean, resolve=True)
+    preparation = predict.Preparation(clean, cfg.max_chars)
+    return [replace(m, preparation=preparation) for m in models]
+
+
 def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResult:
     """Load the models, then run the job on the configured engine."""
     if cfg.engine not in ("local", "spark"):
         raise NewsclfError(f"engine: {cfg.engine!r} is not one of local, spark")
     settings(cfg)  # wrong types fail before models load
-    models = load_models(cfg)
+    models = prepared_models(cfg, load_models(cfg))
     source = instantiate(cfg.source)
-    cleaner = instantiate(cfg.clean)
     if cfg.engine == "spark":
         from newsclf.spark import run_spark_job
 
-        result = run_spark_job(source, cleaner, models, cfg.output.path, settings(cfg), cfg.spark)
+        result = run_spark_job(source, models, cfg.output.path, settings(cfg), cfg.spark)
     else:
         task_id = progress.add_task("predicting", total=None) if progress else None
 
@@ -115,10 +128,7 @@ def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResu
             if progress is not None:
                 progress.update(task_id, completed=done, total=None if total < 0 else total)
 
-        clean_config = OmegaConf.to_container(cfg.clean, resolve=True)
-        result = batch.run_job(
-            source, cleaner, models, cfg.output.path, settings(cfg), clean_config, on_progress
-        )
+        result = batch.run_job(source, models, cfg.output.path, settings(cfg), {}, on_progress)
     if cfg.report.mlflow:
         tracking.log_batch_report(
             tracking.experiment_name(cfg.mlflow.experiment_prefix, "predict"),
@@ -149,7 +159,7 @@ def summary(result: JobResult) -> None:
             f"vocabulary JS {_value(drift['vocabulary_js'])}{warn}"
         )
     lines.append(f"  predictions: {result.path}  (rejects, report beside it)")
-    Console().print("\n".join(lines))
+    console().print("\n".join(lines))
 
 
 def _value(x: float | None) -> str:

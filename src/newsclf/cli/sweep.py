@@ -23,9 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from rich.console import Console
 
-from newsclf.cli import lazy_import
+from newsclf.cli import console, lazy_import
 from newsclf.errors import NewsclfError
 
 tracking = lazy_import("newsclf.tracking")
@@ -108,13 +107,13 @@ class SweepRun(Callback):
 
 
 def summary(result: dict, metric: str) -> None:
-    console = Console(soft_wrap=True)
-    console.print(
+    out = console(soft_wrap=True)
+    out.print(
         f"[bold]newsclf-train sweep[/]: {result['n_trials']} trials, {result['n_finished']} "
         f"finished; parent run {result['run_id']}"
     )
     if result.get("best_run_id"):
-        console.print(
+        out.print(
             f"  best {metric} {result['best_value']:.4f}: run {result['best_run_name']} "
             f"({result['best_run_id']}) with {result['best_overrides'] or 'the defaults'}"
         )

@@ -14,9 +14,8 @@ from pathlib import Path
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 
-from newsclf.cli import console_script, fast_help, lazy_import, sweep, user_errors
+from newsclf.cli import console, console_script, fast_help, lazy_import, sweep, user_errors
 from newsclf.errors import NewsclfError
 from newsclf.labels import Task
 
@@ -25,6 +24,7 @@ evalsets = lazy_import("newsclf.evalsets")
 evaluation = lazy_import("newsclf.evaluation")
 hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
+pd = lazy_import("pandas")
 predict = lazy_import("newsclf.predict")
 sklearn_base = lazy_import("sklearn.base")
 tracking = lazy_import("newsclf.tracking")
@@ -61,6 +61,7 @@ def train(cfg: DictConfig) -> dict:
         tags.update({"newsclf.sweep_job": str(number), "newsclf.overrides": overrides})
     with tracking.run(experiment, run_name, tags, parent_run_id=parent) as run_id:
         result["run_id"] = run_id
+        tracking.describe_experiment(experiment, tracking.experiment_description(task))
         # The fit runs beside the logging of the config and datasets: the solver releases the
         # GIL, MLflow's logging is Python, so on two cores they overlap (seconds per job).
         with ThreadPoolExecutor(1) as pool:
@@ -106,11 +107,19 @@ def train(cfg: DictConfig) -> dict:
         if final is not model:
             texts += list(data["validation"][0])
         _log_top_features(cfg, final, texts)
-        model_uri = tracking.log_model(final, names, task.name, dd["train"][:2]["text"])
+        model_uri = tracking.log_model(
+            final, names, task.name, _raw_example(dd["train"][:2]), preparation(cfg, manifest)
+        )
         result["model_uri"] = model_uri
         if cfg.register:
             result.update(
                 _register_and_gate(cfg, registered, model_uri, data["test"], result, task, sets)
+            )
+            tracking.describe_model(
+                registered,
+                result["version"],
+                model_description(task, cfg.mlflow.model_prefix),
+                version_description(cfg, final, manifest, result),
             )
     return result
 
@@ -196,6 +205,64 @@ def _log_top_features(cfg: DictConfig, model, texts: list[str]) -> None:
     tracking.log_table({k: [r[k] for r in rows] for k in rows[0]}, "top_features.json")
 
 
+def model_description(task: Task, prefix: str) -> str:
+    """What ``mlflow ui`` shows for a task's registered model."""
+    return (
+        f"newsclf classifier for the task **{task.name}**: {task.description or ''}\n\n"
+        f"Labels: {', '.join(task.label_names)}.\n\n"
+        "A pyfunc model taking raw articles (title, optional, and text) and returning label, "
+        "probability and probability_<label>; it cleans them as its training data was cleaned. "
+        f"Trained by newsclf-train; the `champion` alias marks the version that passed the "
+        f"gate (newsclf-predict loads models:/{prefix}{task.name}@champion)."
+    )
+
+
+def version_description(cfg: DictConfig, model: object, manifest: dict, result: dict) -> str:
+    """What ``mlflow ui`` shows for a model version (and its run): model, data, metrics."""
+    steps = getattr(model, "steps", None)
+    shape = " -> ".join(type(s).__name__ for _, s in steps) if steps else type(model).__name__
+    metrics = ", ".join(
+        f"{name} {result[f'{split}_{key}']:.3f}"
+        for split in ("test", "validation")
+        for key, name in (("macro_f1", f"{split} macro-F1"), ("accuracy", f"{split} accuracy"))
+        if f"{split}_{key}" in result
+    )
+    rows = manifest.get("rows", {})
+    external = ", ".join(
+        f"{name} macro-F1 {f1:.3f}" for name, f1 in result.get("external", {}).items()
+    )
+    return (
+        f"Model **{cfg.model.name}** ({shape}) for {result['task']}, trained on dataset "
+        f"`{manifest['fingerprint']}` ({cfg.dataset_dir}: "
+        f"{', '.join(f'{n} {s}' for s, n in rows.items())}).\n\n"
+        f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
+        + (f"Evaluation sets: {external}.\n\n" if external else "")
+        + f"Refit: {cfg.refit}. "
+        f"Gate: {'champion' if result.get('promoted') else 'not promoted'} "
+        f"({result.get('gate', '')})."
+    )
+
+
+def preparation(cfg: DictConfig, manifest: dict) -> predict.Preparation:
+    """How the model prepares raw articles: the cleaning the dataset was built with (from its
+    manifest), the body cut at ``max_chars``."""
+    clean = manifest.get("clean")
+    if clean is None:
+        log.warning(
+            "%s: the manifest records no cleaning settings (built by an older newsclf); the "
+            "model prepares articles with the default ones",
+            cfg.dataset_dir,
+        )
+    return predict.Preparation(clean or {}, cfg.max_chars)
+
+
+def _raw_example(rows: dict) -> pd.DataFrame:
+    """Articles as the model takes them (title, body) from dataset rows (title + body)."""
+    titles = list(rows["title"])
+    bodies = [t.removeprefix(f"{title}\n\n") for title, t in zip(titles, rows["text"], strict=True)]
+    return pd.DataFrame({"title": titles, "text": bodies})
+
+
 def _register_and_gate(
     cfg: DictConfig, name: str, model_uri: str, test, result: dict, task: Task, sets: dict
 ) -> dict:
@@ -264,21 +331,21 @@ def _register_and_gate(
 
 
 def summary(result: dict) -> None:
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
         f"[bold]newsclf-train[/] {result['task']} / {result['model']}: "
         f"validation macro-F1 {result.get('validation_macro_f1', float('nan')):.3f}, "
         f"test macro-F1 {result.get('test_macro_f1', float('nan')):.3f}, "
         f"test accuracy {result.get('test_accuracy', float('nan')):.3f}"
     )
     if result.get("external"):
-        Console().print(
+        console().print(
             "  evaluation sets: "
             + ", ".join(f"{k} macro-F1 {v:.3f}" for k, v in result["external"].items())
         )
     if "version" in result:
         state = "champion" if result["promoted"] else "not promoted"
-        console.print(
+        out.print(
             f"  registered {result['registered_model']} version {result['version']} "
             f"({state}: {result['gate']}); run {result['run_id']}"
         )
