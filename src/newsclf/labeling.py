@@ -325,12 +325,15 @@ class RuleSet:
     def names(self) -> list[str]:
         return [r.name for r in self.rules]
 
-    def apply(self, articles: Sequence[Article]) -> np.ndarray:
-        """The label matrix: one row per article, one column per rule; -1 = abstain."""
+    def apply(self, articles: Sequence[Article], mentions: np.ndarray | None = None) -> np.ndarray:
+        """The label matrix: one row per article, one column per rule; -1 = abstain.
+        ``mentions`` is :meth:`mentions_target` of the same articles, when already known."""
         self._check_columns(articles)
         keep = np.arange(len(articles))
         if self.require_target:
-            keep = np.nonzero(self.mentions_target(articles))[0]
+            if mentions is None:
+                mentions = self.mentions_target(articles)
+            keep = np.nonzero(mentions)[0]
         views = [ArticleView(articles[i]) for i in keep]
         matrix = np.full((len(articles), len(self.rules)), ABSTAIN, dtype=np.int64)
         for j, rule in enumerate(self.rules):

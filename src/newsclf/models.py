@@ -134,11 +134,11 @@ class RuleCues(TransformerMixin, BaseEstimator):
         for text in X:  # Article.text is title + blank line + body
             title, _, body = str(text).partition("\n\n")
             articles.append(Article(id="", title=title, body=body))
-        votes = ruleset.apply(articles)
+        mentions = ruleset.mentions_target(articles)  # searched once, for the rules and here
+        votes = ruleset.apply(articles, mentions)
         n_labels = len(self.labels_)
         rows, cols = np.nonzero(votes >= 0)
         cols = cols * n_labels + votes[rows, cols]
-        mentions = ruleset.mentions_target(articles)
         if mentions is not None:
             extra = np.nonzero(mentions)[0]
             rows = np.concatenate([rows, extra])

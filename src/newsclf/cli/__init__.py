@@ -39,8 +39,7 @@ def _interrupted_hook(exc_type: type[BaseException], exc: BaseException, tb: Any
     if not issubclass(exc_type, KeyboardInterrupt):
         _previous_hook(exc_type, exc, tb)
         return
-    message = str(exc.args[0]) if exc.args else "interrupted; rerun the same command"
-    print(f"{Path(sys.argv[0]).name}: {message}", file=sys.stderr, flush=True)
+    print(f"{Path(sys.argv[0]).name}: {_interrupt_message(exc)}", file=sys.stderr, flush=True)
     os._exit(130)  # after a KeyboardInterrupt Python would kill itself with SIGINT instead
 
 
@@ -160,9 +159,12 @@ def fail(prog: str, message: str) -> NoReturn:
 
 def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
     """Ctrl-C: one line. A batch job says how far it got (``KeyboardInterrupt(message)``)."""
-    message = str(exc.args[0]) if exc.args else "interrupted; rerun the same command"
-    print(f"{prog}: {message}", file=sys.stderr)
+    print(f"{prog}: {_interrupt_message(exc)}", file=sys.stderr)
     sys.exit(130)
+
+
+def _interrupt_message(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else "interrupted; rerun the same command"
 
 
 def config_problem(exc: OmegaConfBaseException) -> str:

@@ -181,15 +181,17 @@ def _refit(cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core
     if not dd["validation"].num_rows:
         return model
     final = sklearn_base.clone(model)
-    started = time.perf_counter()
-    if out_of_core:
-        rows = hf.concatenate_datasets([dd["train"], dd["validation"]])
-        models.fit_out_of_core(final, rows, names, out_of_core)
+    if out_of_core:  # _fit streams dd["train"] or fits data["train"]: give it train + validation
+        both_dd, both_data = {"train": hf.concatenate_datasets([dd["train"], dd["validation"]])}, {}
     else:
         texts = list(data["train"][0]) + list(data["validation"][0])
-        models.fit(final, texts, list(data["train"][1]) + list(data["validation"][1]))
+        both_dd, both_data = (
+            {},
+            {"train": (texts, list(data["train"][1]) + list(data["validation"][1]))},
+        )
+    seconds = _fit(final, both_dd, both_data, names, out_of_core)
     n = dd["train"].num_rows + dd["validation"].num_rows
-    tracking.log_metrics({"refit_seconds": time.perf_counter() - started, "n_refit": n})
+    tracking.log_metrics({"refit_seconds": seconds, "n_refit": n})
     tracking.set_tags({"newsclf.refit": "train+validation"})
     return final
 
