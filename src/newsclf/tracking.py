@@ -760,7 +760,12 @@ def describe_experiment(name: str, text: str) -> None:
         client = MlflowClient()
         experiment = client.get_experiment_by_name(name)
         if experiment is not None and experiment.tags.get(NOTE) != text:
-            client.set_experiment_tag(experiment.experiment_id, NOTE, text)
+            try:
+                client.set_experiment_tag(experiment.experiment_id, NOTE, text)
+            except MlflowException:
+                # a parallel job (a sweep) wrote the same tag first: the server's insert raced
+                if client.get_experiment(experiment.experiment_id).tags.get(NOTE) != text:
+                    raise
 
 
 def describe_model(name: str, version: str, model_text: str, version_text: str) -> None:
