@@ -16,8 +16,9 @@ from omegaconf import OmegaConf
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from newsclf.articles import Cleaner, Source, ingest
-from newsclf.labels import Task, load_annotations
+from newsclf.labelling.gold import load_annotations
 from newsclf.models import build_model
+from newsclf.tasks import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

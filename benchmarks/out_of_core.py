@@ -32,7 +32,8 @@ from omegaconf import OmegaConf
 
 from newsclf.articles import Cleaner, Source, ingest
 from newsclf.datasets import features
-from newsclf.labels import Task, load_annotations
+from newsclf.labelling.gold import load_annotations
+from newsclf.tasks import Task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure

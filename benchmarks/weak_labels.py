@@ -35,10 +35,11 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 
 from newsclf.annotate import conflict_scores, rank
 from newsclf.articles import Cleaner, Source, ingest
-from newsclf.label_model import make_label_model
-from newsclf.labeling import ABSTAIN, label_articles, load_rules
-from newsclf.labels import Task, load_annotations
+from newsclf.labelling.gold import load_annotations
+from newsclf.labelling.label_model import make_label_model
+from newsclf.labelling.rules import ABSTAIN, label_articles, load_rules
 from newsclf.models import build_model
+from newsclf.tasks import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

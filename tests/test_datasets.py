@@ -5,7 +5,7 @@ import pytest
 from newsclf import datasets
 from newsclf.articles import Article
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task
+from newsclf.tasks import Task
 
 TASK = Task("topic", {"a": "A", "b": "B", "c": "C"})
 

@@ -16,7 +16,7 @@ from sklearn.metrics import log_loss as sk_log_loss
 from newsclf import evalsets, evaluation
 from newsclf.articles import Article, Cleaner, Reject
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task
+from newsclf.tasks import Task
 from tests.conftest import STANCE_WORDS, TOPIC_WORDS, error_line, run_cli
 from tests.predict_support import article_rows, register_models
 

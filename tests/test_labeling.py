@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from newsclf.articles import Article
 from newsclf.errors import NewsclfError
-from newsclf.labeling import ABSTAIN, RuleConfigError, label_articles, load_rules, term_regex
-from newsclf.labels import Task
+from newsclf.labelling.rules import ABSTAIN, RuleConfigError, label_articles, load_rules, term_regex
+from newsclf.tasks import Task
 from tests.conftest import ROOT
 
 TOPIC = Task("topic", {"war": "w", "money": "m", "other": "o"})
@@ -146,7 +146,7 @@ def test_quotes_skip_ignores_words_inside_quotations():
 
 
 def test_rule_file_dawid_skene_params_reach_the_label_model_under_the_command_line():
-    from newsclf.cli.dataset import weak_labels
+    from newsclf.labelling.weak import weak_labels
 
     cfg = {
         "dawid_skene": {"prior_strength": 20, "bogus": 1},
@@ -184,7 +184,7 @@ def test_require_target_silences_articles_without_a_mention():
 
 
 def _majority():
-    from newsclf.label_model import MajorityVote
+    from newsclf.labelling.label_model import MajorityVote
 
     return MajorityVote()
 

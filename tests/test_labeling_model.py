@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from newsclf.errors import NewsclfError
-from newsclf.label_model import DawidSkene, MajorityVote, make_label_model, vote_counts
-from newsclf.labeling import Labelled, load_rules
-from newsclf.labeling_report import (
+from newsclf.labelling.label_model import DawidSkene, MajorityVote, make_label_model, vote_counts
+from newsclf.labelling.report import (
     agreement_summary,
     build_report,
     metrics,
     render_markdown,
     rule_summary,
 )
-from newsclf.labels import Task
+from newsclf.labelling.rules import Labelled, load_rules
+from newsclf.tasks import Task
 
 A = -1  # abstain
 

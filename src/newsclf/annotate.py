@@ -23,8 +23,8 @@ import numpy as np
 
 from newsclf.articles import Article
 from newsclf.errors import NewsclfError
-from newsclf.labeling import ABSTAIN, RuleSet
-from newsclf.labels import Task
+from newsclf.labelling.rules import ABSTAIN, RuleSet
+from newsclf.tasks import Task
 
 STRATEGIES = ("least_confident", "conflict")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from newsclf.articles import Article, Reject, Removal
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task
+from newsclf.tasks import Task
 
 SPLITS = ("train", "validation", "test")
 

@@ -22,8 +22,9 @@ import pandas as pd
 from newsclf import evaluation
 from newsclf.articles import Article, Cleaner, Reject, Source
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task, load_annotations
+from newsclf.labelling.gold import load_annotations
 from newsclf.predict import prepare_records
+from newsclf.tasks import Task
 
 log = logging.getLogger(__name__)
 

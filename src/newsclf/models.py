@@ -156,8 +156,8 @@ class RuleCues(TransformerMixin, BaseEstimator):
     def _ruleset(self):  # compiled once per process, never saved (regexes)
         cached = self.__dict__.get("_compiled")
         if cached is None and getattr(self, "rules_config_", None) is not None:
-            from newsclf.labeling import TextRule, load_rules
-            from newsclf.labels import Task
+            from newsclf.labelling.rules import TextRule, load_rules
+            from newsclf.tasks import Task
 
             task = Task(name="cues", labels={label: "" for label in self.labels_})
             cached = load_rules(self.rules_config_, task, origin=f"RuleCues({self.rules})")

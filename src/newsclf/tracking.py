@@ -744,7 +744,7 @@ NOTE = "mlflow.note.content"  # the tag the MLflow UI shows as a description
 
 
 def experiment_description(task: Any) -> str:
-    """What ``mlflow ui`` shows for a task's experiment (``task``: a ``newsclf.labels.Task``)."""
+    """What ``mlflow ui`` shows for a task's experiment (``task``: a ``newsclf.tasks.Task``)."""
     return (
         f"newsclf task **{task.name}**: {task.description or 'no description'}\n\n"
         f"Labels: {', '.join(task.label_names)}.\n\n"

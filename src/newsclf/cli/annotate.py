@@ -10,13 +10,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from newsclf.cli import console, console_script, fast_help, lazy_import, user_errors
-from newsclf.cli.dataset import annotation_paths, load_rule_sets
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task, load_annotations
+from newsclf.labelling.gold import annotation_paths, load_annotations
+from newsclf.tasks import Task
 
 annotate = lazy_import("newsclf.annotate")
 article_io = lazy_import("newsclf.articles")
 tracking = lazy_import("newsclf.tracking")
+weak_labelling = lazy_import("newsclf.labelling.weak")
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def export(cfg: DictConfig) -> dict:
                 raise NewsclfError(f"models.{key}: no model URI for task {task.name}")
             models[key] = tracking.load_model(uris[key], list(cfg.trusted_types), task=task.name)
     else:
-        rule_sets = load_rule_sets(cfg, tasks)
+        rule_sets = weak_labelling.load_rule_sets(cfg, tasks)
         missing = [key for key in tasks if key not in rule_sets]
         if missing:
             raise NewsclfError(f"labeling.{missing[0]}: strategy=conflict needs rules per task")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
@@ -27,18 +25,18 @@ from newsclf.cli import (
     user_errors,
 )
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task, load_annotations
+from newsclf.labelling.gold import annotation_paths, load_annotations
+from newsclf.tasks import Task
 
 if TYPE_CHECKING:
     from newsclf.articles import Reject
 
 article_io = lazy_import("newsclf.articles")
 datasets = lazy_import("newsclf.datasets")
-label_models = lazy_import("newsclf.label_model")
-labeling = lazy_import("newsclf.labeling")
-labeling_report = lazy_import("newsclf.labeling_report")
+labelling_report = lazy_import("newsclf.labelling.report")
 predict = lazy_import("newsclf.predict")
 tracking = lazy_import("newsclf.tracking")
+weak_labelling = lazy_import("newsclf.labelling.weak")
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +57,10 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
     """Ingest the source once, then weakly label, build, save and log a dataset per task."""
     check_types(cfg, CONFIG_TYPES)
     tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
-    if cfg.log_to_mlflow or _has_model_rules(cfg):
+    if cfg.log_to_mlflow or weak_labelling.has_model_rules(cfg):
         tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
-    rule_sets = load_rule_sets(cfg, tasks)  # bad rules fail before any article is read
+    # bad rules fail before any article is read
+    rule_sets = weak_labelling.load_rule_sets(cfg, tasks)
     source = instantiate(cfg.source)
     result = article_io.ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
     if not result.articles:
@@ -94,7 +93,9 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
         labels = {k: v for k, v in gold[task.name].items() if k in kept_ids}
         weak, files, report = None, {}, None
         if key in rule_sets:
-            weak, files, report = weak_labels(cfg, rule_sets[key], result.articles, labels)
+            weak, files, report = weak_labelling.weak_labels(
+                cfg, rule_sets[key], result.articles, labels
+            )
         dd = datasets.build(result.articles, labels, task, split, weak, cfg.weak.gold_in_train)
         n_rows = sum(dd[s].num_rows for s in datasets.SPLITS)
         n_weak = sum(dd[s]["label_source"].count("weak") for s in datasets.SPLITS)
@@ -118,7 +119,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             "removed_by_rule": dict(Counter(r.rule for r in result.removals)),
             "rows": {s: dd[s].num_rows for s in datasets.SPLITS},
             "label_counts": datasets.label_counts(dd),
-            "weak": _weak_manifest(cfg, report, n_weak),
+            "weak": weak_labelling.weak_manifest(cfg, report, n_weak),
         }
         out = datasets.save(
             dd,
@@ -151,99 +152,6 @@ def write_rejects(folder: Path, rejects: list[Reject]) -> Path:
     return path
 
 
-def annotation_paths(value) -> str | list[str] | None:
-    """``annotations.path``: one file, a list of files, or null (no gold labels)."""
-    if value is None or isinstance(value, str):
-        return value
-    return [str(v) for v in value]
-
-
-def load_rule_sets(cfg: DictConfig, tasks: dict[str, Task]) -> dict[str, labeling.RuleSet]:
-    """The labelling rules of each task that has some (``labeling.<task>``), checked."""
-    if not cfg.weak.enabled:
-        return {}
-    labeling_cfg = cfg.get("labeling") or {}
-    for key in sorted(set(labeling_cfg) - set(tasks)):  # e.g. after ~tasks.stance
-        log.info("labeling.%s: no such task in this build, its rules are not used", key)
-    return {
-        key: labeling.load_rules(
-            OmegaConf.to_container(labeling_cfg[key], resolve=True),
-            tasks[key],
-            rules_origin(key),
-        )
-        for key in tasks
-        if labeling_cfg.get(key) is not None
-    }
-
-
-def _has_model_rules(cfg: DictConfig) -> bool:
-    """Whether any task's rules load a model (then MLflow must be configured first)."""
-    for rules in (cfg.get("labeling") or {}).values():
-        for spec in ((rules or {}).get("rules") or {}).values():
-            if (spec or {}).get("type") == "model":
-                return True
-    return False
-
-
-def rules_origin(key: str) -> str:
-    """The config file the task's rules came from, for error messages and the report."""
-    try:
-        runtime = HydraConfig.get().runtime
-    except ValueError:  # not running under Hydra
-        return f"labeling.{key}"
-    choice = runtime.choices.get(f"labeling@labeling.{key}")
-    if not choice:
-        return f"labeling.{key}"
-    package_configs = (Path(__file__).resolve().parent.parent / "configs").resolve()
-    for src in runtime.config_sources:
-        if src.schema != "file":
-            continue
-        candidate = (Path(src.path) / "labeling" / f"{choice}.yaml").resolve()
-        if candidate.exists():
-            if candidate.is_relative_to(package_configs):
-                return f"configs/labeling/{choice}.yaml"
-            return str(candidate)
-    return f"configs/labeling/{choice}.yaml"
-
-
-def weak_labels(
-    cfg: DictConfig, rules: labeling.RuleSet, articles, gold: dict[str, str]
-) -> tuple[dict[str, tuple[str, float]], dict[str, str], dict]:
-    """Weak labels above ``weak.min_confidence``, the report files and the report."""
-    params = cfg.weak.get("label_model_params")
-    params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
-    if cfg.weak.label_model == "dawid_skene":  # the rule file's defaults, then the command line
-        params = {**(rules.dawid_skene or {}), **params}
-    model = label_models.make_label_model(cfg.weak.label_model, **params)
-    labelled = labeling.label_articles(articles, rules, model)
-    min_conf = float(cfg.weak.min_confidence)
-    report = labeling_report.build_report(
-        labelled, rules, gold, min_conf, cfg.weak.label_model, rules.origin
-    )
-    files = {
-        "labeling_report.md": labeling_report.render_markdown(report),
-        "labeling_report.json": json.dumps(report, indent=2),
-        "votes.csv": labeling_report.votes_csv(labelled, rules, gold, min_conf),
-    }
-    return labelled.selected(min_conf, rules.task.label_names), files, report
-
-
-def _weak_manifest(cfg: DictConfig, report: dict | None, n_weak: int) -> dict | None:
-    if report is None:
-        return None
-    return {
-        "rules": report["rules_file"],
-        "label_model": cfg.weak.label_model,
-        "min_confidence": float(cfg.weak.min_confidence),
-        "gold_in_train": bool(cfg.weak.gold_in_train),
-        "coverage": report["weak"]["coverage"],
-        "accuracy": report["weak"]["accuracy"],
-        # weak rows in the training split: with gold_in_train=false these include the weak
-        # labels of gold train articles, which the report's n_train (no gold) does not count
-        "n_train": n_weak,
-    }
-
-
 def _log_dataset_run(
     cfg: DictConfig, task: Task, dd, manifest: dict, out: Path, report: dict | None
 ) -> None:
@@ -264,8 +172,8 @@ def _log_dataset_run(
             }
         )
         if report is not None:
-            tracking.log_metrics(labeling_report.metrics(report))
-            tracking.log_table(labeling_report.rule_table(report), "labeling/rules.json")
+            tracking.log_metrics(labelling_report.metrics(report))
+            tracking.log_table(labelling_report.rule_table(report), "labeling/rules.json")
             for name in ("labeling_report.md", "labeling_report.json", "votes.csv"):
                 tracking.log_artifact(out / name, "labeling")
         for split in datasets.SPLITS:

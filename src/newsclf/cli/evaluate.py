@@ -21,7 +21,7 @@ from rich.table import Table
 
 from newsclf.cli import console, console_script, fast_help, lazy_import, user_errors
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task
+from newsclf.tasks import Task
 
 if TYPE_CHECKING:
     from newsclf.predict import LoadedModel

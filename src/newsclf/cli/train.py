@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from newsclf.cli import console, console_script, fast_help, lazy_import, sweep, user_errors
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task
+from newsclf.tasks import Task
 
 datasets = lazy_import("newsclf.datasets")
 evalsets = lazy_import("newsclf.evalsets")

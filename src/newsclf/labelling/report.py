@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from newsclf.labeling import ABSTAIN, Labelled, RuleSet
+from newsclf.labelling.rules import ABSTAIN, Labelled, RuleSet
 
 _METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")  # MLflow metric names allow only these
 

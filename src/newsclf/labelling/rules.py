@@ -32,7 +32,7 @@ import numpy as np
 
 from newsclf.articles import Article
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task
+from newsclf.tasks import Task
 
 ABSTAIN = -1
 TEXT_TYPES = ("keywords", "regex", "lexicon", "cues")
@@ -619,7 +619,7 @@ class Labelled:
 
 def label_articles(articles: Sequence[Article], rules: RuleSet, label_model) -> Labelled:
     """Apply the rules, fit the label model on their votes (no gold labels), decide labels."""
-    from newsclf.label_model import DawidSkene
+    from newsclf.labelling.label_model import DawidSkene
 
     matrix = rules.apply(articles)
     model = label_model.fit(matrix, len(rules.task.label_names))

@@ -4,7 +4,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from newsclf.errors import NewsclfError
-from newsclf.labels import Task, load_annotations
+from newsclf.labelling.gold import load_annotations
+from newsclf.tasks import Task
 from tests.conftest import ROOT
 
 TOPIC = Task("topic", {"a": "first", "b": "second"})

@@ -1,55 +1,14 @@
-"""Tasks (label taxonomies from config) and gold annotations: the labels stage."""
+"""Gold annotations: the labels people gave, read from CSV or JSONL annotation files."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
-
-
-@dataclass(frozen=True)
-class Task:
-    """A classification task: its name, its labels (name -> one-line description) and the
-    annotations column that holds its gold labels."""
-
-    name: str
-    labels: Mapping[str, str]
-    description: str = ""
-    column: str | None = None  # defaults to the task name
-    extra: Mapping[str, object] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if len(self.labels) < 2:
-            raise NewsclfError(
-                f"task {self.name}: needs at least two labels, has {len(self.labels)}"
-            )
-
-    @property
-    def label_names(self) -> list[str]:
-        return list(self.labels)
-
-    @property
-    def annotation_column(self) -> str:
-        return self.column or self.name
-
-    @classmethod
-    def from_config(cls, cfg: Mapping) -> Task:
-        """Build a task from a ``configs/task/*.yaml`` mapping."""
-        cfg = dict(cfg)
-        if "name" not in cfg or "labels" not in cfg:
-            raise NewsclfError(f"task config needs 'name' and 'labels' keys, has {sorted(cfg)}")
-        known = {"name", "labels", "description", "column"}
-        return cls(
-            name=str(cfg["name"]),
-            labels={str(k): str(v) for k, v in dict(cfg["labels"]).items()},
-            description=str(cfg.get("description", "")),
-            column=cfg.get("column"),
-            extra={k: v for k, v in cfg.items() if k not in known},
-        )
+from newsclf.tasks import Task
 
 
 def load_annotations(
@@ -131,3 +90,10 @@ def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
         raise NewsclfError(f"{path}: annotations file does not exist") from None
     except UnicodeDecodeError as exc:
         raise NewsclfError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def annotation_paths(value) -> str | list[str] | None:
+    """``annotations.path``: one file, a list of files, or null (no gold labels)."""
+    if value is None or isinstance(value, str):
+        return value
+    return [str(v) for v in value]

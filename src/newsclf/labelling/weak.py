@@ -1,0 +1,106 @@
+"""Weak labelling of a dataset build: each task's rule set from config (``labeling.<task>``),
+the config file it came from, the rules applied and the label model fitted, the labelling
+report files, and the weak part of the dataset manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from newsclf.labelling import report as labelling_report
+from newsclf.labelling.label_model import make_label_model
+from newsclf.labelling.rules import RuleSet, label_articles, load_rules
+from newsclf.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+def load_rule_sets(cfg: DictConfig, tasks: dict[str, Task]) -> dict[str, RuleSet]:
+    """The labelling rules of each task that has some (``labeling.<task>``), checked."""
+    if not cfg.weak.enabled:
+        return {}
+    labeling_cfg = cfg.get("labeling") or {}
+    for key in sorted(set(labeling_cfg) - set(tasks)):  # e.g. after ~tasks.stance
+        log.info("labeling.%s: no such task in this build, its rules are not used", key)
+    return {
+        key: load_rules(
+            OmegaConf.to_container(labeling_cfg[key], resolve=True),
+            tasks[key],
+            rules_origin(key),
+        )
+        for key in tasks
+        if labeling_cfg.get(key) is not None
+    }
+
+
+def has_model_rules(cfg: DictConfig) -> bool:
+    """Whether any task's rules load a model (then MLflow must be configured first)."""
+    for rules in (cfg.get("labeling") or {}).values():
+        for spec in ((rules or {}).get("rules") or {}).values():
+            if (spec or {}).get("type") == "model":
+                return True
+    return False
+
+
+def rules_origin(key: str) -> str:
+    """The config file the task's rules came from, for error messages and the report."""
+    try:
+        runtime = HydraConfig.get().runtime
+    except ValueError:  # not running under Hydra
+        return f"labeling.{key}"
+    choice = runtime.choices.get(f"labeling@labeling.{key}")
+    if not choice:
+        return f"labeling.{key}"
+    package_configs = (Path(__file__).resolve().parent.parent / "configs").resolve()
+    for src in runtime.config_sources:
+        if src.schema != "file":
+            continue
+        candidate = (Path(src.path) / "labeling" / f"{choice}.yaml").resolve()
+        if candidate.exists():
+            if candidate.is_relative_to(package_configs):
+                return f"configs/labeling/{choice}.yaml"
+            return str(candidate)
+    return f"configs/labeling/{choice}.yaml"
+
+
+def weak_labels(
+    cfg: DictConfig, rules: RuleSet, articles, gold: dict[str, str]
+) -> tuple[dict[str, tuple[str, float]], dict[str, str], dict]:
+    """Weak labels above ``weak.min_confidence``, the report files and the report."""
+    params = cfg.weak.get("label_model_params")
+    params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+    if cfg.weak.label_model == "dawid_skene":  # the rule file's defaults, then the command line
+        params = {**(rules.dawid_skene or {}), **params}
+    model = make_label_model(cfg.weak.label_model, **params)
+    labelled = label_articles(articles, rules, model)
+    min_conf = float(cfg.weak.min_confidence)
+    report = labelling_report.build_report(
+        labelled, rules, gold, min_conf, cfg.weak.label_model, rules.origin
+    )
+    files = {
+        "labeling_report.md": labelling_report.render_markdown(report),
+        "labeling_report.json": json.dumps(report, indent=2),
+        "votes.csv": labelling_report.votes_csv(labelled, rules, gold, min_conf),
+    }
+    return labelled.selected(min_conf, rules.task.label_names), files, report
+
+
+def weak_manifest(cfg: DictConfig, report: dict | None, n_weak: int) -> dict | None:
+    """The dataset manifest's ``weak`` entry: the settings and how the weak labels did."""
+    if report is None:
+        return None
+    return {
+        "rules": report["rules_file"],
+        "label_model": cfg.weak.label_model,
+        "min_confidence": float(cfg.weak.min_confidence),
+        "gold_in_train": bool(cfg.weak.gold_in_train),
+        "coverage": report["weak"]["coverage"],
+        "accuracy": report["weak"]["accuracy"],
+        # weak rows in the training split: with gold_in_train=false these include the weak
+        # labels of gold train articles, which the report's n_train (no gold) does not count
+        "n_train": n_weak,
+    }
