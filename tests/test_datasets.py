@@ -1,4 +1,5 @@
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_unlabelled_articles_are_left_out():
 def test_save_is_atomic_and_load_round_trips(tmp_path):
     arts, gold = _articles(30)
     dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
-    manifest = {"fingerprint": datasets.fingerprint(dd), "labels": TASK.label_names}
+    manifest = datasets.Manifest(TASK.name, TASK.label_names, datasets.fingerprint(dd))
     out = tmp_path / "topic"
     datasets.save(dd, out, "card", manifest, [], [])
     datasets.save(dd, out, "card v2", manifest, [], [])  # replaces in place
@@ -87,17 +88,27 @@ def test_save_is_atomic_and_load_round_trips(tmp_path):
         "test.parquet",
     }
     loaded, meta = datasets.load(out)
-    assert meta["fingerprint"] == manifest["fingerprint"]
-    assert datasets.fingerprint(loaded) == manifest["fingerprint"]
+    assert meta == replace(manifest, path=str(out))
+    assert datasets.fingerprint(loaded) == manifest.fingerprint
+
+
+def test_manifest_reads_partial_and_newer_files_and_names_missing_keys():
+    older = {"task": "t", "labels": ["a", "b"], "fingerprint": "f", "rows": {"train": 2}}
+    manifest = datasets.Manifest.from_dict({**older, "from_a_newer_version": 1}, "d")
+    assert manifest.rows == {"train": 2} and manifest.clean is None and manifest.path == "d"
+    assert manifest.to_dict()["rows"] == {"train": 2} and "path" not in manifest.to_dict()
+    with pytest.raises(NewsclfError, match=r"d: manifest\.json lacks fingerprint"):
+        datasets.Manifest.from_dict({"task": "t", "labels": ["a", "b"]}, "d")
 
 
 def test_failed_save_leaves_previous_dataset(tmp_path):
     arts, gold = _articles(30)
     dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
     out = tmp_path / "topic"
-    datasets.save(dd, out, "good", {"fingerprint": "x"}, [], [])
+    datasets.save(dd, out, "good", datasets.Manifest("t", ["a", "b"], "x"), [], [])
     with pytest.raises(TypeError):
-        datasets.save(dd, out, "bad", {"not json": object()}, [], [])
+        unwritable = datasets.Manifest("t", ["a", "b"], "x", clean={"not json": object()})
+        datasets.save(dd, out, "bad", unwritable, [], [])
     assert (out / "README.md").read_text() == "good"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["topic"]
 
@@ -105,17 +116,19 @@ def test_failed_save_leaves_previous_dataset(tmp_path):
 def test_card_counts_labels_per_split():
     arts, gold = _articles(30)
     dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())
-    manifest = {
-        "fingerprint": "f",
-        "source": "s",
-        "split": {"seed": 1, "validation": 0.15, "test": 0.15},
-        "n_input": 31,
-        "n_kept": 30,
-        "n_rejected": 1,
-        "rejected_by_reason": {"duplicate_text": 1},
-        "n_unlabelled": 0,
-        "removed_by_rule": {},
-    }
+    manifest = datasets.Manifest(
+        task=TASK.name,
+        labels=TASK.label_names,
+        fingerprint="f",
+        source="s",
+        split={"seed": 1, "validation": 0.15, "test": 0.15},
+        n_input=31,
+        n_kept=30,
+        n_rejected=1,
+        rejected_by_reason={"duplicate_text": 1},
+        n_unlabelled=0,
+        removed_by_rule={},
+    )
     card = datasets.dataset_card(dd, TASK, manifest)
     assert card.startswith("---\n")
     counts = datasets.label_counts(dd)
@@ -189,23 +202,25 @@ def test_fingerprint_sees_confidence_and_card_lists_sources(tmp_path):
     one = datasets.build(arts + extra, gold, TASK, cfg, {"zz1": ("a", 0.9)})
     two = datasets.build(arts + extra, gold, TASK, cfg, {"zz1": ("a", 0.8)})
     assert datasets.fingerprint(one) != datasets.fingerprint(two)
-    manifest = {
-        "fingerprint": "f",
-        "source": "s",
-        "split": {"seed": 1, "validation": 0.15, "test": 0.15},
-        "n_input": 31,
-        "n_kept": 31,
-        "n_rejected": 0,
-        "rejected_by_reason": {},
-        "n_unlabelled": 0,
-        "removed_by_rule": {},
-        "weak": {
-            "rules": "configs/labeling/topic.yaml",
-            "label_model": "dawid_skene",
-            "min_confidence": 0.7,
-            "gold_in_train": True,
-        },
-    }
+    manifest = datasets.Manifest(
+        task=TASK.name,
+        labels=TASK.label_names,
+        fingerprint="f",
+        source="s",
+        split={"seed": 1, "validation": 0.15, "test": 0.15},
+        n_input=31,
+        n_kept=31,
+        n_rejected=0,
+        rejected_by_reason={},
+        n_unlabelled=0,
+        removed_by_rule={},
+        weak=datasets.WeakSummary(
+            rules="configs/labeling/topic.yaml",
+            label_model="dawid_skene",
+            min_confidence=0.7,
+            gold_in_train=True,
+        ),
+    )
     card = datasets.dataset_card(one, TASK, manifest)
     assert "train 18 gold + 1 weak" in card and "label model dawid_skene" in card
     out = datasets.save(one, tmp_path / "t", card, manifest, [], [], {"report.md": "# r\n"})

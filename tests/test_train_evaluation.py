@@ -56,7 +56,7 @@ def _fit(cwd: Path, splits: tuple[str, ...]):
         cfg = compose("train")
     dd, manifest = datasets.load(cwd / "data/datasets/topic")
     texts = [t for s in splits for t in dd[s]["text"]]
-    labels = [manifest["labels"][i] for s in splits for i in dd[s]["label"]]
+    labels = [manifest.labels[i] for s in splits for i in dd[s]["label"]]
     return build_model(cfg.model).fit(texts, labels), list(dd["test"]["text"])
 
 

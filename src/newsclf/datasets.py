@@ -9,13 +9,13 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import datasets as hf
 import numpy as np
 
-from newsclf.articles import Article, Reject, Removal
+from newsclf.articles import Article, IngestResult, Reject, Removal
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
@@ -168,7 +168,117 @@ def label_counts(dd: hf.DatasetDict) -> dict[str, dict[str, int]]:
     return counts
 
 
-def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Mapping) -> str:
+@dataclass(frozen=True)
+class WeakSummary:
+    """The manifest's account of a build's weak labels: settings and how they did."""
+
+    rules: str
+    label_model: str
+    min_confidence: float
+    gold_in_train: bool
+    coverage: float | None = None
+    accuracy: float | None = None  # None when no gold label to check against
+    # weak rows in the training split: with gold_in_train=false these include the weak
+    # labels of gold train articles, which the report's n_train (no gold) does not count
+    n_train: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a dataset folder holds and how it was built (``manifest.json``): the task, the
+    fingerprint, the source and annotations, the split, the cleaning the models trained on it
+    repeat, and every input counted (read = kept + rejected; labelled = gold + weak).
+
+    Only task, labels and fingerprint are required: folders written by older newsclf
+    versions (or by benchmarks/out_of_core.py) may lack the rest."""
+
+    task: str
+    labels: list[str]
+    fingerprint: str
+    source: str = ""
+    annotations: str | list[str] | None = None
+    split: dict = field(default_factory=dict)
+    # the models trained on it clean raw articles the same way (newsclf-train); None: unknown
+    clean: dict | None = None
+    n_input: int = 0
+    n_kept: int = 0
+    n_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    n_labelled: int = 0
+    n_gold: int = 0
+    n_weak: int = 0
+    n_unlabelled: int = 0
+    removed_by_rule: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    weak: WeakSummary | None = None
+    path: str | None = None  # the folder it was read from or saved to; not written
+
+    def to_dict(self) -> dict:
+        """The ``manifest.json`` mapping (every field but ``path``)."""
+        data = asdict(self)
+        del data["path"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping, path: str | None = None) -> Manifest:
+        """A manifest from its JSON mapping; keys it does not know are ignored."""
+        known = {f.name for f in fields(cls)} - {"path"}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("weak") is not None:
+            weak_known = {f.name for f in fields(WeakSummary)}
+            values["weak"] = WeakSummary(
+                **{k: v for k, v in values["weak"].items() if k in weak_known}
+            )
+        missing = sorted({"task", "labels", "fingerprint"} - set(values))
+        if missing:
+            raise NewsclfError(f"{path or 'manifest'}: manifest.json lacks {', '.join(missing)}")
+        return cls(**values, path=path)
+
+
+def make_manifest(
+    dd: hf.DatasetDict,
+    task: Task,
+    ingested: IngestResult,
+    *,
+    source: str,
+    annotations: str | list[str] | None,
+    split: Mapping,
+    clean: dict | None,
+    weak: WeakSummary | None = None,
+) -> Manifest:
+    """The manifest of a task's dataset built from ``ingested``: counts taken from ``dd``."""
+    n_rows = sum(dd[s].num_rows for s in SPLITS)
+    n_weak = count_weak(dd)
+    return Manifest(
+        task=task.name,
+        labels=task.label_names,
+        fingerprint=fingerprint(dd),
+        source=source,
+        annotations=annotations,
+        split=dict(split),
+        clean=clean,
+        n_input=ingested.n_input,
+        n_kept=len(ingested.articles),
+        n_rejected=len(ingested.rejects),
+        rejected_by_reason=dict(ingested.reject_counts()),
+        n_labelled=n_rows,
+        n_gold=n_rows - n_weak,
+        n_weak=n_weak,
+        n_unlabelled=len(ingested.articles) - n_rows,
+        removed_by_rule=dict(Counter(r.rule for r in ingested.removals)),
+        rows={s: dd[s].num_rows for s in SPLITS},
+        label_counts=label_counts(dd),
+        weak=weak,
+    )
+
+
+def count_weak(dd: hf.DatasetDict) -> int:
+    """Rows labelled by the rules (``label_source`` weak), all splits."""
+    return sum(dd[s]["label_source"].count("weak") for s in SPLITS)
+
+
+def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Manifest) -> str:
     """A Hugging Face dataset card (README.md with YAML front matter)."""
     counts = label_counts(dd)
     lines = [
@@ -186,15 +296,15 @@ def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Mapping) -> str:
         "",
         task.description,
         "",
-        f"- fingerprint: `{manifest['fingerprint']}`",
-        f"- source: `{manifest['source']}`",
-        f"- split seed: {manifest['split']['seed']} "
-        f"(validation {manifest['split']['validation']}, test {manifest['split']['test']})",
-        f"- articles read: {manifest['n_input']} = {manifest['n_kept']} kept + "
-        f"{manifest['n_rejected']} rejected {manifest['rejected_by_reason']}",
-        f"- kept articles without a {task.name} label: {manifest['n_unlabelled']}",
+        f"- fingerprint: `{manifest.fingerprint}`",
+        f"- source: `{manifest.source}`",
+        f"- split seed: {manifest.split['seed']} "
+        f"(validation {manifest.split['validation']}, test {manifest.split['test']})",
+        f"- articles read: {manifest.n_input} = {manifest.n_kept} kept + "
+        f"{manifest.n_rejected} rejected {manifest.rejected_by_reason}",
+        f"- kept articles without a {task.name} label: {manifest.n_unlabelled}",
         *_weak_lines(dd, manifest),
-        f"- boilerplate paragraphs removed: {manifest['removed_by_rule']}",
+        f"- boilerplate paragraphs removed: {manifest.removed_by_rule}",
         "",
         "## Labels",
         "",
@@ -218,9 +328,9 @@ def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Mapping) -> str:
     return "\n".join(lines)
 
 
-def _weak_lines(dd: hf.DatasetDict, manifest: Mapping) -> list[str]:
+def _weak_lines(dd: hf.DatasetDict, manifest: Manifest) -> list[str]:
     """Card lines on label sources, when the build used labelling rules."""
-    weak = manifest.get("weak")
+    weak = manifest.weak
     if not weak:
         return []
     sources = {s: Counter(dd[s]["label_source"]) for s in SPLITS}
@@ -229,8 +339,8 @@ def _weak_lines(dd: hf.DatasetDict, manifest: Mapping) -> list[str]:
     )
     return [
         f"- label sources: {per_split} (validation and test are gold only)",
-        f"- weak labels: rules `{weak['rules']}`, label model {weak['label_model']}, "
-        f"min confidence {weak['min_confidence']}, gold in train: {weak['gold_in_train']}; "
+        f"- weak labels: rules `{weak.rules}`, label model {weak.label_model}, "
+        f"min confidence {weak.min_confidence}, gold in train: {weak.gold_in_train}; "
         "see `labeling_report.md`",
     ]
 
@@ -239,7 +349,7 @@ def save(
     dd: hf.DatasetDict,
     out_dir: str | Path,
     card: str,
-    manifest: Mapping,
+    manifest: Manifest,
     rejects: Sequence[Reject],
     removals: Sequence[Removal],
     extra_files: Mapping[str, str] | None = None,
@@ -260,7 +370,9 @@ def save(
         for name in SPLITS:
             dd[name].to_parquet(str(tmp / "parquet" / f"{name}.parquet"))
         (tmp / "README.md").write_text(card, encoding="utf-8")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        (tmp / "manifest.json").write_text(
+            json.dumps(manifest.to_dict(), indent=2), encoding="utf-8"
+        )
         _write_csv(tmp / "rejects.csv", [asdict(r) for r in rejects], list(Reject.__annotations__))
         _write_csv(
             tmp / "boilerplate.csv", [asdict(r) for r in removals], list(Removal.__annotations__)
@@ -289,10 +401,24 @@ def _write_csv(path: Path, rows: Sequence[Mapping], columns: Sequence[str]) -> N
         writer.writerows(rows)
 
 
-def load(path: str | Path) -> tuple[hf.DatasetDict, dict]:
+def load(path: str | Path) -> tuple[hf.DatasetDict, Manifest]:
     """Load a dataset folder written by :func:`save`: the DatasetDict and its manifest."""
     path = Path(path)
     if not (path / "manifest.json").exists():
         raise NewsclfError(f"{path}: no dataset here (run newsclf-dataset first)")
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    return hf.load_from_disk(str(path / "hf")), manifest
+    data = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    return hf.load_from_disk(str(path / "hf")), Manifest.from_dict(data, str(path))
+
+
+def write_rejects(folder: Path, rejects: Sequence[Reject]) -> Path:
+    """The rejects of a build that stops early, so the user can see what went wrong."""
+    path = folder / "rejects.csv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "source", "reason", "detail"])
+            writer.writerows([r.id or "", r.source, r.reason, r.detail] for r in rejects)
+    except OSError as exc:
+        raise NewsclfError(f"{path}: cannot write the rejects ({exc.strerror})") from None
+    return path

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import logging
-from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ from newsclf.labelling.gold import annotation_paths, load_annotations
 from newsclf.tasks import Task
 
 if TYPE_CHECKING:
-    from newsclf.articles import Reject
+    from newsclf.datasets import Manifest
 
 article_io = lazy_import("newsclf.articles")
 datasets = lazy_import("newsclf.datasets")
@@ -53,7 +52,7 @@ CONFIG_TYPES = {
 }
 
 
-def build_datasets(cfg: DictConfig) -> dict[str, dict]:
+def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     """Ingest the source once, then weakly label, build, save and log a dataset per task."""
     check_types(cfg, CONFIG_TYPES)
     tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
@@ -68,7 +67,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
         raise NewsclfError(
             f"{source.path}: nothing kept, all {len(result.rejects)} records rejected "
             f"({reasons}; first: {result.rejects[0].detail or result.rejects[0].reason}); see "
-            f"{write_rejects(Path(cfg.output_dir), result.rejects)}"
+            f"{datasets.write_rejects(Path(cfg.output_dir), result.rejects)}"
         )
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
     try:
@@ -82,9 +81,10 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
         unnamed = sum(1 for r in result.rejects if not r.id)
         if "unknown article" not in str(exc) or not unnamed:
             raise
+        rejects = datasets.write_rejects(Path(cfg.output_dir), result.rejects)
         raise NewsclfError(
             f"{exc}: it is not among the articles read, and {unnamed} records were rejected "
-            f"before their id was known; see {write_rejects(Path(cfg.output_dir), result.rejects)}"
+            f"before their id was known; see {rejects}"
         ) from None
     split = datasets.SplitConfig(**cfg.split)
     kept_ids = {a.id for a in result.articles}
@@ -97,30 +97,17 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
                 cfg, rule_sets[key], result.articles, labels
             )
         dd = datasets.build(result.articles, labels, task, split, weak, cfg.weak.gold_in_train)
-        n_rows = sum(dd[s].num_rows for s in datasets.SPLITS)
-        n_weak = sum(dd[s]["label_source"].count("weak") for s in datasets.SPLITS)
-        manifest = {
-            "task": task.name,
-            "labels": task.label_names,
-            "fingerprint": datasets.fingerprint(dd),
-            "source": str(source.path),
-            "annotations": annotation_paths(cfg.annotations.path),
-            "split": OmegaConf.to_container(cfg.split),
+        manifest = datasets.make_manifest(
+            dd,
+            task,
+            result,
+            source=str(source.path),
+            annotations=annotation_paths(cfg.annotations.path),
+            split=OmegaConf.to_container(cfg.split),
             # the models trained on it clean raw articles the same way (newsclf-train)
-            "clean": predict.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
-            "n_input": result.n_input,
-            "n_kept": len(result.articles),
-            "n_rejected": len(result.rejects),
-            "rejected_by_reason": dict(result.reject_counts()),
-            "n_labelled": n_rows,
-            "n_gold": n_rows - n_weak,
-            "n_weak": n_weak,
-            "n_unlabelled": len(result.articles) - n_rows,
-            "removed_by_rule": dict(Counter(r.rule for r in result.removals)),
-            "rows": {s: dd[s].num_rows for s in datasets.SPLITS},
-            "label_counts": datasets.label_counts(dd),
-            "weak": weak_labelling.weak_manifest(cfg, report, n_weak),
-        }
+            clean=predict.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
+            weak=weak_labelling.weak_summary(cfg, report, datasets.count_weak(dd)),
+        )
         out = datasets.save(
             dd,
             Path(cfg.output_dir) / task.name,
@@ -130,45 +117,31 @@ def build_datasets(cfg: DictConfig) -> dict[str, dict]:
             result.removals,
             files,
         )
-        manifest["path"] = str(out)
+        manifest = replace(manifest, path=str(out))
         if cfg.log_to_mlflow:
             _log_dataset_run(cfg, task, dd, manifest, out, report)
         manifests[task.name] = manifest
-        log.info("%s: %s (fingerprint %s)", task.name, out, manifest["fingerprint"])
+        log.info("%s: %s (fingerprint %s)", task.name, out, manifest.fingerprint)
     return manifests
 
 
-def write_rejects(folder: Path, rejects: list[Reject]) -> Path:
-    """The rejects of a build that stops early, so the user can see what went wrong."""
-    path = folder / "rejects.csv"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["id", "source", "reason", "detail"])
-            writer.writerows([r.id or "", r.source, r.reason, r.detail] for r in rejects)
-    except OSError as exc:
-        raise NewsclfError(f"{path}: cannot write the rejects ({exc.strerror})") from None
-    return path
-
-
 def _log_dataset_run(
-    cfg: DictConfig, task: Task, dd, manifest: dict, out: Path, report: dict | None
+    cfg: DictConfig, task: Task, dd, manifest: Manifest, out: Path, report: dict | None
 ) -> None:
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
-    tags = {"newsclf.stage": "dataset", "newsclf.fingerprint": manifest["fingerprint"]}
+    tags = {"newsclf.stage": "dataset", "newsclf.fingerprint": manifest.fingerprint}
     with tracking.run(experiment, f"dataset-{task.name}", tags):
         tracking.describe_experiment(experiment, tracking.experiment_description(task))
         tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         tracking.log_metrics(
             {
-                "n_input": manifest["n_input"],
-                "n_kept": manifest["n_kept"],
-                "n_rejected": manifest["n_rejected"],
-                "n_labelled": manifest["n_labelled"],
-                "n_gold": manifest["n_gold"],
-                "n_weak": manifest["n_weak"],
-                **{f"n_{s}": n for s, n in manifest["rows"].items()},
+                "n_input": manifest.n_input,
+                "n_kept": manifest.n_kept,
+                "n_rejected": manifest.n_rejected,
+                "n_labelled": manifest.n_labelled,
+                "n_gold": manifest.n_gold,
+                "n_weak": manifest.n_weak,
+                **{f"n_{s}": n for s, n in manifest.rows.items()},
             }
         )
         if report is not None:
@@ -181,40 +154,40 @@ def _log_dataset_run(
                 dd[split],
                 out / "hf",
                 f"newsclf-{task.name}-{split}",
-                manifest["fingerprint"],
+                manifest.fingerprint,
                 context=split,
             )
         for name in ("README.md", "manifest.json", "rejects.csv", "boilerplate.csv"):
             tracking.log_artifact(out / name, "dataset")
 
 
-def summary(manifests: dict[str, dict]) -> None:
+def summary(manifests: dict[str, Manifest]) -> None:
     out = console()
     first = next(iter(manifests.values()))
     out.print(
-        f"[bold]newsclf-dataset[/]: {first['n_input']} articles read = {first['n_kept']} kept "
-        f"+ {first['n_rejected']} rejected {first['rejected_by_reason'] or ''}\n"
-        f"  boilerplate paragraphs removed: {first['removed_by_rule'] or 'none'}"
+        f"[bold]newsclf-dataset[/]: {first.n_input} articles read = {first.n_kept} kept "
+        f"+ {first.n_rejected} rejected {first.rejected_by_reason or ''}\n"
+        f"  boilerplate paragraphs removed: {first.removed_by_rule or 'none'}"
     )
     table = Table("task", "gold", "weak", "train", "validation", "test", "fingerprint", "folder")
     for task, m in manifests.items():
         table.add_row(
             task,
-            str(m["n_gold"]),
-            str(m["n_weak"]),
-            *(str(m["rows"][s]) for s in datasets.SPLITS),
-            m["fingerprint"],
-            m["path"],
+            str(m.n_gold),
+            str(m.n_weak),
+            *(str(m.rows[s]) for s in datasets.SPLITS),
+            m.fingerprint,
+            m.path,
         )
     out.print(table)
     for task, m in manifests.items():
-        if m.get("weak"):
-            w = m["weak"]
-            accuracy = "n/a (no gold)" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
+        if m.weak:
+            w = m.weak
+            accuracy = "n/a (no gold)" if w.accuracy is None else f"{w.accuracy:.3f}"
             out.print(
-                f"  {task} weak labels: coverage {w['coverage']:.3f}, accuracy against gold "
-                f"{accuracy}, {w['n_train']} added to train (confidence >= "
-                f"{w['min_confidence']}); report: {m['path']}/labeling_report.md"
+                f"  {task} weak labels: coverage {w.coverage:.3f}, accuracy against gold "
+                f"{accuracy}, {w.n_train} added to train (confidence >= "
+                f"{w.min_confidence}); report: {m.path}/labeling_report.md"
             )
 
 

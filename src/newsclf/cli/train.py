@@ -39,9 +39,9 @@ def train(cfg: DictConfig) -> dict:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)  # fails fast if down
     dd, manifest = datasets.load(cfg.dataset_dir)
-    if manifest["labels"] != task.label_names:
+    if manifest.labels != task.label_names:
         raise NewsclfError(
-            f"{cfg.dataset_dir}: dataset labels {manifest['labels']} differ from task "
+            f"{cfg.dataset_dir}: dataset labels {manifest.labels} differ from task "
             f"{task.name}'s {task.label_names}; rebuild it with newsclf-dataset"
         )
     names = task.label_names
@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> dict:
     model = models.build_model(cfg.model)
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     registered = f"{cfg.mlflow.model_prefix}{task.name}"
-    tags = {"newsclf.stage": "train", "newsclf.fingerprint": manifest["fingerprint"]}
+    tags = {"newsclf.stage": "train", "newsclf.fingerprint": manifest.fingerprint}
     result: dict = {"task": task.name, "model": cfg.model.name}
     run_name, parent = cfg.run_name, sweep.parent_run_id()
     if parent:  # a trial of a --multirun: a child of the sweep's run
@@ -72,7 +72,7 @@ def train(cfg: DictConfig) -> dict:
                     dd[split],
                     Path(cfg.dataset_dir) / "hf",
                     f"newsclf-{task.name}-{split}",
-                    manifest["fingerprint"],
+                    manifest.fingerprint,
                     context=split,
                 )
             fit_seconds = fitting.result()
@@ -219,7 +219,9 @@ def model_description(task: Task, prefix: str) -> str:
     )
 
 
-def version_description(cfg: DictConfig, model: object, manifest: dict, result: dict) -> str:
+def version_description(
+    cfg: DictConfig, model: object, manifest: datasets.Manifest, result: dict
+) -> str:
     """What ``mlflow ui`` shows for a model version (and its run): model, data, metrics."""
     steps = getattr(model, "steps", None)
     shape = " -> ".join(type(s).__name__ for _, s in steps) if steps else type(model).__name__
@@ -229,13 +231,13 @@ def version_description(cfg: DictConfig, model: object, manifest: dict, result: 
         for key, name in (("macro_f1", f"{split} macro-F1"), ("accuracy", f"{split} accuracy"))
         if f"{split}_{key}" in result
     )
-    rows = manifest.get("rows", {})
+    rows = manifest.rows
     external = ", ".join(
         f"{name} macro-F1 {f1:.3f}" for name, f1 in result.get("external", {}).items()
     )
     return (
         f"Model **{cfg.model.name}** ({shape}) for {result['task']}, trained on dataset "
-        f"`{manifest['fingerprint']}` ({cfg.dataset_dir}: "
+        f"`{manifest.fingerprint}` ({cfg.dataset_dir}: "
         f"{', '.join(f'{n} {s}' for s, n in rows.items())}).\n\n"
         f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
         + (f"Evaluation sets: {external}.\n\n" if external else "")
@@ -245,10 +247,10 @@ def version_description(cfg: DictConfig, model: object, manifest: dict, result: 
     )
 
 
-def preparation(cfg: DictConfig, manifest: dict) -> predict.Preparation:
+def preparation(cfg: DictConfig, manifest: datasets.Manifest) -> predict.Preparation:
     """How the model prepares raw articles: the cleaning the dataset was built with (from its
     manifest), the body cut at ``max_chars``."""
-    clean = manifest.get("clean")
+    clean = manifest.clean
     if clean is None:
         log.warning(
             "%s: the manifest records no cleaning settings (built by an older newsclf); the "

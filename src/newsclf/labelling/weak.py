@@ -11,6 +11,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from newsclf.datasets import WeakSummary
 from newsclf.labelling import report as labelling_report
 from newsclf.labelling.label_model import make_label_model
 from newsclf.labelling.rules import RuleSet, label_articles, load_rules
@@ -89,18 +90,17 @@ def weak_labels(
     return labelled.selected(min_conf, rules.task.label_names), files, report
 
 
-def weak_manifest(cfg: DictConfig, report: dict | None, n_weak: int) -> dict | None:
-    """The dataset manifest's ``weak`` entry: the settings and how the weak labels did."""
+def weak_summary(cfg: DictConfig, report: dict | None, n_weak: int) -> WeakSummary | None:
+    """The dataset manifest's ``weak`` entry: the settings and how the weak labels did;
+    ``n_weak``: the weak rows of the dataset built."""
     if report is None:
         return None
-    return {
-        "rules": report["rules_file"],
-        "label_model": cfg.weak.label_model,
-        "min_confidence": float(cfg.weak.min_confidence),
-        "gold_in_train": bool(cfg.weak.gold_in_train),
-        "coverage": report["weak"]["coverage"],
-        "accuracy": report["weak"]["accuracy"],
-        # weak rows in the training split: with gold_in_train=false these include the weak
-        # labels of gold train articles, which the report's n_train (no gold) does not count
-        "n_train": n_weak,
-    }
+    return WeakSummary(
+        rules=report["rules_file"],
+        label_model=cfg.weak.label_model,
+        min_confidence=float(cfg.weak.min_confidence),
+        gold_in_train=bool(cfg.weak.gold_in_train),
+        coverage=report["weak"]["coverage"],
+        accuracy=report["weak"]["accuracy"],
+        n_train=n_weak,
+    )
