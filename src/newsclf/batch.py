@@ -33,9 +33,7 @@ from filelock import FileLock, Timeout
 from newsclf.articles import Record, Reject, Source
 from newsclf.errors import NewsclfError
 from newsclf.predict import (
-    SKOPS_FILE,
     ChunkResult,
-    LoadedModel,
     PredictionWriter,
     init_worker,
     ordered_map,
@@ -46,6 +44,7 @@ from newsclf.predict import (
     worker_process_chunk,
 )
 from newsclf.report import batch_report
+from newsclf.saved_model import SKOPS_FILE, LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -161,7 +161,7 @@ class SetScore:
 
 
 def evaluate(classifier: Any, task: Task, evalset: EvalSet, n_bins: int = 10) -> SetScore | None:
-    """Score ``classifier`` (a ``newsclf.predict.Classifier``) on the articles of ``evalset``
+    """Score ``classifier`` (a ``newsclf.saved_model.Classifier``) on the articles of ``evalset``
     that have a gold label of ``task``; None when the set has no label of that task."""
     gold = evalset.gold(task)
     if not gold:

@@ -24,9 +24,10 @@ from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
 if TYPE_CHECKING:
-    from newsclf.predict import LoadedModel
+    from newsclf.saved_model import LoadedModel
 
 evalsets = lazy_import("newsclf.evalsets")
+saved_model = lazy_import("newsclf.saved_model")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
     Returns the results, the sets and the lines about skipped model x set pairs."""
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     models = {
-        key: tracking.load_model(uri, cfg.trusted_types, allow_pickle=cfg.allow_pickle)
+        key: saved_model.load_model(uri, cfg.trusted_types, allow_pickle=cfg.allow_pickle)
         for key, uri in model_uris(cfg).items()
     }  # a bad URI fails before any article is read
     tasks = {t.name: t for t in (Task.from_config(c) for c in (cfg.get("tasks") or {}).values())}

@@ -25,7 +25,7 @@ evaluation = lazy_import("newsclf.evaluation")
 hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
 pd = lazy_import("pandas")
-predict = lazy_import("newsclf.predict")
+saved_model = lazy_import("newsclf.saved_model")
 sklearn_base = lazy_import("sklearn.base")
 tracking = lazy_import("newsclf.tracking")
 
@@ -107,7 +107,7 @@ def train(cfg: DictConfig) -> dict:
         if final is not model:
             texts += list(data["validation"][0])
         _log_top_features(cfg, final, texts)
-        model_uri = tracking.log_model(
+        model_uri = saved_model.log_model(
             final, names, task.name, _raw_example(dd["train"][:2]), preparation(cfg, manifest)
         )
         result["model_uri"] = model_uri
@@ -160,7 +160,7 @@ def _score_sets(cfg: DictConfig, task: Task, model, sets: dict) -> dict[str, flo
     """Score the fitted model on each evaluation set; log metrics (``<set>_macro_f1``, ...) and
     the set's files under ``evaluation/<set>/``. Returns set name -> macro-F1."""
     scores: dict[str, float] = {}
-    classifier = predict.Classifier(model, task.label_names)
+    classifier = saved_model.Classifier(model, task.label_names)
     for evalset in sets.values():
         scored = evalsets.evaluate(classifier, task, evalset, cfg.calibration_bins)
         if scored is None:
@@ -247,7 +247,7 @@ def version_description(
     )
 
 
-def preparation(cfg: DictConfig, manifest: datasets.Manifest) -> predict.Preparation:
+def preparation(cfg: DictConfig, manifest: datasets.Manifest) -> saved_model.Preparation:
     """How the model prepares raw articles: the cleaning the dataset was built with (from its
     manifest), the body cut at ``max_chars``."""
     clean = manifest.clean
@@ -257,7 +257,7 @@ def preparation(cfg: DictConfig, manifest: datasets.Manifest) -> predict.Prepara
             "model prepares articles with the default ones",
             cfg.dataset_dir,
         )
-    return predict.Preparation(clean or {}, cfg.max_chars)
+    return saved_model.Preparation(clean or {}, cfg.max_chars)
 
 
 def _raw_example(rows: dict) -> pd.DataFrame:
@@ -279,7 +279,7 @@ def _register_and_gate(
 
     def score(version: str) -> dict[str, float]:
         """The champion's test macro-F1, and its macro-F1 on the same evaluation sets."""
-        current = tracking.load_model(f"models:/{name}/{version}")
+        current = saved_model.load_model(f"models:/{name}/{version}")
         predicted = current.classifier.predict(test[0])["label"].tolist()
         scores = {"test": evaluation.metrics(test[1], predicted, labels)["macro_f1"]}
         for set_name in external:
