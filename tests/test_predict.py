@@ -12,13 +12,9 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
 from newsclf.articles import Article
+from newsclf.batch import PredictionWriter, ordered_map
 from newsclf.errors import NewsclfError
-from newsclf.predict import (
-    PredictionWriter,
-    ordered_map,
-    prediction_columns,
-    process_chunk,
-)
+from newsclf.predict import prediction_columns, process_chunk
 from newsclf.saved_model import Classifier, LoadedModel, load_pipeline, save_pipeline
 
 TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"] * 3
