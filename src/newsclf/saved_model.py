@@ -348,6 +348,28 @@ class PreparedArticle:
     original: Article | None = None  # the raw article (models with another preparation)
 
 
+def training_preparation(
+    manifest: Any, max_chars: int | None, dataset_dir: str | Path
+) -> Preparation:
+    """How a model trained on a dataset prepares raw articles: the cleaning the dataset was
+    built with (from its ``newsclf.datasets.Manifest``), the body cut at ``max_chars``."""
+    clean = manifest.clean
+    if clean is None:
+        log.warning(
+            "%s: the manifest records no cleaning settings (built by an older newsclf); the "
+            "model prepares articles with the default ones",
+            dataset_dir,
+        )
+    return Preparation(clean or {}, max_chars)
+
+
+def raw_example(rows: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Articles as the model takes them (title, body) from dataset rows (title + body)."""
+    titles = list(rows["title"])
+    bodies = [t.removeprefix(f"{title}\n\n") for title, t in zip(titles, rows["text"], strict=True)]
+    return pd.DataFrame({"title": titles, "text": bodies})
+
+
 # --------------------------------------------------------------------------- MLflow model
 # MLflow is imported where it is used: preparing and scoring articles need none of it.
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 # skops.io, when imported, looks up the module of each scikit-learn type among all loaded
-# modules: imported before MLflow's thousands of modules it takes a third less time.
+# modules: imported before MLflow's thousands of modules it takes a third less time (tracking
+# itself does not use it; newsclf.saved_model, imported after tracking by the CLIs, does).
 import skops.io  # noqa: F401  # isort: skip
 
 import mlflow
@@ -656,6 +657,48 @@ def experiment_description(task: Any) -> str:
         "Runs: dataset builds (tag newsclf.stage=dataset) and training runs "
         "(newsclf.stage=train), each tagged with its dataset fingerprint (newsclf.fingerprint); "
         "a training run's description names its model, dataset and test-split metrics."
+    )
+
+
+def model_description(task: Any, prefix: str) -> str:
+    """What ``mlflow ui`` shows for a task's registered model (``task``: a
+    ``newsclf.tasks.Task``)."""
+    return (
+        f"newsclf classifier for the task **{task.name}**: {task.description or ''}\n\n"
+        f"Labels: {', '.join(task.label_names)}.\n\n"
+        "A pyfunc model taking raw articles (title, optional, and text) and returning label, "
+        "probability and probability_<label>; it cleans them as its training data was cleaned. "
+        f"Trained by newsclf-train; the `champion` alias marks the version that passed the "
+        f"gate (newsclf-predict loads models:/{prefix}{task.name}@champion)."
+    )
+
+
+def version_description(
+    model_name: str, dataset_dir: str, refit: str, model: object, manifest: Any, result: dict
+) -> str:
+    """What ``mlflow ui`` shows for a model version (and its run): model, data, metrics
+    (``manifest``: the ``newsclf.datasets.Manifest`` it was trained on)."""
+    steps = getattr(model, "steps", None)
+    shape = " -> ".join(type(s).__name__ for _, s in steps) if steps else type(model).__name__
+    metrics = ", ".join(
+        f"{name} {result[f'{split}_{key}']:.3f}"
+        for split in ("test", "validation")
+        for key, name in (("macro_f1", f"{split} macro-F1"), ("accuracy", f"{split} accuracy"))
+        if f"{split}_{key}" in result
+    )
+    rows = manifest.rows
+    external = ", ".join(
+        f"{name} macro-F1 {f1:.3f}" for name, f1 in result.get("external", {}).items()
+    )
+    return (
+        f"Model **{model_name}** ({shape}) for {result['task']}, trained on dataset "
+        f"`{manifest.fingerprint}` ({dataset_dir}: "
+        f"{', '.join(f'{n} {s}' for s, n in rows.items())}).\n\n"
+        f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
+        + (f"Evaluation sets: {external}.\n\n" if external else "")
+        + f"Refit: {refit}. "
+        f"Gate: {'champion' if result.get('promoted') else 'not promoted'} "
+        f"({result.get('gate', '')})."
     )
 
 
