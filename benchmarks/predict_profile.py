@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines
 from bbc import shared_bbc
 
-from newsclf import batch, predict
+from newsclf import batch, predict, saved_model
 from newsclf.articles import Cleaner, Source
 
 
@@ -36,8 +36,8 @@ def main() -> None:
     bbc, n = shared_bbc(), args.articles
     train = pd.concat([pd.read_csv(bbc / f) for f in ("train.csv", "val.csv")])
     pipeline = baselines.plain_pipeline().fit(train["text"], train["category"])
-    classifier = predict.Classifier(pipeline, sorted(train["category"].unique()))
-    models = [predict.LoadedModel("bbc", classifier, "x", "newsclf-bbc", "1")]
+    classifier = saved_model.Classifier(pipeline, sorted(train["category"].unique()))
+    models = [saved_model.LoadedModel("bbc", classifier, "x", "newsclf-bbc", "1")]
     test = pd.read_csv(bbc / "test.csv")
     copies = [test.assign(id=[f"r{r}-{i}" for i in range(len(test))]) for r in range(n // 334 + 1)]
     stages: dict[str, float] = {}
@@ -59,7 +59,7 @@ def main() -> None:
         cleaner = Cleaner()
         records = timed("read", lambda: list(source.read()))
         prepared = timed(
-            "clean", lambda: [predict.prepare_article(r, cleaner, 100_000) for r in records]
+            "clean", lambda: [saved_model.prepare_article(r, cleaner, 100_000) for r in records]
         )
         texts = [p.article.text for p in prepared]
         transform = getattr(predict, "_transform", lambda steps, texts: steps.transform(texts))

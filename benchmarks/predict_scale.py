@@ -44,9 +44,9 @@ def train_model(workdir: Path, bbc: Path) -> str:
     """Train the default pipeline on the BBC training split; register it as the topic champion."""
     from omegaconf import OmegaConf
 
-    from newsclf import tracking
+    from newsclf import saved_model, tracking
     from newsclf.models import build_model
-    from newsclf.predict import save_pipeline
+    from newsclf.saved_model import save_pipeline
 
     train = pd.read_csv(bbc / "train.csv")
     config = OmegaConf.create(
@@ -58,7 +58,7 @@ def train_model(workdir: Path, bbc: Path) -> str:
     tracking.configure(uri)
     with tracking.run("newsclf-topic", "benchmark"):
         labels = sorted(train["category"].unique())
-        model_uri = tracking.log_model(model, labels, "topic", train["text"].tolist()[:2])
+        model_uri = saved_model.log_model(model, labels, "topic", train["text"].tolist()[:2])
     tracking.promote("newsclf-topic", tracking.register(model_uri, "newsclf-topic"))
     save_pipeline(model, workdir / "plain.skops")  # the same model for the plain script
     return uri

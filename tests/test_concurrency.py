@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from newsclf import tracking
+from newsclf import saved_model, tracking
 from newsclf.errors import NewsclfError
 from newsclf.evaluation import gate
 from tests.integration.helpers import (
@@ -91,7 +91,7 @@ def test_failed_promotion_leaves_no_half_registered_version(mlflow_uri, monkeypa
     tracking.configure(mlflow_uri)
     pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression())]).fit(TEXTS, LABELS)
     with tracking.run("newsclf-topic", "unit"):
-        uri = tracking.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
+        uri = saved_model.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
 
     def broken(name: str, version: str) -> None:
         raise ConnectionError("the registry went away")

@@ -202,14 +202,14 @@ def test_model_rule_votes_with_a_logged_model_above_threshold(mlflow_uri):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from newsclf import tracking
+    from newsclf import saved_model, tracking
 
     texts = ["troops tanks shelling"] * 5 + ["market prices shares"] * 5
     labels = ["war"] * 5 + ["money"] * 5
     pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression(C=100))]).fit(texts, labels)
     tracking.configure(mlflow_uri)
     with tracking.run("newsclf-topic", "model-rule-test"):
-        uri = tracking.log_model(pipe, ["money", "war"], "topic", texts[:1])
+        uri = saved_model.log_model(pipe, ["money", "war"], "topic", texts[:1])
     cfg = {"rules": {"m": {"type": "model", "uri": uri, "threshold": 0.6}}}
     got = votes(cfg, TOPIC, art("tanks and troops"), art("shares and prices"), art("zzz"))
     assert got == [0, 1, ABSTAIN]

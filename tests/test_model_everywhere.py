@@ -19,9 +19,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from newsclf import tracking
+from newsclf import saved_model, tracking
 from newsclf.articles import Source, ingest
-from newsclf.predict import Preparation
+from newsclf.saved_model import Preparation
 from tests.conftest import BIN, make_corpus, run_cli
 from tests.predict_support import article_rows, write_jsonl
 
@@ -70,7 +70,7 @@ def model(tmp_path_factory):
     store = f"sqlite:///{folder / 'mlflow.db'}"
     tracking.configure(store)
     with tracking.run("newsclf-topic", "unit"):
-        uri = tracking.log_model(
+        uri = saved_model.log_model(
             pipe,
             sorted(set(labels["topic"])),
             "topic",

@@ -19,7 +19,7 @@ from newsclf.models import (
     text_pipeline,
     top_features,
 )
-from newsclf.predict import load_pipeline, save_pipeline
+from newsclf.saved_model import load_pipeline, save_pipeline
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus, run_cli
 
 MODEL_CONFIGS = sorted((ROOT / "configs" / "model").glob("*.yaml"))

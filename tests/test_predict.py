@@ -12,17 +12,10 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
 from newsclf.articles import Article
+from newsclf.batch import PredictionWriter, ordered_map
 from newsclf.errors import NewsclfError
-from newsclf.predict import (
-    Classifier,
-    LoadedModel,
-    PredictionWriter,
-    load_pipeline,
-    ordered_map,
-    prediction_columns,
-    process_chunk,
-    save_pipeline,
-)
+from newsclf.predict import prediction_columns, process_chunk
+from newsclf.saved_model import Classifier, LoadedModel, load_pipeline, save_pipeline
 
 TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"] * 3
 LABELS = ["economy", "military", "economy", "military"] * 3

@@ -9,11 +9,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from newsclf import tracking
+from newsclf import saved_model, tracking
 from newsclf.errors import NewsclfError
-from newsclf.predict import save_pipeline
-from newsclf.spark import verified_model_copy
-from newsclf.tracking import MODEL_CODE
+from newsclf.saved_model import MODEL_CODE, save_pipeline, verified_model_copy
 
 TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"] * 3
 LABELS = ["economy", "military", "economy", "military"] * 3
@@ -28,8 +26,8 @@ def test_pickle_models_refused_unless_allowed(tmp_path, mlflow_uri, fmt):
     folder = tmp_path / fmt
     mlflow.sklearn.save_model(_pipe(), str(folder), serialization_format=fmt)
     with pytest.raises(NewsclfError, match=rf"stored as {fmt} .*set allow_pickle=true"):
-        tracking.load_model(str(folder), task="topic")
-    model = tracking.load_model(str(folder), task="topic", allow_pickle=True)
+        saved_model.load_model(str(folder), task="topic")
+    model = saved_model.load_model(str(folder), task="topic", allow_pickle=True)
     assert model.task == "topic"
     assert model.classifier.predict(["rouble gas"])["label"].tolist() == ["economy"]
 
@@ -42,8 +40,8 @@ def test_cloudpickled_python_model_refused_unless_allowed(tmp_path, mlflow_uri):
     folder = tmp_path / "pyfunc"
     mlflow.pyfunc.save_model(str(folder), python_model=Upper())
     with pytest.raises(NewsclfError, match=r"stored as cloudpickle .*allow_pickle=true"):
-        tracking.load_model(str(folder), task="topic")
-    model = tracking.load_model(str(folder), task="topic", allow_pickle=True)
+        saved_model.load_model(str(folder), task="topic")
+    model = saved_model.load_model(str(folder), task="topic", allow_pickle=True)
     out = model.classifier.predict(["gas", "tank"])
     assert out["label"].tolist() == ["economy", "military"]
     assert out["probability"].isna().all()  # the model gives none; nothing is made up
@@ -52,17 +50,17 @@ def test_cloudpickled_python_model_refused_unless_allowed(tmp_path, mlflow_uri):
 def test_tampered_newsclf_model_refused_and_code_replaced_for_spark(tmp_path, mlflow_uri):
     tracking.configure(mlflow_uri)
     with tracking.run("newsclf-topic", "unit"):
-        uri = tracking.log_model(_pipe(), ["economy", "military"], "topic", TEXTS[:2])
+        uri = saved_model.log_model(_pipe(), ["economy", "military"], "topic", TEXTS[:2])
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "m"))
     evil = Pipeline([("f", FunctionTransformer(eval)), ("c", LogisticRegression())])
     skops = tmp_path / "m" / "artifacts" / "model.skops"
     save_pipeline(evil, skops)
     with pytest.raises(NewsclfError, match=r"refusing to load untrusted types builtins\.eval"):
-        tracking.load_model(local, task="topic")
+        saved_model.load_model(local, task="topic")
     # A model whose code file was edited: Spark executors get newsclf's own code instead.
     save_pipeline(_pipe(), skops)
     (tmp_path / "m" / "pyfunc_model.py").write_text("import os; os.system('echo pwned')\n")
-    model = tracking.load_model(local, task="topic")
+    model = saved_model.load_model(local, task="topic")
     copy = verified_model_copy(model, tmp_path / "copies")
     assert (tmp_path / "copies" / "topic" / "pyfunc_model.py").read_text() == MODEL_CODE.read_text()
     loaded = mlflow.pyfunc.load_model(copy)

@@ -4,7 +4,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from newsclf import tracking
+from newsclf import saved_model, tracking
 from newsclf.errors import NewsclfError
 
 TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"]
@@ -25,7 +25,7 @@ def logged(mlflow_uri):
     pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression())]).fit(TEXTS, LABELS)
     with tracking.run("newsclf-topic", "unit", {}) as run_id:
         tracking.log_config({"db": {"password": "hunter2"}, "x": 1})
-        uri = tracking.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
+        uri = saved_model.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
     return run_id, uri
 
 
@@ -39,7 +39,7 @@ def test_model_round_trip_registry_and_alias(logged):
     assert tracking.champion("newsclf-topic") is None
     tracking.promote("newsclf-topic", version)
     assert tracking.champion("newsclf-topic") == version
-    model = tracking.load_model("models:/newsclf-topic@champion", task="topic")
+    model = saved_model.load_model("models:/newsclf-topic@champion", task="topic")
     assert (model.name, model.version, model.task) == ("newsclf-topic", version, "topic")
     assert model.classifier.predict(["rouble gas"])["label"].tolist() == ["economy"]
     # the same model through MLflow's own loader gives the same labels
@@ -48,18 +48,18 @@ def test_model_round_trip_registry_and_alias(logged):
 
     frame = pyfunc.predict(pd.DataFrame({"text": TEXTS}))
     assert frame["label"].tolist() == model.classifier.predict(TEXTS)["label"].tolist()
-    assert tracking.load_model(uri).task == "topic"  # by logged-model URI too
+    assert saved_model.load_model(uri).task == "topic"  # by logged-model URI too
 
 
 def test_wrong_task_missing_alias_and_foreign_models(logged, tmp_path):
     _, uri = logged
     with pytest.raises(NewsclfError, match="is a topic model, not stance"):
-        tracking.load_model(uri, task="stance")
+        saved_model.load_model(uri, task="stance")
     with pytest.raises(NewsclfError, match="models:/newsclf-nope@champion"):
-        tracking.load_model("models:/newsclf-nope@champion")
+        saved_model.load_model("models:/newsclf-nope@champion")
     with pytest.raises(NewsclfError, match="cannot load"):
-        tracking.load_model(str(tmp_path / "no-such-folder"))
+        saved_model.load_model(str(tmp_path / "no-such-folder"))
     foreign = tmp_path / "foreign"
     mlflow.sklearn.save_model(LogisticRegression().fit([[0], [1]], [0, 1]), str(foreign))
     with pytest.raises(NewsclfError, match="not a newsclf model"):
-        tracking.load_model(str(foreign))
+        saved_model.load_model(str(foreign))

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 
-from newsclf import datasets, tracking
+from newsclf import datasets, saved_model, tracking
 from newsclf.models import build_model
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, error_line, make_corpus, run_cli
 from tests.predict_support import article_rows
@@ -84,7 +84,7 @@ def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
         "train+validation"
     )
     tracking.configure(uri)
-    registered = tracking.load_model("models:/newsclf-topic/1").classifier
+    registered = saved_model.load_model("models:/newsclf-topic/1").classifier
     by_hand, test_texts = _fit(cwd, ("train", "validation"))
     train_only, _ = _fit(cwd, ("train",))
     np.testing.assert_allclose(
@@ -109,7 +109,7 @@ def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
     assert "version 2 (not promoted: own macro-F1" in out and "below the minimum 1.0100" in out
     v2 = client.get_model_version("newsclf-topic", "2")
     assert "newsclf.refit" not in client.get_run(v2.run_id).data.tags
-    model = tracking.load_model("models:/newsclf-topic/2").classifier
+    model = saved_model.load_model("models:/newsclf-topic/2").classifier
     np.testing.assert_allclose(
         model.scores(test_texts)[0], train_only.predict_proba(test_texts), rtol=1e-9
     )

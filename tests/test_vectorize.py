@@ -14,7 +14,7 @@ from sklearn.utils import murmurhash3_32
 
 from newsclf import models, vectorize
 from newsclf.models import text_pipeline
-from newsclf.predict import Classifier
+from newsclf.saved_model import Classifier
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # ASCII words and punctuation, letters that change length or meaning when lowercased (İ, ß,

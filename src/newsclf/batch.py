@@ -11,43 +11,40 @@ A lock file keeps a second job off the same output path.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
+import signal
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from newsclf.articles import Record, Reject, Source
 from newsclf.errors import NewsclfError
-from newsclf.predict import (
-    SKOPS_FILE,
-    ChunkResult,
-    LoadedModel,
-    PredictionWriter,
-    init_worker,
-    ordered_map,
-    output_format,
-    prediction_columns,
-    resolve_n_jobs,
-    text_key,
-    worker_process_chunk,
-)
+from newsclf.predict import ChunkResult, prediction_columns, process_chunk, text_key
 from newsclf.report import batch_report
+from newsclf.saved_model import SKOPS_FILE, LoadedModel
 
 log = logging.getLogger(__name__)
+
+OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
+INTEGER_COLUMNS = ("truncated_chars",)
 
 STATE_VERSION = 1
 _NOT_IDENTITY = ("n_jobs", "resume", "mkdir", "overwrite", "max_oov_share", "max_vocabulary_js")
@@ -577,3 +574,169 @@ def _concat_csv(parts: Path, kind: str, columns: list[str], target: Path, chunks
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _write_error(target, exc) from None
+
+
+# --------------------------------------------------------------------------- predictions file
+
+
+def output_format(path: Path, fmt: str = "auto") -> str:
+    fmt = path.suffix.lstrip(".").lower() if fmt == "auto" else fmt
+    if fmt not in OUTPUT_FORMATS:
+        raise NewsclfError(
+            f"{path}: unknown output format {fmt!r} (use .parquet, .csv or .jsonl, "
+            "or set output.format)"
+        )
+    return fmt
+
+
+class PredictionWriter:
+    """Write prediction chunks to a temporary file and rename it into place on ``commit``.
+
+    The final path therefore only ever holds a complete file. Parquet files carry the row count
+    in their key-value metadata.
+    """
+
+    def __init__(self, path: str | Path, columns: Sequence[str], fmt: str = "auto") -> None:
+        self.path = Path(path)
+        self.format = output_format(self.path, fmt)
+        if not self.path.parent.is_dir():
+            raise NewsclfError(f"{self.path.parent}: output folder does not exist")
+        if not os.access(self.path.parent, os.W_OK):
+            raise NewsclfError(f"{self.path.parent}: output folder is not writable")
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.columns = list(columns)
+        self.rows = 0
+        self._writer: object | None = None
+        self._fh = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame[self.columns], preserve_index=False)
+        table = table.cast(self._schema(table.schema))
+        try:
+            if self.format == "parquet":
+                if self._writer is None:
+                    self._writer = pq.ParquetWriter(self.tmp, table.schema)
+                self._writer.write_table(table)
+            elif self.format == "csv":
+                if self._writer is None:
+                    self._writer = pacsv.CSVWriter(self.tmp, table.schema)
+                self._writer.write_table(table)
+            else:
+                if self._fh is None:
+                    self._fh = self.tmp.open("w", encoding="utf-8")
+                frame[self.columns].to_json(
+                    self._fh, orient="records", lines=True, force_ascii=False
+                )
+        except OSError as exc:
+            self.abort()
+            raise NewsclfError(f"{self.path}: cannot write predictions ({exc.strerror})") from None
+        self.rows += len(frame)
+
+    def _schema(self, schema: pa.Schema) -> pa.Schema:
+        # Fixed types, so an all-numeric id or version column stays a string in every chunk.
+        def kind(name: str) -> pa.DataType:
+            if name.endswith("_probability"):
+                return pa.float64()
+            return pa.int64() if name in INTEGER_COLUMNS else pa.string()
+
+        return pa.schema(pa.field(f.name, kind(f.name)) for f in schema)
+
+    def commit(self, metadata: Mapping[str, object]) -> Path:
+        """Finish the file (an empty one if nothing was written) and move it into place."""
+        try:
+            if self.format == "parquet":
+                meta = {b"newsclf": json.dumps({**metadata, "rows": self.rows}).encode()}
+                if self._writer is None:
+                    empty = pa.table({c: pa.array([], pa.string()) for c in self.columns})
+                    self._writer = pq.ParquetWriter(self.tmp, self._schema(empty.schema))
+                self._writer.add_key_value_metadata(meta)
+                self._writer.close()
+            elif self.format == "csv":
+                if self._writer is None:
+                    self.tmp.write_text(",".join(self.columns) + "\n", encoding="utf-8")
+                else:
+                    self._writer.close()
+            else:
+                if self._fh is None:
+                    self.tmp.write_text("", encoding="utf-8")
+                else:
+                    self._fh.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise NewsclfError(f"{self.path}: cannot write predictions ({exc.strerror})") from None
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file; the final path is left untouched."""
+        for closer in (self._writer, self._fh):
+            try:
+                if closer is not None:
+                    closer.close()
+            except Exception:
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- worker pool
+
+
+def ordered_map(
+    fn: Callable, items: Iterable, n_jobs: int, initializer: Callable, initargs: tuple
+) -> Iterator:
+    """``fn`` over ``items`` in ``n_jobs`` worker processes, results in input order, with at
+    most two items per worker in flight (so memory stays bounded); in-process for one job."""
+    if n_jobs == 1:
+        initializer(*initargs)
+        yield from map(fn, items)
+        return
+    # fork: workers start at once and share the loaded models copy-on-write; the parent's
+    # threads (progress bar, MLflow) are never used in a worker.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    initargs = (initializer, *initargs)
+    # Objects that exist before the fork go to gc's permanent generation: the workers' garbage
+    # collector would otherwise write to every one of them and copy the parent's memory. They
+    # return to the collector's care once the workers are gone.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(n_jobs, context, _start_worker, initargs) as pool:
+            pending: deque = deque()
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * n_jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        gc.unfreeze()
+
+
+def _start_worker(initializer: Callable, *initargs: object) -> None:
+    # Ctrl-C reaches the whole process group: the parent reports it, once; workers finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker must not outlive a killed parent: it would keep the job's lock file open.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    initializer(*initargs)
+
+
+def resolve_n_jobs(n_jobs: int) -> int:
+    """``-1`` (or 0) means one worker per core."""
+    return max(1, os.cpu_count() or 1) if n_jobs <= 0 else n_jobs
+
+
+# Worker-process state, set once per worker by ``init_worker``.
+_WORKER: dict = {}
+
+
+def init_worker(models: Sequence[LoadedModel], oov_sample: int) -> None:
+    _WORKER.update(models=models, oov_sample=oov_sample)
+
+
+def worker_process_chunk(records: Sequence[Record]) -> ChunkResult:
+    return process_chunk(records, _WORKER["models"], _WORKER["oov_sample"])

@@ -24,6 +24,7 @@ from newsclf.articles import Article, Cleaner, Reject, Source
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import load_annotations
 from newsclf.predict import prepare_records
+from newsclf.saved_model import LoadedModel
 from newsclf.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,21 @@ class SetScore:
         )
 
 
+def model_task(model: LoadedModel, tasks: Mapping[str, Task]) -> Task:
+    """The model's task: its own label names, with the annotations column of the configured
+    task of the same name (the task name itself otherwise)."""
+    configured = tasks.get(model.task)
+    labels = list(model.classifier.labels) or (configured.label_names if configured else [])
+    descriptions = configured.labels if configured else {}
+    return Task(
+        name=model.task,
+        labels={label: descriptions.get(label, "") for label in labels},
+        column=configured.annotation_column if configured else model.task,
+    )
+
+
 def evaluate(classifier: Any, task: Task, evalset: EvalSet, n_bins: int = 10) -> SetScore | None:
-    """Score ``classifier`` (a ``newsclf.predict.Classifier``) on the articles of ``evalset``
+    """Score ``classifier`` (a ``newsclf.saved_model.Classifier``) on the articles of ``evalset``
     that have a gold label of ``task``; None when the set has no label of that task."""
     gold = evalset.gold(task)
     if not gold:

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from newsclf.predict import Classifier, Preparation, load_pipeline, predict_frame
+from newsclf.saved_model import Classifier, Preparation, load_pipeline, predict_frame
 
 
 class NewsclfModel(mlflow.pyfunc.PythonModel):

@@ -10,7 +10,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from newsclf.batch import JobSettings, JobState
-    from newsclf.predict import LoadedModel
+    from newsclf.saved_model import LoadedModel
 
 
 def training_term_profile(weighting: object) -> np.ndarray | None:

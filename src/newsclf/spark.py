@@ -1,7 +1,7 @@
 """The Spark engine of ``newsclf-predict`` (``engine=spark``): Parquet in, Parquet out.
 
 Articles are prepared exactly as by the local engine (each model's
-``newsclf.predict.Preparation`` in a ``mapInPandas`` stage, boilerplate removals recorded), ids
+``newsclf.saved_model.Preparation`` in a ``mapInPandas`` stage, boilerplate removals recorded), ids
 (and, if asked, texts) are de-duplicated keeping the first in input order (file path, then
 row), and each task's model runs through ``mlflow.pyfunc.spark_udf`` on the prepared texts.
 The models given to Spark are verified copies: the skops file passed newsclf's trusted-type
@@ -31,9 +31,8 @@ from filelock import FileLock, Timeout
 from newsclf.articles import Source
 from newsclf.batch import JobResult, JobSettings, JobState, sidecar
 from newsclf.errors import NewsclfError
-from newsclf.predict import SKOPS_FILE, LoadedModel, Preparation
 from newsclf.report import batch_report
-from newsclf.tracking import MODEL_CODE
+from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
 
 log = logging.getLogger(__name__)
 
@@ -59,24 +58,6 @@ def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", c
     except Exception as exc:  # Java missing, master unreachable, ...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NewsclfError(f"spark.master {master}: cannot start Spark ({message})") from None
-
-
-def verified_model_copy(model: LoadedModel, folder: Path) -> str:
-    """A copy of a loaded model folder whose code file is newsclf's own ``pyfunc_model.py``.
-
-    ``spark_udf`` runs the model's code in every executor; a newsclf model's code is replaced by
-    the installed one, so a tampered code file never runs. Pickle-format models (only loaded
-    when ``allow_pickle`` is set) are handed over as they are.
-    """
-    source = Path(model.local_path)
-    if not (source / SKOPS_FILE).exists():
-        return str(source)
-    target = folder / model.task
-    shutil.copytree(source, target)
-    for code in target.glob("*.py"):
-        code.unlink()
-    shutil.copy(MODEL_CODE, target / MODEL_CODE.name)
-    return str(target)
 
 
 def _preparations(models: Sequence[LoadedModel]) -> list[Preparation]:

@@ -5,16 +5,13 @@ This is the one module that talks to MLflow, so an MLflow API change has one pla
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
 import random
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 import warnings
@@ -25,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 # skops.io, when imported, looks up the module of each scikit-learn type among all loaded
-# modules: imported before MLflow's thousands of modules it takes a third less time.
+# modules: imported before MLflow's thousands of modules it takes a third less time (tracking
+# itself does not use it; newsclf.saved_model, imported after tracking by the CLIs, does).
 import skops.io  # noqa: F401  # isort: skip
 
 import mlflow
@@ -35,28 +33,15 @@ from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, Schema
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from newsclf.errors import NewsclfError
-from newsclf.predict import (
-    PREPARATION_FILE,
-    SKOPS_FILE,
-    Classifier,
-    LoadedModel,
-    Preparation,
-    load_pipeline,
-    probability_columns,
-    save_pipeline,
-)
 from newsclf.redact import redact, redact_text, redact_tree
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 _MAX_PARAM_CHARS = 6000
 
 
@@ -234,7 +219,7 @@ def describe_error(uri: str, exc: BaseException) -> str:
             f"tracking server error: {redact('uri', uri)} answered HTTP {match.group(1)} "
             f"to {_retries()} retries in a row (see the server's log)"
         )
-    return f"MLflow at {redact('uri', uri)}: {_first_line(exc)}"
+    return f"MLflow at {redact('uri', uri)}: {first_line(exc)}"
 
 
 @contextmanager
@@ -288,7 +273,7 @@ def _end_run_quietly(status: str, retries: int | None = 0) -> None:
     try:
         mlflow.end_run(status)
     except Exception as exc:  # the run stays RUNNING in the store; say so in the log
-        log.warning("could not mark the MLflow run %s: %s", status, _first_line(exc))
+        log.warning("could not mark the MLflow run %s: %s", status, first_line(exc))
     finally:
         for key, value in saved.items():
             if value is None:
@@ -297,7 +282,7 @@ def _end_run_quietly(status: str, retries: int | None = 0) -> None:
                 os.environ[key] = value
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
@@ -476,7 +461,7 @@ def abandon_sweep(parent_run_id: str) -> None:
     try:
         MlflowClient().set_terminated(parent_run_id, "FAILED")
     except Exception as exc:
-        log.warning("could not mark sweep run %s FAILED: %s", parent_run_id, _first_line(exc))
+        log.warning("could not mark sweep run %s FAILED: %s", parent_run_id, first_line(exc))
 
 
 # --------------------------------------------------------------------------- gated registration
@@ -544,7 +529,7 @@ def _delete_version_quietly(name: str, version: str) -> None:
     try:
         MlflowClient().delete_model_version(name, version)
     except Exception as exc:
-        log.warning("could not remove %s version %s: %s", name, version, _first_line(exc))
+        log.warning("could not remove %s version %s: %s", name, version, first_line(exc))
 
 
 @contextmanager
@@ -644,86 +629,7 @@ def _release_registry_lock(client: MlflowClient, lock_name: str, holder: str | N
         if _lock_holder(client, lock_name)[0] == holder:
             client.delete_registered_model(lock_name)
     except Exception as exc:  # it goes stale and is broken by the next job
-        log.warning("could not release promotion lock %s: %s", lock_name, _first_line(exc))
-
-
-# --------------------------------------------------------------------------- models
-
-
-def _signature(labels: Sequence[str]) -> ModelSignature:
-    """Raw articles in (``title`` optional), the label, its probability and each label's out."""
-    scores = [ColSpec("double", c) for c in ["probability", *probability_columns(labels)]]
-    return ModelSignature(
-        inputs=Schema([ColSpec("string", "title", required=False), ColSpec("string", "text")]),
-        outputs=Schema([ColSpec("string", "label"), *scores]),
-    )
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    pins = ["scikit-learn", "skops", "pandas", "numpy", "scipy", "mlflow"]
-    return [f"{p}=={version(p)}" for p in pins]
-
-
-_REQUIREMENT_CHECK = "warn_dependency_requirement_mismatches"
-
-
-@contextmanager
-def _no_requirement_check() -> Iterator[None]:
-    """Skip MLflow's check of a model's pip requirements against the installed packages while
-    logging one: newsclf pins exactly the installed versions (:func:`_requirements`), so the
-    check cannot find a mismatch, and its scan of every installed package takes seconds."""
-    import mlflow.pyfunc
-    import mlflow.utils.environment
-
-    modules = [
-        m for m in (mlflow.utils.environment, mlflow.pyfunc) if hasattr(m, _REQUIREMENT_CHECK)
-    ]
-    saved = [getattr(m, _REQUIREMENT_CHECK) for m in modules]
-    for module in modules:
-        setattr(module, _REQUIREMENT_CHECK, lambda *args, **kwargs: None)
-    try:
-        yield
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            setattr(module, _REQUIREMENT_CHECK, original)
-
-
-def log_model(
-    pipeline: Any,
-    labels: Sequence[str],
-    task: str,
-    example: pd.DataFrame | Sequence[str],
-    preparation: Preparation | None = None,
-) -> str:
-    """Log a fitted pipeline as a newsclf pyfunc model (skops inside) with the text
-    ``preparation`` its training data had (newsclf's defaults when None); ``example``: a few
-    raw articles (``title``, ``text``) or texts. Returns the model URI."""
-    preparation = preparation or Preparation()
-    if not isinstance(example, pd.DataFrame):
-        example = pd.DataFrame({"text": list(example)})
-    with tempfile.TemporaryDirectory() as tmp:
-        skops_path = save_pipeline(pipeline, Path(tmp) / Path(SKOPS_FILE).name)
-        labels_path = Path(tmp) / "labels.json"
-        labels_path.write_text(json.dumps(list(labels)), encoding="utf-8")
-        preparation_path = Path(tmp) / Path(PREPARATION_FILE).name
-        preparation_path.write_text(json.dumps(preparation.to_dict(), indent=2), encoding="utf-8")
-        with _no_requirement_check():
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(MODEL_CODE),
-                artifacts={
-                    "pipeline": str(skops_path),
-                    "labels": str(labels_path),
-                    "preparation": str(preparation_path),
-                },
-                signature=_signature(labels),
-                input_example=example,
-                pip_requirements=_requirements(),
-                metadata={"newsclf_task": task, "newsclf_labels": list(labels), "format": "skops"},
-            )
-    return info.model_uri
+        log.warning("could not release promotion lock %s: %s", lock_name, first_line(exc))
 
 
 def register(model_uri: str, name: str, tags: Mapping[str, str] | None = None) -> str:
@@ -751,6 +657,48 @@ def experiment_description(task: Any) -> str:
         "Runs: dataset builds (tag newsclf.stage=dataset) and training runs "
         "(newsclf.stage=train), each tagged with its dataset fingerprint (newsclf.fingerprint); "
         "a training run's description names its model, dataset and test-split metrics."
+    )
+
+
+def model_description(task: Any, prefix: str) -> str:
+    """What ``mlflow ui`` shows for a task's registered model (``task``: a
+    ``newsclf.tasks.Task``)."""
+    return (
+        f"newsclf classifier for the task **{task.name}**: {task.description or ''}\n\n"
+        f"Labels: {', '.join(task.label_names)}.\n\n"
+        "A pyfunc model taking raw articles (title, optional, and text) and returning label, "
+        "probability and probability_<label>; it cleans them as its training data was cleaned. "
+        f"Trained by newsclf-train; the `champion` alias marks the version that passed the "
+        f"gate (newsclf-predict loads models:/{prefix}{task.name}@champion)."
+    )
+
+
+def version_description(
+    model_name: str, dataset_dir: str, refit: str, model: object, manifest: Any, result: dict
+) -> str:
+    """What ``mlflow ui`` shows for a model version (and its run): model, data, metrics
+    (``manifest``: the ``newsclf.datasets.Manifest`` it was trained on)."""
+    steps = getattr(model, "steps", None)
+    shape = " -> ".join(type(s).__name__ for _, s in steps) if steps else type(model).__name__
+    metrics = ", ".join(
+        f"{name} {result[f'{split}_{key}']:.3f}"
+        for split in ("test", "validation")
+        for key, name in (("macro_f1", f"{split} macro-F1"), ("accuracy", f"{split} accuracy"))
+        if f"{split}_{key}" in result
+    )
+    rows = manifest.rows
+    external = ", ".join(
+        f"{name} macro-F1 {f1:.3f}" for name, f1 in result.get("external", {}).items()
+    )
+    return (
+        f"Model **{model_name}** ({shape}) for {result['task']}, trained on dataset "
+        f"`{manifest.fingerprint}` ({dataset_dir}: "
+        f"{', '.join(f'{n} {s}' for s, n in rows.items())}).\n\n"
+        f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
+        + (f"Evaluation sets: {external}.\n\n" if external else "")
+        + f"Refit: {refit}. "
+        f"Gate: {'champion' if result.get('promoted') else 'not promoted'} "
+        f"({result.get('gate', '')})."
     )
 
 
@@ -812,137 +760,6 @@ def tag_version(name: str, version: str, tags: Mapping[str, str]) -> None:
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, str(value))
-
-
-def load_model(
-    uri: str,
-    trusted_types: Sequence[str] = (),
-    task: str | None = None,
-    allow_pickle: bool = False,
-) -> LoadedModel:
-    """Load a newsclf model by URI (``models:/name@alias``, ``models:/name/3``, ``runs:/...``
-    or a local folder) without running code from the model: the skops file is loaded with
-    newsclf's trusted-type check.
-
-    Models stored as pickle or cloudpickle (e.g. ``mlflow.sklearn`` with
-    ``serialization_format="pickle"``) can run any code when loaded; they are refused unless
-    ``allow_pickle`` is set, and then need ``task`` since they carry no newsclf metadata.
-    """
-    name, version = _registry_identity(uri)
-    # Into a folder of our own: MLflow would otherwise write registered_model_meta into the
-    # model's own artifact folder of a local store (which may be read-only, or someone else's)
-    into = tempfile.mkdtemp(prefix="newsclf-model-")
-    atexit.register(shutil.rmtree, into, ignore_errors=True)
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=into))
-    except (MlflowException, OSError) as exc:
-        raise NewsclfError(f"model {uri}: cannot load ({_first_line(exc)})") from None
-    meta = _newsclf_metadata(local, uri, allow_pickle)
-    if meta is None:  # a pickle-format model the user chose to trust
-        if not task:
-            raise NewsclfError(f"model {uri}: a pickle-format model needs its task named")
-        classifier = _load_pickled(local, uri)
-        model_task = task
-    else:
-        if task and meta["newsclf_task"] != task:
-            raise NewsclfError(f"model {uri}: is a {meta['newsclf_task']} model, not {task}")
-        pipeline = load_pipeline(local / SKOPS_FILE, trusted_types)
-        classifier = Classifier(pipeline, meta["newsclf_labels"])
-        model_task = meta["newsclf_task"]
-        try:  # trusted types can still make something that does not classify texts
-            classifier.predict(["newsclf: a text to check that the model reads texts"])
-        except Exception as exc:
-            raise NewsclfError(
-                f"model {uri}: model.skops holds a {type(pipeline).__name__} that does not "
-                f"classify texts ({type(exc).__name__}: {_first_line(exc)[:160]})"
-            ) from None
-    return LoadedModel(
-        task=model_task,
-        classifier=classifier,
-        uri=uri,
-        name=name or uri,
-        version=version or "",
-        local_path=str(local),
-        preparation=_preparation(local, uri),
-        trusted_types=tuple(trusted_types),
-    )
-
-
-def _preparation(local: Path, uri: str) -> Preparation:
-    """The text preparation logged with a model; newsclf's defaults for models logged before
-    models carried one (and for pickle-format models)."""
-    path = local / PREPARATION_FILE
-    if not path.exists():
-        log.info("model %s: no %s, preparing articles with the defaults", uri, PREPARATION_FILE)
-        return Preparation()
-    try:
-        return Preparation.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise NewsclfError(f"model {uri}: unreadable {PREPARATION_FILE} ({exc})") from None
-
-
-def _pickle_format(spec: dict) -> str | None:
-    """'pickle' / 'cloudpickle' when loading the model would unpickle a file, else None."""
-    sklearn = spec.get("flavors", {}).get("sklearn")
-    if sklearn and sklearn.get("serialization_format", "cloudpickle") != "skops":
-        return sklearn.get("serialization_format", "cloudpickle")
-    pyfunc = spec.get("flavors", {}).get("python_function", {})
-    if pyfunc.get("python_model") or str(pyfunc.get("model_path", "")).endswith(".pkl"):
-        return "cloudpickle"
-    return None
-
-
-def _load_pickled(local: Path, uri: str) -> Classifier:
-    """Load a pickle-format model (the user opted in) as a classifier of texts."""
-    import mlflow.sklearn
-
-    from newsclf.predict import PyfuncClassifier
-
-    try:
-        if "sklearn" in mlflow.models.Model.load(str(local)).flavors:
-            pipeline = mlflow.sklearn.load_model(str(local))
-            return Classifier(pipeline, [str(c) for c in getattr(pipeline, "classes_", [])])
-        return PyfuncClassifier(mlflow.pyfunc.load_model(str(local)))
-    except Exception as exc:  # anything can happen inside someone else's pickle
-        raise NewsclfError(f"model {uri}: cannot load pickle-format model ({exc})") from None
-
-
-def _newsclf_metadata(local: Path, uri: str, allow_pickle: bool = False) -> dict | None:
-    """The newsclf metadata of a model folder; None for a pickle model the user trusts."""
-    import yaml
-
-    mlmodel = local / "MLmodel"
-    if not mlmodel.exists():
-        raise NewsclfError(f"model {uri}: not an MLflow model (no MLmodel file)")
-    spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
-    meta = spec.get("metadata") or {}
-    flavors = ", ".join(spec.get("flavors", {})) or "none"
-    if "newsclf_task" in meta and (local / SKOPS_FILE).exists():
-        return meta
-    pickled = _pickle_format(spec)
-    if pickled and not allow_pickle:
-        raise NewsclfError(
-            f"model {uri}: stored as {pickled} (flavors: {flavors}); loading it would run code "
-            "from the model file, so it is refused. Re-save it with skops, or set "
-            "allow_pickle=true if you trust its origin"
-        )
-    if pickled:
-        return None
-    raise NewsclfError(f"model {uri}: not a newsclf model (flavors: {flavors})")
-
-
-def _registry_identity(uri: str) -> tuple[str | None, str | None]:
-    """(registered name, version) for ``models:/name@alias`` and ``models:/name/version``."""
-    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
-    if not match:
-        return None, None
-    name, alias, version = match.groups()
-    if alias:
-        try:
-            version = MlflowClient().get_model_version_by_alias(name, alias).version
-        except MlflowException as exc:
-            raise NewsclfError(f"model {uri}: {_first_line(exc)}") from None
-    return name, str(version)
 
 
 # --------------------------------------------------------------------------- batch prediction

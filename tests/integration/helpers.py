@@ -172,13 +172,13 @@ def promotion_race(uri: str, name: str) -> dict:
     """A champion scoring 0.5, then two concurrent jobs: the better one (0.9) reaches the gate
     first, the worse one (0.7) a second later having read the same old champion. Without the
     promotion lock the worse one would overwrite the alias. Returns what each job saw."""
-    from newsclf import tracking
+    from newsclf import saved_model, tracking
     from newsclf.evaluation import gate
 
     tracking.configure(uri)
     pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression())]).fit(TEXTS, LABELS)
     with tracking.run(f"{name}-race", "setup"):
-        model_uri = tracking.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
+        model_uri = saved_model.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
     first = tracking.register_gated(
         model_uri, name, decide=lambda s: gate(0.5, 0.0, s), tags={"test_macro_f1": "0.5"}
     )

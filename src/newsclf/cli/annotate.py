@@ -16,6 +16,7 @@ from newsclf.tasks import Task
 
 annotate = lazy_import("newsclf.annotate")
 article_io = lazy_import("newsclf.articles")
+saved_model = lazy_import("newsclf.saved_model")
 tracking = lazy_import("newsclf.tracking")
 weak_labelling = lazy_import("newsclf.labelling.weak")
 
@@ -39,7 +40,7 @@ def export(cfg: DictConfig) -> dict:
         for key, task in tasks.items():
             if not uris.get(key):
                 raise NewsclfError(f"models.{key}: no model URI for task {task.name}")
-            models[key] = tracking.load_model(uris[key], list(cfg.trusted_types), task=task.name)
+            models[key] = saved_model.load_model(uris[key], list(cfg.trusted_types), task=task.name)
     else:
         rule_sets = weak_labelling.load_rule_sets(cfg, tasks)
         missing = [key for key in tasks if key not in rule_sets]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 article_io = lazy_import("newsclf.articles")
 datasets = lazy_import("newsclf.datasets")
 labelling_report = lazy_import("newsclf.labelling.report")
-predict = lazy_import("newsclf.predict")
+saved_model = lazy_import("newsclf.saved_model")
 tracking = lazy_import("newsclf.tracking")
 weak_labelling = lazy_import("newsclf.labelling.weak")
 
@@ -105,7 +105,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
             annotations=annotation_paths(cfg.annotations.path),
             split=OmegaConf.to_container(cfg.split),
             # the models trained on it clean raw articles the same way (newsclf-train)
-            clean=predict.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
+            clean=saved_model.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
             weak=weak_labelling.weak_summary(cfg, report, datasets.count_weak(dd)),
         )
         out = datasets.save(

@@ -24,9 +24,10 @@ from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
 if TYPE_CHECKING:
-    from newsclf.predict import LoadedModel
+    from newsclf.saved_model import LoadedModel
 
 evalsets = lazy_import("newsclf.evalsets")
+saved_model = lazy_import("newsclf.saved_model")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -56,25 +57,12 @@ def model_uris(cfg: DictConfig) -> dict[str, str]:
     return {str(k): str(v) for k, v in models.items() if v}
 
 
-def model_task(model: LoadedModel, tasks: dict[str, Task]) -> Task:
-    """The model's task: its own label names, with the annotations column of the configured
-    task of the same name (the task name itself otherwise)."""
-    configured = tasks.get(model.task)
-    labels = list(model.classifier.labels) or (configured.label_names if configured else [])
-    descriptions = configured.labels if configured else {}
-    return Task(
-        name=model.task,
-        labels={label: descriptions.get(label, "") for label in labels},
-        column=configured.annotation_column if configured else model.task,
-    )
-
-
 def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]]:
     """Load the models, read every set, check every set's labels, then score, write and log.
     Returns the results, the sets and the lines about skipped model x set pairs."""
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     models = {
-        key: tracking.load_model(uri, cfg.trusted_types, allow_pickle=cfg.allow_pickle)
+        key: saved_model.load_model(uri, cfg.trusted_types, allow_pickle=cfg.allow_pickle)
         for key, uri in model_uris(cfg).items()
     }  # a bad URI fails before any article is read
     tasks = {t.name: t for t in (Task.from_config(c) for c in (cfg.get("tasks") or {}).values())}
@@ -82,7 +70,7 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
     if not sets_cfg:
         raise NewsclfError("evaluation: no evaluation set configured (e.g. evaluation=real_dev)")
     sets = evalsets.load_sets(sets_cfg, instantiate(cfg.clean), cfg.max_chars)
-    results = [ModelResult(key, m, model_task(m, tasks)) for key, m in models.items()]
+    results = [ModelResult(key, m, evalsets.model_task(m, tasks)) for key, m in models.items()]
     for result in results:  # bad labels stop the job before anything is written or logged
         for evalset in sets.values():
             evalset.gold(result.task)

@@ -37,10 +37,10 @@ from newsclf.errors import NewsclfError
 
 if TYPE_CHECKING:
     from newsclf.batch import JobResult, JobSettings
-    from newsclf.predict import LoadedModel
+    from newsclf.saved_model import LoadedModel
 
 batch = lazy_import("newsclf.batch")
-predict = lazy_import("newsclf.predict")
+saved_model = lazy_import("newsclf.saved_model")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def load_models(cfg: DictConfig) -> list:
     if not cfg.models:
         raise NewsclfError("models: no model configured (models.<task>=<model URI>)")
     return [
-        tracking.load_model(uri, cfg.trusted_types, task=task, allow_pickle=cfg.allow_pickle)
+        saved_model.load_model(uri, cfg.trusted_types, task=task, allow_pickle=cfg.allow_pickle)
         for task, uri in cfg.models.items()
     ]
 
@@ -106,7 +106,7 @@ def prepared_models(cfg: DictConfig, models: list[LoadedModel]) -> list[LoadedMo
     if cfg.preparation != "config":
         raise NewsclfError(f"preparation: {cfg.preparation!r} is not one of model, config")
     clean = OmegaConf.to_container(cfg.clean, resolve=True)
-    preparation = predict.Preparation(clean, cfg.max_chars)
+    preparation = saved_model.Preparation(clean, cfg.max_chars)
     return [replace(m, preparation=preparation) for m in models]
 
 

@@ -24,8 +24,7 @@ evalsets = lazy_import("newsclf.evalsets")
 evaluation = lazy_import("newsclf.evaluation")
 hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
-pd = lazy_import("pandas")
-predict = lazy_import("newsclf.predict")
+saved_model = lazy_import("newsclf.saved_model")
 sklearn_base = lazy_import("sklearn.base")
 tracking = lazy_import("newsclf.tracking")
 
@@ -107,9 +106,9 @@ def train(cfg: DictConfig) -> dict:
         if final is not model:
             texts += list(data["validation"][0])
         _log_top_features(cfg, final, texts)
-        model_uri = tracking.log_model(
-            final, names, task.name, _raw_example(dd["train"][:2]), preparation(cfg, manifest)
-        )
+        preparation = saved_model.training_preparation(manifest, cfg.max_chars, cfg.dataset_dir)
+        example = saved_model.raw_example(dd["train"][:2])
+        model_uri = saved_model.log_model(final, names, task.name, example, preparation)
         result["model_uri"] = model_uri
         if cfg.register:
             result.update(
@@ -118,8 +117,10 @@ def train(cfg: DictConfig) -> dict:
             tracking.describe_model(
                 registered,
                 result["version"],
-                model_description(task, cfg.mlflow.model_prefix),
-                version_description(cfg, final, manifest, result),
+                tracking.model_description(task, cfg.mlflow.model_prefix),
+                tracking.version_description(
+                    cfg.model.name, cfg.dataset_dir, cfg.refit, final, manifest, result
+                ),
             )
     return result
 
@@ -160,7 +161,7 @@ def _score_sets(cfg: DictConfig, task: Task, model, sets: dict) -> dict[str, flo
     """Score the fitted model on each evaluation set; log metrics (``<set>_macro_f1``, ...) and
     the set's files under ``evaluation/<set>/``. Returns set name -> macro-F1."""
     scores: dict[str, float] = {}
-    classifier = predict.Classifier(model, task.label_names)
+    classifier = saved_model.Classifier(model, task.label_names)
     for evalset in sets.values():
         scored = evalsets.evaluate(classifier, task, evalset, cfg.calibration_bins)
         if scored is None:
@@ -207,66 +208,6 @@ def _log_top_features(cfg: DictConfig, model, texts: list[str]) -> None:
     tracking.log_table({k: [r[k] for r in rows] for k in rows[0]}, "top_features.json")
 
 
-def model_description(task: Task, prefix: str) -> str:
-    """What ``mlflow ui`` shows for a task's registered model."""
-    return (
-        f"newsclf classifier for the task **{task.name}**: {task.description or ''}\n\n"
-        f"Labels: {', '.join(task.label_names)}.\n\n"
-        "A pyfunc model taking raw articles (title, optional, and text) and returning label, "
-        "probability and probability_<label>; it cleans them as its training data was cleaned. "
-        f"Trained by newsclf-train; the `champion` alias marks the version that passed the "
-        f"gate (newsclf-predict loads models:/{prefix}{task.name}@champion)."
-    )
-
-
-def version_description(
-    cfg: DictConfig, model: object, manifest: datasets.Manifest, result: dict
-) -> str:
-    """What ``mlflow ui`` shows for a model version (and its run): model, data, metrics."""
-    steps = getattr(model, "steps", None)
-    shape = " -> ".join(type(s).__name__ for _, s in steps) if steps else type(model).__name__
-    metrics = ", ".join(
-        f"{name} {result[f'{split}_{key}']:.3f}"
-        for split in ("test", "validation")
-        for key, name in (("macro_f1", f"{split} macro-F1"), ("accuracy", f"{split} accuracy"))
-        if f"{split}_{key}" in result
-    )
-    rows = manifest.rows
-    external = ", ".join(
-        f"{name} macro-F1 {f1:.3f}" for name, f1 in result.get("external", {}).items()
-    )
-    return (
-        f"Model **{cfg.model.name}** ({shape}) for {result['task']}, trained on dataset "
-        f"`{manifest.fingerprint}` ({cfg.dataset_dir}: "
-        f"{', '.join(f'{n} {s}' for s, n in rows.items())}).\n\n"
-        f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
-        + (f"Evaluation sets: {external}.\n\n" if external else "")
-        + f"Refit: {cfg.refit}. "
-        f"Gate: {'champion' if result.get('promoted') else 'not promoted'} "
-        f"({result.get('gate', '')})."
-    )
-
-
-def preparation(cfg: DictConfig, manifest: datasets.Manifest) -> predict.Preparation:
-    """How the model prepares raw articles: the cleaning the dataset was built with (from its
-    manifest), the body cut at ``max_chars``."""
-    clean = manifest.clean
-    if clean is None:
-        log.warning(
-            "%s: the manifest records no cleaning settings (built by an older newsclf); the "
-            "model prepares articles with the default ones",
-            cfg.dataset_dir,
-        )
-    return predict.Preparation(clean or {}, cfg.max_chars)
-
-
-def _raw_example(rows: dict) -> pd.DataFrame:
-    """Articles as the model takes them (title, body) from dataset rows (title + body)."""
-    titles = list(rows["title"])
-    bodies = [t.removeprefix(f"{title}\n\n") for title, t in zip(titles, rows["text"], strict=True)]
-    return pd.DataFrame({"title": titles, "text": bodies})
-
-
 def _register_and_gate(
     cfg: DictConfig, name: str, model_uri: str, test, result: dict, task: Task, sets: dict
 ) -> dict:
@@ -279,7 +220,7 @@ def _register_and_gate(
 
     def score(version: str) -> dict[str, float]:
         """The champion's test macro-F1, and its macro-F1 on the same evaluation sets."""
-        current = tracking.load_model(f"models:/{name}/{version}")
+        current = saved_model.load_model(f"models:/{name}/{version}")
         predicted = current.classifier.predict(test[0])["label"].tolist()
         scores = {"test": evaluation.metrics(test[1], predicted, labels)["macro_f1"]}
         for set_name in external:

@@ -370,7 +370,7 @@ def load_rules(
 ) -> RuleSet:
     """Parse and check a rule-set config; every problem is one line naming ``origin`` and key.
 
-    ``load_model`` resolves model rules' URIs (``tracking.load_model`` by default).
+    ``load_model`` resolves model rules' URIs (``saved_model.load_model`` by default).
     """
     cfg = dict(cfg or {})
     unknown = set(cfg) - {"rules", "targets", "require_target", "description", "dawid_skene"}
@@ -570,9 +570,8 @@ def _model_rule(
     threshold = _number(spec, "threshold", 0.8, origin, key, low=0, high=1, cast=float)
     trusted = _string_list(spec.get("trusted_types", []), origin, f"{key}.trusted_types")
     if load_model is None:
-        from newsclf import tracking  # MLflow only when a model rule is configured
+        from newsclf.saved_model import load_model  # MLflow only when a model rule is configured
 
-        load_model = tracking.load_model
     try:
         model = load_model(uri, trusted)
     except NewsclfError as exc:
