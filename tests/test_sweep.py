@@ -4,11 +4,13 @@ child run under it; the cluster launcher presets compose, and a submitit launche
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from tests.integration.helpers import build_dataset, run
 
 
@@ -75,6 +77,34 @@ def test_topic_sweep_preset_leaves_parent_with_best_trial(tmp_path, dataset):
     assert f"parent run {parent.info.run_id}" in proc.stdout
     assert "newsclf-train sweep: 4 trials, 4 finished" in proc.stdout
     assert client.search_registered_models() == []  # the preset does not register trials
+
+
+def test_real_sweep_preset_ranks_trials_by_the_real_dev_sets(tmp_path, dataset):
+    """experiment=topic_sweep_real: each trial is scored on both real dev sets and the parent
+    keeps the trial with the best mean macro-F1 over them, not the best validation score."""
+    shared = Path(os.environ.get("NEWSCLF_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        "experiment=topic_sweep_real",
+        f"dataset_dir={dataset / 'topic'}",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweep.dir=sweep",
+        env={**_env(), "NEWSCLF_SHARED_DATA": str(shared.resolve())},
+    )
+    _, runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
+    trials = [r for r in runs if r.data.tags["newsclf.stage"] == "train"]
+    assert len(trials) == 2 and parent.info.status == "FINISHED"
+    assert parent.data.tags["newsclf.optimize_metric"] == "evaluation_macro_f1"
+    for trial in trials:
+        m = trial.data.metrics
+        mean = (m["nyt_dev_macro_f1"] + m["semeval_dev_macro_f1"]) / 2
+        assert m["evaluation_macro_f1"] == pytest.approx(mean)
+    best = max(trials, key=lambda t: t.data.metrics["evaluation_macro_f1"])
+    assert parent.data.tags["newsclf.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["evaluation_macro_f1"] == best.data.metrics["evaluation_macro_f1"]
 
 
 def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):

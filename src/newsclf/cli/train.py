@@ -96,6 +96,10 @@ def train(cfg: DictConfig) -> dict:
                 )
                 tracking.log_artifact(png, "plots")
         result["external"] = _score_sets(cfg, task, model, sets)
+        if result["external"]:  # what a sweep can maximise: optimize_metric=evaluation_macro_f1
+            mean = sum(result["external"].values()) / len(result["external"])
+            result["evaluation_macro_f1"] = mean
+            tracking.log_metrics({"evaluation_macro_f1": mean})
         final = model
         if cfg.register and cfg.refit == "train+validation":
             # The version to register learns from validation too (same parameters; the test
