@@ -144,6 +144,29 @@ def test_mojibake_check_equals_ftfys(text):
 
 
 @SETTINGS
-@given(text=st.text(string.printable + "Ünï", max_size=200))
+@given(text=st.text(string.printable + "Ünï£—’\u00a0", max_size=200))
 def test_latin_filler_on_punctuated_text_matches_the_full_test(text):
     assert is_latin_filler(text) == _latin_filler_reference(text)
+
+
+ALL_CHARACTERS = "".join(map(chr, range(0x110000)))
+
+
+@pytest.mark.parametrize("name", articles._FTFY_FIXERS)
+def test_each_ftfy_fixer_leaves_text_without_its_characters_alone(name):
+    others = articles._FTFY_ACTS_ON[name].sub("", ALL_CHARACTERS)
+    assert ftfy.FIXERS[name](others) == others
+    assert ftfy.FIXERS[name](others[::-1]) == others[::-1]
+
+
+def test_the_all_fixers_class_is_the_union_of_theirs():
+    each = set().union(*(r.findall(ALL_CHARACTERS) for r in articles._FTFY_ACTS_ON.values()))
+    assert set(articles._FTFY_ANY_FIXER.findall(ALL_CHARACTERS)) == each
+
+
+def test_the_mojibake_repair_step_uses_the_fast_check_and_leaves_ftfy_alone():
+    step = articles._fix_encoding_step
+    assert step.__globals__["is_bad"] is _is_bad
+    assert ftfy._fix_encoding_one_step_and_explain.__globals__["is_bad"] is ftfy.badness.is_bad
+    for text in ("Â£5m and itâ€™s", "café", "plain", "Ã©tÃ©\nnaÃ¯ve"):
+        assert articles._fix_encoding(text) == ftfy.fix_encoding(text)

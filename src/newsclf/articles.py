@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import re
+import types
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -604,7 +605,10 @@ _LATIN_ENDINGS = (
     "ix",
 )
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-_ASCII_WORD = re.compile(r"[a-z]+")
+_NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
+# ASCII letters to lower case, every other byte to a space: a split then gives the [A-Za-z] runs
+_LOWER_LETTERS = bytes(b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 32 for b in range(256))
+_STOP_WORDS_BYTES = frozenset(w.encode("ascii") for w in ENGLISH_STOP_WORDS)
 _HAS_TEXT = re.compile(r"[^\W_]", re.UNICODE)
 
 DEFAULT_BOILERPLATE = {
@@ -624,16 +628,22 @@ def is_latin_filler(paragraph: str) -> bool:
 
     Real lorem-ipsum words, or Latin-looking words with almost no English function words.
     """
-    if paragraph.isascii():  # the same words, found faster: ASCII letters are [A-Za-z]
-        words = _ASCII_WORD.findall(paragraph.lower())
+    if paragraph.isascii() or not _NON_ASCII_WORD_CHAR.search(paragraph):
+        # The same words, found faster: the word characters are all ASCII, so the words are
+        # the runs of [A-Za-z], which a byte translation and split find (as bytes)
+        words = paragraph.encode("utf-8").translate(_LOWER_LETTERS).split()
+        stop_words = _STOP_WORDS_BYTES
     else:
         words = list(map(str.lower, _WORD.findall(paragraph)))
+        stop_words = ENGLISH_STOP_WORDS
     if len(words) < 6:
         return False
     share = lambda hits: sum(hits) / len(words)  # noqa: E731
-    english = share(map(ENGLISH_STOP_WORDS.__contains__, words))
+    english = share(map(stop_words.__contains__, words))
     if english >= 0.3:  # ordinary prose: neither test below can pass (most paragraphs end here)
         return False
+    if stop_words is _STOP_WORDS_BYTES:  # rare: filler-like text, decided on str words
+        words = [w.decode("ascii") for w in words]
     if share(map(LOREM_WORDS.__contains__, words)) >= 0.6:
         return True
     return english <= 0.15 and share(w.endswith(_LATIN_ENDINGS) for w in words) >= 0.3
@@ -676,29 +686,28 @@ def _fix_text(text: str, uncurl_quotes: bool) -> str:
     return "".join(out)
 
 
-# ftfy.fix_and_explain's fixers after fix_encoding, in its order (ftfy 6). Three of them are
-# str.translate with a table, which costs a dictionary lookup per character: they run only
-# when the text holds one of their table's characters (a regex character class finds that
-# in microseconds).
-_FTFY_FIXERS = (
-    "fix_c1_controls",
-    "fix_latin_ligatures",
-    "fix_character_width",
-    "uncurl_quotes",
-    "fix_line_breaks",
-    "fix_surrogates",
-    "remove_terminal_escapes",
-    "remove_control_chars",
-)
-_FTFY_TABLES = {
-    "fix_latin_ligatures": ftfy.fixes.LIGATURES,
-    "fix_character_width": ftfy.fixes.WIDTH_MAP,
-    "remove_control_chars": ftfy.fixes.CONTROL_CHARS,
+# ftfy.fix_and_explain's fixers after fix_encoding, in its order (ftfy 6), each with the
+# characters it acts on: a fixer returns text holding none of them unchanged. Each of them scans
+# the whole text (three are str.translate, a dictionary lookup per character), so they run only
+# when a regex character class finds one of their characters, and none runs when one class of
+# all their characters finds nothing. tests/test_clean_fast_path.py checks the classes.
+def _char_class(table: Iterable[int]) -> str:
+    return "".join(re.escape(chr(c)) for c in sorted(table))
+
+
+_FTFY_TRIGGERS = {
+    "fix_c1_controls": "\x80-\x9f",  # chardata.C1_CONTROL_RE
+    "fix_latin_ligatures": _char_class(ftfy.fixes.LIGATURES),
+    "fix_character_width": _char_class(ftfy.fixes.WIDTH_MAP),
+    "uncurl_quotes": "\u02bc\u2018-\u201f",  # chardata.SINGLE_QUOTE_RE, DOUBLE_QUOTE_RE
+    "fix_line_breaks": "\r\u2028\u2029\x85",
+    "fix_surrogates": "\ud800-\udfff",  # fixes.SURROGATE_RE
+    "remove_terminal_escapes": "\x1b",  # fixes.ANSI_RE starts with it
+    "remove_control_chars": _char_class(ftfy.fixes.CONTROL_CHARS),
 }
-_FTFY_ACTS_ON = {
-    name: re.compile("[" + "".join(re.escape(chr(c)) for c in table) + "]")
-    for name, table in _FTFY_TABLES.items()
-}
+_FTFY_FIXERS = tuple(_FTFY_TRIGGERS)
+_FTFY_ACTS_ON = {name: re.compile(f"[{chars}]") for name, chars in _FTFY_TRIGGERS.items()}
+_FTFY_ANY_FIXER = re.compile("[" + "".join(_FTFY_TRIGGERS.values()) + "]")
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
@@ -751,8 +760,20 @@ def _is_bad(text: str) -> bool:
 
 
 _FTFY_DEFAULTS = ftfy.TextFixerConfig()
-# One step of ftfy.fix_encoding (private in ftfy 6; without it, the public function is used).
-_fix_encoding_step = getattr(ftfy, "_fix_encoding_one_step_and_explain", None)
+
+
+def _fast_fix_encoding_step() -> Callable | None:
+    """One step of ftfy.fix_encoding (private in ftfy 6; without it, the public function is
+    used), as a copy whose mojibake check is ``_is_bad``: ftfy's own ``is_bad`` scans the whole
+    text again, which costs as much as the repair. ftfy itself is left as it is."""
+    step = getattr(ftfy, "_fix_encoding_one_step_and_explain", None)
+    if step is None or step.__globals__.get("is_bad") is not ftfy.badness.is_bad:
+        return step
+    namespace = {**step.__globals__, "is_bad": _is_bad}
+    return types.FunctionType(step.__code__, namespace, step.__name__, step.__defaults__)
+
+
+_fix_encoding_step = _fast_fix_encoding_step()
 
 
 def _fix_encoding(text: str) -> str:
@@ -781,10 +802,9 @@ def _fix_segment(text: str, config: ftfy.TextFixerConfig) -> str:
             text = ftfy.fixes.unescape_html(text)
         if config.fix_encoding:
             text = _fix_encoding(text)
-        for name in _FTFY_FIXERS:
-            if getattr(config, name):
-                acts_on = _FTFY_ACTS_ON.get(name)
-                if acts_on is None or acts_on.search(text):
+        if _FTFY_ANY_FIXER.search(text):
+            for name in _FTFY_FIXERS:
+                if getattr(config, name) and _FTFY_ACTS_ON[name].search(text):
                     text = ftfy.FIXERS[name](text)
         if config.normalization is not None:
             text = unicodedata.normalize(config.normalization, text)
@@ -856,7 +876,8 @@ class Cleaner:
         """The name of the boilerplate rule a paragraph matches, if any."""
         if self.latin_filler and is_latin_filler(paragraph):
             return "latin_filler"
-        if len(paragraph.split()) <= self.max_paragraph_words:
+        # at most max_paragraph_words + 1 pieces: a long paragraph is not split whole
+        if len(paragraph.split(maxsplit=self.max_paragraph_words)) <= self.max_paragraph_words:
             for name, rule in self._rules.items():
                 if rule.fullmatch(paragraph):
                     return name
