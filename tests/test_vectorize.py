@@ -129,3 +129,47 @@ def test_training_fits_the_same_model_as_scikit_learn():
     assert np.array_equal(ours[-2].idf_, theirs[-2].idf_)
     assert np.array_equal(ours[-1].coef_, theirs[-1].coef_)
     assert np.array_equal(ours.predict_proba(texts), theirs.predict_proba(texts))
+
+
+@SETTINGS
+@given(
+    texts=st.lists(TEXT, max_size=8),
+    ngram_range=st.sampled_from([(1, 1), (1, 2), (2, 2)]),
+    lowercase=st.booleans(),
+    n_features=st.sampled_from([7, 2**18]),
+)
+def test_ngram_counts_are_the_analyzers(texts, ngram_range, lowercase, n_features):
+    from collections import Counter
+
+    from sklearn.feature_extraction import FeatureHasher
+
+    vectorizer = HashingVectorizer(
+        ngram_range=ngram_range, lowercase=lowercase, n_features=n_features
+    )
+    terms, counts, columns = vectorize.ngram_counts(vectorizer, texts)
+    analyse = vectorizer.build_analyzer()
+    expected = Counter(g for text in texts for g in analyse(text))
+    found = [t.decode("utf-8") for t in terms]
+    assert dict(zip(found, counts.tolist(), strict=True)) == dict(expected)
+    assert len(found) == len(expected)  # each n-gram once
+    if found:
+        hasher = FeatureHasher(n_features=n_features, input_type="string", alternate_sign=False)
+        assert columns.tolist() == hasher.transform([[t] for t in found]).tocsr().indices.tolist()
+
+
+def test_top_features_of_a_hashed_model_are_the_analyzers(monkeypatch):
+    texts = [
+        "The minister said the budget would rise. Café owners protested in £5m row.",
+        "Shares fell as the bank cut its forecast; the market closed lower.",
+        "The striker scored twice as the club won the cup final.",
+        "The new phone's chip is faster, the company said at its launch.",
+    ] * 3
+    labels = ["politics", "business", "sport", "tech"] * 3
+    pipeline = text_pipeline(
+        HashingVectorizer(ngram_range=(1, 2)), LogisticRegression(), TfidfTransformer()
+    )
+    model = models.fit(pipeline, texts, labels)
+    fast = models.top_features(model, texts, k=15)
+    monkeypatch.setattr(vectorize, "supports", lambda vectorizer: False)
+    assert fast == models.top_features(model, texts, k=15)
+    assert fast and len(fast) == 4 * 15

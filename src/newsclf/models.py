@@ -385,13 +385,14 @@ def top_features(pipeline: Any, texts: Sequence[str], k: int = 20) -> list[dict]
     weights, classes = _class_weights(pipeline[-1])
     if weights is None:
         return None
-    names = _feature_names(pipeline[0], texts, weights.shape[1])
+    best = [np.argsort(-row, kind="stable")[:k] for row in weights]
+    wanted = {int(c) for columns in best for c in columns}  # only these need a name
+    names = _feature_names(pipeline[0], texts, weights.shape[1], wanted)
     if names is None:
         return None
     rows = []
-    for label, row in zip(classes, weights, strict=True):
-        best = np.argsort(-row, kind="stable")[:k]
-        for rank, column in enumerate(best, start=1):
+    for label, row, columns in zip(classes, weights, best, strict=True):
+        for rank, column in enumerate(columns, start=1):
             name = names[column]
             if name:
                 rows.append(
@@ -430,35 +431,54 @@ def _class_weights(classifier: Any) -> tuple[np.ndarray | None, list]:
     return coef - coef.mean(axis=0, keepdims=True), classes
 
 
-def _feature_names(vectorizer: Any, texts: Sequence[str], n_features: int) -> list[str] | None:
+def _feature_names(
+    vectorizer: Any, texts: Sequence[str], n_features: int, wanted: set[int] | None = None
+) -> list[str] | None:
+    """Readable names of the ``n_features`` columns (those of ``wanted`` only, if given; the
+    others are named "")."""
     from sklearn.feature_extraction import FeatureHasher
     from sklearn.feature_extraction.text import HashingVectorizer
 
+    from newsclf import vectorize
+
     if isinstance(vectorizer, Pipeline):  # e.g. hashing then TF-IDF: the columns stay the same
-        return _feature_names(vectorizer[0], texts, n_features)
+        return _feature_names(vectorizer[0], texts, n_features, wanted)
     if isinstance(vectorizer, FeatureUnion):  # the parts' columns side by side
         names: list[str] = []
         for _, part in vectorizer.transformer_list:
             if part in ("drop", "passthrough"):
                 return None
             width = part.transform(texts[:1]).shape[1] if texts else 0
-            part_names = _feature_names(part, texts, width)
+            start = len(names)
+            part_wanted = None if wanted is None else {c - start for c in wanted}
+            part_names = _feature_names(part, texts, width, part_wanted)
             if part_names is None:
                 return None
             names += part_names
         return names if len(names) == n_features else None
     if isinstance(vectorizer, HashingVectorizer):
-        analyse = vectorizer.build_analyzer()
-        counts: Counter = Counter()
-        for text in texts:
-            counts.update(analyse(text))
-        terms = list(counts)
-        if not terms:
-            return None
-        hasher = FeatureHasher(
-            n_features=vectorizer.n_features, input_type="string", alternate_sign=False
-        )
-        columns = hasher.transform([[t] for t in terms]).tocsr().indices
+        if vectorize.supports(vectorizer):  # the same n-grams and columns, array at a time
+            found, found_counts, columns = vectorize.ngram_counts(vectorizer, texts)
+            if not found:
+                return None
+            if wanted is not None:  # decode and sort only the n-grams of the wanted columns
+                keep = np.flatnonzero(np.isin(columns, list(wanted)))
+                found = [found[i] for i in keep]
+                found_counts, columns = found_counts[keep], columns[keep]
+            terms = [t.decode("utf-8") for t in found]
+            counts: Counter = Counter(dict(zip(terms, found_counts.tolist(), strict=True)))
+        else:
+            analyse = vectorizer.build_analyzer()
+            counts = Counter()
+            for text in texts:
+                counts.update(analyse(text))
+            terms = list(counts)
+            if not terms:
+                return None
+            hasher = FeatureHasher(
+                n_features=vectorizer.n_features, input_type="string", alternate_sign=False
+            )
+            columns = hasher.transform([[t] for t in terms]).tocsr().indices
         by_column: dict[int, list[str]] = {}
         for term, column in zip(terms, columns, strict=True):
             by_column.setdefault(int(column), []).append(term)

@@ -54,6 +54,49 @@ def transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
     """``vectorizer.transform(texts)`` for a vectorizer :func:`supports` accepts."""
     if not texts or not all(isinstance(t, str) for t in texts):
         return vectorizer.transform(texts)  # its own errors and empty-input behaviour
+    rows, keys, strings = _ngrams(vectorizer, texts)
+    columns, signs = _hash(strings, vectorizer)
+    # Sum repeated (row, column) cells and sort them, as FeatureHasher's sum_duplicates does.
+    n_features = vectorizer.n_features
+    cells = rows * n_features + columns[keys]
+    if vectorizer.alternate_sign:
+        cells, where = np.unique(cells, return_inverse=True)
+        data = np.bincount(where.reshape(-1), weights=signs[keys], minlength=len(cells))
+    else:
+        cells, data = np.unique(cells, return_counts=True)
+    indptr = np.searchsorted(cells, np.arange(len(texts) + 1) * n_features)
+    X = sp.csr_matrix(
+        (data.astype(vectorizer.dtype), (cells % n_features).astype(np.int32), indptr),
+        shape=(len(texts), n_features),
+    )
+    if vectorizer.binary:
+        X.data.fill(1)
+    if vectorizer.norm is not None:
+        X = normalize(X, norm=vectorizer.norm, copy=False)
+    return X
+
+
+def ngram_counts(
+    vectorizer: HashingVectorizer, texts: Sequence[str]
+) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """The distinct n-grams ``vectorizer``'s analyzer finds in ``texts`` (UTF-8 bytes), how
+    often each occurs in all of them, and the column each is hashed to (as with
+    ``alternate_sign=False``), for a vectorizer :func:`supports` accepts."""
+    if not texts:
+        return [], np.empty(0, np.int64), np.empty(0, np.int32)
+    _, keys, strings = _ngrams(vectorizer, list(texts))
+    columns, _ = _hash(strings, vectorizer)
+    counts = np.bincount(keys, minlength=len(columns))
+    found = np.flatnonzero(counts)  # unigrams of a bigram-only vectorizer occur in none
+    terms = pa.concat_arrays([a.cast(pa.large_binary()) for a in strings]).take(found)
+    return terms.to_pylist(), counts[found], columns[found]
+
+
+def _ngrams(
+    vectorizer: HashingVectorizer, texts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[pa.Array]]:
+    """Every n-gram occurrence of ``texts`` as (row, key): ``key`` numbers the distinct
+    n-grams, whose strings are the returned arrays one after the other."""
     min_n, max_n = vectorizer.ngram_range
     docs = []
     for text in texts:
@@ -90,27 +133,9 @@ def transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
         )
         parts_rows.append(doc[:-1][same])
         parts_keys.append(inverse.reshape(-1) + len(vocabulary))
-    columns, signs = _hash(parts_strings, vectorizer)
     rows = np.concatenate(parts_rows) if parts_rows else np.empty(0, np.int64)
     keys = np.concatenate(parts_keys) if parts_keys else np.empty(0, np.int64)
-    # Sum repeated (row, column) cells and sort them, as FeatureHasher's sum_duplicates does.
-    n_features = vectorizer.n_features
-    cells = rows * n_features + columns[keys]
-    if vectorizer.alternate_sign:
-        cells, where = np.unique(cells, return_inverse=True)
-        data = np.bincount(where.reshape(-1), weights=signs[keys], minlength=len(cells))
-    else:
-        cells, data = np.unique(cells, return_counts=True)
-    indptr = np.searchsorted(cells, np.arange(len(texts) + 1) * n_features)
-    X = sp.csr_matrix(
-        (data.astype(vectorizer.dtype), (cells % n_features).astype(np.int32), indptr),
-        shape=(len(texts), n_features),
-    )
-    if vectorizer.binary:
-        X.data.fill(1)
-    if vectorizer.norm is not None:
-        X = normalize(X, norm=vectorizer.norm, copy=False)
-    return X
+    return rows, keys, parts_strings
 
 
 def _hash(arrays: list[pa.Array], vectorizer: HashingVectorizer) -> tuple[np.ndarray, np.ndarray]:
