@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import hydra
@@ -36,7 +38,6 @@ def train(cfg: DictConfig) -> dict:
     task = Task.from_config(cfg.task)
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)  # fails fast if down
     dd, manifest = datasets.load(cfg.dataset_dir)
     if manifest.labels != task.label_names:
         raise NewsclfError(
@@ -49,6 +50,13 @@ def train(cfg: DictConfig) -> dict:
     in_memory = datasets.SPLITS[1:] if out_of_core else datasets.SPLITS
     data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
     model = models.build_model(cfg.model)
+    # The fits need neither MLflow nor the run, and the solvers release the GIL: they start
+    # now, in threads, beside MLflow's imports and the logging of the config and datasets (on
+    # two cores, seconds per job); the refit on train + validation too, when one is wanted. A
+    # streamed fit forks worker processes, so it starts later, with the imports done.
+    refitting = _start_refit(cfg, model, dd, data, names, out_of_core)
+    fitting = None if out_of_core else _in_thread(_fit, model, dd, data, names, out_of_core)
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)  # fails fast if down
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     registered = f"{cfg.mlflow.model_prefix}{task.name}"
     tags = {"newsclf.stage": "train", "newsclf.fingerprint": manifest.fingerprint}
@@ -61,20 +69,18 @@ def train(cfg: DictConfig) -> dict:
     with tracking.run(experiment, run_name, tags, parent_run_id=parent) as run_id:
         result["run_id"] = run_id
         tracking.describe_experiment(experiment, tracking.experiment_description(task))
-        # The fit runs beside the logging of the config and datasets: the solver releases the
-        # GIL, MLflow's logging is Python, so on two cores they overlap (seconds per job).
-        with ThreadPoolExecutor(1) as pool:
-            fitting = pool.submit(_fit, model, dd, data, names, out_of_core)
-            tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
-            for split in datasets.SPLITS:
-                tracking.log_dataset(
-                    dd[split],
-                    Path(cfg.dataset_dir) / "hf",
-                    f"newsclf-{task.name}-{split}",
-                    manifest.fingerprint,
-                    context=split,
-                )
-            fit_seconds = fitting.result()
+        if fitting is None:
+            fitting = _in_thread(_fit, model, dd, data, names, out_of_core)
+        tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
+        for split in datasets.SPLITS:
+            tracking.log_dataset(
+                dd[split],
+                Path(cfg.dataset_dir) / "hf",
+                f"newsclf-{task.name}-{split}",
+                manifest.fingerprint,
+                context=split,
+            )
+        fit_seconds = fitting.result()
         tracking.log_metrics({"fit_seconds": fit_seconds, "n_train": dd["train"].num_rows})
         for split in ("validation", "test"):
             texts, gold = data[split]
@@ -104,7 +110,7 @@ def train(cfg: DictConfig) -> dict:
         if cfg.register and cfg.refit == "train+validation":
             # The version to register learns from validation too (same parameters; the test
             # split stays unseen). Its metrics above are those of the model fit on train only.
-            final = _refit(cfg, model, dd, data, names, out_of_core)
+            final = _refit(cfg, model, dd, data, names, out_of_core, refitting)
         # readable names of hashed features come from the texts the final model learned from
         texts = list(data["train"][0] if not out_of_core else dd["train"][:50_000]["text"])
         if final is not model:
@@ -181,20 +187,54 @@ def _score_sets(cfg: DictConfig, task: Task, model, sets: dict) -> dict[str, flo
     return scores
 
 
-def _refit(cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core):
-    """A fresh copy of ``model`` fit on train + validation."""
+def _start_refit(
+    cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core
+) -> Future | None:
+    """The refit on train + validation (see ``_refit``), started at once in a thread when it
+    will be needed: it does not depend on the first fit, and the solvers release the GIL, so on
+    two cores it runs beside the first fit and the logging instead of after them. In-memory
+    fits only (a streamed fit has its own worker processes)."""
+    if out_of_core or not cfg.register or cfg.refit != "train+validation":
+        return None
+    if not dd["validation"].num_rows:
+        return None
+    final = sklearn_base.clone(model)  # before the first fit starts changing model
+    texts = list(data["train"][0]) + list(data["validation"][0])
+    both = {"train": (texts, list(data["train"][1]) + list(data["validation"][1]))}
+    return _in_thread(lambda: (final, _fit(final, {}, both, names, None)))
+
+
+def _in_thread(fn: Callable, *args: object) -> Future:
+    """``fn(*args)`` in a new daemon thread: an error in the main thread ends the process
+    without waiting for a solver. ``result()`` of the future raises what ``fn`` raised."""
+    future: Future = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"newsclf-{fn.__name__}", daemon=True).start()
+    return future
+
+
+def _refit(cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core, started=None):
+    """A fresh copy of ``model`` fit on train + validation (``started``: that fit, running)."""
     if not dd["validation"].num_rows:
         return model
-    final = sklearn_base.clone(model)
-    if out_of_core:  # _fit streams dd["train"] or fits data["train"]: give it train + validation
-        both_dd, both_data = {"train": hf.concatenate_datasets([dd["train"], dd["validation"]])}, {}
+    if started is not None:
+        final, seconds = started.result()
     else:
-        texts = list(data["train"][0]) + list(data["validation"][0])
-        both_dd, both_data = (
-            {},
-            {"train": (texts, list(data["train"][1]) + list(data["validation"][1]))},
-        )
-    seconds = _fit(final, both_dd, both_data, names, out_of_core)
+        final = sklearn_base.clone(model)
+        if out_of_core:  # _fit streams dd["train"] or fits data["train"]: give it both splits
+            both_dd = {"train": hf.concatenate_datasets([dd["train"], dd["validation"]])}
+            both_data: dict = {}
+        else:
+            texts = list(data["train"][0]) + list(data["validation"][0])
+            both_dd = {}
+            both_data = {"train": (texts, list(data["train"][1]) + list(data["validation"][1]))}
+        seconds = _fit(final, both_dd, both_data, names, out_of_core)
     n = dd["train"].num_rows + dd["validation"].num_rows
     tracking.log_metrics({"refit_seconds": seconds, "n_refit": n})
     tracking.set_tags({"newsclf.refit": "train+validation"})
