@@ -46,8 +46,8 @@ bench: $(BIN)/.bench-installed  ## BBC News: newsclf vs plain scikit-learn vs fa
 	cat benchmarks/results/bbc.md benchmarks/results/predict_profile.md benchmarks/results/out_of_core.md > benchmarks/results/RESULTS.md
 	@echo "Tables: benchmarks/results/RESULTS.md"
 
-bench-predict: install  ## throughput and peak memory of newsclf-predict, 10k and 1M articles
-	$(BIN)/python benchmarks/predict_scale.py --sizes 10000 1000000 --engines local spark plain
+bench-predict: $(BIN)/.bench-installed  ## newsclf-predict's throughput and peak memory, 10k and 1M articles, vs plain and fastText
+	$(BIN)/python benchmarks/predict_scale.py --sizes 10000 1000000 --engines local spark plain fasttext
 
 bench-labels: install  ## weak labels vs gold on the bundled corpus, and what annotations add
 	$(BIN)/python benchmarks/weak_labels.py

@@ -127,7 +127,7 @@ def fasttext_predict(model: Path, source: Path, output: Path) -> None:
     import fasttext
 
     classifier = fasttext.load_model(str(model))
-    articles = pd.read_csv(source)
+    articles = pd.read_parquet(source) if source.suffix == ".parquet" else pd.read_csv(source)
     labels, probs = _fasttext_labels(classifier, articles["text"])
     pd.DataFrame({"id": articles["id"], "label": labels, "probability": probs}).to_parquet(output)
 

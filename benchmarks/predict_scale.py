@@ -1,5 +1,6 @@
 """Batch prediction at scale: throughput and peak memory of ``newsclf-predict`` for a small and
-a large batch, local and Spark engines, as ratios against the small batch of the same engine.
+a large batch, local and Spark engines, as ratios against the small batch of the same engine
+and against the plain scikit-learn script and fastText (``baselines.py``) on the same batch.
 
 The articles are generated at run time (never stored in the repository) by recombining the
 sentences of the BBC News articles in ``<repo>/../shared/data/bbc-news``; a TF-IDF + logistic
@@ -61,6 +62,14 @@ def train_model(workdir: Path, bbc: Path) -> str:
         model_uri = saved_model.log_model(model, labels, "topic", train["text"].tolist()[:2])
     tracking.promote("newsclf-topic", tracking.register(model_uri, "newsclf-topic"))
     save_pipeline(model, workdir / "plain.skops")  # the same model for the plain script
+    try:  # fastText (make bench installs it), with baselines.py's fasttext-train defaults
+        import baselines
+
+        baselines._fasttext_fit(train, epoch=25, lr=0.5, ngrams=2).save_model(
+            str(workdir / "fasttext.bin")
+        )
+    except ImportError:
+        print("fastText not installed (pip install -e '.[bench]'): no fastText baseline")
     return uri
 
 
@@ -96,7 +105,7 @@ def measure(args: list[str], cwd: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
-    parser.add_argument("--engines", nargs="+", default=["local", "spark", "plain"])
+    parser.add_argument("--engines", nargs="+", default=["local", "spark", "plain", "fasttext"])
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="keep data and models here (reused)")
     options = parser.parse_args()
@@ -132,13 +141,19 @@ def main() -> None:
             rows.append({"engine": engine, "articles": n, **result})
             print(rows[-1], flush=True)
             shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
-        if "plain" in options.engines and (workdir / "plain.skops").exists():
-            # the same model in the plain scikit-learn script of baselines.py, one process
-            out = workdir / "out" / f"plain-{n}.parquet"
+        # the same model in the plain scikit-learn script of baselines.py, and fastText, in
+        # one process each
+        for engine, command, model in (
+            ("plain", "sklearn-predict", "plain.skops"),
+            ("fasttext", "fasttext-predict", "fasttext.bin"),
+        ):
+            if engine not in options.engines or not (workdir / model).exists():
+                continue
+            out = workdir / "out" / f"{engine}-{n}.parquet"
             out.parent.mkdir(exist_ok=True)
-            baseline = [sys.executable, ROOT / "benchmarks" / "baselines.py", "sklearn-predict"]
-            result = measure([*baseline, workdir / "plain.skops", data, out], workdir)
-            rows.append({"engine": "plain", "articles": n, **result})
+            baseline = [sys.executable, ROOT / "benchmarks" / "baselines.py", command]
+            result = measure([*baseline, workdir / model, data, out], workdir)
+            rows.append({"engine": engine, "articles": n, **result})
             print(rows[-1], flush=True)
             out.unlink(missing_ok=True)
     table = pd.DataFrame(rows)
@@ -146,6 +161,8 @@ def main() -> None:
     table["articles_per_s"] = table["articles"] / table["wall_s"]
     plain = table[table["engine"] == "plain"].set_index("articles")["articles_per_s"]
     table["vs_plain"] = table["articles_per_s"] / table["articles"].map(plain)
+    fasttext = table[table["engine"] == "fasttext"].set_index("articles")["articles_per_s"]
+    table["vs_fasttext"] = table["articles_per_s"] / table["articles"].map(fasttext)
     base = table.groupby("engine")[["rss_mib", "tree_pss_mib"]].transform("first")
     table["rss_ratio"] = table["rss_mib"] / base["rss_mib"]
     table["tree_ratio"] = table["tree_pss_mib"] / base["tree_pss_mib"]
