@@ -61,11 +61,15 @@ def main() -> None:
         source = Source(path=str(csv), format="csv", title_column=None, date_column=None)
         cleaner = Cleaner()
         records = timed("read", lambda: list(source.read()))
+        # one chunk first, untimed: a process's first chunk also pays for growing its heap
+        # (page faults, half a CPU second), which a worker does once per job, not per chunk
+        warm = [predict.prepare_article(r, cleaner, 100_000).article.text for r in records[:CHUNK]]
+        transform = getattr(predict, "_transform", lambda steps, texts: steps.transform(texts))
+        transform(pipeline[:-1], warm)
         prepared = timed(
             "clean", lambda: [saved_model.prepare_article(r, cleaner, 100_000) for r in records]
         )
         texts = [p.article.text for p in prepared]
-        transform = getattr(predict, "_transform", lambda steps, texts: steps.transform(texts))
         # in chunks of newsclf-predict's default size, as its workers vectorise
         features = timed(
             "vectorise",
