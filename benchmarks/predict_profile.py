@@ -63,8 +63,10 @@ def main() -> None:
         records = timed("read", lambda: list(source.read()))
         # one chunk first, untimed: a process's first chunk also pays for growing its heap
         # (page faults, half a CPU second), which a worker does once per job, not per chunk
-        warm = [predict.prepare_article(r, cleaner, 100_000).article.text for r in records[:CHUNK]]
-        transform = getattr(predict, "_transform", lambda steps, texts: steps.transform(texts))
+        warm = [
+            saved_model.prepare_article(r, cleaner, 100_000).article.text for r in records[:CHUNK]
+        ]
+        transform = saved_model._transform
         transform(pipeline[:-1], warm)
         prepared = timed(
             "clean", lambda: [saved_model.prepare_article(r, cleaner, 100_000) for r in records]
