@@ -95,3 +95,33 @@ def test_checks_catch_a_missing_option_and_a_broken_link(tmp_path: Path) -> None
     (root / "docs" / "guide.md").write_text("[gone](missing.md) `fake_option ` fake_option\n")
     assert undocumented_options(root) == ["model/fake_option"]
     assert broken_links(root) == ["docs/guide.md: missing.md"]
+
+
+def unlisted_modules(root: Path) -> list[str]:
+    """Modules under src/newsclf that the repository layout of docs/own-articles.md does not
+    name (cli modules by their command name, package __init__ files of labelling aside)."""
+    guide = (root / "docs" / "own-articles.md").read_text(encoding="utf-8")
+    layout = guide.split("## Repository layout", 1)[-1]
+    package = root / "src" / "newsclf"
+    missing = []
+    for module in sorted(package.rglob("*.py")):
+        in_cli = module.parent.name == "cli"
+        if module.name == "__init__.py" and not in_cli:
+            continue
+        name = module.stem if in_cli and module.name != "__init__.py" else module.name
+        if name not in layout:
+            missing.append(str(module.relative_to(package)))
+    return missing
+
+
+def test_layout_lists_every_module() -> None:
+    assert unlisted_modules(ROOT) == []
+
+
+def test_layout_check_fails_for_a_module_it_does_not_name(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "own-articles.md").write_text("## Repository layout\n  known.py\n")
+    (tmp_path / "src" / "newsclf").mkdir(parents=True)
+    for name in ("known.py", "unknown.py"):
+        (tmp_path / "src" / "newsclf" / name).write_text("")
+    assert unlisted_modules(tmp_path) == ["unknown.py"]
