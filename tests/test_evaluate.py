@@ -14,8 +14,10 @@ from mlflow import MlflowClient
 from sklearn.metrics import log_loss as sk_log_loss
 
 from newsclf import evalsets, evaluation
-from newsclf.articles import Article, Cleaner, Reject
+from newsclf.articles import Article, Reject, Source
+from newsclf.cli import evaluate as cli_evaluate
 from newsclf.errors import NewsclfError
+from newsclf.saved_model import LoadedModel, Preparation
 from newsclf.tasks import Task
 from tests.conftest import STANCE_WORDS, TOPIC_WORDS, error_line, run_cli
 from tests.predict_support import article_rows, register_models
@@ -143,24 +145,69 @@ def test_external_minimums_and_gate():
     assert better.promote and "mean macro-F1 on a, b 0.5000 >= champion's 0.4500" in better.reason
 
 
-def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path):
+def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path, monkeypatch):
     path = tmp_path / "a.csv"
     path.write_text(
         "id,title,text\n"
         'a1,One,"Body\u00a0one   here.\n\nShare this article"\n'
         "a2,Two,\n"  # empty: rejected
         "a1,Again,Same id\n"  # repeated id: rejected
-        "a3,Three,too,many,fields\n",  # unreadable: rejected, no id
+        "a3,Three,too,many,fields\n"  # unreadable: rejected, no id
+        "a4,Four,Share this article\n",  # only boilerplate: empty unless the rule is off
         encoding="utf-8",
     )
     cfg = {
         "source": {"_target_": "newsclf.articles.Source", "path": str(path), "on_error": "reject"},
         "annotations": {"path": str(tmp_path / "g.csv"), "id_column": "id"},
     }
-    evalset = evalsets.load_set("mine", cfg, Cleaner(), 100_000)
+    reads = []
+    read = Source.read
+    monkeypatch.setattr(Source, "read", lambda self: reads.append(1) or read(self))
+    raw = evalsets.load_set("mine", cfg)
+    evalset = raw.prepare(Preparation())
     assert [a.text for a in evalset.articles] == ["One\n\nBody one here."]
-    assert evalset.n_input == 4
-    assert evalset.reject_counts() == {"empty_text": 1, "duplicate_id": 1, "malformed_record": 1}
+    assert evalset.n_input == 5
+    assert evalset.reject_counts() == {
+        "empty_text": 2,
+        "duplicate_id": 1,
+        "malformed_record": 1,
+    }
+    # a model whose dataset kept boilerplate sees the set as newsclf-predict prepares it for it
+    kept = Preparation({"boilerplate": {}}, max_chars=12)
+    other = raw.prepare(kept)
+    assert [a.text for a in other.articles] == ["One\n\nBody one her", "Four\n\nShare this a"]
+    assert other.n_input == 5 and other.reject_counts() == {
+        "empty_text": 1,
+        "duplicate_id": 1,
+        "malformed_record": 1,
+    }
+    assert raw.prepare(Preparation()) is evalset and len(raw.prepared) == 2
+    assert reads == [1]  # the source was read once for both preparations
+
+
+def test_summary_counts_a_set_once_per_preparation(tmp_path, capsys):
+    path = tmp_path / "a.csv"
+    path.write_text("id,title,text\na1,One,Body\na2,Two,Share this article\n", encoding="utf-8")
+    cfg = {
+        "source": {"_target_": "newsclf.articles.Source", "path": str(path)},
+        "annotations": {"path": str(tmp_path / "g.csv")},
+    }
+    raw = evalsets.load_set("mine", cfg)
+    models = [
+        LoadedModel("topic", None, "u1", "newsclf-topic", "1"),
+        LoadedModel("stance", None, "u2", "newsclf-stance", "2", preparation=Preparation({})),
+        LoadedModel("x", None, "u3", "kept", "3", preparation=Preparation({"boilerplate": {}})),
+    ]
+    results = [cli_evaluate.ModelResult(m.name, m, STANCE) for m in models]
+    for m in models:
+        raw.prepare(m.preparation)
+    cli_evaluate.summary(results, {"mine": raw}, [])
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "mine (as newsclf-topic v1, newsclf-stance v2 prepare it): 2 articles in = 1 kept + "
+        "1 rejected (empty_text 1)" in out
+    )
+    assert "mine (as kept v3 prepares it): 2 articles in = 2 kept + 0 rejected" in out
 
 
 # --------------------------------------------------------------------------- the CLI

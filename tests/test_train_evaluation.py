@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 
 from newsclf import datasets, saved_model, tracking
+from newsclf.articles import Article
 from newsclf.models import build_model
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, error_line, make_corpus, run_cli
 from tests.predict_support import article_rows
@@ -126,3 +127,80 @@ def test_external_gate_needs_its_set(built, tmp_path):
     assert "gate.external: minimums for nyt but no evaluation set configured" in error_line(proc)
     proc = run_cli(built, "newsclf-train", "refit=all", ok=False)
     assert "refit: 'all' is not one of train+validation, none" in error_line(proc)
+
+
+def _fullwidth(text: str) -> str:
+    """ASCII letters as their fullwidth forms: NFKC (the default cleaning) turns them back."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalpha() else c for c in text)
+
+
+def test_evaluation_prepares_articles_as_the_model_does(tmp_path):
+    """A dataset cleaned without NFKC or ftfy: newsclf-train's and newsclf-evaluate's scores on
+    a set are those of newsclf-predict with the logged model, not of the default cleaning."""
+    labels = make_corpus(tmp_path / "corpus", n_per_topic=10)
+    run_cli(
+        tmp_path,
+        "newsclf-dataset",
+        f"source.path={tmp_path / 'corpus/articles'}",
+        f"annotations.path={labels}",
+        "log_to_mlflow=false",
+        "weak.enabled=false",
+        "clean.unicode_form=NFC",
+        "clean.fix_text=false",
+    )
+    rows = article_rows(30, seed=7)
+    for row in rows[::3]:  # the default cleaning reads these words, the model's does not
+        row["text"] = _fullwidth(row["text"])
+    pd.DataFrame(rows).to_csv(tmp_path / "dev.csv", index=False)
+    topics = list(TOPIC_WORDS)
+    gold = [{"id": r["id"], "topic": topics[i % 6]} for i, r in enumerate(rows)]
+    pd.DataFrame(gold).to_csv(tmp_path / "dev_labels.csv", index=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # refit=none: the registered model is the one newsclf-train scored on the set
+    run_cli(tmp_path, "newsclf-train", f"mlflow.tracking_uri={uri}", *_dev(tmp_path), "refit=none")
+    topic_only = ["~models.stance", "models.topic=models:/newsclf-topic/1"]
+    run_cli(
+        tmp_path,
+        "newsclf-evaluate",
+        f"mlflow.tracking_uri={uri}",
+        *topic_only,
+        *_dev(tmp_path),
+        "output_dir=out",
+        "log_to_mlflow=false",
+    )
+    run_cli(
+        tmp_path,
+        "newsclf-predict",
+        f"mlflow.tracking_uri={uri}",
+        *topic_only,
+        "source=csv",
+        f"source.path={tmp_path / 'dev.csv'}",
+        "output.path=p.parquet",
+        "n_jobs=1",
+    )
+    predicted = pd.read_parquet(tmp_path / "p.parquet").set_index("id")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_id = client.get_model_version("newsclf-topic", "1").run_id
+    logged = client.download_artifacts(run_id, "evaluation/own/predictions.csv", str(tmp_path))
+    for path in (tmp_path / "out/newsclf-topic-v1/own/predictions.csv", logged):
+        mine = pd.read_csv(path)
+        assert len(mine) == 30
+        theirs = predicted.loc[mine["id"]]
+        assert mine["predicted"].tolist() == theirs["topic_label"].tolist()
+        np.testing.assert_allclose(mine["probability"], theirs["topic_probability"], rtol=1e-12)
+    # and the default cleaning would have scored other texts: the test can tell them apart
+    tracking.configure(uri)
+    model = saved_model.load_model("models:/newsclf-topic/1")
+    assert model.preparation.clean["unicode_form"] == "NFC"
+    raw = [Article(r["id"], r["title"], r["text"]) for r in rows[::3]]
+    default = [saved_model.Preparation().prepare(a).article.text for a in raw]
+    own = [model.preparation.prepare(a).article.text for a in raw]
+    assert not np.allclose(
+        model.classifier.scores(default)[0].max(axis=1),
+        predicted.loc[[a.id for a in raw], "topic_probability"],
+    )
+    np.testing.assert_allclose(
+        model.classifier.scores(own)[0].max(axis=1),
+        predicted.loc[[a.id for a in raw], "topic_probability"],
+        rtol=1e-12,
+    )

@@ -1,6 +1,6 @@
-"""Labelled evaluation sets: articles from any source plus an annotations file, prepared exactly
-as ``newsclf-predict`` prepares articles, and a model's scores on them (metrics, calibration,
-the misclassified articles).
+"""Labelled evaluation sets: articles from any source plus an annotations file, prepared with
+each model's own preparation exactly as ``newsclf-predict`` prepares articles for that model,
+and a model's scores on them (metrics, calibration, the misclassified articles).
 
 Used by ``newsclf-evaluate`` (registered models x sets) and by ``newsclf-train`` (the fitted
 model on configured sets, before registering).
@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from newsclf import evaluation
-from newsclf.articles import Article, Cleaner, Reject, Source
+from newsclf.articles import Article, Record, Reject, Source
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import load_annotations
 from newsclf.predict import prepare_records
-from newsclf.saved_model import LoadedModel
+from newsclf.saved_model import LoadedModel, Preparation
 from newsclf.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalSet:
-    """One labelled evaluation set, read and cleaned: kept articles (in input order), the
-    records that were not kept, and the annotations file to read gold labels from."""
+    """One labelled evaluation set as one model preparation makes it: kept articles (in input
+    order), the records that were not kept, and the annotations file to read gold labels
+    from."""
 
     name: str
     articles: list[Article]
@@ -71,10 +72,59 @@ class EvalSet:
         return self._gold[key]
 
 
-def load_set(name: str, cfg: Mapping[str, Any], cleaner: Cleaner, max_chars: int | None) -> EvalSet:
-    """Read an evaluation set (``{source: <Source config>, annotations: {path, id_column}}``)
-    and prepare its articles as newsclf-predict does (:func:`newsclf.predict.prepare_records`).
-    Repeated ids are rejected after their first article, as in newsclf-predict."""
+@dataclass
+class RawSet:
+    """One evaluation set as read: its records (articles and unreadable ones, in input order),
+    read once, and the annotations file. :meth:`prepare` makes the :class:`EvalSet` a model
+    sees, with the model's own preparation."""
+
+    name: str
+    records: list[Record]
+    annotations: list[str]
+    id_column: str = "id"
+    source: str = ""
+    _prepared: dict[str, EvalSet] = field(default_factory=dict)
+    _gold: dict = field(default_factory=dict)  # shared by the prepared sets (same ids)
+
+    def prepare(self, preparation: Preparation) -> EvalSet:
+        """The set as a model with ``preparation`` sees it, exactly as newsclf-predict prepares
+        its articles (:func:`newsclf.predict.prepare_records`): what is empty after cleaning
+        and cutting is rejected, repeated ids after their first article. Computed once per
+        distinct preparation."""
+        key = preparation.key
+        if key not in self._prepared:
+            kept, rejects, _ = prepare_records(
+                self.records, preparation.cleaner, preparation.max_chars
+            )
+            articles, seen = [], set()
+            for prepared in kept:
+                a = prepared.article
+                if a.id in seen:
+                    reason = "id seen earlier in the set"
+                    rejects.append(Reject(a.id, a.source, "duplicate_id", reason))
+                    continue
+                seen.add(a.id)
+                articles.append(a)
+            self._prepared[key] = EvalSet(
+                self.name,
+                articles,
+                rejects,
+                self.annotations,
+                self.id_column,
+                self.source,
+                _gold=self._gold,
+            )
+        return self._prepared[key]
+
+    @property
+    def prepared(self) -> dict[str, EvalSet]:
+        """The prepared sets made so far, by preparation key."""
+        return dict(self._prepared)
+
+
+def load_set(name: str, cfg: Mapping[str, Any]) -> RawSet:
+    """Read an evaluation set (``{source: <Source config>, annotations: {path, id_column}}``);
+    each model prepares its articles with its own preparation (:meth:`RawSet.prepare`)."""
     from hydra.utils import instantiate
 
     if "source" not in cfg or "annotations" not in cfg:
@@ -86,33 +136,22 @@ def load_set(name: str, cfg: Mapping[str, Any], cleaner: Cleaner, max_chars: int
     if not path:
         raise NewsclfError(f"evaluation.{name}.annotations.path: no annotations file given")
     source: Source = instantiate(cfg["source"])
-    kept, rejects, _ = prepare_records(source.read(), cleaner, max_chars)
-    articles, seen = [], set()
-    for prepared in kept:
-        a = prepared.article
-        if a.id in seen:
-            rejects.append(Reject(a.id, a.source, "duplicate_id", "id seen earlier in the set"))
-            continue
-        seen.add(a.id)
-        articles.append(a)
-    if not articles and not rejects:
+    records = list(source.read())
+    if not records:
         raise NewsclfError(f"{source.path}: evaluation set {name} is empty (no articles)")
-    paths = path if isinstance(path, str) else [str(p) for p in path]
-    return EvalSet(
+    paths = [path] if isinstance(path, str) else [str(p) for p in path]
+    return RawSet(
         name=name,
-        articles=articles,
-        rejects=rejects,
+        records=records,
         annotations=paths,
         id_column=str(annotations.get("id_column") or "id"),
         source=str(source.path),
     )
 
 
-def load_sets(
-    sets: Mapping[str, Mapping[str, Any]] | None, cleaner: Cleaner, max_chars: int | None
-) -> dict[str, EvalSet]:
-    """Every configured evaluation set by name (``evaluation.<name>``), in config order."""
-    return {name: load_set(name, cfg, cleaner, max_chars) for name, cfg in (sets or {}).items()}
+def load_sets(sets: Mapping[str, Mapping[str, Any]] | None) -> dict[str, RawSet]:
+    """Every configured evaluation set by name (``evaluation.<name>``), read, in config order."""
+    return {name: load_set(name, cfg) for name, cfg in (sets or {}).items()}
 
 
 def score(classifier: Any, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:

@@ -3,7 +3,8 @@
 Per model and set: macro-F1, accuracy, per-class precision / recall / F1, calibration (ECE, log
 loss), a confusion matrix and a reliability plot, and the misclassified articles; logged as an
 evaluation run per model in its task's experiment, tagged on the model version, and printed as
-one table.
+one table. Each model reads a set's articles as its own logged preparation makes them, so its
+scores are those of what ``newsclf-predict`` gives on the same file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.table import Table
 
@@ -69,14 +69,16 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
     sets_cfg = OmegaConf.to_container(cfg.evaluation, resolve=True) if cfg.evaluation else {}
     if not sets_cfg:
         raise NewsclfError("evaluation: no evaluation set configured (e.g. evaluation=real_dev)")
-    sets = evalsets.load_sets(sets_cfg, instantiate(cfg.clean), cfg.max_chars)
+    # read once; each model sees a set as its own preparation makes it, as in newsclf-predict
+    sets = evalsets.load_sets(sets_cfg)
     results = [ModelResult(key, m, evalsets.model_task(m, tasks)) for key, m in models.items()]
     for result in results:  # bad labels stop the job before anything is written or logged
-        for evalset in sets.values():
-            evalset.gold(result.task)
+        for raw in sets.values():
+            raw.prepare(result.model.preparation).gold(result.task)
     skipped: list[str] = []
     for result in results:
-        for evalset in sets.values():
+        for raw in sets.values():
+            evalset = raw.prepare(result.model.preparation)
             scored = evalsets.evaluate(
                 result.model.classifier, result.task, evalset, cfg.calibration_bins
             )
@@ -129,7 +131,7 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
         result.run_id = run_id
         tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         for scored in result.scores:
-            evalset = sets[scored.set_name]
+            evalset = sets[scored.set_name].prepare(model.preparation)
             frame = scored.predictions
             texts = {a.id: a.text for a in evalset.articles}
             tracking.log_evaluation_input(
@@ -163,12 +165,18 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
 def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
     out = console()
     out.print("[bold]newsclf-evaluate[/]")
-    for evalset in sets.values():
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(evalset.reject_counts().items()))
-        out.print(
-            f"  {evalset.name}: {evalset.n_input} articles in = {len(evalset.articles)} kept + "
-            f"{len(evalset.rejects)} rejected{f' ({reasons})' if reasons else ''}"
-        )
+    for raw in sets.values():
+        prepared = raw.prepared
+        for key, evalset in prepared.items():
+            name = evalset.name
+            if len(prepared) > 1:  # models that prepare articles differently keep different ones
+                users = [_model_label(r.model) for r in results if r.model.preparation.key == key]
+                name += f" (as {', '.join(users)} prepare{'s' if len(users) == 1 else ''} it)"
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(evalset.reject_counts().items()))
+            out.print(
+                f"  {name}: {evalset.n_input} articles in = {len(evalset.articles)} kept + "
+                f"{len(evalset.rejects)} rejected{f' ({reasons})' if reasons else ''}"
+            )
     table = Table("model", "set", "n", "macro-F1", "accuracy", "ECE", "log loss", "recall")
     for result in results:
         for scored in result.scores:

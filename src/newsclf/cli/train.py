@@ -14,7 +14,6 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from newsclf.cli import console, console_script, fast_help, lazy_import, sweep, user_errors
@@ -45,7 +44,11 @@ def train(cfg: DictConfig) -> dict:
             f"{task.name}'s {task.label_names}; rebuild it with newsclf-dataset"
         )
     names = task.label_names
+    # how the model to log prepares raw articles; evaluation sets are prepared the same way
+    preparation = saved_model.training_preparation(manifest, cfg.max_chars, cfg.dataset_dir)
     sets = _evaluation_sets(cfg)  # read before fitting: a bad set fails at once
+    for raw in sets.values():
+        raw.prepare(preparation)
     out_of_core = cfg.model.get("out_of_core")  # stream the train split, never load it whole
     in_memory = datasets.SPLITS[1:] if out_of_core else datasets.SPLITS
     data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
@@ -101,7 +104,7 @@ def train(cfg: DictConfig) -> dict:
                     f"{task.name} / {cfg.model.name} / {split}",
                 )
                 tracking.log_artifact(png, "plots")
-        result["external"] = _score_sets(cfg, task, model, sets)
+        result["external"] = _score_sets(cfg, task, model, sets, preparation)
         if result["external"]:  # what a sweep can maximise: optimize_metric=evaluation_macro_f1
             mean = sum(result["external"].values()) / len(result["external"])
             result["evaluation_macro_f1"] = mean
@@ -116,7 +119,6 @@ def train(cfg: DictConfig) -> dict:
         if final is not model:
             texts += list(data["validation"][0])
         _log_top_features(cfg, final, texts)
-        preparation = saved_model.training_preparation(manifest, cfg.max_chars, cfg.dataset_dir)
         example = saved_model.raw_example(dd["train"][:2])
         model_uri = saved_model.log_model(final, names, task.name, example, preparation)
         result["model_uri"] = model_uri
@@ -164,15 +166,17 @@ def _evaluation_sets(cfg: DictConfig) -> dict[str, object]:
             f"gate.external: no evaluation set named {', '.join(missing)} "
             f"(configured: {', '.join(sets_cfg)})"
         )
-    return evalsets.load_sets(sets_cfg, instantiate(cfg.clean), cfg.max_chars)
+    return evalsets.load_sets(sets_cfg)
 
 
-def _score_sets(cfg: DictConfig, task: Task, model, sets: dict) -> dict[str, float]:
-    """Score the fitted model on each evaluation set; log metrics (``<set>_macro_f1``, ...) and
-    the set's files under ``evaluation/<set>/``. Returns set name -> macro-F1."""
+def _score_sets(cfg: DictConfig, task: Task, model, sets: dict, preparation) -> dict[str, float]:
+    """Score the fitted model on each evaluation set, prepared as the logged model will prepare
+    articles (``preparation``); log metrics (``<set>_macro_f1``, ...) and the set's files under
+    ``evaluation/<set>/``. Returns set name -> macro-F1."""
     scores: dict[str, float] = {}
     classifier = saved_model.Classifier(model, task.label_names)
-    for evalset in sets.values():
+    for raw in sets.values():
+        evalset = raw.prepare(preparation)
         scored = evalsets.evaluate(classifier, task, evalset, cfg.calibration_bins)
         if scored is None:
             log.warning("%s: no %s labels, not scored", evalset.name, task.name)
@@ -268,7 +272,8 @@ def _register_and_gate(
         predicted = current.classifier.predict(test[0])["label"].tolist()
         scores = {"test": evaluation.metrics(test[1], predicted, labels)["macro_f1"]}
         for set_name in external:
-            scored = evalsets.evaluate(current.classifier, task, sets[set_name])
+            evalset = sets[set_name].prepare(current.preparation)  # the champion's own way
+            scored = evalsets.evaluate(current.classifier, task, evalset)
             if scored is not None:
                 scores[set_name] = scored.metrics["macro_f1"]
         return scores
