@@ -63,7 +63,8 @@ def table(rows: list[dict], info: dict) -> str:
         f"{info['load_average']:.1f} at the start, {info['load_average_end']:.1f} at the end). "
         f"Both tasks (topic, stance) with their default rules and the Dawid-Skene label model; "
         f"the first {info['gold']:,} articles have a gold topic label, the rest get weak labels. "
-        f"`chunk_size={info['chunk_size']}`.",
+        f"`chunk_size={info['chunk_size']}`"
+        + (f", overrides `{' '.join(info['overrides'])}`." if info["overrides"] else "."),
         "",
         "| articles | wall (s) | articles/s | peak RSS (MiB) | peak anonymous (MiB) "
         "| input on disk (MiB) |",
@@ -98,6 +99,11 @@ def main() -> None:
     parser.add_argument("--gold", type=int, default=2_000, help="articles with a gold label")
     parser.add_argument("--chunk-size", type=int, default=None, help="chunk_size= override")
     parser.add_argument("--workdir", type=Path, help="keep the data here")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="extra newsclf-dataset overrides, e.g. labeling@labeling.topic=x",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     wd = measure.fresh_workdir(args.workdir, "newsclf-build-")
@@ -111,6 +117,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "gold": args.gold,
         "chunk_size": args.chunk_size or "default",
+        "overrides": args.overrides,
     }
     rows = []
     try:
@@ -129,6 +136,7 @@ def main() -> None:
                     f"output_dir={folder / 'out'}",
                     "log_to_mlflow=false",
                     *chunk,
+                    *args.overrides,
                 ],
                 folder,
                 folder / "dataset.log",
