@@ -61,7 +61,8 @@ def table(rows: list[dict], info: dict) -> str:
         "",
         f"{info['date']}, {info['cores']} cores (shared with other jobs; load average "
         f"{info['load_average']:.1f} at the start, {info['load_average_end']:.1f} at the end). "
-        f"Both tasks (topic, stance) with their default rules and the Dawid-Skene label model; "
+        "Both tasks (topic, stance) with their default rules and the Dawid-Skene label model "
+        "(unless overridden below); "
         f"the first {info['gold']:,} articles have a gold topic label, the rest get weak labels. "
         f"`chunk_size={info['chunk_size']}`"
         + (f", overrides `{' '.join(info['overrides'])}`." if info["overrides"] else "."),
