@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from newsclf import datasets
 from newsclf.cli.dataset import build_datasets
+from newsclf.errors import NewsclfError
 from newsclf.spark import spark_session
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS
 from tests.predict_support import article_rows, write_jsonl
@@ -90,3 +91,15 @@ def test_spark_engine_gives_the_local_engines_labels_and_splits(spark, inputs, f
             assert local_file == spark_file, name
         report = json.loads((inputs / f"spark-{fmt}" / task / "labeling_report.json").read_text())
         assert report["n_articles"] == a.n_kept
+
+
+def test_a_bad_record_on_spark_is_one_newsclf_error(spark, inputs):
+    bad = inputs / "bad"
+    bad.mkdir()
+    pd.DataFrame({"id": ["x", "y"], "title": [1, 2], "text": ["a b c", "d e f"]}).to_parquet(
+        bad / "bad.parquet"
+    )
+    cfg = _config(inputs, "parquet", "bad-out", "engine=spark", "source.on_error=raise")
+    cfg.source.path = str(bad)
+    with pytest.raises(NewsclfError, match=r"column 'title' holds int"):
+        build_datasets(cfg)

@@ -333,8 +333,9 @@ def _write_run(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema)
 
 
 def read_run(path: Path, columns: Sequence[str] | None = None) -> Iterator[dict]:
-    """The rows of a staging run, one Arrow batch at a time."""
-    with pa.memory_map(str(path)) as source:
+    """The rows of a staging run, one Arrow batch at a time. Read, not memory-mapped: pages of
+    a mapped file stay resident (and counted) until the whole run is read."""
+    with pa.OSFile(str(path)) as source:
         reader = pa.ipc.open_file(source)
         for i in range(reader.num_record_batches):
             batch = reader.get_batch(i)
@@ -577,7 +578,8 @@ def merged(runs: list[Path], folder: Path) -> Iterator[dict]:
         for i in range(0, len(runs), MERGE_FAN_IN):
             group = runs[i : i + MERGE_FAN_IN]
             path = folder / f"merge{round_no}-{i:06d}.arrow"
-            schema = pa.ipc.open_file(pa.memory_map(str(group[0]))).schema
+            with pa.OSFile(str(group[0])) as first:
+                schema = pa.ipc.open_file(first).schema
             rows = heapq.merge(*(read_run(r) for r in group), key=_row_id)
             batches = (
                 pa.RecordBatch.from_pylist(batch, schema=schema)

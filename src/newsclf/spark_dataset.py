@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -201,6 +202,13 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         _collect(result, marked, rule_sets, annotated, F)
+    except NewsclfError:
+        raise
+    except Exception as exc:  # a bad record on an executor: its one-line newsclf error
+        found = re.search(r"NewsclfError: (.+)", str(exc))
+        if found is None:
+            raise
+        raise NewsclfError(found.group(1).strip()) from None
     finally:
         marked.unpersist()
     result.seconds = time.perf_counter() - started
