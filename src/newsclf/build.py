@@ -40,7 +40,7 @@ from newsclf.tasks import Task
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 5_000
+CHUNK_SIZE = 1_000
 RUN_BATCH = 256  # rows per Arrow batch of a staging run: what the merge holds per run
 MERGE_FAN_IN = 64  # runs merged at once; more runs are merged in rounds (bounded memory)
 WRITE_BATCH = 1_000  # rows buffered per split before they are written
