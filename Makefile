@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run dataset train predict test lint bench bench-predict bench-labels bench-real clean
+.PHONY: install run dataset train predict test lint bench bench-predict bench-build bench-labels bench-real clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,15 @@ bench: $(BIN)/.bench-installed  ## BBC News: newsclf vs plain scikit-learn vs fa
 	$(BIN)/python benchmarks/bbc.py
 	$(BIN)/python benchmarks/predict_profile.py > benchmarks/results/predict_profile.md
 	$(BIN)/python benchmarks/out_of_core.py
-	cat benchmarks/results/bbc.md benchmarks/results/predict_profile.md benchmarks/results/out_of_core.md > benchmarks/results/RESULTS.md
+	$(BIN)/python benchmarks/dataset_build.py
+	cat benchmarks/results/bbc.md benchmarks/results/predict_profile.md benchmarks/results/out_of_core.md benchmarks/results/dataset_build.md > benchmarks/results/RESULTS.md
 	@echo "Tables: benchmarks/results/RESULTS.md"
 
 bench-predict: $(BIN)/.bench-installed  ## newsclf-predict's throughput and peak memory, 10k and 1M articles, vs plain and fastText
 	$(BIN)/python benchmarks/predict_scale.py --sizes 10000 1000000 --engines local spark plain fasttext
+
+bench-build: install  ## newsclf-dataset on 10k, 100k and 1M generated articles with weak labels: wall, articles/s, peak RSS
+	$(BIN)/python benchmarks/dataset_build.py --sizes 10000 100000 1000000
 
 bench-labels: install  ## weak labels vs gold on the bundled corpus, and what annotations add
 	$(BIN)/python benchmarks/weak_labels.py

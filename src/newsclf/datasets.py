@@ -278,9 +278,20 @@ def count_weak(dd: hf.DatasetDict) -> int:
     return sum(dd[s]["label_source"].count("weak") for s in SPLITS)
 
 
-def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Manifest) -> str:
-    """A Hugging Face dataset card (README.md with YAML front matter)."""
-    counts = label_counts(dd)
+def split_stats(dd) -> tuple[dict[str, int], dict[str, dict[str, int]], dict[str, Counter]]:
+    """Rows per split, ``label_counts`` and label sources per split: of a DatasetDict, or as
+    counted while writing (an object with ``rows``, ``label_counts`` and ``sources``, such as
+    :class:`newsclf.build.Written`)."""
+    if not isinstance(dd, hf.DatasetDict):
+        return dd.rows, dd.label_counts, dd.sources
+    rows = {s: dd[s].num_rows for s in SPLITS}
+    return rows, label_counts(dd), {s: Counter(dd[s]["label_source"]) for s in SPLITS}
+
+
+def dataset_card(dd, task: Task, manifest: Manifest) -> str:
+    """A Hugging Face dataset card (README.md with YAML front matter) of a DatasetDict or of
+    the counts of one written in chunks (see :func:`split_stats`)."""
+    rows, counts, sources = split_stats(dd)
     lines = [
         "---",
         "language: [en]",
@@ -303,7 +314,7 @@ def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Manifest) -> str:
         f"- articles read: {manifest.n_input} = {manifest.n_kept} kept + "
         f"{manifest.n_rejected} rejected {manifest.rejected_by_reason}",
         f"- kept articles without a {task.name} label: {manifest.n_unlabelled}",
-        *_weak_lines(dd, manifest),
+        *_weak_lines(sources, manifest),
         f"- boilerplate paragraphs removed: {manifest.removed_by_rule}",
         "",
         "## Labels",
@@ -314,8 +325,8 @@ def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Manifest) -> str:
     for label, by_split in counts.items():
         cells = " | ".join(str(by_split[s]) for s in SPLITS)
         lines.append(f"| {label} | {task.labels[label]} | {cells} | {sum(by_split.values())} |")
-    totals = " | ".join(str(dd[s].num_rows) for s in SPLITS)
-    lines += [f"| **all** | | {totals} | {sum(dd[s].num_rows for s in SPLITS)} |", ""]
+    totals = " | ".join(str(rows[s]) for s in SPLITS)
+    lines += [f"| **all** | | {totals} | {sum(rows.values())} |", ""]
     lines += [
         "## Columns",
         "",
@@ -328,12 +339,11 @@ def dataset_card(dd: hf.DatasetDict, task: Task, manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def _weak_lines(dd: hf.DatasetDict, manifest: Manifest) -> list[str]:
+def _weak_lines(sources: Mapping[str, Counter], manifest: Manifest) -> list[str]:
     """Card lines on label sources, when the build used labelling rules."""
     weak = manifest.weak
     if not weak:
         return []
-    sources = {s: Counter(dd[s]["label_source"]) for s in SPLITS}
     per_split = ", ".join(
         f"{s} {sources[s].get('gold', 0)} gold + {sources[s].get('weak', 0)} weak" for s in SPLITS
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from newsclf.datasets import Manifest
 
 article_io = lazy_import("newsclf.articles")
+build = lazy_import("newsclf.build")
 datasets = lazy_import("newsclf.datasets")
 labelling_report = lazy_import("newsclf.labelling.report")
 saved_model = lazy_import("newsclf.saved_model")
@@ -46,6 +51,8 @@ CONFIG_TYPES = {
     "split.validation": NUMBER,
     "split.test": NUMBER,
     "split.seed": INT,
+    "chunk_size": INT,
+    "n_jobs": INT,
     "weak.enabled": BOOL,
     "weak.min_confidence": NUMBER,
     "weak.gold_in_train": BOOL,
@@ -53,7 +60,12 @@ CONFIG_TYPES = {
 
 
 def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
-    """Ingest the source once, then weakly label, build, save and log a dataset per task."""
+    """Ingest the source once in chunks, then weakly label, write and log a dataset per task.
+
+    Memory stays flat in the corpus size (``newsclf.build``): pass 1 cleans, de-duplicates and
+    votes ``chunk_size`` records at a time, the label models are fitted on the distinct vote
+    patterns, pass 2 writes every task's splits chunk by chunk.
+    """
     check_types(cfg, CONFIG_TYPES)
     tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
     if cfg.log_to_mlflow or weak_labelling.has_model_rules(cfg):
@@ -61,68 +73,145 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     # bad rules fail before any article is read
     rule_sets = weak_labelling.load_rule_sets(cfg, tasks)
     source = instantiate(cfg.source)
-    result = article_io.ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
-    if not result.articles:
-        reasons = ", ".join(f"{k} {v}" for k, v in result.reject_counts().most_common())
-        raise NewsclfError(
-            f"{source.path}: nothing kept, all {len(result.rejects)} records rejected "
-            f"({reasons}; first: {result.rejects[0].detail or result.rejects[0].reason}); see "
-            f"{datasets.write_rejects(Path(cfg.output_dir), result.rejects)}"
+    output_dir = Path(cfg.output_dir)
+    paths = annotation_paths(cfg.annotations.path)
+    id_column = cfg.annotations.id_column
+    annotated = load_annotations(paths, list(tasks.values()), id_column, None)
+    by_key = {key: annotated[task.name] for key, task in tasks.items()}
+    engine = cfg.get("engine") or "local"
+    if engine == "spark":  # pass 1 on Spark; the label models, splits and writing as below
+        from newsclf.spark_dataset import ingest_on_spark
+
+        spark_cfg = OmegaConf.to_container(cfg.spark, resolve=True) if cfg.get("spark") else {}
+        ingested = ingest_on_spark(
+            source, instantiate(cfg.clean), cfg.dedupe_text, rule_sets, by_key, output_dir,
+            spark_cfg,
+        )  # fmt: skip
+    elif engine == "local":
+        ingested = build.ingest(
+            source.read(),
+            instantiate(cfg.clean),
+            cfg.dedupe_text,
+            rule_sets,
+            by_key,
+            output_dir,
+            int(cfg.get("chunk_size") or build.CHUNK_SIZE),
+            int(cfg.get("n_jobs") or 1),
         )
-    known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
+    else:
+        raise NewsclfError(f"engine: {engine!r} is not one of local, spark")
+    folders: list[Path] = []
     try:
-        gold = load_annotations(
-            annotation_paths(cfg.annotations.path),
-            list(tasks.values()),
-            cfg.annotations.id_column,
-            known,
-        )
-    except NewsclfError as exc:
-        unnamed = sum(1 for r in result.rejects if not r.id)
-        if "unknown article" not in str(exc) or not unnamed:
-            raise
-        rejects = datasets.write_rejects(Path(cfg.output_dir), result.rejects)
-        raise NewsclfError(
-            f"{exc}: it is not among the articles read, and {unnamed} records were rejected "
-            f"before their id was known; see {rejects}"
-        ) from None
-    split = datasets.SplitConfig(**cfg.split)
-    kept_ids = {a.id for a in result.articles}
-    manifests = {}
-    for key, task in tasks.items():
-        labels = {k: v for k, v in gold[task.name].items() if k in kept_ids}
-        weak, files, report = None, {}, None
-        if key in rule_sets:
-            weak, files, report = weak_labelling.weak_labels(
-                cfg, rule_sets[key], result.articles, labels
+        if ingested.n_input == 0:
+            raise NewsclfError(f"{source.path}: source is empty (no articles)")
+        if not ingested.n_kept:
+            reasons = ", ".join(f"{k} {v}" for k, v in ingested.reject_counts.most_common())
+            first = ingested.first_reject
+            raise NewsclfError(
+                f"{source.path}: nothing kept, all {ingested.n_rejected} records rejected "
+                f"({reasons}; first: {first.detail or first.reason}); see "
+                f"{_keep_rejects(output_dir, ingested)}"
             )
-        dd = datasets.build(result.articles, labels, task, split, weak, cfg.weak.gold_in_train)
-        manifest = datasets.make_manifest(
-            dd,
-            task,
-            result,
-            source=str(source.path),
-            annotations=annotation_paths(cfg.annotations.path),
-            split=OmegaConf.to_container(cfg.split),
-            # the models trained on it clean raw articles the same way (newsclf-train)
-            clean=saved_model.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
-            weak=weak_labelling.weak_summary(cfg, report, datasets.count_weak(dd)),
-        )
-        out = datasets.save(
-            dd,
-            Path(cfg.output_dir) / task.name,
-            datasets.dataset_card(dd, task, manifest),
-            manifest,
-            result.rejects,
-            result.removals,
-            files,
-        )
-        manifest = replace(manifest, path=str(out))
-        if cfg.log_to_mlflow:
-            _log_dataset_run(cfg, task, dd, manifest, out, report)
-        manifests[task.name] = manifest
-        log.info("%s: %s (fingerprint %s)", task.name, out, manifest.fingerprint)
-    return manifests
+        try:  # now that the input is read: every annotation must name an article of it
+            gold = load_annotations(paths, list(tasks.values()), id_column, ingested.seen_annotated)
+        except NewsclfError as exc:
+            if "unknown article" not in str(exc) or not ingested.unnamed_rejects:
+                raise
+            raise NewsclfError(
+                f"{exc}: it is not among the articles read, and {ingested.unnamed_rejects} "
+                "records were rejected before their id was known; see "
+                f"{_keep_rejects(output_dir, ingested)}"
+            ) from None
+        split = datasets.SplitConfig(**cfg.split)
+        plans, reports, files = [], {}, {}
+        for key, task in tasks.items():
+            labels = {k: v for k, v in gold[task.name].items() if k in ingested.gold_articles}
+            weak_labels, files[key] = None, {}
+            if key in rule_sets:
+                weak_labels, files[key], reports[key] = weak_labelling.fit_weak_labels(
+                    cfg, rule_sets[key], ingested.votes[key]
+                )
+            folder = output_dir / f".{task.name}.tmp-{os.getpid()}"
+            shutil.rmtree(folder, ignore_errors=True)
+            folders.append(folder)
+            plan = build.TaskPlan(
+                key=key,
+                task=task,
+                folder=folder,
+                gold=labels,
+                assignment=build.plan_splits(labels, task, split),
+                labels=weak_labels,
+                min_confidence=float(cfg.weak.min_confidence),
+                gold_in_train=bool(cfg.weak.gold_in_train),
+                votes_names=rule_sets[key].names if key in rule_sets else [],
+            )
+            build.check_labels(plan, ingested.votes.get(key), ingested.n_kept)
+            plans.append(plan)
+        written = build.write(ingested, plans)
+        manifests = {}
+        for plan in plans:
+            task, stats = plan.task, written[plan.key]
+            n_rows = sum(stats.rows.values())
+            n_weak = sum(stats.sources[s].get("weak", 0) for s in datasets.SPLITS)
+            report = reports.get(plan.key)
+            manifest = datasets.Manifest(
+                task=task.name,
+                labels=task.label_names,
+                fingerprint=stats.fingerprint,
+                source=str(source.path),
+                annotations=paths,
+                split=OmegaConf.to_container(cfg.split),
+                # the models trained on it clean raw articles the same way (newsclf-train)
+                clean=saved_model.Preparation(
+                    OmegaConf.to_container(cfg.clean, resolve=True)
+                ).clean,
+                n_input=ingested.n_input,
+                n_kept=ingested.n_kept,
+                n_rejected=ingested.n_rejected,
+                rejected_by_reason=dict(ingested.reject_counts),
+                n_labelled=n_rows,
+                n_gold=n_rows - n_weak,
+                n_weak=n_weak,
+                n_unlabelled=ingested.n_kept - n_rows,
+                removed_by_rule=dict(ingested.removed_by_rule),
+                rows=stats.rows,
+                label_counts=stats.label_counts,
+                weak=weak_labelling.weak_summary(cfg, report, n_weak),
+            )
+            folder = plan.folder
+            (folder / "README.md").write_text(
+                datasets.dataset_card(stats, task, manifest), encoding="utf-8"
+            )
+            (folder / "manifest.json").write_text(
+                json.dumps(manifest.to_dict(), indent=2), encoding="utf-8"
+            )
+            shutil.copyfile(ingested.rejects_csv, folder / "rejects.csv")
+            shutil.copyfile(ingested.boilerplate_csv, folder / "boilerplate.csv")
+            for name, text in files[plan.key].items():
+                (folder / name).write_text(text, encoding="utf-8")
+            out = output_dir / task.name
+            build.swap_into_place(folder, out)
+            manifest = replace(manifest, path=str(out))
+            if cfg.log_to_mlflow:
+                dd = datasets.load(out)[0]  # memory-mapped: logging reads what it needs
+                _log_dataset_run(cfg, task, dd, manifest, out, report)
+            manifests[task.name] = manifest
+            log.info("%s: %s (fingerprint %s)", task.name, out, manifest.fingerprint)
+        return manifests
+    finally:
+        ingested.close()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _keep_rejects(folder: Path, ingested: build.Ingested) -> Path:
+    """The rejects of a build that stops early, so the user can see what went wrong."""
+    path = folder / "rejects.csv"
+    try:
+        shutil.copyfile(ingested.rejects_csv, path)
+    except OSError as exc:
+        raise NewsclfError(f"{path}: cannot write the rejects ({exc.strerror})") from None
+    return path
 
 
 def _log_dataset_run(
@@ -161,13 +250,16 @@ def _log_dataset_run(
             tracking.log_artifact(out / name, "dataset")
 
 
-def summary(manifests: dict[str, Manifest]) -> None:
+def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> None:
     out = console()
     first = next(iter(manifests.values()))
+    rate = ""
+    if seconds:  # the whole build: read, clean, label, split, write every task
+        rate = f"\n  {first.n_input / seconds:,.0f} articles/s ({seconds:,.1f} s)"
     out.print(
         f"[bold]newsclf-dataset[/]: {first.n_input} articles read = {first.n_kept} kept "
         f"+ {first.n_rejected} rejected {first.rejected_by_reason or ''}\n"
-        f"  boilerplate paragraphs removed: {first.removed_by_rule or 'none'}"
+        f"  boilerplate paragraphs removed: {first.removed_by_rule or 'none'}{rate}"
     )
     table = Table("task", "gold", "weak", "train", "validation", "test", "fingerprint", "folder")
     for task, m in manifests.items():
@@ -195,7 +287,9 @@ def summary(manifests: dict[str, Manifest]) -> None:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="dataset")
 @user_errors("newsclf-dataset")
 def main(cfg: DictConfig) -> None:
-    summary(build_datasets(cfg))
+    started = time.perf_counter()
+    manifests = build_datasets(cfg)
+    summary(manifests, time.perf_counter() - started)
 
 
 main = console_script("newsclf-dataset", main)

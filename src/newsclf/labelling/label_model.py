@@ -58,7 +58,9 @@ def vote_counts(L: np.ndarray, cardinality: int) -> np.ndarray:
 class MajorityVote:
     """The label most rules voted for; a tie between the top labels leaves the article out."""
 
-    def fit(self, L: np.ndarray, cardinality: int) -> MajorityVote:
+    def fit(
+        self, L: np.ndarray, cardinality: int, weights: np.ndarray | None = None
+    ) -> MajorityVote:
         self.cardinality = cardinality
         return self
 
@@ -96,7 +98,10 @@ class DawidSkene:
         self.prior_accuracy = prior_accuracy
         self.learn_class_prior = learn_class_prior
 
-    def fit(self, L: np.ndarray, cardinality: int) -> DawidSkene:
+    def fit(self, L: np.ndarray, cardinality: int, weights: np.ndarray | None = None) -> DawidSkene:
+        """EM on the label matrix. ``weights`` (one per row) counts how many articles share the
+        row's votes: a corpus compressed to its distinct vote patterns fits the same model in
+        memory that does not grow with the corpus."""
         L = _check(L, cardinality)
         if not 0 < self.prior_accuracy < 1 or self.prior_strength < 0:
             raise NewsclfError(
@@ -108,6 +113,7 @@ class DawidSkene:
         self.cardinality = K
         outcomes = np.where(L == ABSTAIN, K, L)  # abstain is outcome K
         self._onehot = [np.eye(K + 1)[outcomes[:, j]] for j in range(m)]  # (n, K+1) each
+        self._weights = None if weights is None else np.asarray(weights, dtype=float)[:, None]
         # which labels each rule can vote: it never outputs the others
         self.polarity = [sorted(set(L[:, j][L[:, j] != ABSTAIN].tolist())) for j in range(m)]
         prior = self._prior(m, K)
@@ -124,13 +130,17 @@ class DawidSkene:
                 break
             previous = loglik
         self.log_likelihood_ = loglik
-        del self._onehot
+        del self._onehot, self._weights
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
         # each rule's learned accuracy: the posterior share of its votes that are right
         self.rule_precision_ = np.full(m, np.nan)
         for j in range(m):
             voted = L[:, j] != ABSTAIN
             if voted.any():
-                self.rule_precision_[j] = float(T[voted, L[voted, j]].mean())
+                right = T[voted, L[voted, j]]
+                self.rule_precision_[j] = float(
+                    right.mean() if weights is None else np.average(right, weights=w[voted])
+                )
         return self
 
     def _prior(self, m: int, K: int) -> np.ndarray:
@@ -155,12 +165,15 @@ class DawidSkene:
 
     def _m_step(self, T: np.ndarray, prior: np.ndarray) -> None:
         K = self.cardinality
+        if self._weights is not None:
+            T = T * self._weights
         counts = np.stack([T.T @ onehot for onehot in self._onehot]) + prior  # (m, K, K+1)
         self.theta_ = self._better_than_random(
             counts / np.maximum(counts.sum(axis=2, keepdims=True), 1e-12)
         )
         if self.learn_class_prior:
-            self.class_prior_ = (T.sum(axis=0) + 1.0) / (T.shape[0] + K)
+            n = T.shape[0] if self._weights is None else self._weights.sum()
+            self.class_prior_ = (T.sum(axis=0) + 1.0) / (n + K)
         else:
             self.class_prior_ = np.full(K, 1.0 / K)
 
@@ -188,7 +201,8 @@ class DawidSkene:
         log_joint = self._log_joint(self._onehot)
         top = log_joint.max(axis=1, keepdims=True)
         log_norm = top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True))
-        return np.exp(log_joint - log_norm), float(log_norm.sum())
+        weighted = log_norm if self._weights is None else log_norm * self._weights
+        return np.exp(log_joint - log_norm), float(weighted.sum())
 
     def predict_proba(self, L: np.ndarray) -> np.ndarray:
         """Posterior over the true label per article; zeros where no rule voted."""

@@ -24,11 +24,17 @@ _METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")  # MLflow metric names allow 
 
 
 def rule_summary(
-    matrix: np.ndarray, gold: np.ndarray, names: Sequence[str], label_names: Sequence[str]
+    matrix: np.ndarray,
+    gold: np.ndarray,
+    names: Sequence[str],
+    label_names: Sequence[str],
+    weights: np.ndarray | None = None,
 ) -> list[dict]:
     """One row per rule: polarity, coverage, overlaps, conflicts, correct, incorrect,
-    accuracy (``LFAnalysis.lf_summary``); ``gold`` holds -1 where there is no gold label."""
-    n = max(matrix.shape[0], 1)
+    accuracy (``LFAnalysis.lf_summary``); ``gold`` holds -1 where there is no gold label.
+    ``weights``: how many articles each row stands for (one each by default)."""
+    w = np.ones(matrix.shape[0], dtype=np.int64) if weights is None else weights
+    n = max(int(w.sum()), 1)
     voted = matrix != ABSTAIN
     n_votes = voted.sum(axis=1)
     rows = []
@@ -40,16 +46,16 @@ def rule_summary(
             if k != j:
                 conflict |= mine & voted[:, k] & (matrix[:, k] != matrix[:, j])
         scored = mine & (gold != ABSTAIN)
-        correct = int((matrix[scored, j] == gold[scored]).sum())
-        incorrect = int(scored.sum()) - correct
+        correct = int(w[scored][matrix[scored, j] == gold[scored]].sum())
+        incorrect = int(w[scored].sum()) - correct
         rows.append(
             {
                 "rule": name,
                 "polarity": [label_names[v] for v in sorted(set(matrix[mine, j].tolist()))],
-                "votes": int(mine.sum()),
-                "coverage": float(mine.sum() / n),
-                "overlaps": float((mine & (others > 0)).sum() / n),
-                "conflicts": float(conflict.sum() / n),
+                "votes": int(w[mine].sum()),
+                "coverage": float(w[mine].sum() / n),
+                "overlaps": float(w[mine & (others > 0)].sum() / n),
+                "conflicts": float(w[conflict].sum() / n),
                 "correct": correct,
                 "incorrect": incorrect,
                 "accuracy": correct / (correct + incorrect) if correct + incorrect else None,
@@ -59,10 +65,15 @@ def rule_summary(
 
 
 def agreement_summary(
-    matrix: np.ndarray, labels: np.ndarray, confidence: np.ndarray, gold: np.ndarray
+    matrix: np.ndarray,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    gold: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> list[dict]:
     """Weak labels grouped by how many votes agree with them (1, 2, 3+) and whether any vote
     disagrees: count, the label model's mean confidence and the accuracy against gold."""
+    w = np.ones(matrix.shape[0], dtype=np.int64) if weights is None else weights
     has_weak = labels != ABSTAIN
     voted = matrix != ABSTAIN
     agree = (voted & (matrix == labels[:, None])).sum(axis=1)
@@ -79,10 +90,10 @@ def agreement_summary(
                 {
                     "agreeing_votes": name,
                     "disagreeing_votes": dissent,
-                    "n": int(group.sum()),
-                    "mean_confidence": float(confidence[group].mean()),
-                    "n_scored": int(scored.sum()),
-                    "accuracy": float((labels[scored] == gold[scored]).mean())
+                    "n": int(w[group].sum()),
+                    "mean_confidence": float(np.average(confidence[group], weights=w[group])),
+                    "n_scored": int(w[scored].sum()),
+                    "accuracy": float(np.average(labels[scored] == gold[scored], weights=w[scored]))
                     if scored.any()
                     else None,
                 }
@@ -98,7 +109,8 @@ def build_report(
     label_model: str,
     rules_file: str,
 ) -> dict:
-    """The report as a JSON-able dict."""
+    """The report as a JSON-able dict. A ``labelled`` with ``weights`` holds distinct rows
+    (vote pattern, target mention, gold label), each standing for that many articles."""
     names = rules.task.label_names
     ids = labelled.ids
     gold_ids = np.array([names.index(gold[a]) if a in gold else ABSTAIN for a in ids], dtype=int)
@@ -106,67 +118,82 @@ def build_report(
     labels, conf = labelled.labels, labelled.confidence
     has_weak = labels != ABSTAIN
     confident = has_weak & (conf >= min_confidence)
-    summary = rule_summary(labelled.matrix, gold_ids, rules.names, names)
+    w = labelled.weights
+    if w is None:
+        w = np.ones(len(ids), dtype=np.int64)
+    summary = rule_summary(labelled.matrix, gold_ids, rules.names, names, w)
     for row, rule in zip(summary, rules.rules, strict=True):
         row["type"] = rule.kind
     if labelled.learned_accuracy is not None:
         for row, est in zip(summary, labelled.learned_accuracy, strict=True):
             row["learned_accuracy"] = None if np.isnan(est) else float(est)
-    n = len(ids)
+    n = int(w.sum())
 
     def accuracy(mask: np.ndarray) -> float | None:
         scored = mask & has_gold
-        return float((labels[scored] == gold_ids[scored]).mean()) if scored.any() else None
+        if not scored.any():
+            return None
+        return float(np.average(labels[scored] == gold_ids[scored], weights=w[scored]))
+
+    def share(mask: np.ndarray) -> float:
+        return float(w[mask].sum() / n) if n else 0.0
+
+    def count(mask: np.ndarray) -> int:
+        return int(w[mask].sum())
 
     reasons = [
         r if r else ("low_confidence" if not confident[i] else "")
         for i, r in enumerate(labelled.reason)
     ]
     no_gold = ~has_gold
-    unlabelled = Counter(r for i, r in enumerate(reasons) if r and no_gold[i])
+    unlabelled: Counter = Counter()
+    for i, r in enumerate(reasons):
+        if r and no_gold[i]:
+            unlabelled[r] += int(w[i])
     confusion: dict[str, dict[str, int]] = {g: dict.fromkeys(names, 0) for g in names}
-    for g, w in zip(gold_ids[has_gold & has_weak], labels[has_gold & has_weak], strict=True):
-        confusion[names[g]][names[w]] += 1
+    both = has_gold & has_weak
+    for g, lab, k in zip(gold_ids[both], labels[both], w[both], strict=True):
+        confusion[names[g]][names[lab]] += int(k)
     return {
         "task": rules.task.name,
         "rules_file": rules_file,
         "label_model": label_model,
         "min_confidence": min_confidence,
         "n_articles": n,
-        "n_gold": int(has_gold.sum()),
-        "votes_coverage": float((labelled.matrix != ABSTAIN).any(axis=1).mean()) if n else 0.0,
+        "n_gold": count(has_gold),
+        "votes_coverage": share((labelled.matrix != ABSTAIN).any(axis=1)),
         "weak": {
-            "n_labelled": int(has_weak.sum()),
-            "coverage": float(has_weak.mean()) if n else 0.0,
-            "n_confident": int(confident.sum()),
-            "coverage_confident": float(confident.mean()) if n else 0.0,
-            "n_scored": int((has_weak & has_gold).sum()),
+            "n_labelled": count(has_weak),
+            "coverage": share(has_weak),
+            "n_confident": count(confident),
+            "coverage_confident": share(confident),
+            "n_scored": count(has_weak & has_gold),
             # the share of gold-labelled articles that got a weak label: for stance, the
             # articles of the task itself (those not about Russia have no gold stance)
-            "coverage_of_gold": float((has_weak & has_gold).sum() / has_gold.sum())
+            "coverage_of_gold": float(count(has_weak & has_gold) / count(has_gold))
             if has_gold.any()
             else None,
             "accuracy": accuracy(has_weak),
             "accuracy_confident": accuracy(confident),
-            "n_train": int((confident & no_gold).sum()),
+            "n_train": count(confident & no_gold),
         },
         "rules": summary,
         "label_distribution": {
             label: {
-                "gold": int((gold_ids == k).sum()),
-                "weak": int((labels == k).sum()),
-                "weak_confident": int(((labels == k) & confident).sum()),
-                "weak_added_to_train": int(((labels == k) & confident & no_gold).sum()),
+                "gold": count(gold_ids == k),
+                "weak": count(labels == k),
+                "weak_confident": count((labels == k) & confident),
+                "weak_added_to_train": count((labels == k) & confident & no_gold),
             }
             for k, label in enumerate(names)
         },
         "unlabelled": {
-            "n_without_gold": int(no_gold.sum()),
+            "n_without_gold": count(no_gold),
             "n_unlabelled": int(sum(unlabelled.values())),
             "by_reason": dict(sorted(unlabelled.items())),
         },
         "confusion_gold_by_weak": confusion,
-        "by_agreement": agreement_summary(labelled.matrix, labels, conf, gold_ids),
+        "by_agreement": agreement_summary(labelled.matrix, labels, conf, gold_ids, w),
     }
 
 

@@ -606,6 +606,7 @@ class Labelled:
     confidence: np.ndarray  # (articles,) the label model's confidence, 0 = none
     reason: list[str]  # "" when labelled, else no_target, no_votes or tie
     learned_accuracy: np.ndarray | None  # (rules,) the label model's estimate, if it has one
+    weights: np.ndarray | None = None  # articles per row, when rows are distinct vote patterns
 
     def selected(self, min_confidence: float, names: Sequence[str]) -> dict[str, tuple[str, float]]:
         """``{article id: (label, confidence)}`` for labels at or above ``min_confidence``."""

@@ -72,12 +72,7 @@ def weak_labels(
     cfg: DictConfig, rules: RuleSet, articles, gold: dict[str, str]
 ) -> tuple[dict[str, tuple[str, float]], dict[str, str], dict]:
     """Weak labels above ``weak.min_confidence``, the report files and the report."""
-    params = cfg.weak.get("label_model_params")
-    params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
-    if cfg.weak.label_model == "dawid_skene":  # the rule file's defaults, then the command line
-        params = {**(rules.dawid_skene or {}), **params}
-    model = make_label_model(cfg.weak.label_model, **params)
-    labelled = label_articles(articles, rules, model)
+    labelled = label_articles(articles, rules, label_model(cfg, rules))
     min_conf = float(cfg.weak.min_confidence)
     report = labelling_report.build_report(
         labelled, rules, gold, min_conf, cfg.weak.label_model, rules.origin
@@ -88,6 +83,33 @@ def weak_labels(
         "votes.csv": labelling_report.votes_csv(labelled, rules, gold, min_conf),
     }
     return labelled.selected(min_conf, rules.task.label_names), files, report
+
+
+def label_model(cfg: DictConfig, rules: RuleSet):
+    """The configured label model, with the rule file's Dawid-Skene parameters as defaults."""
+    params = cfg.weak.get("label_model_params")
+    params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+    if cfg.weak.label_model == "dawid_skene":  # the rule file's defaults, then the command line
+        params = {**(rules.dawid_skene or {}), **params}
+    return make_label_model(cfg.weak.label_model, **params)
+
+
+def fit_weak_labels(cfg: DictConfig, rules: RuleSet, votes) -> tuple:
+    """The chunked build's weak labels (``newsclf.build``): the label model fitted on the
+    task's distinct vote patterns weighted by their counts, the report and its files (votes.csv
+    is written with the rows)."""
+    from newsclf.build import fit_labels
+
+    fitted = fit_labels(votes, len(rules.task.label_names), label_model(cfg, rules))
+    min_conf = float(cfg.weak.min_confidence)
+    report = labelling_report.build_report(
+        fitted.labelled, rules, fitted.gold, min_conf, cfg.weak.label_model, rules.origin
+    )
+    files = {
+        "labeling_report.md": labelling_report.render_markdown(report),
+        "labeling_report.json": json.dumps(report, indent=2),
+    }
+    return fitted, files, report
 
 
 def weak_summary(cfg: DictConfig, report: dict | None, n_weak: int) -> WeakSummary | None:

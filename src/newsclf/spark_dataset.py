@@ -1,0 +1,309 @@
+"""The Spark engine of ``newsclf-dataset`` (``engine=spark``): pass 1 of the build on Spark.
+
+Parquet or JSONL records are parsed, cleaned and voted on by each task's labelling rules in a
+``mapInPandas`` stage, exactly as the local engine does it (the same ``Source`` row conversion,
+``Cleaner`` and ``RuleSet``); ids and texts are de-duplicated keeping the first in input order
+(file path, then row). The driver then receives what the local engine's pass 1 leaves
+(:class:`newsclf.build.Ingested`): the counts, the rejects and removed boilerplate as CSV files
+in input order, the gold-labelled articles, each task's vote-pattern counts (a Spark
+``groupBy``) and the kept articles sorted by id as one staging run. The label model, the splits
+and the writing are the local engine's (:mod:`newsclf.build`), so both engines give the same
+datasets.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from urllib.parse import unquote
+
+import pandas as pd
+import pyarrow as pa
+
+from newsclf.articles import Article, Cleaner, Reject, Removal, Source
+from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
+from newsclf.errors import NewsclfError
+from newsclf.spark import spark_session
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("parquet", "jsonl")
+
+
+def _clean_and_vote(
+    source: Source, cleaner: Cleaner, rule_sets: Mapping, annotated: Mapping
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The ``mapInPandas`` function: raw rows -> cleaned article, removals, each task's votes
+    (int8 bytes, as the local engine stages them), target mention and gold label."""
+    import numpy as np
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            raw = batch.drop(columns=["_file", "_row"])
+            rows = raw.astype(object).where(raw.notna(), None).to_dict("records")
+            # Spark names files by URI; the local engine (and the rejects file) by path
+            files = [
+                unquote(f).removeprefix("file://").removeprefix("file:") for f in batch["_file"]
+            ]
+            out: dict[str, list] = {
+                k: []
+                for k in ("id", "date", "title", "text", "empty", "source", "reject", "detail")
+            }
+            out["removals"] = []
+            articles: list[Article] = []
+            where_kept: list[int] = []
+            for i, row in enumerate(rows):
+                where = f"{files[i]}:{int(batch['_row'].iat[i]) + 1}"
+                if row.get("_corrupt_record") is not None:
+                    record: Article | Reject = Reject(
+                        None, where, "malformed_record", "not a JSON object"
+                    )
+                else:
+                    row.pop("_corrupt_record", None)
+                    record = source._row_to_article(row, where)
+                removals: list[dict] = []
+                if isinstance(record, Article):
+                    article, removed = cleaner.clean(record)
+                    removals = [{"rule": r.rule, "text": r.text} for r in removed]
+                    empty = not article.body.strip()
+                    values = [article.id, article.date, article.title, article.text, empty]
+                    reject, detail = None, None
+                    if not empty:
+                        articles.append(article)
+                        where_kept.append(i)
+                else:
+                    values = [record.id, None, None, None, False]
+                    reject, detail = record.reason, record.detail
+                for k, v in zip(("id", "date", "title", "text", "empty"), values, strict=True):
+                    out[k].append(v)
+                out["source"].append(where)
+                out["reject"].append(reject)
+                out["detail"].append(detail)
+                out["removals"].append(removals)
+            for key, rules in rule_sets.items():
+                votes: list[bytes | None] = [None] * len(rows)
+                mentions: list[bool] = [True] * len(rows)
+                if articles:
+                    found = rules.mentions_target(articles)
+                    matrix = rules.apply(articles, found).astype(np.int8)
+                    for j, i in enumerate(where_kept):
+                        votes[i] = matrix[j].tobytes()
+                        mentions[i] = True if found is None else bool(found[j])
+                gold = annotated.get(key, {})
+                out[f"votes_{key}"] = votes
+                out[f"mentions_{key}"] = mentions
+                out[f"gold_{key}"] = [gold.get(a, "") if a else "" for a in out["id"]]
+            frame = pd.DataFrame(out)
+            frame["_file"] = batch["_file"].to_numpy()
+            frame["_row"] = batch["_row"].to_numpy()
+            yield frame
+
+    return run
+
+
+def _schema(rule_sets: Mapping) -> str:
+    tasks = "".join(f"votes_{k} binary, mentions_{k} boolean, gold_{k} string, " for k in rule_sets)
+    return (
+        "id string, date string, title string, text string, empty boolean, source string, "
+        "reject string, detail string, removals array<struct<rule: string, text: string>>, "
+        f"{tasks}_file string, _row long"
+    )
+
+
+def ingest_on_spark(
+    source: Source,
+    cleaner: Cleaner,
+    dedupe_text: bool,
+    rule_sets: Mapping,
+    annotated: Mapping[str, Mapping[str, str]],
+    output_dir: Path,
+    spark_conf: Mapping | None = None,
+    spark=None,
+) -> Ingested:
+    """Pass 1 of the dataset build on Spark; returns what :func:`newsclf.build.ingest` does."""
+    fmt = source.resolved_format()
+    if fmt not in FORMATS:
+        raise NewsclfError(
+            f"{source.path}: engine=spark reads Parquet or JSONL, not {fmt} "
+            "(convert the input, or use engine=local)"
+        )
+    if spark is None:
+        conf = dict(spark_conf or {})
+        spark = spark_session(
+            conf.get("master", "local[*]"),
+            conf.get("app_name", "newsclf-dataset"),
+            conf.get("conf"),
+        )
+    result = Ingested(staging_folder(output_dir))
+    try:
+        _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotated)
+    except BaseException:
+        result.close()
+        raise
+    return result
+
+
+def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotated) -> None:
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    files = [str(f) for f in source.files()]
+    try:
+        if fmt == "parquet":
+            raw = spark.read.parquet(*files)
+            row_index = F.col("_metadata.row_index")
+        else:  # JSONL: rows keep their order within a file (a file's splits are in order)
+            raw = spark.read.option("mode", "PERMISSIVE").json(files)
+            row_index = F.monotonically_increasing_id()
+    except Exception as exc:
+        raise NewsclfError(f"{source.path}: Spark cannot read it as {fmt} ({exc})") from None
+    columns = [c for c in raw.columns if c != "_corrupt_record"]
+    source._check_columns(Path(source.path), columns)
+    wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
+    wanted = list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
+    wanted = [c for c in wanted if c in raw.columns]
+    if "_corrupt_record" in raw.columns:
+        raw = raw.cache()  # Spark reads the corrupt-record column only from a cached frame
+        wanted.append("_corrupt_record")
+    raw = raw.select(
+        *[F.col(c) for c in wanted],
+        F.col("_metadata.file_path").alias("_file"),
+        row_index.alias("_row"),
+    )
+    parallelism = spark.sparkContext.defaultParallelism
+    if raw.rdd.getNumPartitions() < parallelism:  # a small file is one split: use every core
+        raw = raw.repartition(parallelism)
+    staged = raw.mapInPandas(
+        _clean_and_vote(source, cleaner, rule_sets, annotated), _schema(rule_sets)
+    )
+    order = ["_file", "_row"]
+    named = F.col("reject").isNull() & ~F.col("empty")
+    by_id = Window.partitionBy("id", named).orderBy(*order)
+    marked = staged.withColumn("dup_id", named & (F.row_number().over(by_id) > 1))
+    marked = marked.withColumn("dup_text", F.lit(False)).withColumn("first_id", F.lit(None))
+    if dedupe_text:
+        fresh = named & ~F.col("dup_id")
+        by_text = Window.partitionBy(F.sha2("text", 256), fresh).orderBy(*order)
+        marked = marked.withColumn(
+            "dup_text", fresh & (F.row_number().over(by_text) > 1)
+        ).withColumn("first_id", F.first("id").over(by_text))
+    marked = marked.withColumn(
+        "reason",
+        F.when(F.col("reject").isNotNull(), F.col("reject"))
+        .when(F.col("empty"), "empty_text")
+        .when(F.col("dup_id"), "duplicate_id")
+        .when(F.col("dup_text"), "duplicate_text"),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        _collect(result, marked, rule_sets, annotated, F)
+    except NewsclfError:
+        raise
+    except Exception as exc:  # a bad record on an executor: its one-line newsclf error
+        found = re.search(r"NewsclfError: (.+)", str(exc))
+        if found is None:
+            raise
+        raise NewsclfError(found.group(1).strip()) from None
+    finally:
+        marked.unpersist()
+    result.seconds = time.perf_counter() - started
+
+
+def _collect(result: Ingested, marked, rule_sets: Mapping, annotated: Mapping, F) -> None:
+    """Bring pass 1's outcome to the driver, streaming the big parts in order."""
+    gold_ids = set().union(*annotated.values()) if annotated else set()
+    order = ["_file", "_row"]
+    detail = (
+        F.when(F.col("reject").isNotNull(), F.col("detail"))
+        .when(F.col("empty"), "no body text after cleaning")
+        .when(F.col("dup_id"), "id seen earlier in the input")
+        .otherwise(F.concat(F.lit("same text as "), F.col("first_id")))
+    )
+    rejects = marked.filter(F.col("reason").isNotNull()).orderBy(*order)
+    with result.rejects_csv.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(list(Reject.__annotations__))
+        for row in rejects.select("id", "source", "reason", detail.alias("d")).toLocalIterator():
+            writer.writerow([row["id"], row["source"], row["reason"], row["d"]])
+            result.reject_counts[row["reason"]] += 1
+            reject = Reject(row["id"], row["source"], row["reason"], row["d"])
+            result.first_reject = result.first_reject or reject
+            if row["id"] is None:
+                result.unnamed_rejects += 1
+            elif row["id"] in gold_ids:
+                result.seen_annotated.add(row["id"])
+    removals = marked.select(*order, "id", F.posexplode("removals").alias("i", "r"))
+    removals = removals.orderBy(*order, "i").select("id", "r.rule", "r.text")
+    with result.boilerplate_csv.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(list(Removal.__annotations__))
+        for row in removals.toLocalIterator():
+            writer.writerow([row["id"], row["rule"], row["text"]])
+            result.removed_by_rule[row["rule"]] += 1
+    result.n_input = marked.count()
+    kept = marked.filter(F.col("reason").isNull())
+    result.n_kept = kept.count()
+    any_gold = F.lit(False)
+    for key, rules in rule_sets.items():
+        votes = TaskVotes(key, len(rules.rules))
+        groups = kept.groupBy(f"votes_{key}", f"mentions_{key}", f"gold_{key}").count()
+        for row in groups.collect():
+            pattern = bytes(row[f"votes_{key}"])
+            votes.patterns[(pattern, bool(row[f"mentions_{key}"]), row[f"gold_{key}"])] += int(
+                row["count"]
+            )
+        result.votes[key] = votes
+        result.gold_votes[key] = {}
+        any_gold = any_gold | (F.col(f"gold_{key}") != "")
+    columns = ["id", "date", "title", "text"]
+    for row in kept.filter(any_gold).collect():  # the gold articles: as few as the annotations
+        article = Article(row["id"], row["title"], "", row["date"])
+        result.gold_articles[row["id"]] = _with_text(article, row["text"])
+        for key in rule_sets:
+            if row[f"gold_{key}"]:
+                result.gold_votes[key][row["id"]] = bytes(row[f"votes_{key}"])
+    result.seen_annotated |= set(result.gold_articles)
+    # the kept articles sorted by id: one staging run, streamed partition by partition
+    task_columns = [c for k in rule_sets for c in (f"votes_{k}", f"mentions_{k}")]
+    sorted_rows = kept.select(*columns, *task_columns).orderBy("id")
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("date", pa.string()),
+            ("title", pa.string()),
+            ("text", pa.string()),
+            ("text_key", pa.uint64()),
+            *[(c, pa.binary() if c.startswith("votes_") else pa.bool_()) for c in task_columns],
+        ]
+    )
+    path = result.folder / "run-000000.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        batch: list[dict] = []
+        for row in sorted_rows.toLocalIterator():
+            record = row.asDict()
+            record["text_key"] = 0
+            for c in task_columns:
+                if c.startswith("votes_"):
+                    record[c] = bytes(record[c])
+            batch.append(record)
+            if len(batch) >= RUN_BATCH:
+                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+                batch = []
+        if batch:
+            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+    result.runs.append(path)
+
+
+def _with_text(article: Article, text: str) -> Article:
+    """An article whose ``text`` is ``text`` (stored as title + body by the local engine)."""
+    title = article.title
+    body = text[len(title) + 2 :] if title and text.startswith(f"{title}\n\n") else text
+    return Article(article.id, title, body, article.date)
+
+
+__all__ = ["ingest_on_spark", "spark_session"]

@@ -1,0 +1,169 @@
+"""The chunked dataset build (newsclf.build) gives the DatasetDict of the in-memory build."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import datasets as hf
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from newsclf import build, datasets
+from newsclf.articles import Article, Cleaner, Source, ingest
+from newsclf.labelling.gold import load_annotations
+from newsclf.labelling.rules import load_rules
+from newsclf.labelling.weak import weak_labels
+from newsclf.tasks import Task
+from tests.conftest import ROOT, make_corpus, run_cli
+
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """48 generated articles, a copy of one (duplicate text) and an empty one; gold labels
+    for every other article, so the rest can only get weak labels."""
+    root = tmp_path_factory.mktemp("stream")
+    labels = make_corpus(root, n_per_topic=8)
+    articles = root / "articles"
+    shutil.copy(articles / "military_00.txt", articles / "zz_copy.txt")
+    (articles / "empty_01.txt").write_text("Monday, 1 May 2023\nOnly a title\n\n", encoding="utf-8")
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    half = root / "half.csv"
+    half.write_text("\n".join([lines[0], *lines[1::2]]) + "\n", encoding="utf-8")
+    return articles, half
+
+
+def _cli_build(tmp: Path, articles: Path, labels: Path, name: str, *args: str) -> Path:
+    proc = run_cli(
+        tmp,
+        "newsclf-dataset",
+        f"source.path={articles}",
+        f"annotations.path={labels}",
+        f"output_dir={name}",
+        "log_to_mlflow=false",
+        *args,
+    )
+    assert " articles/s (" in proc.stdout  # the summary reports the build's throughput
+    return tmp / name
+
+
+def _reference(articles: Path, labels: Path, key: str, gold_in_train: bool) -> hf.DatasetDict:
+    """The in-memory build: ingest everything, label everything, datasets.build."""
+    cleaner = instantiate(OmegaConf.load(CONFIGS / "clean" / "default.yaml"))
+    result = ingest(Source(path=str(articles), format="txt"), cleaner, True)
+    tasks = [Task.from_config(OmegaConf.load(CONFIGS / "task" / f"{t}.yaml")) for t in ("topic",)]
+    task = tasks[0]
+    known = {a.id for a in result.articles}
+    gold = load_annotations(labels, tasks, "article_id", known)[task.name]
+    rules_cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "labeling" / f"{key}.yaml"))
+    rules = load_rules(rules_cfg, task, "test")
+    cfg = OmegaConf.load(CONFIGS / "dataset.yaml")
+    weak, _, _ = weak_labels(cfg, rules, result.articles, gold)
+    split = datasets.SplitConfig(**cfg.split)
+    return datasets.build(result.articles, gold, task, split, weak, gold_in_train)
+
+
+def _rows(dd) -> dict[str, list[dict]]:
+    out = {}
+    for split in datasets.SPLITS:
+        rows = dd[split].to_list()
+        for row in rows:
+            row["label_confidence"] = round(row["label_confidence"], 9)
+        out[split] = rows
+    return out
+
+
+@pytest.mark.parametrize("gold_in_train", [True, False])
+def test_chunked_build_equals_the_in_memory_build(tmp_path, corpus, gold_in_train):
+    articles, labels = corpus
+    flag = f"weak.gold_in_train={str(gold_in_train).lower()}"
+    out = _cli_build(tmp_path, articles, labels, "ds7", "chunk_size=7", "~tasks.stance", flag)
+    dd, manifest = datasets.load(out / "topic")
+    reference = _reference(articles, labels, "topic", gold_in_train)
+    assert manifest.fingerprint == datasets.fingerprint(reference) == datasets.fingerprint(dd)
+    assert _rows(dd) == _rows(reference)
+    assert manifest.n_weak > 0 and manifest.n_gold > 0  # both kinds of rows are tested
+    parquet = hf.load_dataset("parquet", data_dir=str(out / "topic" / "parquet"))
+    assert parquet["train"].to_list() == dd["train"].to_list()
+    # every input counted, the rejects named as the in-memory ingest names them
+    assert manifest.n_input == 50 == manifest.n_kept + manifest.n_rejected
+    with (out / "topic" / "rejects.csv").open(encoding="utf-8") as fh:
+        rejects = list(csv.DictReader(fh))
+    assert [(r["id"], r["reason"], r["detail"]) for r in rejects] == [
+        ("empty_01", "empty_text", "no body text after cleaning"),
+        ("zz_copy", "duplicate_text", "same text as military_00"),
+    ]
+    votes = (out / "topic" / "votes.csv").read_text(encoding="utf-8").splitlines()
+    assert len(votes) == 1 + manifest.n_kept
+
+
+def test_chunk_size_does_not_change_the_datasets(tmp_path, corpus):
+    articles, labels = corpus
+    one = _cli_build(tmp_path, articles, labels, "one", "chunk_size=100000")
+    many = _cli_build(tmp_path, articles, labels, "many", "chunk_size=3")
+    for task in ("topic", "stance"):
+        m1 = json.loads((one / task / "manifest.json").read_text())
+        m3 = json.loads((many / task / "manifest.json").read_text())
+        assert m1 == m3
+        for name in ("labeling_report.md", "votes.csv", "rejects.csv", "boilerplate.csv"):
+            assert (one / task / name).read_text() == (many / task / name).read_text(), name
+    assert not list(tmp_path.glob("one/.*")) and not list(tmp_path.glob("many/.*"))
+
+
+def test_runs_merge_in_rounds_in_id_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "MERGE_FAN_IN", 2)
+    ids = [f"a{(i * 37) % 101:03d}" for i in range(101)]
+    records = [Article(i, f"Title {i}", f"Body of {i}.") for i in ids]
+    ingested = build.ingest(records, Cleaner(), True, {}, {}, tmp_path, chunk_size=4)
+    try:
+        assert len(ingested.runs) == 26
+        merged = [row["id"] for row in build.merged(ingested.runs, ingested.folder)]
+    finally:
+        ingested.close()
+    assert merged == sorted(ids)
+    assert not (tmp_path / ingested.folder.name).exists()
+
+
+def test_duplicates_across_chunks_are_rejected_like_the_in_memory_ingest(tmp_path):
+    records = [
+        Article("a", "T", "Same body."),
+        Article("b", "T", "Other body."),
+        Article("a", "T", "A third body."),  # duplicate id, in a later chunk
+        Article("c", "T", "Same body."),  # duplicate text of a
+        Article("d", "T", "  "),  # empty
+        Article("e", "T", "Fresh body."),
+    ]
+    ingested = build.ingest(records, Cleaner(), True, {}, {}, tmp_path, chunk_size=2)
+    try:
+        with ingested.rejects_csv.open(encoding="utf-8") as fh:
+            rejects = [(r["id"], r["reason"], r["detail"]) for r in csv.DictReader(fh)]
+        n = (ingested.n_input, ingested.n_kept, ingested.n_rejected)
+    finally:
+        ingested.close()
+    assert rejects == [
+        ("a", "duplicate_id", "id seen earlier in the input"),
+        ("c", "duplicate_text", "same text as a"),
+        ("d", "empty_text", "no body text after cleaning"),
+    ]
+    assert n == (6, 3, 3)
+
+
+def test_weighted_label_model_equals_the_full_fit():
+    import numpy as np
+
+    from newsclf.labelling.label_model import DawidSkene
+
+    rng = np.random.default_rng(0)
+    full = rng.integers(-1, 3, size=(500, 4))
+    distinct, counts = np.unique(full, axis=0, return_counts=True)
+    a = DawidSkene().fit(full, 3)
+    b = DawidSkene().fit(distinct, 3, weights=counts)
+    assert np.allclose(a.theta_, b.theta_) and np.allclose(
+        a.rule_precision(), b.rule_precision(), equal_nan=True
+    )
+    assert np.allclose(a.predict_proba(distinct), b.predict_proba(distinct))

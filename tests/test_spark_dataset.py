@@ -1,0 +1,105 @@
+"""newsclf-dataset engine=spark gives the local engine's datasets (one local Spark session)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from newsclf import datasets
+from newsclf.cli.dataset import build_datasets
+from newsclf.errors import NewsclfError
+from newsclf.spark import spark_session
+from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS
+from tests.predict_support import article_rows, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = spark_session(
+        "local[2]",
+        "newsclf-test",
+        {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """240 articles in two Parquet files and one JSONL file, with a repeated id, a repeated
+    text, an empty text and boilerplate; gold labels for every third article."""
+    folder = tmp_path_factory.mktemp("spark-dataset")
+    rows = article_rows(240)
+    for i, row in enumerate(rows):
+        if i % 4 == 0:  # stance rules vote on articles about Russia only
+            row["text"] = "Russia " + row["text"]
+    rows[200] = {**rows[12], "text": "A repeated id with other words: tank market."}
+    rows[201]["text"] = " \n "
+    rows[202] = {**rows[30], "id": "copy-of-30"}  # the same text under another id
+    for row in rows[:40:3]:
+        row["text"] += "\n\nShare this: Facebook Twitter Email\n\nAdvertisement"
+    topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
+    labels = ["article_id,topic,stance"]
+    labels += [f"a{i:06d},{topics[i % 6]},{stances[i // 3 % 3]}" for i in range(0, 198, 3)]
+    (folder / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (folder / "parquet").mkdir()
+    pd.DataFrame(rows[:120]).to_parquet(folder / "parquet" / "a.parquet")
+    pd.DataFrame(rows[120:]).to_parquet(folder / "parquet" / "b.parquet")
+    write_jsonl(folder / "articles.jsonl", rows)
+    return folder
+
+
+def _config(folder, fmt: str, out: str, *overrides: str):
+    path = folder / ("parquet" if fmt == "parquet" else "articles.jsonl")
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose(
+            "dataset",
+            overrides=[
+                f"source={fmt}",
+                f"source.path={path}",
+                f"annotations.path={folder / 'labels.csv'}",
+                f"output_dir={folder / out}",
+                "log_to_mlflow=false",
+                "chunk_size=50",
+                "n_jobs=1",
+                *overrides,
+            ],
+        )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_spark_engine_gives_the_local_engines_labels_and_splits(spark, inputs, fmt):
+    local = build_datasets(_config(inputs, fmt, f"local-{fmt}"))
+    on_spark = build_datasets(_config(inputs, fmt, f"spark-{fmt}", "engine=spark"))
+    for task in ("topic", "stance"):
+        a, b = local[task], on_spark[task]
+        assert a.fingerprint == b.fingerprint
+        assert a.n_weak > 0 and a.n_gold > 0
+        for key in ("n_input", "n_kept", "n_rejected", "rejected_by_reason", "removed_by_rule"):
+            assert getattr(a, key) == getattr(b, key), key
+        assert a.n_input == 240 == a.n_kept + a.n_rejected
+        dd_a, _ = datasets.load(a.path)
+        dd_b, _ = datasets.load(b.path)
+        for split in datasets.SPLITS:
+            assert dd_a[split].to_list() == dd_b[split].to_list()
+        for name in ("rejects.csv", "boilerplate.csv", "votes.csv", "labeling_report.md"):
+            local_file = (inputs / f"local-{fmt}" / task / name).read_text(encoding="utf-8")
+            spark_file = (inputs / f"spark-{fmt}" / task / name).read_text(encoding="utf-8")
+            assert local_file == spark_file, name
+        report = json.loads((inputs / f"spark-{fmt}" / task / "labeling_report.json").read_text())
+        assert report["n_articles"] == a.n_kept
+
+
+def test_a_bad_record_on_spark_is_one_newsclf_error(spark, inputs):
+    bad = inputs / "bad"
+    bad.mkdir()
+    pd.DataFrame({"id": ["x", "y"], "title": [1, 2], "text": ["a b c", "d e f"]}).to_parquet(
+        bad / "bad.parquet"
+    )
+    cfg = _config(inputs, "parquet", "bad-out", "engine=spark", "source.on_error=raise")
+    cfg.source.path = str(bad)
+    with pytest.raises(NewsclfError, match=r"column 'title' holds int"):
+        build_datasets(cfg)
