@@ -15,7 +15,7 @@ from pathlib import Path
 import datasets as hf
 import numpy as np
 
-from newsclf.articles import Article, IngestResult, Reject, Removal
+from newsclf.articles import Article, Reject, Removal
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
@@ -234,48 +234,6 @@ class Manifest:
         if missing:
             raise NewsclfError(f"{path or 'manifest'}: manifest.json lacks {', '.join(missing)}")
         return cls(**values, path=path)
-
-
-def make_manifest(
-    dd: hf.DatasetDict,
-    task: Task,
-    ingested: IngestResult,
-    *,
-    source: str,
-    annotations: str | list[str] | None,
-    split: Mapping,
-    clean: dict | None,
-    weak: WeakSummary | None = None,
-) -> Manifest:
-    """The manifest of a task's dataset built from ``ingested``: counts taken from ``dd``."""
-    n_rows = sum(dd[s].num_rows for s in SPLITS)
-    n_weak = count_weak(dd)
-    return Manifest(
-        task=task.name,
-        labels=task.label_names,
-        fingerprint=fingerprint(dd),
-        source=source,
-        annotations=annotations,
-        split=dict(split),
-        clean=clean,
-        n_input=ingested.n_input,
-        n_kept=len(ingested.articles),
-        n_rejected=len(ingested.rejects),
-        rejected_by_reason=dict(ingested.reject_counts()),
-        n_labelled=n_rows,
-        n_gold=n_rows - n_weak,
-        n_weak=n_weak,
-        n_unlabelled=len(ingested.articles) - n_rows,
-        removed_by_rule=dict(Counter(r.rule for r in ingested.removals)),
-        rows={s: dd[s].num_rows for s in SPLITS},
-        label_counts=label_counts(dd),
-        weak=weak,
-    )
-
-
-def count_weak(dd: hf.DatasetDict) -> int:
-    """Rows labelled by the rules (``label_source`` weak), all splits."""
-    return sum(dd[s]["label_source"].count("weak") for s in SPLITS)
 
 
 def split_stats(dd) -> tuple[dict[str, int], dict[str, dict[str, int]], dict[str, Counter]]:
