@@ -37,6 +37,9 @@ def train(cfg: DictConfig) -> dict:
     task = Task.from_config(cfg.task)
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
+    uris = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    if any(str(uri).startswith(("http://", "https://")) for uri in uris if uri):
+        tracking.configure(*uris)  # a server that does not answer fails before any input is read
     dd, manifest = datasets.load(cfg.dataset_dir)
     if manifest.labels != task.label_names:
         raise NewsclfError(
