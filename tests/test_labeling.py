@@ -383,3 +383,209 @@ def test_grouped_matchers_find_what_one_flat_alternation_finds(name):
             assert matcher.find(text) == expected
             checked += len(expected)
     assert checked > 100  # the rules do match the corpus
+
+
+# A rule set exercising what the word index must get right: overlapping terms of one rule
+# and across rules, wildcards, multi-word terms across paragraph borders, a term starting with
+# punctuation, case-sensitive and user-regex rules (scanned), windows with the file's and a
+# rule's own targets, exclusions, skipped quotations, and the title and lead scopes.
+_MIXED_RULES = {
+    "targets": [
+        "Russia",
+        "Russia's",
+        "Russian forces",
+        "Kremlin",
+        "Putin*",
+        "U.S.",
+        "the Russians",
+    ],
+    "rules": {
+        "overlap": {
+            "type": "keywords",
+            "label": "a",
+            "terms": ["war", "war crime*", "war of aggression", "aggress*", "crime", "a", "I"],
+        },
+        "wild": {
+            "type": "keywords",
+            "label": "b",
+            "min_count": 2,
+            "terms": ["defen?e", "sanction*", "s*", "q&a", "%", "per cent", "self-defen?e"],
+        },
+        "lead": {
+            "type": "keywords",
+            "label": "a",
+            "scope": "lead",
+            "lead_paragraphs": 1,
+            "terms": ["talks", "peace talks", "ends here", "here next"],
+        },
+        "title": {"type": "keywords", "label": "b", "scope": "title", "terms": ["kremlin*"]},
+        "exact_case": {
+            "type": "keywords",
+            "label": "c",
+            "case_sensitive": True,
+            "terms": ["NATO", "Kiev regime"],
+        },
+        "user_regex": {"type": "regex", "label": "c", "patterns": [r"\bsanction(s|ed)\b", r"\d+%"]},
+        "lexicon": {
+            "type": "lexicon",
+            "min_count": 2,
+            "lexicon": {"a": ["brutal*", "war*"], "b": ["talk*", "deal"], "c": ["market*"]},
+        },
+        "cue": {
+            "type": "cues",
+            "label": "a",
+            "window": 3,
+            "quotes": "skip",
+            "exclude": ["football"],
+            "terms": ["brutal*", "illegal", "war crime*"],
+        },
+        "own_targets": {
+            "type": "cues",
+            "label": "c",
+            "window": 4,
+            "targets": ["the West", "NATO", "Washington's"],
+            "lexicon": {"c": ["hypocris*", "provocation*"], "b": ["talks"]},
+        },
+    },
+}
+
+_PIECES = [
+    "Russia",
+    "Russia's",
+    "RUSSIAN forces",
+    "russian Forces",
+    "the Russians",
+    "Kremlin",
+    "Kremlin's",
+    "Putin",
+    "PUTIN's",
+    "U.S.",
+    "u.s",
+    "US",
+    "the West",
+    "NATO",
+    "nato",
+    "Washington's",
+    "war",
+    "War crimes",
+    "war-crime",
+    "war of aggression",
+    "aggressive",
+    "crime",
+    "a",
+    "I",
+    "defence",
+    "defense",
+    "Defenxe",
+    "self-defence",
+    "sanctions",
+    "sanctioned",
+    "S",
+    "so",
+    "Q&A",
+    "q&a",
+    "%",
+    "5%",
+    " % ",
+    "per cent",
+    "peace talks",
+    "talks",
+    "Talks",
+    "ends here",
+    "here next",
+    "Kiev regime",
+    "kiev regime",
+    "brutal",
+    "brutally",
+    "illegal",
+    "hypocrisy",
+    "provocations",
+    "deal",
+    "markets",
+    "football",
+    "don't",
+    "it's",
+    "rock'n'roll",
+    "'quoted'",
+    '"brutal war crimes"',
+    "“illegal”",
+    "‘Russia’s war’",
+    "\u212aremlin",
+    "\u0130stanbul",
+    "\u017fanctions",
+    "\u0131llegal",
+    "straße",
+    "ﬁle",
+    "_x_",
+    "42",
+    "--",
+    ",",
+    ".",
+    ";",
+    "(",
+    ")",
+]
+_GLUE = [" ", " ", " ", "  ", "\n", "\n\n", "\n\n\n\n", "\n \n", "-", "'", "", ", ", ". "]
+
+
+def _mixed_texts(n: int, seed: int = 0) -> list[Article]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = int(rng.integers(1, 40))
+        text = "".join(str(rng.choice(_PIECES)) + str(rng.choice(_GLUE)) for _ in range(k))
+        title, body = [*text.split("\n\n", 1), ""][:2] if i % 3 else ("", text)
+        out.append(Article(id=str(i), title=title, body=body))
+    out.append(Article(id="edge", title="Kremlin talks ends", body="here next war\n\nwar crime"))
+    return out
+
+
+def test_word_index_finds_what_a_plain_scan_finds(monkeypatch):
+    """Rules find their terms through a word index (one pass per article, not one regex scan
+    per rule); votes, target mentions and every matcher's matches must equal a plain
+    ``finditer`` of each matcher's regex on every scope, texts with case variants, letters
+    that fold to ASCII (K, ſ, ı), İ (two letters lowercased), quotes and odd paragraphs."""
+    from newsclf.labelling import rules as mod
+
+    task = Task(name="t", labels={"a": "", "b": "", "c": ""})
+    articles = _mixed_texts(600)
+    fast = load_rules(_MIXED_RULES, task, "mixed")
+    assert sum(m.keys is None for m in fast.scanner().matchers) == 1  # the user regexes
+    matrix = fast.apply(articles)
+    # every matcher on every scope text, against its own regex
+    checked = 0
+    for article in articles:
+        view = mod.ArticleView(article, fast.scanner())
+        for rule in fast.rules:
+            text = view.scope(rule.scope, rule.lead_paragraphs)
+            for matcher in rule.matchers():
+                expected = [
+                    (*matcher.owners[m.lastindex - 1], m.start(), m.end())
+                    for m in matcher.regex.finditer(text)
+                ]
+                assert view.find(text, rule.scope_key, matcher) == expected, (text, rule.name)
+                assert matcher.find(text) == expected
+                checked += len(expected)
+    assert checked > 2000
+    # the reference: every matcher scans, tokens come from the token regex
+    slow = load_rules(_MIXED_RULES, task, "mixed")
+    for matcher in slow.scanner().matchers:
+        matcher.keys = None
+    monkeypatch.setattr(mod, "_token_starts", lambda split: None)
+    reference = np.array([[rule.vote(mod.ArticleView(a)) for rule in slow.rules] for a in articles])
+    assert np.array_equal(matrix, reference)
+    assert np.array_equal(fast.mentions_target(articles), slow.mentions_target(articles))
+    for j in range(len(fast.rules)):  # each rule votes somewhere and abstains somewhere
+        assert (matrix[:, j] >= 0).any() and (matrix[:, j] == ABSTAIN).any(), fast.names[j]
+
+
+def test_token_offsets_from_the_word_split_equal_the_token_regex():
+    from newsclf.labelling.rules import _TOKEN, _token_starts, split_words
+
+    rng = np.random.default_rng(1)
+    alphabet = ["a", "B", "'", "'", " ", "-", "1", "_", "é", "\n", "İ"]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet, size=int(rng.integers(0, 14))))
+        starts = _token_starts(split_words(text))
+        if starts is not None:  # (None: İ lowercases to two letters; the regex is used)
+            assert starts == [m.start() for m in _TOKEN.finditer(text)], text

@@ -26,7 +26,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import accumulate, compress, repeat
 
 import numpy as np
 
@@ -81,8 +82,14 @@ class RuleConfigError(NewsclfError):
 class ArticleView:
     """The parts of an article rules look at, computed once and shared by all rules."""
 
-    def __init__(self, article: Article) -> None:
+    def __init__(self, article: Article, scanner: Scanner | None = None) -> None:
         self.article = article
+        self.text = article.text
+        self.scanner = scanner  # the rule set's matchers (None: each matcher finds its own)
+        self._scopes: dict[tuple[str, int], str] = {}
+        self._split: tuple | None = None
+        # scope key -> (Scanner.candidates of the text, where the scope's text ends in it)
+        self._candidates_in: dict[str, tuple[list, int | None]] = {}
         self._token_starts: dict[str, list[int]] = {}  # scope key -> token start offsets
         self._target_spans: dict[str, list[tuple[int, int]]] = {}  # scope key -> spans
         self._quoted: dict[str, tuple[list[int], list[int]]] = {}  # scope key -> starts, ends
@@ -93,15 +100,26 @@ class ArticleView:
         if name == "title":
             return a.title
         if name == "lead":
-            paragraphs = [p for p in a.body.split("\n\n") if p.strip()][:lead_paragraphs]
-            return "\n\n".join([a.title, *paragraphs])
-        return a.text
+            if (name, lead_paragraphs) not in self._scopes:
+                paragraphs = [p for p in a.body.split("\n\n") if p.strip()][:lead_paragraphs]
+                self._scopes[name, lead_paragraphs] = "\n\n".join([a.title, *paragraphs])
+            return self._scopes[name, lead_paragraphs]
+        return self.text
 
     def token_starts(self, text: str, key: str) -> list[int]:
         """Start offsets of the word tokens of a scope's text (for token distances)."""
         if key not in self._token_starts:
-            self._token_starts[key] = [m.start() for m in _TOKEN.finditer(text)]
+            starts = _token_starts(self.split()) if text is self.text else None
+            if starts is None:
+                starts = [m.start() for m in _TOKEN.finditer(text)]
+            self._token_starts[key] = starts
         return self._token_starts[key]
+
+    def split(self) -> tuple:
+        """:func:`split_words` of the article's text (once)."""
+        if self._split is None:
+            self._split = split_words(self.text)
+        return self._split
 
     def token_span(self, text: str, key: str, start: int, end: int) -> tuple[int, int]:
         """First and last token index of the characters ``start:end``."""
@@ -122,9 +140,53 @@ class ArticleView:
         cache_key = f"{key}:{id(targets)}"  # rules may bring their own target lists
         if cache_key not in self._target_spans:
             self._target_spans[cache_key] = sorted(
-                self.token_span(text, key, s, e) for _, _, s, e in targets.find(text)
+                self.token_span(text, key, s, e) for _, _, s, e in self.find(text, key, targets)
             )
         return self._target_spans[cache_key]
+
+    def find(self, text: str, key: str, matcher: Matcher) -> list[tuple[int, str, int, int]]:
+        """``matcher.find`` on a scope's text, with the candidates of the scope's one scan."""
+        return matcher.find(text, self._candidates(text, key, matcher))
+
+    def search(self, text: str, key: str, matcher: Matcher) -> bool:
+        """``matcher.search`` on a scope's text (as :meth:`find`)."""
+        return matcher.search(text, self._candidates(text, key, matcher))
+
+    def _candidates(self, text: str, key: str, matcher: Matcher) -> list | None:
+        """The matcher's candidates in a scope's text, from one scan of the article: the
+        title and the lead are usually the start of the text, so they take the text's
+        candidates before their end (and are scanned on their own when not)."""
+        if self.scanner is None or id(matcher) not in self.scanner.slot:
+            return None  # the matcher finds them itself
+        if key not in self._candidates_in:
+            if text is self.text:
+                self._candidates_in[key] = (self._text_candidates(), None)
+            elif self.text.startswith(text) and not _splits_word(self.text, len(text)):
+                self._candidates_in[key] = (self._text_candidates(), len(text))
+            else:
+                self._candidates_in[key] = (self.scanner.candidates(text), None)
+        found, end = self._candidates_in[key]
+        found = found[self.scanner.slot[id(matcher)]]
+        if end is None or found is None:
+            return found
+        return found[: bisect.bisect_left(found, end, key=_offset)]
+
+    def _text_candidates(self) -> list:
+        if "" not in self._candidates_in:
+            self._candidates_in[""] = (self.scanner.candidates(self.text, self.split()), None)
+        return self._candidates_in[""][0]
+
+
+def _offset(candidate: tuple) -> int:
+    return candidate[0]
+
+
+def _splits_word(text: str, at: int) -> bool:
+    """Whether ``text[:at]`` ends inside a word."""
+    return 0 < at < len(text) and bool(_IS_WORD(text, at - 1)) and bool(_IS_WORD(text, at))
+
+
+_IS_WORD = re.compile(r"\w").match
 
 
 # --------------------------------------------------------------------------- patterns
@@ -147,6 +209,9 @@ class Matcher:
 
     regex: re.Pattern
     owners: list[tuple[int, str]]  # group number - 1 -> (label id, term)
+    # per owner: (kind, key, regex source) saying where its term can start (see _term_key);
+    # None when a term has no such key (a user regex): then the matcher scans the text
+    keys: list[tuple[str, str, str]] | None = None
 
     @classmethod
     def build(cls, entries: Sequence[tuple[int, str, str]], flags: int) -> Matcher:
@@ -170,18 +235,190 @@ class Matcher:
                 for k, items in by_letter.items()
             )
             groups.append(f"{_WORD_START}(?:{letters})")
-        final = other + [item for items in by_letter.values() for item in items]
+        final = [entry for entry, _ in other + [i for items in by_letter.values() for i in items]]
+        keys = [_term_key(term, rx) for _, term, rx in final]
+        if None not in keys:
+            keys = [(*key, rx) for key, (_, _, rx) in zip(keys, final, strict=True)]
         return cls(
-            re.compile("|".join(groups), flags), [(lab, term) for (lab, term, _), _ in final]
+            re.compile("|".join(groups), flags),
+            [(lab, term) for lab, term, _ in final],
+            None if None in keys else keys,
         )
 
-    def find(self, text: str) -> list[tuple[int, str, int, int]]:
-        """(label id, term, start, end) of every match."""
-        out = []
-        for m in self.regex.finditer(text):
-            label, term = self.owners[m.lastindex - 1]
-            out.append((label, term, m.start(), m.end()))
+    def find(self, text: str, candidates: list | None = None) -> list[tuple[int, str, int, int]]:
+        """(label id, term, start, end) of every match, as ``regex.finditer`` finds them.
+
+        ``candidates``: this matcher's list from :meth:`Scanner.candidates` of ``text``.
+        """
+        if self.keys is None:  # terms the word index cannot find: scan the text
+            out = []
+            for m in self.regex.finditer(text):
+                label, term = self.owners[m.lastindex - 1]
+                out.append((label, term, m.start(), m.end()))
+            return out
+        if candidates is None:
+            candidates = self._alone().candidates(text)[0]
+        # finditer's matches, tried only where one can start: at each candidate at or after
+        # the end of the previous match, the first alternative (in the regex's order) that
+        # matches there. No term matches the empty string, so matches end after they start.
+        out, end = [], 0
+        for start, regex, owners in candidates:
+            if start >= end and (m := regex.match(text, start)):
+                end = m.end()
+                out.append((*owners[m.lastindex - 1], start, end))
         return out
+
+    def search(self, text: str, candidates: list | None = None) -> bool:
+        """Whether any term matches ``text`` (``candidates`` as in :meth:`find`)."""
+        if self.keys is None:
+            return self.regex.search(text) is not None
+        if candidates is None:
+            candidates = self._alone().candidates(text)[0]
+        return any(regex.match(text, start) for start, regex, _ in candidates)
+
+    def _alone(self) -> Scanner:
+        scanner = self.__dict__.get("_scanner")
+        if scanner is None:
+            scanner = self.__dict__["_scanner"] = Scanner([self])
+        return scanner
+
+
+# Where a keyword term can start. A term_regex match starts at the start of a word (a run of
+# \w): "exact" = that word is the key (the term's first word up to its first non-word
+# character, lowercased); "prefix" = the word starts with the key (cut at a wildcard); "char"
+# = the term starts with this ASCII punctuation character instead, anywhere.
+_KEY = re.compile(r"\w*")
+_SPLIT = re.compile(r"(\W+)")
+_WORD = re.compile(r"\w+")
+
+
+def split_words(text: str) -> tuple[list[int], list[str], list[str] | None]:
+    """The lowercased words (runs of \\w) of ``text`` with their offsets, and the non-word
+    runs between them (None when lowercasing changed the length: then words only)."""
+    low = text.lower()
+    if len(low) == len(text):  # one-to-one lowercasing keeps offsets and word-ness
+        parts = _SPLIT.split(low)  # word, non-word, word, ..., word ("" at either end)
+        return list(accumulate(map(len, parts), initial=0))[::2], parts[::2], parts[1::2]
+    found = [(m.start(), m.group().lower()) for m in _WORD.finditer(text)]  # (İ: two letters)
+    return [s for s, _ in found], [w for _, w in found], None
+
+
+def _token_starts(split: tuple[list[int], list[str], list[str] | None]) -> list[int] | None:
+    """The offsets of the _TOKEN matches, from :func:`split_words`: each word starts one
+    unless a lone apostrophe joins it to the word before (None without separators)."""
+    offsets, words, seps = split
+    if seps is None:
+        return None
+    starts = [offsets[0]] if words[0] else []
+    # word k >= 1 (never empty, but the last) follows separator k - 1 and word k - 1
+    joins = map(str.__ne__, seps, repeat("'"))
+    starts += compress(offsets[1:], joins)
+    if len(seps) and seps[0] == "'" and not words[0]:  # "'" at the start joins nothing
+        starts.insert(0, offsets[1])
+    if len(words) > 1 and not words[-1] and starts and starts[-1] == offsets[-1]:
+        starts.pop()  # the text ends with a separator: no word after it
+    return starts
+
+
+def _term_key(term: str, regex: str) -> tuple[str, str] | None:
+    """How to find where ``term`` can start, or None when only a scan finds it."""
+    if regex != term_regex(term):  # a user regex
+        return None
+    first = str(term).strip().split()[0]
+    key = _KEY.match(first).group()
+    if key:
+        if not key.isascii():  # non-ASCII case folding is the regex engine's business
+            return None
+        kind = "prefix" if len(key) < len(first) and first[len(key)] in "*?" else "exact"
+        return kind, key.lower()
+    char = first[0]
+    if char.isascii() and char not in "*?":
+        return "char", char
+    return None
+
+
+class Scanner:
+    """Finds where the terms of several keyword matchers can match in one pass over a text's
+    words (a dict lookup per word), instead of one regex scan per matcher over every
+    character (the regex engine tries the terms at each position: several times slower).
+
+    Per distinct word, it works out once which matchers have terms that can start there,
+    each with a regex of just those terms (in the matcher's order, so the same term wins);
+    a matcher then tries only those places. Matchers with a term that has no key (a user
+    regex) get no candidates and scan the text."""
+
+    _MAX_WORDS = 200_000  # distinct words remembered (then forgotten, to bound memory)
+
+    def __init__(self, matchers: Sequence[Matcher]) -> None:
+        self.matchers = list({id(m): m for m in matchers}.values())
+        self.slot = {id(m): i for i, m in enumerate(self.matchers)}
+        self.indexed = [i for i, m in enumerate(self.matchers) if m.keys is not None]
+        # key -> (slot, term index in the matcher); prefix keys by their length
+        self.exact: dict[str, list[tuple[int, int]]] = {}
+        self.prefix: dict[int, dict[str, list[tuple[int, int]]]] = {}
+        self.chars: dict[str, list[int]] = {}
+        for i in self.indexed:
+            for j, (kind, key, _) in enumerate(self.matchers[i].keys):
+                if kind == "exact":
+                    self.exact.setdefault(key, []).append((i, j))
+                elif kind == "prefix":
+                    self.prefix.setdefault(len(key), {}).setdefault(key, []).append((i, j))
+                elif i not in self.chars.setdefault(key, []):
+                    self.chars[key].append(i)
+        self.words: dict[str, list] = {}  # lowercased word -> (slot, regex, owners) to try
+        self._regexes: dict[tuple[int, tuple[int, ...]], re.Pattern] = {}
+
+    def candidates(self, text: str, split: tuple | None = None) -> list[list | None]:
+        """Per matcher: (offset, regex, owners) where one of its terms may match, by offset (a
+        superset of its matches' starts); None for matchers that scan. ``split``:
+        :func:`split_words` of ``text``, when known."""
+        out: list[list | None] = [None] * len(self.matchers)
+        for i in self.indexed:
+            out[i] = []
+        offsets, words, _ = split_words(text) if split is None else split
+        hits = list(map(self.words.get, words))
+        if None in hits:  # words not seen before
+            if len(self.words) > self._MAX_WORDS:
+                self.words.clear()
+            for k in [k for k, hit in enumerate(hits) if hit is None]:
+                hit = self.words.get(words[k])  # (learnt earlier in this text?)
+                hits[k] = self._learn(words[k]) if hit is None else hit
+        for k in compress(range(len(hits)), hits):
+            start = offsets[k]
+            for i, regex, owners in hits[k]:
+                out[i].append((start, regex, owners))
+        for char, slots in self.chars.items():
+            at = [m.start() for m in re.finditer(re.escape(char), text)]
+            for i in slots if at else ():
+                matcher = self.matchers[i]
+                at_char = [(s, matcher.regex, matcher.owners) for s in at]
+                out[i] = sorted([*out[i], *at_char], key=_offset)
+        return out
+
+    def _learn(self, word: str) -> list:
+        """What to try where ``word`` starts (and remember it)."""
+        if not word:
+            entry = []
+        elif not word.isascii():  # letters that match ASCII ones ignoring case (K, ſ): all
+            entry = [(i, self.matchers[i].regex, self.matchers[i].owners) for i in self.indexed]
+        else:
+            fit: dict[int, list[int]] = {}
+            for i, j in self.exact.get(word, ()):
+                fit.setdefault(i, []).append(j)
+            for n, keys in self.prefix.items():
+                for i, j in keys.get(word[:n], ()) if len(word) >= n else ():
+                    fit.setdefault(i, []).append(j)
+            entry = []
+            for i, terms in sorted(fit.items()):
+                terms = tuple(sorted(terms))  # the matcher's order: the same term wins
+                regex = self._regexes.get((i, terms))
+                if regex is None:
+                    matcher = self.matchers[i]
+                    source = "|".join(f"({matcher.keys[j][2]})" for j in terms)
+                    regex = self._regexes[i, terms] = re.compile(source, matcher.regex.flags)
+                entry.append((i, regex, [self.matchers[i].owners[j] for j in terms]))
+        self.words[word] = entry
+        return entry
 
 
 def _group_free(rx: str) -> str:
@@ -210,13 +447,23 @@ class TextRule:
     exclude: Matcher | None = None  # any of these terms in the scope: abstain
     quotes: str = "count"  # skip: matches inside quotation marks do not count
 
+    @property
+    def scope_key(self) -> str:
+        """Rules with the same scope key read the same text."""
+        return f"{self.scope}:{self.lead_paragraphs}"
+
+    def matchers(self) -> list[Matcher]:
+        """The matchers this rule runs on its scope's text."""
+        extra = [self.targets] if self.window is not None else []
+        return [self.matcher, *filter(None, [self.exclude, *extra])]
+
     def vote(self, view: ArticleView) -> int:
         text = view.scope(self.scope, self.lead_paragraphs)
-        if self.exclude is not None and self.exclude.regex.search(text):
+        key = self.scope_key
+        if self.exclude is not None and view.search(text, key, self.exclude):
             return ABSTAIN
-        matches = self.matcher.find(text)
+        matches = view.find(text, key, self.matcher)
         if matches and self.quotes == "skip":
-            key = f"{self.scope}:{self.lead_paragraphs}"
             matches = [m for m in matches if not view.in_quotes(text, key, m[2], m[3])]
         if matches and self.window is not None:
             matches = self._near_targets(view, text, matches)
@@ -240,7 +487,7 @@ class TextRule:
 
     def _near_targets(self, view: ArticleView, text: str, matches: list) -> list:
         """The matches within ``window`` tokens of a target mention."""
-        key = f"{self.scope}:{self.lead_paragraphs}"
+        key = self.scope_key
         spans = view.target_spans(text, key, self.targets)
         near = []
         for match in matches:
@@ -320,6 +567,7 @@ class RuleSet:
     origin: str = "labeling"  # the config file, for messages
     require_target: bool = False  # articles that never mention a target: every rule abstains
     dawid_skene: dict | None = None  # label model parameters suited to these rules
+    _scanner: Scanner | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def names(self) -> list[str]:
@@ -334,14 +582,29 @@ class RuleSet:
             if mentions is None:
                 mentions = self.mentions_target(articles)
             keep = np.nonzero(mentions)[0]
-        views = [ArticleView(articles[i]) for i in keep]
         matrix = np.full((len(articles), len(self.rules)), ABSTAIN, dtype=np.int64)
+        voting = [(j, r) for j, r in enumerate(self.rules) if not isinstance(r, ModelRule)]
+        if voting and len(keep):
+            # article by article: what the rules share about one article (its candidates,
+            # tokens, target mentions) is dropped before the next, not kept for all of them
+            scanner = self.scanner()
+            rows = []
+            for i in keep:
+                view = ArticleView(articles[i], scanner)
+                rows.append([rule.vote(view) for _, rule in voting])
+            matrix[np.ix_(keep, [j for j, _ in voting])] = rows
         for j, rule in enumerate(self.rules):
             if isinstance(rule, ModelRule):
-                matrix[keep, j] = rule.votes(views)
-            else:
-                matrix[keep, j] = [rule.vote(v) for v in views]
+                matrix[keep, j] = rule.votes([ArticleView(articles[i]) for i in keep])
         return matrix
+
+    def scanner(self) -> Scanner:
+        """One :class:`Scanner` over every matcher the text rules run (built once)."""
+        if self._scanner is None:
+            self._scanner = Scanner(
+                [m for rule in self.rules if isinstance(rule, TextRule) for m in rule.matchers()]
+            )
+        return self._scanner
 
     def mentions_target(self, articles: Sequence[Article]) -> np.ndarray | None:
         """Per article: does it mention a target at all? None when the set has no targets."""
