@@ -580,7 +580,7 @@ def test_word_index_finds_what_a_plain_scan_finds(monkeypatch):
 
 
 def test_token_offsets_from_the_word_split_equal_the_token_regex():
-    from newsclf.labelling.rules import _TOKEN, _token_starts, split_words
+    from newsclf.labelling.rules import _TOKEN, _splits_word, _token_starts, split_words
 
     rng = np.random.default_rng(1)
     alphabet = ["a", "B", "'", "'", " ", "-", "1", "_", "é", "\n", "İ"]
@@ -589,3 +589,5 @@ def test_token_offsets_from_the_word_split_equal_the_token_regex():
         starts = _token_starts(split_words(text))
         if starts is not None:  # (None: İ lowercases to two letters; the regex is used)
             assert starts == [m.start() for m in _TOKEN.finditer(text)], text
+    assert _splits_word("war crimes", 5) and not _splits_word("war crimes", 3)
+    assert not _splits_word("war", 3) and not _splits_word("war", 0)
