@@ -431,6 +431,9 @@ def _class_weights(classifier: Any) -> tuple[np.ndarray | None, list]:
     return coef - coef.mean(axis=0, keepdims=True), classes
 
 
+_NAMING_CHUNK = 2_000  # texts per n-gram count when naming hashed columns
+
+
 def _feature_names(
     vectorizer: Any, texts: Sequence[str], n_features: int, wanted: set[int] | None = None
 ) -> list[str] | None:
@@ -458,15 +461,28 @@ def _feature_names(
         return names if len(names) == n_features else None
     if isinstance(vectorizer, HashingVectorizer):
         if vectorize.supports(vectorizer):  # the same n-grams and columns, array at a time
-            found, found_counts, columns = vectorize.ngram_counts(vectorizer, texts)
-            if not found:
+            # in chunks: all n-grams of 50,000 texts at once took gigabytes
+            counts: Counter = Counter()
+            column_of: dict[str, int] = {}
+            any_found = False
+            for start in range(0, len(texts), _NAMING_CHUNK):
+                chunk = list(texts[start : start + _NAMING_CHUNK])
+                found, found_counts, columns = vectorize.ngram_counts(vectorizer, chunk)
+                any_found = any_found or bool(found)
+                if wanted is not None:  # decode only the n-grams of the wanted columns
+                    keep = np.flatnonzero(np.isin(columns, list(wanted)))
+                    found = [found[i] for i in keep]
+                    found_counts, columns = found_counts[keep], columns[keep]
+                for raw, n, column in zip(
+                    found, found_counts.tolist(), columns.tolist(), strict=True
+                ):
+                    term = raw.decode("utf-8")
+                    counts[term] += n
+                    column_of[term] = column
+            if not any_found:
                 return None
-            if wanted is not None:  # decode and sort only the n-grams of the wanted columns
-                keep = np.flatnonzero(np.isin(columns, list(wanted)))
-                found = [found[i] for i in keep]
-                found_counts, columns = found_counts[keep], columns[keep]
-            terms = [t.decode("utf-8") for t in found]
-            counts: Counter = Counter(dict(zip(terms, found_counts.tolist(), strict=True)))
+            terms = list(counts)
+            columns = [column_of[t] for t in terms]
         else:
             analyse = vectorizer.build_analyzer()
             counts = Counter()
