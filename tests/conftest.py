@@ -158,3 +158,17 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     lines = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(lines) == 1, proc.stderr
     return lines[0]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session (two cores, no UI) for one test module."""
+    from newsclf.spark import spark_session
+
+    session = spark_session(
+        "local[2]",
+        "newsclf-test",
+        {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
+    )
+    yield session
+    session.stop()

@@ -12,19 +12,8 @@ from newsclf.articles import Source
 from newsclf.batch import JobSettings
 from newsclf.cli.predict import load_models, prepared_models, run_prediction
 from newsclf.errors import NewsclfError
-from newsclf.spark import run_spark_job, spark_session
+from newsclf.spark import run_spark_job
 from tests.predict_support import article_rows, predict_config, register_models
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = spark_session(
-        "local[2]",
-        "newsclf-test",
-        {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
-    )
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

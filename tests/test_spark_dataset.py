@@ -11,20 +11,8 @@ from hydra import compose, initialize_config_dir
 from newsclf import datasets
 from newsclf.cli.dataset import build_datasets
 from newsclf.errors import NewsclfError
-from newsclf.spark import spark_session
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS
 from tests.predict_support import article_rows, write_jsonl
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = spark_session(
-        "local[2]",
-        "newsclf-test",
-        {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
-    )
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
