@@ -710,12 +710,3 @@ def _votes_row(plan: TaskPlan, writer, row: dict, votes: bytes) -> None:
     cast = [names[v] if v != ABSTAIN else "" for v in np.frombuffer(votes, dtype=np.int8)]
     weak = names[lab] if lab != ABSTAIN else ""
     writer.writerow([row["id"], plan.gold.get(row["id"], ""), weak, f"{conf:.4f}", reason, *cast])
-
-
-def swap_into_place(tmp: Path, target: Path) -> None:
-    """Replace ``target`` by the complete folder ``tmp`` (renames on one file system)."""
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -190,7 +190,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
             for name, text in files[plan.key].items():
                 (folder / name).write_text(text, encoding="utf-8")
             out = output_dir / task.name
-            build.swap_into_place(folder, out)
+            datasets.swap_into_place(folder, out)
             manifest = replace(manifest, path=str(out))
             if cfg.log_to_mlflow:
                 dd = datasets.load(out)[0]  # memory-mapped: logging reads what it needs
