@@ -165,14 +165,7 @@ def main() -> None:
         if not args.workdir:
             shutil.rmtree(wd, ignore_errors=True)
     info["load_average_end"] = os.getloadavg()[0]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dataset_build.json").write_text(
-        json.dumps({"machine": info, "runs": rows}, indent=2)
-    )
-    markdown = table(rows, info)
-    (args.out / "dataset_build.md").write_text(markdown)
-    print()
-    print(markdown)
+    measure.write_results(args.out, "dataset_build", info, rows, table(rows, info))
 
 
 if __name__ == "__main__":

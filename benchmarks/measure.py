@@ -7,6 +7,7 @@ scripts beside it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -98,3 +99,13 @@ def fresh_workdir(workdir: Path | None, prefix: str) -> Path:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     return workdir
+
+
+def write_results(out: Path, name: str, info: dict, rows: list[dict], markdown: str) -> None:
+    """``<name>.json`` (machine and runs) and ``<name>.md`` (the table) in ``out``; prints the
+    table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps({"machine": info, "runs": rows}, indent=2))
+    (out / f"{name}.md").write_text(markdown)
+    print()
+    print(markdown)
