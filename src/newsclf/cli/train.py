@@ -38,8 +38,9 @@ def train(cfg: DictConfig) -> dict:
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
     uris = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
-    if any(str(uri).startswith(("http://", "https://")) for uri in uris if uri):
-        tracking.configure(*uris)  # a server that does not answer fails before any input is read
+    server = any(str(uri).startswith(("http://", "https://")) for uri in uris if uri)
+    if server:  # a server that does not answer fails the job before any input is read
+        tracking.configure(*uris)
     dd, manifest = datasets.load(cfg.dataset_dir)
     if manifest.labels != task.label_names:
         raise NewsclfError(
@@ -62,7 +63,8 @@ def train(cfg: DictConfig) -> dict:
     # streamed fit forks worker processes, so it starts later, with the imports done.
     refitting = _start_refit(cfg, model, dd, data, names, out_of_core)
     fitting = None if out_of_core else _in_thread(_fit, model, dd, data, names, out_of_core)
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)  # fails fast if down
+    if not server:  # a local store: set up beside the fits (MLflow's imports take seconds)
+        tracking.configure(*uris)
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
     registered = f"{cfg.mlflow.model_prefix}{task.name}"
     tags = {"newsclf.stage": "train", "newsclf.fingerprint": manifest.fingerprint}
