@@ -4,6 +4,7 @@ gives."""
 
 from __future__ import annotations
 
+import re
 import string
 from unittest import mock
 
@@ -170,3 +171,28 @@ def test_the_mojibake_repair_step_uses_the_fast_check_and_leaves_ftfy_alone():
     assert ftfy._fix_encoding_one_step_and_explain.__globals__["is_bad"] is ftfy.badness.is_bad
     for text in ("Â£5m and itâ€™s", "café", "plain", "Ã©tÃ©\nnaÃ¯ve"):
         assert articles._fix_encoding(text) == ftfy.fix_encoding(text)
+
+
+# Any character at all, lone surrogates (from undecodable input) included, in short runs.
+ANY_TEXT = st.text(
+    st.one_of(st.characters(max_codepoint=0x7F), st.characters(blacklist_categories=())),
+    max_size=60,
+)
+
+
+@SETTINGS
+@given(text=ANY_TEXT)
+def test_non_ascii_helpers_equal_the_regexes_they_replace(text):
+    assert articles.non_ascii_chars(text) == "".join(re.findall(r"[^\x00-\x7f]", text))
+    expected_word = re.search(r"[^\W\x00-\x7f]", text) is not None
+    assert articles.has_non_ascii_word_char(text) == expected_word
+    runs = [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
+    assert list(articles.non_ascii_runs(text)) == runs
+
+
+def test_non_ascii_helpers_on_surrogates_words_and_runs_at_the_ends():
+    assert articles.non_ascii_chars("a\udcff b£") == "\udcff£"
+    assert articles.has_non_ascii_word_char("£ — \udcff") is False
+    assert articles.has_non_ascii_word_char("ab £ é") is True
+    assert list(articles.non_ascii_runs("Â£5 ££")) == [(0, 2), (4, 6)]
+    assert list(articles.non_ascii_runs("plain")) == []

@@ -606,6 +606,38 @@ _LATIN_ENDINGS = (
 )
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
+_ASCII_BYTES = bytes(range(0x80))
+_NON_ASCII_CHAR = re.compile(r"[^\x00-\x7f]")
+_ASCII_CHAR = re.compile(r"[\x00-\x7f]")
+
+
+def non_ascii_chars(text: str) -> str:
+    """The non-ASCII characters of ``text``, in order. Deleting the ASCII bytes of its UTF-8
+    keeps every multi-byte character whole (its bytes are all >= 0x80); a byte translation
+    does it several times faster than a regex scans the text (lone surrogates, from
+    undecodable input, pass through as they are)."""
+    data = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+    return data.decode("utf-8", "surrogatepass")
+
+
+def has_non_ascii_word_char(text: str) -> bool:
+    """``_NON_ASCII_WORD_CHAR.search(text) is not None``, searching only the non-ASCII
+    characters (whether a character is a word character does not depend on its neighbours)."""
+    return not text.isascii() and _NON_ASCII_WORD_CHAR.search(non_ascii_chars(text)) is not None
+
+
+def non_ascii_runs(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each maximal run of non-ASCII characters, as ``finditer`` of
+    ``[^\x00-\x7f]+`` gives them: Python's regex engine scans for a single character class
+    three times faster than for a repeated one, so each run is found by two such scans."""
+    pos = 0
+    while (found := _NON_ASCII_CHAR.search(text, pos)) is not None:
+        start = found.start()
+        after = _ASCII_CHAR.search(text, start)
+        pos = len(text) if after is None else after.start()
+        yield start, pos
+
+
 # ASCII letters to lower case, every other byte to a space: a split then gives the [A-Za-z] runs
 _LOWER_LETTERS = bytes(b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 32 for b in range(256))
 _STOP_WORDS_BYTES = frozenset(w.encode("ascii") for w in ENGLISH_STOP_WORDS)
@@ -628,7 +660,7 @@ def is_latin_filler(paragraph: str) -> bool:
 
     Real lorem-ipsum words, or Latin-looking words with almost no English function words.
     """
-    if paragraph.isascii() or not _NON_ASCII_WORD_CHAR.search(paragraph):
+    if not has_non_ascii_word_char(paragraph):
         # The same words, found faster: the word characters are all ASCII, so the words are
         # the runs of [A-Za-z], which a byte translation and split find (as bytes)
         words = paragraph.encode("utf-8").translate(_LOWER_LETTERS).split()
@@ -714,7 +746,6 @@ _FTFY_TRIGGERS = {
 _FTFY_FIXERS = tuple(_FTFY_TRIGGERS)
 _FTFY_ACTS_ON = {name: re.compile(f"[{chars}]") for name, chars in _FTFY_TRIGGERS.items()}
 _FTFY_ANY_FIXER = re.compile("[" + "".join(_FTFY_TRIGGERS.values()) + "]")
-_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
 def _badness_window() -> int | None:
@@ -759,8 +790,8 @@ def _is_bad(text: str) -> bool:
     if _BADNESS_WIDTH is None:
         return ftfy.badness.is_bad(text)
     reach = _BADNESS_WIDTH - 1
-    for run in _NON_ASCII_RUN.finditer(text):
-        if BADNESS_RE.search(text, max(run.start() - reach, 0), run.end() + reach):
+    for start, end in non_ascii_runs(text):
+        if BADNESS_RE.search(text, max(start - reach, 0), end + reach):
             return True
     return False
 

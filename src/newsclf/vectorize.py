@@ -21,10 +21,11 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
+from newsclf.articles import has_non_ascii_word_char
+
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 # The same tokens as the default pattern: maximal runs of two or more word characters.
 _TOKEN = re.compile(r"\w{2,}")
-_NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
 # Bytes that are not ASCII word characters ([0-9A-Za-z_]) become spaces, so a split of the
 # UTF-8 bytes gives the word runs of a document whose non-ASCII characters are all non-word.
 _WORD_BYTES = set(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
@@ -102,7 +103,7 @@ def _ngrams(
     for text in texts:
         if vectorizer.lowercase:
             text = text.lower()
-        if text.isascii() or not _NON_ASCII_WORD_CHAR.search(text):
+        if not has_non_ascii_word_char(text):
             docs.append(text.encode("utf-8").translate(_SEPARATE))
         else:
             docs.append(b" ".join(w.encode("utf-8") for w in _TOKEN.findall(text)))
