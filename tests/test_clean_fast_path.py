@@ -168,6 +168,8 @@ def test_the_all_fixers_class_is_the_union_of_theirs():
 def test_the_mojibake_repair_step_uses_the_fast_check_and_leaves_ftfy_alone():
     step = articles._fix_encoding_step
     assert step.__globals__["is_bad"] is _is_bad
+    assert isinstance(step.__globals__["chardata"].ALTERED_UTF8_RE, articles._LeadByteSearch)
+    assert ftfy._fix_encoding_one_step_and_explain.__globals__["chardata"] is ftfy.chardata
     assert ftfy._fix_encoding_one_step_and_explain.__globals__["is_bad"] is ftfy.badness.is_bad
     for text in ("Â£5m and itâ€™s", "café", "plain", "Ã©tÃ©\nnaÃ¯ve"):
         assert articles._fix_encoding(text) == ftfy.fix_encoding(text)
@@ -196,3 +198,50 @@ def test_non_ascii_helpers_on_surrogates_words_and_runs_at_the_ends():
     assert articles.has_non_ascii_word_char("ab £ é") is True
     assert list(articles.non_ascii_runs("Â£5 ££")) == [(0, 2), (4, 6)]
     assert list(articles.non_ascii_runs("plain")) == []
+
+
+def test_every_whitespace_character_but_space_is_unprintable():
+    # what lets _collapse_spaces return a printable line without single spaces doubled as is
+    spaces = [c for c in ALL_CHARACTERS if c.isspace()]
+    assert " " in spaces and len(spaces) > 20
+    assert all(not c.isprintable() for c in spaces if c != " ")
+
+
+@SETTINGS
+@given(text=st.text(st.sampled_from(" ab\t\n\xa0\u2028\u3000\x1c\u200b.é"), max_size=30))
+def test_collapse_spaces_equals_split_and_join(text):
+    assert articles._collapse_spaces(text) == " ".join(text.split())
+
+
+ALTERED = ftfy.chardata.ALTERED_UTF8_RE
+BYTES = st.lists(
+    st.one_of(st.binary(max_size=4), st.sampled_from([b" ", b"\xc2", b"\xe2", b"\xf0", b"\x80"])),
+    max_size=20,
+).map(b"".join)
+
+
+@SETTINGS
+@given(data=BYTES)
+def test_lead_byte_search_finds_what_the_regex_search_finds(data):
+    leads = articles._lead_bytes(ALTERED)
+    assert leads is not None
+    fast = articles._LeadByteSearch(ALTERED, leads).search(data)
+    slow = ALTERED.search(data)
+    assert (fast and fast.span()) == (slow and slow.span())
+
+
+def test_lead_bytes_of_patterns_with_and_without_a_class_first():
+    assert articles._lead_bytes(re.compile(b"[a-c]x|dy")) == b"abcd"
+    assert articles._lead_bytes(re.compile(b"a*b")) is None
+    assert articles._lead_bytes(re.compile(b"x|.y")) is None
+
+
+@SETTINGS
+@given(
+    text=st.lists(
+        st.one_of(ASCII, PIECES, st.sampled_from(["Ã ", "â€ ", "Â ", "ð\u009f\u0098 ", "Ã\xa0"])),
+        max_size=12,
+    ).map("".join)
+)
+def test_mojibake_repair_equals_ftfys_fix_encoding(text):
+    assert articles._fix_encoding(text) == ftfy.fix_encoding(text)

@@ -781,6 +781,10 @@ def _badness_window() -> int | None:
 _BADNESS_WIDTH = _badness_window()
 
 
+# A repaired text is checked again by the same fix_encoding loop and by the next round of
+# _fix_segment's loop (the same string twice, at tens of microseconds a check): the last few
+# answers are kept (a hit costs a string comparison).
+@functools.lru_cache(maxsize=8)
 def _is_bad(text: str) -> bool:
     """``ftfy.badness.is_bad(text)``, searching only around non-ASCII characters: ftfy's
     regex scans the whole text at a millisecond per article; every match it can make holds a
@@ -799,14 +803,71 @@ def _is_bad(text: str) -> bool:
 _FTFY_DEFAULTS = ftfy.TextFixerConfig()
 
 
+def _lead_bytes(pattern: re.Pattern) -> bytes | None:
+    """The bytes every match of a bytes regex starts with, when each of its branches starts
+    with a class of single bytes (else None)."""
+    try:
+        import re._parser as sre_parse  # Python >= 3.11
+    except ImportError:  # pragma: no cover
+        import sre_parse  # type: ignore[no-redef]
+    parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    if pattern.flags & re.IGNORECASE or len(parsed.data) != 1:
+        return None
+    op, arg = parsed.data[0]
+    branches = arg[1] if op == sre_parse.BRANCH else [parsed]
+    leads: set[int] = set()
+    for branch in branches:
+        if not branch.data:
+            return None
+        first_op, first_arg = branch.data[0]
+        items = [(first_op, first_arg)] if first_op == sre_parse.LITERAL else first_arg
+        if first_op not in (sre_parse.LITERAL, sre_parse.IN):
+            return None
+        for item_op, item_arg in items:
+            if item_op == sre_parse.LITERAL:
+                leads.add(item_arg)
+            elif item_op == sre_parse.RANGE:
+                leads.update(range(item_arg[0], item_arg[1] + 1))
+            else:
+                return None
+    return bytes(sorted(leads))
+
+
+class _LeadByteSearch:
+    """``pattern.search(data)`` for a bytes regex whose matches all start with one of
+    ``leads``: a match is tried only where such a byte is, found by a single-class scan (a
+    regex of alternatives is searched a position at a time, ten times slower)."""
+
+    def __init__(self, pattern: re.Pattern, leads: bytes) -> None:
+        self.pattern = pattern
+        self.leads = re.compile(b"[" + b"".join(re.escape(bytes([b])) for b in leads) + b"]")
+
+    def search(self, data: bytes) -> re.Match | None:
+        pos = 0
+        while (lead := self.leads.search(data, pos)) is not None:
+            if (found := self.pattern.match(data, lead.start())) is not None:
+                return found
+            pos = lead.start() + 1
+        return None
+
+
 def _fast_fix_encoding_step() -> Callable | None:
     """One step of ftfy.fix_encoding (private in ftfy 6; without it, the public function is
     used), as a copy whose mojibake check is ``_is_bad``: ftfy's own ``is_bad`` scans the whole
-    text again, which costs as much as the repair. ftfy itself is left as it is."""
+    text again, which costs as much as the repair. Its search of the encoded text for a
+    byte 0xA0 turned into a space (``chardata.ALTERED_UTF8_RE``) looks only where such a
+    sequence can start. ftfy itself is left as it is."""
     step = getattr(ftfy, "_fix_encoding_one_step_and_explain", None)
     if step is None or step.__globals__.get("is_bad") is not ftfy.badness.is_bad:
         return step
     namespace = {**step.__globals__, "is_bad": _is_bad}
+    chardata = step.__globals__.get("chardata")
+    altered = getattr(chardata, "ALTERED_UTF8_RE", None)
+    leads = _lead_bytes(altered) if isinstance(altered, re.Pattern) else None
+    if leads is not None:
+        namespace["chardata"] = types.SimpleNamespace(
+            **{**vars(chardata), "ALTERED_UTF8_RE": _LeadByteSearch(altered, leads)}
+        )
     return types.FunctionType(step.__code__, namespace, step.__name__, step.__defaults__)
 
 
@@ -847,6 +908,15 @@ def _fix_segment(text: str, config: ftfy.TextFixerConfig) -> str:
             text = unicodedata.normalize(config.normalization, text)
         if text == original:
             return text
+
+
+def _collapse_spaces(line: str) -> str:
+    """``" ".join(line.split())``: whitespace runs to one space, none at the ends. A line whose
+    only whitespace is single spaces between words is returned as it is, without the split
+    (every other whitespace character is unprintable; tests/test_clean_fast_path.py checks)."""
+    if line.isprintable() and "  " not in line and line[:1] != " " and line[-1:] != " ":
+        return line
+    return " ".join(line.split())
 
 
 @dataclass(frozen=True)
@@ -904,7 +974,7 @@ class Cleaner:
         text = unicodedata.normalize(self.unicode_form, text)
         paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
         lines = (
-            "\n".join(line for line in (" ".join(x.split()) for x in p.split("\n")) if line)
+            "\n".join(line for line in map(_collapse_spaces, p.split("\n")) if line)
             for p in paragraphs
         )
         return "\n\n".join(p for p in lines if p)

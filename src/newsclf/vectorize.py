@@ -59,7 +59,7 @@ def transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
     columns, signs = _hash(strings, vectorizer)
     # Sum repeated (row, column) cells and sort them, as FeatureHasher's sum_duplicates does.
     n_features = vectorizer.n_features
-    cells = rows * n_features + columns[keys]
+    cells = (rows * n_features + columns[keys]).astype(_sort_dtype(len(texts) * n_features))
     if vectorizer.alternate_sign:
         cells, where = np.unique(cells, return_inverse=True)
         data = np.bincount(where.reshape(-1), weights=signs[keys], minlength=len(cells))
@@ -123,9 +123,11 @@ def _ngrams(
         parts_keys.append(ids)
     if max_n == 2 and len(ids) > 1:
         same = doc[:-1] == doc[1:]  # bigrams never cross documents
+        pair_keys = ids[:-1][same] * len(vocabulary) + ids[1:][same]
         pairs, inverse = np.unique(
-            ids[:-1][same] * len(vocabulary) + ids[1:][same], return_inverse=True
+            pair_keys.astype(_sort_dtype(len(vocabulary) ** 2)), return_inverse=True
         )
+        pairs = pairs.astype(np.int64)
         first, second = np.divmod(pairs, len(vocabulary))
         parts_strings.append(
             pc.binary_join_element_wise(
@@ -137,6 +139,12 @@ def _ngrams(
     rows = np.concatenate(parts_rows) if parts_rows else np.empty(0, np.int64)
     keys = np.concatenate(parts_keys) if parts_keys else np.empty(0, np.int64)
     return rows, keys, parts_strings
+
+
+def _sort_dtype(bound: int) -> type:
+    """The narrowest of uint32 and int64 holding every value below ``bound``: numpy sorts
+    (``np.unique``) 32-bit keys in about half the time of 64-bit ones."""
+    return np.uint32 if bound <= 2**32 else np.int64
 
 
 def _hash(arrays: list[pa.Array], vectorizer: HashingVectorizer) -> tuple[np.ndarray, np.ndarray]:
