@@ -1,5 +1,7 @@
 import gc
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,3 +131,23 @@ def test_ordered_map_keeps_order_in_workers_and_unfreezes_the_collector():
     # gc.freeze() before forking the workers is undone once they are gone, so a long-lived
     # process calling this repeatedly does not pin all its objects forever.
     assert gc.get_freeze_count() == 0
+
+
+def _worker_memory_settings(_: int) -> tuple[str, str | None]:
+    import pyarrow as pa
+
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    thp = next((line.split()[1] for line in lines if line.startswith("THP_enabled:")), None)
+    return pa.default_memory_pool().backend_name, thp
+
+
+def test_workers_keep_their_memory_and_the_parent_is_left_alone():
+    import pyarrow as pa
+
+    parent = pa.default_memory_pool().backend_name
+    (backend, thp), *_ = ordered_map(_worker_memory_settings, range(2), 2, _no_setup, ())
+    assert backend == "system"  # Arrow's buffers from malloc, which keeps freed memory
+    if sys.platform == "linux" and thp is not None:
+        assert thp == "0"  # no transparent huge pages in a worker
+    assert pa.default_memory_pool().backend_name == parent

@@ -11,6 +11,7 @@ A lock file keeps a second job off the same output path.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import itertools
@@ -715,14 +716,34 @@ def ordered_map(
 def _start_worker(initializer: Callable, *initargs: object) -> None:
     # Ctrl-C reaches the whole process group: the parent reports it, once; workers finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A worker must not outlive a killed parent: it would keep the job's lock file open.
     try:
         import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        libc = ctypes.CDLL(None)
+        # A worker must not outlive a killed parent: it would keep the job's lock file open.
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
     except (OSError, AttributeError):
-        pass
+        libc = None
+    _keep_worker_memory(libc)
     initializer(*initargs)
+
+
+def _keep_worker_memory(libc: object) -> None:
+    """Let a worker reuse its memory from chunk to chunk instead of returning it to the
+    kernel and faulting it in again (zeroed) for the next chunk. A chunk's arrays take about
+    100 MB; on BBC articles this was 25,000 page faults and 0.05 s of system time per chunk,
+    and with transparent huge pages on ("always"), 0.6 s more in a worker's first chunk. The
+    worker's peak memory stays the same (408 against 432 MiB, 50,100 BBC articles)."""
+    pa.set_memory_pool(pa.system_memory_pool())  # Arrow's buffers from malloc, too
+    if libc is None:
+        return
+    for call in (
+        lambda: libc.prctl(41, 1, 0, 0, 0),  # PR_SET_THP_DISABLE: 4 kB pages, no 2 MB zeroing
+        lambda: libc.mallopt(-1, 1 << 30),  # M_TRIM_THRESHOLD: keep the freed heap
+        lambda: libc.mallopt(-3, 32 << 20),  # M_MMAP_THRESHOLD: arrays up to 32 MB on the heap
+    ):
+        with contextlib.suppress(AttributeError):  # not glibc / not Linux: defaults stay
+            call()
 
 
 def resolve_n_jobs(n_jobs: int) -> int:
