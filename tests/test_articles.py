@@ -320,3 +320,13 @@ def test_furniture_lines_glued_into_one_block_are_removed_line_by_line():
         "no_text",
         "newsletter",
     ]
+
+
+def test_csv_undecodable_byte_after_valid_non_ascii_text_is_named(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("id,text\na1,Café £5 ok\na2,naïve caf".encode() + b"\xe9 \xff\n")
+    source = Source(path=str(path), title_column=None, date_column=None, on_error="reject")
+    records = list(source.read())
+    assert records[0].body == "Café £5 ok"
+    assert records[1].reason == "malformed_record"
+    assert "byte 0xe9 on line 3" in records[1].detail

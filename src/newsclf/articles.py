@@ -169,6 +169,9 @@ class Source:
     chunk_rows: int = 2_000  # rows per Arrow batch read from Parquet (the reader's working set)
 
     def __post_init__(self) -> None:
+        # read once per record: a plain tuple (Hydra passes a ListConfig, whose iteration
+        # costs 20 us a record); the field itself stays as given (it is part of a job's identity)
+        self._meta_columns = tuple(self.meta_columns)
         if self.on_error not in ("raise", "reject"):
             raise NewsclfError(f"source.on_error: {self.on_error!r} is not one of raise, reject")
         fmt = self.resolved_format()
@@ -358,7 +361,7 @@ class Source:
             body=body,
             date=parse_date(cell(self.date_column)),
             source=source,
-            meta={c: cell(c) for c in self.meta_columns},
+            meta={c: cell(c) for c in self._meta_columns},
         )
 
 
@@ -434,7 +437,8 @@ class _Lines:
             self.size += len(line)
             if self.size > CSV_MAX_REPLAY:
                 self.record = None
-        if not line.isascii() and (found := _UNDECODABLE.search(line)):
+        # the undecodable bytes are among the line's non-ASCII characters, a short string
+        if not line.isascii() and (found := _UNDECODABLE.search(non_ascii_chars(line))):
             self.bad.append((self.no, f"0x{ord(found.group()) - 0xDC00:02x}"))
         return line
 
