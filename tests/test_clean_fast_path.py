@@ -245,3 +245,10 @@ def test_lead_bytes_of_patterns_with_and_without_a_class_first():
 )
 def test_mojibake_repair_equals_ftfys_fix_encoding(text):
     assert articles._fix_encoding(text) == ftfy.fix_encoding(text)
+
+
+@SETTINGS
+@given(text=ASCII)
+def test_ascii_control_check_by_byte_translation_equals_the_regex(text):
+    found = bool(text.encode("ascii").translate(None, articles._NOT_FTFY_CONTROLS))
+    assert found == (articles._FTFY_ASCII_CONTROLS.search(text) is not None)
