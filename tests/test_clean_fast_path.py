@@ -252,3 +252,10 @@ def test_mojibake_repair_equals_ftfys_fix_encoding(text):
 def test_ascii_control_check_by_byte_translation_equals_the_regex(text):
     found = bool(text.encode("ascii").translate(None, articles._NOT_FTFY_CONTROLS))
     assert found == (articles._FTFY_ASCII_CONTROLS.search(text) is not None)
+
+
+@SETTINGS
+@given(text=st.one_of(ANY_TEXT, TEXT))
+def test_any_fixer_check_by_byte_translation_equals_the_regex(text):
+    expected = articles._FTFY_ANY_FIXER.search(text) is not None
+    assert articles._any_fixer_acts_on(text) == expected
