@@ -4,6 +4,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from omegaconf import OmegaConf
 from sklearn.base import clone
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
@@ -15,7 +16,11 @@ from newsclf.models import (
     RuleCues,
     build_model,
     feature_union,
+    fit,
+    fit_on_features,
     fit_out_of_core,
+    front_features,
+    shares_features,
     text_pipeline,
     top_features,
 )
@@ -141,6 +146,33 @@ def _stream_pipeline(**sgd) -> Pipeline:
         HashingVectorizer(n_features=2**12, alternate_sign=False),
         SGDClassifier(loss="modified_huber", random_state=0, **sgd),
     )
+
+
+@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.stem)
+def test_shared_features_give_the_models_of_plain_fits(path):
+    """newsclf-train vectorises each split once and fits on train, then refits on train +
+    validation, from those features: the same models as plain fits on the texts."""
+    model = build_model(_model_config(path, task="topic"))
+    if not shares_features(model):
+        assert model[0].__sklearn_tags__().requires_fit  # a vocabulary or rules: no sharing
+        return
+    texts, labels = _data(per_label=8)
+    train, validation = (texts[0::2], labels[0::2]), (texts[1::2], labels[1::2])
+    X_train, X_val = front_features(model, train[0]), front_features(model, validation[0])
+    for parts in ([train], [train, validation]):
+        texts_in = [t for p in parts for t in p[0]]
+        labels_in = [y for p in parts for y in p[1]]
+        X = X_train if len(parts) == 1 else sp.vstack([X_train, X_val], format="csr")
+        shared = fit_on_features(clone(model), texts_in, X, labels_in)
+        plain = fit(clone(model), texts_in, labels_in)
+        reference = clone(model).fit(texts_in, labels_in)
+        scores = "decision_function" if hasattr(shared, "decision_function") else "predict_proba"
+        for other in (plain, reference):
+            np.testing.assert_array_equal(
+                getattr(shared, scores)(texts), getattr(other, scores)(texts)
+            )
+            np.testing.assert_array_equal(shared.predict(texts), other.predict(texts))
+        np.testing.assert_array_equal(shared[1:].predict(X_val), plain.predict(validation[0]))
 
 
 def test_out_of_core_fit_streams_chunks_and_learns():

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import clone as sklearn_clone
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import compute_class_weight, get_tags
 
@@ -73,6 +74,38 @@ def fit(pipeline: BaseEstimator, texts: Sequence[str], labels: Sequence[str]) ->
         pipeline[1:].fit(features, labels)  # the same step objects, fitted in place
         return pipeline
     return pipeline.fit(texts, labels)
+
+
+def shares_features(pipeline: BaseEstimator) -> bool:
+    """True when ``pipeline``'s first step learns nothing from the data (a hashing vectorizer,
+    or a union of them): a text's features are then the same in every fit, so the fit on train,
+    the evaluation and the refit on train + validation can share one vectorising pass."""
+    if not isinstance(pipeline, Pipeline) or len(pipeline) < 2:
+        return False
+    front = pipeline[0]
+    return not get_tags(front).requires_fit or _stateless_union(front)
+
+
+def front_features(pipeline: Pipeline, texts: Sequence[str]) -> Any:
+    """The features ``pipeline``'s first step gives ``texts`` (a pipeline
+    :func:`shares_features` accepts): what :func:`fit_on_features` and ``pipeline[1:]`` take."""
+    from newsclf import vectorize
+
+    texts = list(texts)
+    front = sklearn_clone(pipeline[0]).fit(texts)  # stateless: fit only checks parameters
+    if vectorize.supports(front):
+        return vectorize.transform(front, texts)
+    return front.transform(texts)
+
+
+def fit_on_features(
+    pipeline: Pipeline, texts: Sequence[str], features: Any, labels: Sequence[str]
+) -> Pipeline:
+    """:func:`fit` given ``features = front_features(pipeline, texts)``: the same fitted steps
+    (the first step learns nothing, the others see the same matrix), without vectorising."""
+    pipeline[0].fit(list(texts))  # checks parameters, marks the step fitted
+    pipeline[1:].fit(features, list(labels))  # the same step objects, fitted in place
+    return pipeline
 
 
 def build_model(cfg: DictConfig | Mapping[str, Any]) -> Pipeline:

@@ -26,6 +26,7 @@ evaluation = lazy_import("newsclf.evaluation")
 hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
 saved_model = lazy_import("newsclf.saved_model")
+scipy_sparse = lazy_import("scipy.sparse")
 sklearn_base = lazy_import("sklearn.base")
 tracking = lazy_import("newsclf.tracking")
 
@@ -48,11 +49,6 @@ def train(cfg: DictConfig) -> dict:
             f"{task.name}'s {task.label_names}; rebuild it with newsclf-dataset"
         )
     names = task.label_names
-    # how the model to log prepares raw articles; evaluation sets are prepared the same way
-    preparation = saved_model.training_preparation(manifest, cfg.max_chars, cfg.dataset_dir)
-    sets = _evaluation_sets(cfg)  # read before fitting: a bad set fails at once
-    for raw in sets.values():
-        raw.prepare(preparation)
     out_of_core = cfg.model.get("out_of_core")  # stream the train split, never load it whole
     in_memory = datasets.SPLITS[1:] if out_of_core else datasets.SPLITS
     data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
@@ -61,8 +57,14 @@ def train(cfg: DictConfig) -> dict:
     # now, in threads, beside MLflow's imports and the logging of the config and datasets (on
     # two cores, seconds per job); the refit on train + validation too, when one is wanted. A
     # streamed fit forks worker processes, so it starts later, with the imports done.
-    refitting = _start_refit(cfg, model, dd, data, names, out_of_core)
-    fitting = None if out_of_core else _in_thread(_fit, model, dd, data, names, out_of_core)
+    shared = None if out_of_core else _SharedFeatures.start(model, data)
+    refitting = _start_refit(cfg, model, dd, data, names, out_of_core, shared)
+    fitting = None if out_of_core else _in_thread(_fit, model, dd, data, names, None, shared)
+    # how the model to log prepares raw articles; evaluation sets are prepared the same way
+    preparation = saved_model.training_preparation(manifest, cfg.max_chars, cfg.dataset_dir)
+    sets = _evaluation_sets(cfg)  # read before the run starts: a bad set fails at once
+    for raw in sets.values():
+        raw.prepare(preparation)
     if not server:  # a local store: set up beside the fits (MLflow's imports take seconds)
         tracking.configure(*uris)
     experiment = tracking.experiment_name(cfg.mlflow.experiment_prefix, task.name)
@@ -95,7 +97,7 @@ def train(cfg: DictConfig) -> dict:
             if not texts:
                 log.warning("%s split is empty: no %s metrics", split, split)
                 continue
-            predicted = model.predict(texts)
+            predicted = shared.predict(model, split) if shared else model.predict(texts)
             scores = evaluation.metrics(gold, predicted, names)
             tracking.log_metrics(scores, prefix=f"{split}_")
             result.update({f"{split}_{k}": v for k, v in scores.items()})
@@ -142,14 +144,57 @@ def train(cfg: DictConfig) -> dict:
     return result
 
 
-def _fit(model: object, dd: object, data: dict, names: list[str], out_of_core: object) -> float:
-    """Fit the model (streamed for an out-of-core config); the fit's wall time."""
+def _fit(
+    model: object, dd: object, data: dict, names: list[str], out_of_core: object, shared=None
+) -> float:
+    """Fit the model (streamed for an out-of-core config, on the ``shared`` features of the
+    train split when given); the fit's wall time."""
     started = time.perf_counter()
     if out_of_core:
         models.fit_out_of_core(model, dd["train"], names, out_of_core)
+    elif shared is not None:
+        shared.fit(model, data, ("train",))
     else:
         models.fit(model, *data["train"])
     return time.perf_counter() - started
+
+
+class _SharedFeatures:
+    """The features of each split, computed once by one thread (train, then validation, then
+    test) when the model's first step learns nothing (see ``models.shares_features``): the fit
+    on train, the refit on train + validation and the evaluation all use them, instead of each
+    tokenising its texts again while holding the GIL. The models are those of plain fits."""
+
+    def __init__(self, splits: dict[str, Future]) -> None:
+        self.splits = splits
+
+    @classmethod
+    def start(cls, model, data: dict) -> _SharedFeatures | None:
+        if not models.shares_features(model):
+            return None
+        splits: dict[str, Future] = {s: Future() for s in data}
+
+        def vectorize() -> None:
+            for split, future in splits.items():
+                try:
+                    future.set_result(models.front_features(model, data[split][0]))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+        threading.Thread(target=vectorize, name="newsclf-vectorize", daemon=True).start()
+        return cls(splits)
+
+    def fit(self, model, data: dict, splits: tuple[str, ...]) -> None:
+        """Fit ``model`` on ``splits`` together, as on their texts concatenated in order."""
+        parts = [self.splits[s].result() for s in splits]
+        features = parts[0] if len(parts) == 1 else scipy_sparse.vstack(parts, format="csr")
+        texts = [t for s in splits for t in data[s][0]]
+        labels = [y for s in splits for y in data[s][1]]
+        models.fit_on_features(model, texts, features, labels)
+
+    def predict(self, model, split: str) -> list:
+        """``model.predict`` of the split's texts."""
+        return model[1:].predict(self.splits[split].result())
 
 
 REFIT = ("train+validation", "none")
@@ -197,7 +242,7 @@ def _score_sets(cfg: DictConfig, task: Task, model, sets: dict, preparation) -> 
 
 
 def _start_refit(
-    cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core
+    cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core, shared=None
 ) -> Future | None:
     """The refit on train + validation (see ``_refit``), started at once in a thread when it
     will be needed: it does not depend on the first fit, and the solvers release the GIL, so on
@@ -208,6 +253,14 @@ def _start_refit(
     if not dd["validation"].num_rows:
         return None
     final = sklearn_base.clone(model)  # before the first fit starts changing model
+    if shared is not None:
+
+        def refit() -> tuple[object, float]:
+            started = time.perf_counter()
+            shared.fit(final, data, ("train", "validation"))
+            return final, time.perf_counter() - started
+
+        return _in_thread(refit)
     texts = list(data["train"][0]) + list(data["validation"][0])
     both = {"train": (texts, list(data["train"][1]) + list(data["validation"][1]))}
     return _in_thread(lambda: (final, _fit(final, {}, both, names, None)))
