@@ -5,6 +5,7 @@ Returns the optimised metric (``optimize_metric``) so Hydra sweepers can use it.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import threading
@@ -42,24 +43,32 @@ def train(cfg: DictConfig) -> dict:
     server = any(str(uri).startswith(("http://", "https://")) for uri in uris if uri)
     if server:  # a server that does not answer fails the job before any input is read
         tracking.configure(*uris)
+    names = task.label_names
+    out_of_core = cfg.model.get("out_of_core")  # stream the train split, never load it whole
+    # The fits need neither MLflow nor the run, and the solvers release the GIL: they start
+    # at once, in threads, beside the imports (Hugging Face datasets, skops, MLflow) and the
+    # logging of the config and datasets (on two cores, seconds per job); the refit on train +
+    # validation too, when one is wanted. A streamed fit forks worker processes, so it starts
+    # later, with the imports done.
+    data = None if out_of_core else _read_splits(cfg.dataset_dir, names)
+    if data is not None:
+        model, shared, fitting, refitting = _start_fits(cfg, data, names)
     dd, manifest = datasets.load(cfg.dataset_dir)
     if manifest.labels != task.label_names:
         raise NewsclfError(
             f"{cfg.dataset_dir}: dataset labels {manifest.labels} differ from task "
             f"{task.name}'s {task.label_names}; rebuild it with newsclf-dataset"
         )
-    names = task.label_names
-    out_of_core = cfg.model.get("out_of_core")  # stream the train split, never load it whole
     in_memory = datasets.SPLITS[1:] if out_of_core else datasets.SPLITS
-    data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
-    model = models.build_model(cfg.model)
-    # The fits need neither MLflow nor the run, and the solvers release the GIL: they start
-    # now, in threads, beside MLflow's imports and the logging of the config and datasets (on
-    # two cores, seconds per job); the refit on train + validation too, when one is wanted. A
-    # streamed fit forks worker processes, so it starts later, with the imports done.
-    shared = None if out_of_core else _SharedFeatures.start(model, data)
-    refitting = _start_refit(cfg, model, dd, data, names, out_of_core, shared)
-    fitting = None if out_of_core else _in_thread(_fit, model, dd, data, names, None, shared)
+    if data is None:
+        data = {s: (dd[s]["text"], [names[i] for i in dd[s]["label"]]) for s in in_memory}
+        if out_of_core:
+            model = models.build_model(cfg.model)
+            shared = fitting = refitting = None
+        else:
+            model, shared, fitting, refitting = _start_fits(cfg, data, names)
+    elif any(len(data[s][0]) != dd[s].num_rows for s in in_memory):  # read as the folder was
+        raise NewsclfError(f"{cfg.dataset_dir}: changed while being read; run again")
     # how the model to log prepares raw articles; evaluation sets are prepared the same way
     preparation = saved_model.training_preparation(manifest, cfg.max_chars, cfg.dataset_dir)
     sets = _evaluation_sets(cfg)  # read before the run starts: a bad set fails at once
@@ -90,6 +99,10 @@ def train(cfg: DictConfig) -> dict:
                 manifest.fingerprint,
                 context=split,
             )
+        # the table of top features needs only the final model and its texts: it is made in
+        # a thread as soon as that model is fitted, beside the evaluation and plots below
+        top = _start_top_features(cfg, model, data, refitting, fitting, out_of_core)
+        evaluation.plot_confusion_matrix  # noqa: B018  # matplotlib's import, beside the fits
         fit_seconds = fitting.result()
         tracking.log_metrics({"fit_seconds": fit_seconds, "n_train": dd["train"].num_rows})
         for split in ("validation", "test"):
@@ -125,7 +138,7 @@ def train(cfg: DictConfig) -> dict:
         texts = list(data["train"][0] if not out_of_core else dd["train"][:50_000]["text"])
         if final is not model:
             texts += list(data["validation"][0])
-        _log_top_features(cfg, final, texts)
+        _log_top_features(cfg, final, texts, top)
         example = saved_model.raw_example(dd["train"][:2])
         model_uri = saved_model.log_model(final, names, task.name, example, preparation)
         result["model_uri"] = model_uri
@@ -142,6 +155,45 @@ def train(cfg: DictConfig) -> dict:
                 ),
             )
     return result
+
+
+def _read_splits(dataset_dir: str, names: list[str]) -> dict | None:
+    """Each split's texts and label names, read from the dataset folder's Arrow files
+    (``hf/<split>``, as ``save_to_disk`` writes them) with pyarrow alone, so that the fits
+    start before Hugging Face datasets is imported (a second of CPU); None for any other
+    layout (the DatasetDict is then read as usual)."""
+    import pyarrow as pa
+
+    data = {}
+    try:
+        for split in SPLITS:
+            folder = Path(dataset_dir) / "hf" / split
+            state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+            if set(state) & {"_indices_data_files", "_indices_filename"}:
+                return None
+            texts: list[str] = []
+            labels: list[str] = []
+            for file in state["_data_files"]:
+                with pa.memory_map(str(folder / file["filename"])) as source:
+                    table = pa.ipc.open_stream(source).read_all()
+                texts += table.column("text").to_pylist()
+                labels += [names[i] for i in table.column("label").to_pylist()]
+            data[split] = (texts, labels)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, pa.ArrowException):
+        return None
+    return data
+
+
+SPLITS = ("train", "validation", "test")  # newsclf.datasets.SPLITS, without its imports
+
+
+def _start_fits(cfg: DictConfig, data: dict, names: list[str]) -> tuple:
+    """The model, its shared split features, and the fit and refit (futures), started."""
+    model = models.build_model(cfg.model)
+    shared = _SharedFeatures.start(model, data)
+    refitting = _start_refit(cfg, model, data, names, shared)
+    fitting = _in_thread(_fit, model, None, data, names, None, shared)
+    return model, shared, fitting, refitting
 
 
 def _fit(
@@ -241,16 +293,12 @@ def _score_sets(cfg: DictConfig, task: Task, model, sets: dict, preparation) -> 
     return scores
 
 
-def _start_refit(
-    cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core, shared=None
-) -> Future | None:
+def _start_refit(cfg: DictConfig, model, data: dict, names: list[str], shared=None):
     """The refit on train + validation (see ``_refit``), started at once in a thread when it
     will be needed: it does not depend on the first fit, and the solvers release the GIL, so on
     two cores it runs beside the first fit and the logging instead of after them. In-memory
     fits only (a streamed fit has its own worker processes)."""
-    if out_of_core or not cfg.register or cfg.refit != "train+validation":
-        return None
-    if not dd["validation"].num_rows:
+    if not cfg.register or cfg.refit != "train+validation" or not data["validation"][0]:
         return None
     final = sklearn_base.clone(model)  # before the first fit starts changing model
     if shared is not None:
@@ -303,11 +351,38 @@ def _refit(cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core
     return final
 
 
-def _log_top_features(cfg: DictConfig, model, texts: list[str]) -> None:
-    """The ``top_features`` n-grams with the largest weight per class, as a table artifact."""
+def _start_top_features(cfg: DictConfig, model, data: dict, refitting, fitting, out_of_core):
+    """The top-features rows of the model to log, computed in a thread once it is fitted: a
+    future of (model, rows), or None (streamed fits and ``top_features=0``: computed later)."""
+    if out_of_core or not cfg.top_features:
+        return None
+    if refitting is not None:
+        texts = list(data["train"][0]) + list(data["validation"][0])
+
+        def final() -> object:
+            return refitting.result()[0]
+    else:
+        texts = list(data["train"][0])
+
+        def final() -> object:
+            fitting.result()
+            return model
+
+    def rows() -> tuple[object, list | None]:
+        fitted = final()
+        return fitted, models.top_features(fitted, texts, int(cfg.top_features))
+
+    return _in_thread(rows)
+
+
+def _log_top_features(cfg: DictConfig, model, texts: list[str], started=None) -> None:
+    """The ``top_features`` n-grams with the largest weight per class, as a table artifact
+    (``started``: their computation, running, for the same model)."""
     if not cfg.top_features:
         return
-    rows = models.top_features(model, texts, int(cfg.top_features))
+    fitted, rows = started.result() if started is not None else (None, None)
+    if fitted is not model:
+        rows = models.top_features(model, texts, int(cfg.top_features))
     if rows is None:
         log.info("top features: not readable from this model; none logged")
         return
