@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import datasets as hf
+import numpy as np
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -167,3 +168,21 @@ def test_weighted_label_model_equals_the_full_fit():
         a.rule_precision(), b.rule_precision(), equal_nan=True
     )
     assert np.allclose(a.predict_proba(distinct), b.predict_proba(distinct))
+
+
+def test_digest_set_stays_sorted_and_exact_across_many_merges():
+    """The build's de-duplication set (HashSet64) merges its recent keys into a sorted array
+    in place: first occurrences are found exactly as a Python set finds them."""
+    from newsclf.batch import HashSet64
+
+    rng = np.random.default_rng(3)
+    seen, reference = HashSet64(merge_at=50), set()
+    for _ in range(40):
+        keys = rng.integers(0, 400, size=int(rng.integers(1, 60)), dtype=np.uint64)
+        expected = []
+        for key in keys.tolist():
+            expected.append(key not in reference)
+            reference.add(key)
+        assert seen.add_new(keys).tolist() == expected
+    assert len(seen) == len(reference)
+    assert np.all(np.diff(seen.base.astype(np.int64)) > 0)  # sorted, no repeats

@@ -41,7 +41,11 @@ from newsclf.tasks import Task
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1_000
-RUN_BATCH = 256  # rows per Arrow batch of a staging run: what the merge holds per run
+# Rows per Arrow batch of a staging run: what the merge holds per run. MERGE_FAN_IN runs are
+# merged at once (more in rounds), so the merge holds MERGE_FAN_IN x RUN_BATCH rows, decoded:
+# with 256 rows that was 16,384 articles (tens of MiB) as soon as a build had 64 runs (64,000
+# articles), the most of pass 2's peak.
+RUN_BATCH = 64
 MERGE_FAN_IN = 64  # runs merged at once; more runs are merged in rounds (bounded memory)
 WRITE_BATCH = 1_000  # rows buffered per split before they are written
 ABSTAIN = -1
@@ -464,7 +468,13 @@ class _SplitWriter:
         self.arrow = ArrowWriter(
             features=features, path=str(folder / "hf" / name / "data-00000-of-00001.arrow")
         )
-        self.parquet = pq.ParquetWriter(str(folder / "parquet" / f"{name}.parquet"), self.schema)
+        # no min/max statistics of title and text: one row group per WRITE_BATCH rows, and the
+        # writer keeps every row group's statistics (whole articles) in memory until it closes
+        self.parquet = pq.ParquetWriter(
+            str(folder / "parquet" / f"{name}.parquet"),
+            self.schema,
+            write_statistics=[c for c in self.schema.names if c not in ("title", "text")],
+        )
         self.hasher = hasher
         self.buffer: dict[str, list] = {k: [] for k in features}
         self.n = 0
