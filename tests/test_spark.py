@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -92,3 +94,79 @@ def test_spark_reads_parquet_only(spark, setup):
             JobSettings(),
             spark=spark,
         )
+
+
+def _typed_inputs(folder) -> None:
+    """Four Parquet files: strings, then a title, a text and an id column of other types
+    (an int title with a null, a list text with a null, an int id)."""
+    rows = article_rows(60, seed=3)
+    (folder / "typed").mkdir()
+
+    def write(name: str, part: list[dict], **types) -> None:
+        columns = {k: [r[k] for r in part] for k in ("id", "title", "text", "date")}
+        schema = pa.schema([(k, types.get(k, pa.string())) for k in columns])
+        pq.write_table(pa.table(columns, schema=schema), folder / "typed" / name)
+
+    write("a.parquet", rows[:30])
+    ints = [{**r, "title": n} for n, r in enumerate(rows[30:40])]
+    ints[4]["title"] = None  # a null title is no title, in any column type
+    write("b.parquet", ints, title=pa.int64())
+    lists = [{**r, "text": r["text"].split()[:3]} for r in rows[40:50]]
+    lists[2]["text"] = None  # no text: empty_text, as locally
+    write("c.parquet", lists, text=pa.list_(pa.string()))
+    write("d.parquet", [{**r, "id": 7 + n} for n, r in enumerate(rows[50:])], id=pa.int32())
+
+
+def test_spark_rejects_wrong_types_as_the_local_engine_does(spark, setup):
+    folder, store = setup
+    _typed_inputs(folder)
+    overrides = ("source=parquet", f"source.path={folder / 'typed'}", "source.on_error=reject")
+    local_out = folder / "typed-local.parquet"
+    local = run_prediction(predict_config(store, *overrides, f"output.path={local_out}"))
+    cfg = predict_config(store, *overrides)
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    models = prepared_models(cfg, load_models(cfg))
+    result = run_spark_job(source, models, folder / "typed-spark", JobSettings(), spark=spark)
+
+    assert (
+        result.rejected_by_reason
+        == local.rejected_by_reason
+        == {
+            "wrong_type": 28,
+            "empty_text": 1,
+        }
+    )
+    assert result.n_input == local.n_input == 60 == result.n_predicted + result.n_rejected
+    columns = ["source", "reason", "detail"]
+    theirs = pd.read_parquet(folder / "typed-spark.rejects")[columns]
+    ours = pd.read_csv(f"{local_out}.rejects.csv", dtype=str)[columns]
+    assert sorted(theirs.values.tolist()) == sorted(ours.values.tolist())
+    details = set(theirs["detail"])
+    typed = folder / "typed"
+    assert f"{typed / 'b.parquet'}:1: column 'title' holds int 0, not a string" in details
+    assert any("column 'text' holds list ['" in d for d in details)
+    assert f"{typed / 'd.parquet'}:3: column 'id' holds int 9, not a string" in details
+    ours = pq.read_table(local_out).to_pandas().set_index("id")
+    predicted = pd.read_parquet(folder / "typed-spark").set_index("id").loc[ours.index]
+    assert len(predicted) == len(ours) == 31  # a.parquet and the null-title row of b.parquet
+    for task in ("topic", "stance"):
+        assert predicted[f"{task}_label"].tolist() == ours[f"{task}_label"].tolist()
+
+
+def test_a_wrong_type_with_on_error_raise_is_one_line_on_spark(spark, setup):
+    folder, store = setup
+    if not (folder / "typed").exists():
+        _typed_inputs(folder)
+    path = folder / "typed" / "b.parquet"
+    cfg = predict_config(store, "source=parquet", f"source.path={path}", "source.on_error=raise")
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    with pytest.raises(NewsclfError) as caught:
+        run_spark_job(source, load_models(cfg), folder / "raise", JobSettings(), spark=spark)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}:\d+: column 'title' holds int \d+, "
+        "not a string",
+        message,
+    ), message
+    assert not (folder / "raise").exists()

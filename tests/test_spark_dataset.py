@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -91,3 +93,41 @@ def test_a_bad_record_on_spark_is_one_newsclf_error(spark, inputs):
     cfg.source.path = str(bad)
     with pytest.raises(NewsclfError, match=r"column 'title' holds int"):
         build_datasets(cfg)
+
+
+def test_wrong_types_are_rejected_as_by_the_local_engine(spark, inputs):
+    """A Parquet file set whose title, text or id column has another type in some files (an
+    int title with a null, a list text, an int id): the same wrong_type rejects, counts and
+    datasets on both engines, with source.on_error=reject."""
+    rows = article_rows(240)
+    typed = inputs / "typed"
+    typed.mkdir()
+
+    def write(name: str, part: list[dict], **types) -> None:
+        columns = {k: [r[k] for r in part] for k in ("id", "title", "text", "date")}
+        schema = pa.schema([(k, types.get(k, pa.string())) for k in columns])
+        pq.write_table(pa.table(columns, schema=schema), typed / name)
+
+    write("a.parquet", rows[:200])
+    ints = [{**r, "title": n} for n, r in enumerate(rows[200:215])]
+    ints[3]["title"] = None  # no title: kept
+    write("b.parquet", ints, title=pa.int64())
+    write(
+        "c.parquet", [{**r, "text": [r["text"]]} for r in rows[215:230]], text=pa.list_(pa.string())
+    )
+    write("d.parquet", [{**r, "id": n} for n, r in enumerate(rows[230:])], id=pa.int64())
+    overrides = (f"source.path={typed}", "source.on_error=reject")
+    local = build_datasets(_config(inputs, "parquet", "typed-local", *overrides))
+    on_spark = build_datasets(_config(inputs, "parquet", "typed-spark", "engine=spark", *overrides))
+    for task in ("topic", "stance"):
+        a, b = local[task], on_spark[task]
+        assert a.rejected_by_reason == b.rejected_by_reason == {"wrong_type": 39}
+        assert a.n_input == b.n_input == 240 == b.n_kept + b.n_rejected
+        assert a.fingerprint == b.fingerprint
+        for name in ("rejects.csv", "votes.csv"):
+            local_file = (inputs / "typed-local" / task / name).read_text(encoding="utf-8")
+            spark_file = (inputs / "typed-spark" / task / name).read_text(encoding="utf-8")
+            assert local_file == spark_file, name
+    rejects = (inputs / "typed-spark" / "topic" / "rejects.csv").read_text(encoding="utf-8")
+    assert f"{typed / 'b.parquet'}:1: column 'title' holds int 0, not a string" in rejects
+    assert f"{typed / 'd.parquet'}:2: column 'id' holds int 1, not a string" in rejects

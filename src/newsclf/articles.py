@@ -300,7 +300,7 @@ class Source:
             if not checked:
                 self._check_columns(file, row.keys())
                 checked = True
-            yield functools.partial(self._row_to_article, row, where)
+            yield functools.partial(self.row_to_record, row, where)
 
     def _hf_disk(self):
         import datasets
@@ -324,7 +324,7 @@ class Source:
             return
         self._check_columns(Path(self.path), ds.column_names or first.keys())
         for i, row in enumerate(itertools.chain([first], rows)):
-            yield self._row_to_article(row, f"{self.path}[{self.split}]:{i}")
+            yield self.row_to_record(row, f"{self.path}[{self.split}]:{i}")
 
     def _check_columns(self, file: Path, columns: Iterable[str]) -> None:
         columns = list(columns)
@@ -337,7 +337,12 @@ class Source:
                 "set source.text_column / id_column / title_column"
             )
 
-    def _row_to_article(self, row: Mapping, source: str) -> Record:
+    def row_to_record(self, row: Mapping, source: str) -> Record:
+        """One raw row (column -> value, as pyarrow's ``to_pylist`` or ``json.loads`` gives
+        it) -> its Article, or a ``wrong_type`` Reject when the text, title or id is not a
+        string (``on_error=raise``: a NewsclfError naming ``source``, the file and record).
+        Every engine converts rows here, so all treat bad rows alike."""
+
         def cell(column: str | None) -> str:
             value = row.get(column) if column else None
             return "" if value is None else str(value)

@@ -1,7 +1,8 @@
 """The Spark engine of ``newsclf-predict`` (``engine=spark``): Parquet in, Parquet out.
 
 Articles are prepared exactly as by the local engine (each model's
-``newsclf.saved_model.Preparation`` in a ``mapInPandas`` stage, boilerplate removals recorded), ids
+``newsclf.saved_model.Preparation`` in a ``mapInArrow`` stage, boilerplate removals recorded;
+a row whose text, title or id is not a string is rejected as ``wrong_type``, as locally), ids
 (and, if asked, texts) are de-duplicated keeping the first in input order (file path, then
 row), and each task's model runs through ``mlflow.pyfunc.spark_udf`` on the prepared texts.
 The models given to Spark are verified copies: the skops file passed newsclf's trusted-type
@@ -14,9 +15,11 @@ killed Spark job starts over cleanly when run again.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -24,11 +27,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import unquote
 
-import pandas as pd
 from filelock import FileLock, Timeout
 
-from newsclf.articles import Source
+from newsclf.articles import Article, Source
 from newsclf.batch import JobResult, JobSettings, JobState, sidecar
 from newsclf.errors import NewsclfError
 from newsclf.report import batch_report
@@ -68,21 +71,108 @@ def _preparations(models: Sequence[LoadedModel]) -> list[Preparation]:
     return list(distinct.values())
 
 
-def _clean_batches(
-    source: Source, preparations: Sequence[Preparation]
-) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The ``mapInPandas`` function: raw rows -> id, the text of each preparation, emptiness,
-    truncation, position and the boilerplate removed (as the local engine reports it)."""
+def wanted_columns(source: Source) -> list[str]:
+    """The input columns a source reads (id, title, date, text, meta), each once."""
+    wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
+    return list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
 
-    def clean(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        columns = ["id", "empty", "truncated_chars", "source", "removals"]
+
+def parquet_groups(source: Source, files: Sequence[str]) -> list[list[str]]:
+    """The Parquet files grouped by the types of the columns the source reads (one group
+    normally). Spark reads a set of files with one schema: a file whose text is a number among
+    files whose text is a string would fail the whole job, or be cast to text; each group is
+    read on its own, so every row reaches ``Source.row_to_record`` with its own type."""
+    import pyarrow.parquet as pq
+
+    groups: dict[tuple, list[str]] = {}
+    wanted = wanted_columns(source)
+    for file in files:
+        try:
+            schema = pq.read_schema(file)
+        except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+            raise NewsclfError(f"{file}: not a readable Parquet file ({exc})") from None
+        source._check_columns(Path(file), schema.names)
+        key = tuple(str(schema.field(c).type) if c in schema.names else None for c in wanted)
+        groups.setdefault(key, []).append(file)
+    return list(groups.values())
+
+
+def map_parquet(spark, source: Source, files: Sequence[str], function, schema: str):
+    """``function`` (Arrow batches of the wanted columns, ``_file`` and ``_row`` -> Arrow
+    batches of ``schema``) over the Parquet files, each group of column types read on its
+    own (:func:`parquet_groups`), as one frame."""
+    from pyspark.sql import functions as F
+
+    wanted = wanted_columns(source)
+    parts = []
+    for group in parquet_groups(source, files):
+        try:
+            raw = spark.read.parquet(*group)
+        except Exception as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise NewsclfError(
+                f"{source.path}: Spark cannot read it as Parquet ({message})"
+            ) from None
+        raw = raw.select(
+            *[F.col(c) for c in wanted if c in raw.columns],
+            F.col("_metadata.file_path").alias("_file"),
+            F.col("_metadata.row_index").alias("_row"),
+        )
+        parts.append(map_arrow(spark, raw, function, schema))
+    return functools.reduce(lambda a, b: a.unionByName(b), parts)
+
+
+def map_arrow(spark, raw, function, schema: str):
+    """``raw.mapInArrow``: rows reach ``function`` with the types pyarrow gives the local
+    engine (pandas would turn an int column with a null into floats, a list into an array);
+    ``function`` gets the Arrow schema to build its output batches with."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import _parse_datatype_string
+
+    struct = _parse_datatype_string(schema)
+    large = spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false") == "true"
+    arrow_schema = to_arrow_schema(struct, prefers_large_types=large)
+    parallelism = spark.sparkContext.defaultParallelism
+    if raw.rdd.getNumPartitions() < parallelism:  # a small file is one split: use every core
+        raw = raw.repartition(parallelism)
+    return raw.mapInArrow(functools.partial(function, arrow_schema=arrow_schema), struct)
+
+
+def file_path(uri: str) -> str:
+    """A file's path as the local engine names it, from the URI Spark names it by."""
+    return unquote(uri).removeprefix("file://").removeprefix("file:")
+
+
+def executor_error(exc: Exception) -> NewsclfError | None:
+    """The one-line NewsclfError a Python task raised (a bad record with on_error=raise), out
+    of the Java exception that carries it; None for any other failure."""
+    found = re.search(r"NewsclfError: (.+)", str(exc))
+    return NewsclfError(found.group(1).strip()) if found else None
+
+
+def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Callable[..., Iterator]:
+    """The ``mapInArrow`` function: raw rows -> id, the text of each preparation, emptiness,
+    truncation, position, the boilerplate removed (as the local engine reports it) and the
+    reason a row is rejected before cleaning (``wrong_type``)."""
+
+    def clean(batches: Iterator, arrow_schema) -> Iterator:
+        import pyarrow as pa
+
+        columns = ["id", "empty", "truncated_chars", "source", "removals", "reject", "detail"]
         texts = [f"text_{i}" for i in range(len(preparations))]
         for batch in batches:
-            rows = batch.astype(object).where(batch.notna(), None).to_dict("records")
+            rows = batch.to_pylist()
             out = {k: [] for k in [*columns, *texts]}
             for row in rows:
-                where = f"{row['_file']}:{row['_row'] + 1}"
-                record = source._row_to_article(row, where)
+                where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
+                record = source.row_to_record(row, where)
+                if not isinstance(record, Article):  # nothing to predict: no text
+                    values = (None, False, 0, where, [], record.reason, record.detail)
+                    for k, v in zip([*columns, *texts], [*values, *[""] * len(texts)], strict=True):
+                        out[k].append(v)
+                    continue
+                out["reject"].append(None)
+                out["detail"].append(None)
                 prepared = preparations[0].prepare(record)
                 out["id"].append(prepared.article.id)
                 out["text_0"].append(prepared.article.text)
@@ -95,10 +185,9 @@ def _clean_batches(
                 for i, other in enumerate(preparations[1:], start=1):
                     article = other.prepare(record).article  # empty: no prediction, as locally
                     out[f"text_{i}"].append(article.text if article.body.strip() else "")
-            frame = pd.DataFrame(out)
-            frame["_file"] = batch["_file"].to_numpy()
-            frame["_row"] = batch["_row"].to_numpy()
-            yield frame
+            out["_file"] = batch.column("_file")
+            out["_row"] = batch.column("_row")
+            yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
 
     return clean
 
@@ -147,56 +236,44 @@ def run_spark_job(
 
 def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
     import mlflow.pyfunc
+    import pyarrow.parquet as pq
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
     files = [str(f) for f in source.files()]
-    try:
-        raw = spark.read.parquet(*files)
-    except Exception as exc:
-        raise NewsclfError(f"{source.path}: Spark cannot read it as Parquet ({exc})") from None
-    source._check_columns(Path(source.path), raw.columns)
-    n_input = raw.count()  # from the Parquet footers
+    groups = parquet_groups(source, files)  # every file's columns checked, as locally
+    n_input = sum(pq.ParquetFile(f).metadata.num_rows for group in groups for f in group)
     if not spark.conf.get("spark.newsclf.userShufflePartitions", None):
         # Spark's default of 200 shuffle partitions makes small jobs crawl; about 20,000
         # articles per partition keeps tasks short and memory per task bounded.
         parallelism = spark.sparkContext.defaultParallelism
         spark.conf.set("spark.sql.shuffle.partitions", str(max(parallelism, n_input // 20_000)))
-    wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
-    wanted = list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
-    wanted = [c for c in wanted if c in raw.columns]
-    raw = raw.select(
-        *[F.col(c).cast("string").alias(c) for c in wanted],
-        F.col("_metadata.file_path").alias("_file"),
-        F.col("_metadata.row_index").alias("_row"),
-    )
     preparations = _preparations(models)
     schema = (
         "id string, empty boolean, truncated_chars long, source string, "
-        "removals array<struct<rule: string, text: string>>, "
+        "removals array<struct<rule: string, text: string>>, reject string, detail string, "
         + "".join(f"text_{i} string, " for i in range(len(preparations)))
         + "_file string, _row long"
     )
-    parallelism = spark.sparkContext.defaultParallelism
-    if raw.rdd.getNumPartitions() < parallelism:  # a small file is one split: use every core
-        raw = raw.repartition(parallelism)
-    cleaned = raw.mapInPandas(_clean_batches(source, preparations), schema)
+    cleaned = map_parquet(spark, source, files, _clean_batches(source, preparations), schema)
     cleaned = cleaned.withColumnRenamed("text_0", "text")
     order = ["_file", "_row"]
-    first_id = Window.partitionBy("id", "empty").orderBy(*order)
-    marked = cleaned.withColumn(
-        "dup_id", ~F.col("empty") & (F.row_number().over(first_id) > 1)
-    ).withColumn("dup_text", F.lit(False))
+    named = F.col("reject").isNull() & ~F.col("empty")  # a row that can be a duplicate
+    first_id = Window.partitionBy("id", named).orderBy(*order)
+    marked = cleaned.withColumn("dup_id", named & (F.row_number().over(first_id) > 1)).withColumn(
+        "dup_text", F.lit(False)
+    )
     if settings.dedupe_text:
-        first_text = Window.partitionBy(F.sha2("text", 256), "empty", "dup_id").orderBy(*order)
+        first_text = Window.partitionBy(F.sha2("text", 256), named, "dup_id").orderBy(*order)
         marked = marked.withColumn(
-            "dup_text", ~F.col("empty") & ~F.col("dup_id") & (F.row_number().over(first_text) > 1)
+            "dup_text", named & ~F.col("dup_id") & (F.row_number().over(first_text) > 1)
         )
     marked = marked.withColumn(
         "reason",
-        F.when(F.col("empty"), "empty_text")
+        F.when(F.col("reject").isNotNull(), F.col("reject"))
+        .when(F.col("empty"), "empty_text")
         .when(F.col("dup_id"), "duplicate_id")
         .when(F.col("dup_text"), "duplicate_text"),
     )
@@ -235,9 +312,16 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
         removals_tmp = path.with_name(f".{path.name}.boilerplate.tmp-{os.getpid()}")
         for stale in path.parent.glob(f".{path.name}.*tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        predictions.write.parquet(str(tmp))
+        try:
+            predictions.write.parquet(str(tmp))
+        except Exception as exc:  # a bad record with on_error=raise: its one line
+            error = executor_error(exc)
+            if error is None:
+                raise
+            raise error from None
         detail = (
-            F.when(F.col("empty"), "no body text after cleaning")
+            F.when(F.col("reject").isNotNull(), F.col("detail"))
+            .when(F.col("empty"), "no body text after cleaning")
             .when(F.col("dup_id"), "id seen earlier in the input")
             .otherwise("same text as an earlier article")
         )

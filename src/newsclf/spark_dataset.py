@@ -1,33 +1,38 @@
 """The Spark engine of ``newsclf-dataset`` (``engine=spark``): pass 1 of the build on Spark.
 
 Parquet or JSONL records are parsed, cleaned and voted on by each task's labelling rules in a
-``mapInPandas`` stage, exactly as the local engine does it (the same ``Source`` row conversion,
-``Cleaner`` and ``RuleSet``); ids and texts are de-duplicated keeping the first in input order
-(file path, then row). The driver then receives what the local engine's pass 1 leaves
-(:class:`newsclf.build.Ingested`): the counts, the rejects and removed boilerplate as CSV files
-in input order, the gold-labelled articles, each task's vote-pattern counts (a Spark
-``groupBy``) and the kept articles sorted by id as one staging run. The label model, the splits
-and the writing are the local engine's (:mod:`newsclf.build`), so both engines give the same
-datasets.
+``mapInArrow`` stage, exactly as the local engine does it (the same ``Source.row_to_record``,
+``Cleaner`` and ``RuleSet``: a row whose text, title or id is not a string is a ``wrong_type``
+reject, or with ``on_error=raise`` one error line naming file and record); ids and texts are
+de-duplicated keeping the first in input order (file path, then row). The driver then receives
+what the local engine's pass 1 leaves (:class:`newsclf.build.Ingested`): the counts, the rejects
+and removed boilerplate as CSV files in input order, the gold-labelled articles, each task's
+vote-pattern counts (a Spark ``groupBy``) and the kept articles sorted by id as one staging run.
+The label model, the splits and the writing are the local engine's (:mod:`newsclf.build`), so
+both engines give the same datasets.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from urllib.parse import unquote
 
-import pandas as pd
 import pyarrow as pa
 
 from newsclf.articles import Article, Cleaner, Reject, Removal, Source
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.errors import NewsclfError
-from newsclf.spark import spark_session
+from newsclf.spark import (
+    executor_error,
+    file_path,
+    map_arrow,
+    map_parquet,
+    spark_session,
+    wanted_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +41,17 @@ FORMATS = ("parquet", "jsonl")
 
 def _clean_and_vote(
     source: Source, cleaner: Cleaner, rule_sets: Mapping, annotated: Mapping
-) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The ``mapInPandas`` function: raw rows -> cleaned article, removals, each task's votes
+) -> Callable[..., Iterator[pa.RecordBatch]]:
+    """The ``mapInArrow`` function: raw rows -> cleaned article, removals, each task's votes
     (int8 bytes, as the local engine stages them), target mention and gold label."""
     import numpy as np
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def run(batches: Iterator[pa.RecordBatch], arrow_schema: pa.Schema) -> Iterator:
         for batch in batches:
-            raw = batch.drop(columns=["_file", "_row"])
-            rows = raw.astype(object).where(raw.notna(), None).to_dict("records")
+            rows = batch.to_pylist()
             # Spark names files by URI; the local engine (and the rejects file) by path
-            files = [
-                unquote(f).removeprefix("file://").removeprefix("file:") for f in batch["_file"]
-            ]
+            files = [file_path(f) for f in batch.column("_file").to_pylist()]
+            positions = batch.column("_row").to_pylist()
             out: dict[str, list] = {
                 k: []
                 for k in ("id", "date", "title", "text", "empty", "source", "reject", "detail")
@@ -57,14 +60,13 @@ def _clean_and_vote(
             articles: list[Article] = []
             where_kept: list[int] = []
             for i, row in enumerate(rows):
-                where = f"{files[i]}:{int(batch['_row'].iat[i]) + 1}"
+                where = f"{files[i]}:{positions[i] + 1}"
                 if row.get("_corrupt_record") is not None:
                     record: Article | Reject = Reject(
                         None, where, "malformed_record", "not a JSON object"
                     )
                 else:
-                    row.pop("_corrupt_record", None)
-                    record = source._row_to_article(row, where)
+                    record = source.row_to_record(row, where)
                 removals: list[dict] = []
                 if isinstance(record, Article):
                     article, removed = cleaner.clean(record)
@@ -97,10 +99,9 @@ def _clean_and_vote(
                 out[f"votes_{key}"] = votes
                 out[f"mentions_{key}"] = mentions
                 out[f"gold_{key}"] = [gold.get(a, "") if a else "" for a in out["id"]]
-            frame = pd.DataFrame(out)
-            frame["_file"] = batch["_file"].to_numpy()
-            frame["_row"] = batch["_row"].to_numpy()
-            yield frame
+            out["_file"] = batch.column("_file")
+            out["_row"] = batch.column("_row")
+            yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
 
     return run
 
@@ -154,34 +155,11 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
 
     started = time.perf_counter()
     files = [str(f) for f in source.files()]
-    try:
-        if fmt == "parquet":
-            raw = spark.read.parquet(*files)
-            row_index = F.col("_metadata.row_index")
-        else:  # JSONL: rows keep their order within a file (a file's splits are in order)
-            raw = spark.read.option("mode", "PERMISSIVE").json(files)
-            row_index = F.monotonically_increasing_id()
-    except Exception as exc:
-        raise NewsclfError(f"{source.path}: Spark cannot read it as {fmt} ({exc})") from None
-    columns = [c for c in raw.columns if c != "_corrupt_record"]
-    source._check_columns(Path(source.path), columns)
-    wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
-    wanted = list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
-    wanted = [c for c in wanted if c in raw.columns]
-    if "_corrupt_record" in raw.columns:
-        raw = raw.cache()  # Spark reads the corrupt-record column only from a cached frame
-        wanted.append("_corrupt_record")
-    raw = raw.select(
-        *[F.col(c) for c in wanted],
-        F.col("_metadata.file_path").alias("_file"),
-        row_index.alias("_row"),
-    )
-    parallelism = spark.sparkContext.defaultParallelism
-    if raw.rdd.getNumPartitions() < parallelism:  # a small file is one split: use every core
-        raw = raw.repartition(parallelism)
-    staged = raw.mapInPandas(
-        _clean_and_vote(source, cleaner, rule_sets, annotated), _schema(rule_sets)
-    )
+    run = _clean_and_vote(source, cleaner, rule_sets, annotated)
+    if fmt == "parquet":
+        staged = map_parquet(spark, source, files, run, _schema(rule_sets))
+    else:
+        staged = map_arrow(spark, _jsonl_frame(spark, source, files), run, _schema(rule_sets))
     order = ["_file", "_row"]
     named = F.col("reject").isNull() & ~F.col("empty")
     by_id = Window.partitionBy("id", named).orderBy(*order)
@@ -205,13 +183,34 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
     except NewsclfError:
         raise
     except Exception as exc:  # a bad record on an executor: its one-line newsclf error
-        found = re.search(r"NewsclfError: (.+)", str(exc))
-        if found is None:
+        error = executor_error(exc)
+        if error is None:
             raise
-        raise NewsclfError(found.group(1).strip()) from None
+        raise error from None
     finally:
         marked.unpersist()
     result.seconds = time.perf_counter() - started
+
+
+def _jsonl_frame(spark, source: Source, files: list[str]):
+    """The JSONL records' wanted columns (and ``_corrupt_record``), ``_file`` and ``_row``."""
+    from pyspark.sql import functions as F
+
+    try:  # rows keep their order within a file (a file's splits are in order)
+        raw = spark.read.option("mode", "PERMISSIVE").json(files)
+    except Exception as exc:
+        raise NewsclfError(f"{source.path}: Spark cannot read it as jsonl ({exc})") from None
+    columns = [c for c in raw.columns if c != "_corrupt_record"]
+    source._check_columns(Path(source.path), columns)
+    wanted = [c for c in wanted_columns(source) if c in raw.columns]
+    if "_corrupt_record" in raw.columns:
+        raw = raw.cache()  # Spark reads the corrupt-record column only from a cached frame
+        wanted.append("_corrupt_record")
+    return raw.select(
+        *[F.col(c) for c in wanted],
+        F.col("_metadata.file_path").alias("_file"),
+        F.monotonically_increasing_id().alias("_row"),
+    )
 
 
 def _collect(result: Ingested, marked, rule_sets: Mapping, annotated: Mapping, F) -> None:
