@@ -131,3 +131,46 @@ def test_wrong_types_are_rejected_as_by_the_local_engine(spark, inputs):
     rejects = (inputs / "typed-spark" / "topic" / "rejects.csv").read_text(encoding="utf-8")
     assert f"{typed / 'b.parquet'}:1: column 'title' holds int 0, not a string" in rejects
     assert f"{typed / 'd.parquet'}:2: column 'id' holds int 1, not a string" in rejects
+
+
+def test_wrong_types_and_bad_lines_in_jsonl_as_by_the_local_engine(spark, inputs):
+    """Two JSONL files with a number text, a list title and an int id among string rows, a
+    malformed line and a blank line: Spark's JSON reader would make the number text "5"; both
+    engines give the same rejects (file:line, reason, detail) and counts, with on_error=reject.
+    Spark is made to cut each file into several splits and to put pieces of both files in one:
+    lines are still numbered per file."""
+    rows = article_rows(240)
+    rows[5]["text"] = 5
+    rows[110]["title"] = ["a", "list"]  # (rows 0, 3, 6, ... have gold labels)
+    rows[113]["id"] = 12
+    lines = [json.dumps(r) for r in rows]
+    lines[120:120] = ['{"id": "broken", "text": ', ""]  # a malformed line, then a blank one
+    folder = inputs / "typed-jsonl"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("\n".join(lines[:100]) + "\n", encoding="utf-8")
+    (folder / "b.jsonl").write_text("\n".join(lines[100:]) + "\n", encoding="utf-8")
+    overrides = (f"source.path={folder}", "source.on_error=reject")
+    local = build_datasets(_config(inputs, "jsonl", "jsonl-typed-local", *overrides))
+    small = {"spark.sql.files.maxPartitionBytes": "4000", "spark.sql.files.openCostInBytes": "0"}
+    saved = {k: spark.conf.get(k) for k in small}
+    for key, value in small.items():
+        spark.conf.set(key, value)
+    try:
+        on_spark = build_datasets(
+            _config(inputs, "jsonl", "jsonl-typed-spark", "engine=spark", *overrides)
+        )
+        splits = spark.read.text(str(folder)).rdd.getNumPartitions()
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    assert splits > 4  # ~15 kB per file
+    a, b = local["topic"], on_spark["topic"]
+    assert a.rejected_by_reason == b.rejected_by_reason == {"wrong_type": 3, "malformed_record": 1}
+    assert a.n_input == b.n_input == 241 == b.n_kept + b.n_rejected
+    assert a.fingerprint == b.fingerprint
+    local_file = (inputs / "jsonl-typed-local" / "topic" / "rejects.csv").read_text()
+    spark_file = (inputs / "jsonl-typed-spark" / "topic" / "rejects.csv").read_text()
+    assert local_file == spark_file
+    assert f"{folder / 'a.jsonl'}:6: column 'text' holds int 5, not a string" in spark_file
+    assert f"{folder / 'b.jsonl'}:11: column 'title' holds list ['a', 'list']" in spark_file
+    assert f"{folder / 'b.jsonl'}:21: malformed JSON line" in spark_file

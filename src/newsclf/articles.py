@@ -387,19 +387,24 @@ def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
                 continue
             if not line:
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problem = NewsclfError(f"{file}:{line_no}: malformed JSON line ({exc.msg})")
-            else:
-                if isinstance(row, dict):
-                    yield line_no, row
-                    continue
-                problem = NewsclfError(f"{file}:{line_no}: JSON line is not an object")
-            if source.on_error == "raise":
-                raise problem
-            # A broken line is one lost record, not a lost file: reject just that record.
-            yield line_no, {"__reject__": str(problem)}
+            yield line_no, json_row(line, f"{file}:{line_no}", source.on_error)
+
+
+def json_row(line: str, where: str, on_error: str = "raise") -> dict:
+    """One non-blank JSONL line -> its row; a line that is not a JSON object raises a
+    NewsclfError naming ``where`` (file:line), or with ``on_error=reject`` is the row
+    ``{"__reject__": problem}``: a broken line is one lost record, not a lost file."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        problem = f"{where}: malformed JSON line ({exc.msg})"
+    else:
+        if isinstance(row, dict):
+            return row
+        problem = f"{where}: JSON line is not an object"
+    if on_error == "raise":
+        raise NewsclfError(problem)
+    return {"__reject__": problem}
 
 
 CSV_MAX_FIELD = 64 << 20  # characters: a longer field is an unclosed quote, not an article

@@ -15,6 +15,7 @@ both engines give the same datasets.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from newsclf.articles import Article, Cleaner, Reject, Removal, Source
+from newsclf.articles import Article, Cleaner, Reject, Removal, Source, json_row
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.errors import NewsclfError
 from newsclf.spark import (
@@ -31,7 +32,6 @@ from newsclf.spark import (
     map_arrow,
     map_parquet,
     spark_session,
-    wanted_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -40,30 +40,33 @@ FORMATS = ("parquet", "jsonl")
 
 
 def _clean_and_vote(
-    source: Source, cleaner: Cleaner, rule_sets: Mapping, annotated: Mapping
+    source: Source, cleaner: Cleaner, rule_sets: Mapping, annotated: Mapping, jsonl: bool
 ) -> Callable[..., Iterator[pa.RecordBatch]]:
-    """The ``mapInArrow`` function: raw rows -> cleaned article, removals, each task's votes
-    (int8 bytes, as the local engine stages them), target mention and gold label."""
+    """The ``mapInArrow`` function: raw rows (JSONL: lines, parsed here as the local engine
+    parses them) -> cleaned article, removals, each task's votes (int8 bytes, as the local
+    engine stages them), target mention and gold label."""
     import numpy as np
 
     def run(batches: Iterator[pa.RecordBatch], arrow_schema: pa.Schema) -> Iterator:
         for batch in batches:
             rows = batch.to_pylist()
-            # Spark names files by URI; the local engine (and the rejects file) by path
-            files = [file_path(f) for f in batch.column("_file").to_pylist()]
-            positions = batch.column("_row").to_pylist()
             out: dict[str, list] = {
                 k: []
                 for k in ("id", "date", "title", "text", "empty", "source", "reject", "detail")
             }
-            out["removals"] = []
+            out["removals"], out["_file"], out["_row"] = [], [], []
             articles: list[Article] = []
             where_kept: list[int] = []
+            if jsonl:  # blank lines are no records
+                rows = [row for row in rows if row["value"].strip()]
             for i, row in enumerate(rows):
-                where = f"{files[i]}:{positions[i] + 1}"
-                if row.get("_corrupt_record") is not None:
+                # Spark names files by URI; the local engine (and the rejects file) by path
+                where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
+                if jsonl:
+                    row = json_row(row["value"].strip(), where, source.on_error)
+                if "__reject__" in row:
                     record: Article | Reject = Reject(
-                        None, where, "malformed_record", "not a JSON object"
+                        None, where, "malformed_record", row["__reject__"]
                     )
                 else:
                     record = source.row_to_record(row, where)
@@ -86,6 +89,8 @@ def _clean_and_vote(
                 out["reject"].append(reject)
                 out["detail"].append(detail)
                 out["removals"].append(removals)
+                out["_file"].append(rows[i]["_file"])
+                out["_row"].append(rows[i]["_row"])
             for key, rules in rule_sets.items():
                 votes: list[bytes | None] = [None] * len(rows)
                 mentions: list[bool] = [True] * len(rows)
@@ -99,8 +104,6 @@ def _clean_and_vote(
                 out[f"votes_{key}"] = votes
                 out[f"mentions_{key}"] = mentions
                 out[f"gold_{key}"] = [gold.get(a, "") if a else "" for a in out["id"]]
-            out["_file"] = batch.column("_file")
-            out["_row"] = batch.column("_row")
             yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
 
     return run
@@ -155,7 +158,7 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
 
     started = time.perf_counter()
     files = [str(f) for f in source.files()]
-    run = _clean_and_vote(source, cleaner, rule_sets, annotated)
+    run = _clean_and_vote(source, cleaner, rule_sets, annotated, fmt == "jsonl")
     if fmt == "parquet":
         staged = map_parquet(spark, source, files, run, _schema(rule_sets))
     else:
@@ -192,24 +195,56 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
     result.seconds = time.perf_counter() - started
 
 
+def _first_object(file: Path, encoding: str) -> dict | None:
+    """The first line of a JSONL file that is a JSON object (its columns are checked)."""
+    with file.open(encoding=encoding, errors="replace") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                return row
+    return None
+
+
 def _jsonl_frame(spark, source: Source, files: list[str]):
-    """The JSONL records' wanted columns (and ``_corrupt_record``), ``_file`` and ``_row``."""
+    """The JSONL files' lines (``value``), ``_file`` and ``_row`` (the line's index within its
+    file: a split's first line is numbered after the lines of the file's earlier splits, counted
+    in a first pass over the text). Lines are parsed in the ``mapInArrow`` stage, as the
+    local engine parses them: Spark's JSON reader would turn a number among strings into text.
+    Each file's first record must have the columns, as locally."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    try:  # rows keep their order within a file (a file's splits are in order)
-        raw = spark.read.option("mode", "PERMISSIVE").json(files)
+    for file in files:
+        first = _first_object(Path(file), source.encoding)
+        if first is not None:
+            source._check_columns(Path(file), first.keys())
+    try:  # lines keep their order within a file (a file's splits are in order)
+        raw = spark.read.text(files)
     except Exception as exc:
         raise NewsclfError(f"{source.path}: Spark cannot read it as jsonl ({exc})") from None
-    columns = [c for c in raw.columns if c != "_corrupt_record"]
-    source._check_columns(Path(source.path), columns)
-    wanted = [c for c in wanted_columns(source) if c in raw.columns]
-    if "_corrupt_record" in raw.columns:
-        raw = raw.cache()  # Spark reads the corrupt-record column only from a cached frame
-        wanted.append("_corrupt_record")
-    return raw.select(
-        *[F.col(c) for c in wanted],
+    raw = raw.select(
+        "value",
         F.col("_metadata.file_path").alias("_file"),
-        F.monotonically_increasing_id().alias("_row"),
+        F.spark_partition_id().alias("_split"),
+        F.monotonically_increasing_id().alias("_id"),  # increasing within a split
+    )
+    # Spark may put several small files in one split, and a big file in several
+    splits = raw.groupBy("_file", "_split").agg(
+        F.min("_id").alias("_first"), F.count("*").alias("n")
+    )
+    before = (
+        Window.partitionBy("_file").orderBy("_first").rowsBetween(Window.unboundedPreceding, -1)
+    )
+    splits = splits.select(
+        "_file",
+        "_split",
+        (F.coalesce(F.sum("n").over(before), F.lit(0)) - F.col("_first")).alias("_shift"),
+    )
+    return raw.join(F.broadcast(splits), ["_file", "_split"]).select(
+        "value", "_file", (F.col("_id") + F.col("_shift")).alias("_row")
     )
 
 
