@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pandas as pd
 import pyarrow as pa
@@ -164,9 +163,6 @@ def test_a_wrong_type_with_on_error_raise_is_one_line_on_spark(spark, setup):
         run_spark_job(source, load_models(cfg), folder / "raise", JobSettings(), spark=spark)
     message = str(caught.value)
     assert "\n" not in message and "Traceback" not in message
-    assert re.fullmatch(
-        rf"{re.escape(str(path))}:\d+: column 'title' holds int \d+, "
-        "not a string",
-        message,
-    ), message
+    # the first bad record in input order, as the local engine stops at it
+    assert message == f"{path}:1: column 'title' holds int 0, not a string"
     assert not (folder / "raise").exists()

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from newsclf import datasets
 from newsclf.cli.dataset import build_datasets
 from newsclf.errors import NewsclfError
-from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS
+from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, error_line, run_cli
 from tests.predict_support import article_rows, write_jsonl
 
 
@@ -174,3 +174,31 @@ def test_wrong_types_and_bad_lines_in_jsonl_as_by_the_local_engine(spark, inputs
     assert f"{folder / 'a.jsonl'}:6: column 'text' holds int 5, not a string" in spark_file
     assert f"{folder / 'b.jsonl'}:11: column 'title' holds list ['a', 'list']" in spark_file
     assert f"{folder / 'b.jsonl'}:21: malformed JSON line" in spark_file
+
+
+def test_a_wrong_type_with_on_error_raise_is_one_error_line_from_the_cli(inputs):
+    """newsclf-dataset engine=spark: exit 2, one error line naming the first bad record in
+    input order, no traceback (not even Spark's log of a failed task)."""
+    folder = inputs / "raise-cli"
+    folder.mkdir()
+    pq.write_table(
+        pa.table({"id": ["z"], "title": ["ok"], "text": ["market"]}), folder / "a.parquet"
+    )
+    bad = {"id": ["x", "y"], "title": [7, 8], "text": ["gas prices", "tank fired"]}
+    pq.write_table(pa.table(bad), folder / "b.parquet")
+    proc = run_cli(
+        inputs,
+        "newsclf-dataset",
+        "engine=spark",
+        "source=parquet",
+        f"source.path={folder}",
+        "source.on_error=raise",
+        f"output_dir={inputs / 'raise-cli-out'}",
+        "log_to_mlflow=false",
+        "spark.master='local[1]'",
+        ok=False,
+    )
+    line = error_line(proc)
+    assert line.endswith(
+        f"error: {folder / 'b.parquet'}:1: column 'title' holds int 7, not a string"
+    )

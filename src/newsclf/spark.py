@@ -15,6 +15,7 @@ killed Spark job starts over cleanly when run again.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -143,6 +144,23 @@ def file_path(uri: str) -> str:
     return unquote(uri).removeprefix("file://").removeprefix("file:")
 
 
+def lenient(source: Source) -> Source:
+    """The source with ``on_error=reject``, for executors: a bad record raised in a task would
+    fail it with Spark's log of the Python traceback (and whichever task failed first would
+    decide the message); the driver raises for the first bad record instead."""
+    return dataclasses.replace(source, on_error="reject")
+
+
+def raise_first_bad_record(frame, F) -> None:
+    """With ``on_error=raise``: a NewsclfError naming the first record (in input order) that
+    was rejected before cleaning (``reject``: wrong_type, malformed_record), as the local
+    engine stops at it."""
+    bad = frame.filter(F.col("reject").isNotNull()).orderBy("_file", "_row").select("detail")
+    first = bad.first()
+    if first is not None:
+        raise NewsclfError(first["detail"])
+
+
 def executor_error(exc: Exception) -> NewsclfError | None:
     """The one-line NewsclfError a Python task raised (a bad record with on_error=raise), out
     of the Java exception that carries it; None for any other failure."""
@@ -160,12 +178,13 @@ def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Calla
 
         columns = ["id", "empty", "truncated_chars", "source", "removals", "reject", "detail"]
         texts = [f"text_{i}" for i in range(len(preparations))]
+        reading = lenient(source)  # bad records become rejects; the driver applies on_error
         for batch in batches:
             rows = batch.to_pylist()
             out = {k: [] for k in [*columns, *texts]}
             for row in rows:
                 where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
-                record = source.row_to_record(row, where)
+                record = reading.row_to_record(row, where)
                 if not isinstance(record, Article):  # nothing to predict: no text
                     values = (None, False, 0, where, [], record.reason, record.detail)
                     for k, v in zip([*columns, *texts], [*values, *[""] * len(texts)], strict=True):
@@ -312,13 +331,9 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
         removals_tmp = path.with_name(f".{path.name}.boilerplate.tmp-{os.getpid()}")
         for stale in path.parent.glob(f".{path.name}.*tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        try:
-            predictions.write.parquet(str(tmp))
-        except Exception as exc:  # a bad record with on_error=raise: its one line
-            error = executor_error(exc)
-            if error is None:
-                raise
-            raise error from None
+        if source.on_error == "raise":
+            raise_first_bad_record(scored, F)
+        predictions.write.parquet(str(tmp))
         detail = (
             F.when(F.col("reject").isNotNull(), F.col("detail"))
             .when(F.col("empty"), "no body text after cleaning")

@@ -29,8 +29,10 @@ from newsclf.errors import NewsclfError
 from newsclf.spark import (
     executor_error,
     file_path,
+    lenient,
     map_arrow,
     map_parquet,
+    raise_first_bad_record,
     spark_session,
 )
 
@@ -46,6 +48,8 @@ def _clean_and_vote(
     parses them) -> cleaned article, removals, each task's votes (int8 bytes, as the local
     engine stages them), target mention and gold label."""
     import numpy as np
+
+    reading = lenient(source)  # bad records become rejects; the driver applies on_error
 
     def run(batches: Iterator[pa.RecordBatch], arrow_schema: pa.Schema) -> Iterator:
         for batch in batches:
@@ -63,13 +67,13 @@ def _clean_and_vote(
                 # Spark names files by URI; the local engine (and the rejects file) by path
                 where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
                 if jsonl:
-                    row = json_row(row["value"].strip(), where, source.on_error)
+                    row = json_row(row["value"].strip(), where, "reject")
                 if "__reject__" in row:
                     record: Article | Reject = Reject(
                         None, where, "malformed_record", row["__reject__"]
                     )
                 else:
-                    record = source.row_to_record(row, where)
+                    record = reading.row_to_record(row, where)
                 removals: list[dict] = []
                 if isinstance(record, Article):
                     article, removed = cleaner.clean(record)
@@ -182,6 +186,8 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
         .when(F.col("dup_text"), "duplicate_text"),
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        if source.on_error == "raise":
+            raise_first_bad_record(marked, F)
         _collect(result, marked, rule_sets, annotated, F)
     except NewsclfError:
         raise
