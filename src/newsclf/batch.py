@@ -156,7 +156,7 @@ class HashSet64:
         return self.base[at] == keys
 
     def _merge(self) -> None:
-        # The recent keys are distinct and none is in base: insert them in place of order.
+        # The recent keys are distinct and none is in base: insert each where it sorts.
         # np.union1d (concatenate, copy, sort, mask) held four copies of base at each merge,
         # and the freed blocks stayed resident: 82 MiB for two sets of a million, not 16.
         recent = np.sort(np.fromiter(self.recent, dtype=np.uint64, count=len(self.recent)))
