@@ -168,6 +168,37 @@ def executor_error(exc: Exception) -> NewsclfError | None:
     return NewsclfError(found.group(1).strip()) if found else None
 
 
+def mark_duplicates(frame, dedupe_text: bool, first_id: bool = False):
+    """``frame`` (id, text, empty, reject, _file, _row) with ``dup_id``, ``dup_text`` and the
+    ``reason`` a row is not kept (``reject``, empty_text, duplicate_id, duplicate_text), as the
+    local engines decide them: of rows with the same id, or with ``dedupe_text`` the same text,
+    the first in input order is kept. With ``first_id``, also the id of the first row with the
+    same text (the one a duplicate_text row repeats)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    order = ["_file", "_row"]
+    named = F.col("reject").isNull() & ~F.col("empty")  # a row that can be a duplicate
+    by_id = Window.partitionBy("id", named).orderBy(*order)
+    marked = frame.withColumn("dup_id", named & (F.row_number().over(by_id) > 1))
+    marked = marked.withColumn("dup_text", F.lit(False))
+    if first_id:
+        marked = marked.withColumn("first_id", F.lit(None))
+    if dedupe_text:
+        fresh = named & ~F.col("dup_id")
+        by_text = Window.partitionBy(F.sha2("text", 256), fresh).orderBy(*order)
+        marked = marked.withColumn("dup_text", fresh & (F.row_number().over(by_text) > 1))
+        if first_id:
+            marked = marked.withColumn("first_id", F.first("id").over(by_text))
+    return marked.withColumn(
+        "reason",
+        F.when(F.col("reject").isNotNull(), F.col("reject"))
+        .when(F.col("empty"), "empty_text")
+        .when(F.col("dup_id"), "duplicate_id")
+        .when(F.col("dup_text"), "duplicate_text"),
+    )
+
+
 def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Callable[..., Iterator]:
     """The ``mapInArrow`` function: raw rows -> id, the text of each preparation, emptiness,
     truncation, position, the boilerplate removed (as the local engine reports it) and the
@@ -257,7 +288,6 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
     import mlflow.pyfunc
     import pyarrow.parquet as pq
     from pyspark import StorageLevel
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
@@ -278,24 +308,7 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
     )
     cleaned = map_parquet(spark, source, files, _clean_batches(source, preparations), schema)
     cleaned = cleaned.withColumnRenamed("text_0", "text")
-    order = ["_file", "_row"]
-    named = F.col("reject").isNull() & ~F.col("empty")  # a row that can be a duplicate
-    first_id = Window.partitionBy("id", named).orderBy(*order)
-    marked = cleaned.withColumn("dup_id", named & (F.row_number().over(first_id) > 1)).withColumn(
-        "dup_text", F.lit(False)
-    )
-    if settings.dedupe_text:
-        first_text = Window.partitionBy(F.sha2("text", 256), named, "dup_id").orderBy(*order)
-        marked = marked.withColumn(
-            "dup_text", named & ~F.col("dup_id") & (F.row_number().over(first_text) > 1)
-        )
-    marked = marked.withColumn(
-        "reason",
-        F.when(F.col("reject").isNotNull(), F.col("reject"))
-        .when(F.col("empty"), "empty_text")
-        .when(F.col("dup_id"), "duplicate_id")
-        .when(F.col("dup_text"), "duplicate_text"),
-    )
+    marked = mark_duplicates(cleaned, settings.dedupe_text)
     # Score every row once (rejects too: far fewer than the rest), then keep only the small
     # columns, so what Spark caches does not grow with the texts.
     scored = marked

@@ -32,6 +32,7 @@ from newsclf.spark import (
     lenient,
     map_arrow,
     map_parquet,
+    mark_duplicates,
     raise_first_bad_record,
     spark_session,
 )
@@ -157,7 +158,6 @@ def ingest_on_spark(
 
 def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotated) -> None:
     from pyspark import StorageLevel
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
@@ -167,24 +167,8 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
         staged = map_parquet(spark, source, files, run, _schema(rule_sets))
     else:
         staged = map_arrow(spark, _jsonl_frame(spark, source, files), run, _schema(rule_sets))
-    order = ["_file", "_row"]
-    named = F.col("reject").isNull() & ~F.col("empty")
-    by_id = Window.partitionBy("id", named).orderBy(*order)
-    marked = staged.withColumn("dup_id", named & (F.row_number().over(by_id) > 1))
-    marked = marked.withColumn("dup_text", F.lit(False)).withColumn("first_id", F.lit(None))
-    if dedupe_text:
-        fresh = named & ~F.col("dup_id")
-        by_text = Window.partitionBy(F.sha2("text", 256), fresh).orderBy(*order)
-        marked = marked.withColumn(
-            "dup_text", fresh & (F.row_number().over(by_text) > 1)
-        ).withColumn("first_id", F.first("id").over(by_text))
-    marked = marked.withColumn(
-        "reason",
-        F.when(F.col("reject").isNotNull(), F.col("reject"))
-        .when(F.col("empty"), "empty_text")
-        .when(F.col("dup_id"), "duplicate_id")
-        .when(F.col("dup_text"), "duplicate_text"),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    marked = mark_duplicates(staged, dedupe_text, first_id=True)
+    marked = marked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         if source.on_error == "raise":
             raise_first_bad_record(marked, F)
