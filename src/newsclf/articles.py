@@ -118,7 +118,7 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
 # --------------------------------------------------------------------------- reading
 
 
-def _decode(data: bytes, path: Path, encoding: str) -> str:
+def _decode(data: bytes, path: Path | str, encoding: str) -> str:
     wide = encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
     if not wide and data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise NewsclfError(
@@ -326,7 +326,7 @@ class Source:
         for i, row in enumerate(itertools.chain([first], rows)):
             yield self.row_to_record(row, f"{self.path}[{self.split}]:{i}")
 
-    def _check_columns(self, file: Path, columns: Iterable[str]) -> None:
+    def _check_columns(self, file: Path | str, columns: Iterable[str]) -> None:
         columns = list(columns)
         wanted = [self.text_column, *self.meta_columns]
         wanted += [c for c in (self.id_column, self.title_column) if c]
@@ -378,16 +378,24 @@ def _preview(value: object) -> str:
 def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
     with file.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            try:
-                line = _decode(raw, Path(f"{file}:{line_no}"), source.encoding).strip()
-            except NewsclfError as exc:  # one undecodable line is one record, not the file
-                if source.on_error == "raise":
-                    raise
-                yield line_no, {"__reject__": str(exc)}
-                continue
-            if not line:
-                continue
-            yield line_no, json_row(line, f"{file}:{line_no}", source.on_error)
+            row = jsonl_row(raw, f"{file}:{line_no}", source.encoding, source.on_error)
+            if row is not None:
+                yield line_no, row
+
+
+def jsonl_row(raw: bytes, where: str, encoding: str, on_error: str = "raise") -> dict | None:
+    """One JSONL line as read (bytes, in ``encoding``) -> its row, None for a blank line; a line
+    that cannot be decoded or parsed raises a NewsclfError naming ``where`` (file:line), or with
+    ``on_error=reject`` is the row ``{"__reject__": problem}`` (every engine reads lines here)."""
+    try:
+        line = _decode(raw, where, encoding).strip()
+    except NewsclfError as exc:  # one undecodable line is one record, not the file
+        if on_error == "raise":
+            raise
+        return {"__reject__": str(exc)}
+    if not line:
+        return None
+    return json_row(line, where, on_error)
 
 
 def json_row(line: str, where: str, on_error: str = "raise") -> dict:
