@@ -166,3 +166,83 @@ def test_a_wrong_type_with_on_error_raise_is_one_line_on_spark(spark, setup):
     # the first bad record in input order, as the local engine stops at it
     assert message == f"{path}:1: column 'title' holds int 0, not a string"
     assert not (folder / "raise").exists()
+
+
+def _spark_run(spark, store, path: str, out, *overrides: str):
+    cfg = predict_config(store, "source=parquet", f"source.path={path}", *overrides)
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    models = prepared_models(cfg, load_models(cfg))
+    return run_spark_job(source, models, out, JobSettings(), spark=spark)
+
+
+def test_a_file_uri_is_read_through_sparks_file_system_as_the_local_path(spark, setup, monkeypatch):
+    """source.path=file:///... takes the cluster's code path (listing and Parquet footers
+    through Spark's Hadoop FileSystem) and gives what the plain path gives; the plain path
+    reads each file's footer once on the driver."""
+    folder, store = setup
+    opened: list[str] = []
+    for name in ("read_metadata", "read_schema", "ParquetFile"):
+        real = getattr(pq, name)
+
+        def counted(file, *args, _real=real, **kwargs):
+            opened.append(str(file))
+            return _real(file, *args, **kwargs)
+
+        monkeypatch.setattr(pq, name, counted)
+    plain = _spark_run(spark, store, str(folder / "in"), folder / "plain", "max_chars=20000")
+    monkeypatch.undo()
+    assert sorted(opened) == sorted(str(f) for f in (folder / "in").glob("*.parquet"))
+    uri = _spark_run(spark, store, f"file://{folder / 'in'}", folder / "uri", "max_chars=20000")
+
+    assert (uri.n_input, uri.n_predicted, uri.rejected_by_reason) == (
+        plain.n_input,
+        plain.n_predicted,
+        plain.rejected_by_reason,
+    )
+    assert uri.removed_by_rule == plain.removed_by_rule
+    for suffix in ("", ".rejects", ".boilerplate"):  # rejects name files by path, as locally
+        theirs = pd.read_parquet(f"{folder / 'uri'}{suffix}")
+        ours = pd.read_parquet(f"{folder / 'plain'}{suffix}")
+        key = list(ours.columns)
+        theirs = theirs.sort_values(key).reset_index(drop=True)
+        assert theirs.equals(ours.sort_values(key).reset_index(drop=True)), suffix
+    assert f"{folder / 'in' / 'b.parquet'}:" in " ".join(
+        pd.read_parquet(f"{folder}/uri.rejects").source
+    )
+
+    missing = f"file://{folder / 'nope'}"
+    with pytest.raises(NewsclfError) as caught:
+        _spark_run(spark, store, missing, folder / "nope-out")
+    assert str(caught.value) == f"{missing}: source path does not exist"
+
+
+def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, setup):
+    """A Parquet file lacking a configured column, and one that is not Parquet, are each one
+    ``unreadable`` reject on both engines (on_error=reject); a file without rows is no record;
+    on_error=raise stops at the first bad file in input order, as locally."""
+    folder, store = setup
+    mixed = folder / "mixed"
+    mixed.mkdir()
+    rows = article_rows(30, seed=5)
+    pd.DataFrame(rows[:20]).to_parquet(mixed / "a.parquet")
+    pd.DataFrame(rows[20:]).drop(columns=["title"]).to_parquet(mixed / "b.parquet")
+    pd.DataFrame({"id": pd.Series([], dtype=str)}).to_parquet(mixed / "c.parquet")  # no rows
+    (mixed / "d.parquet").write_bytes(b"not a Parquet file")
+    overrides = ("source=parquet", f"source.path={mixed}", "source.on_error=reject")
+    local = run_prediction(predict_config(store, *overrides, f"output.path={folder}/m.parquet"))
+    for path in (str(mixed), f"file://{mixed}"):
+        result = _spark_run(spark, store, path, folder / "m-spark", "source.on_error=reject")
+        assert result.rejected_by_reason == local.rejected_by_reason == {"unreadable": 2}
+        assert result.n_input == local.n_input == 22 == result.n_predicted + result.n_rejected
+        theirs = pd.read_parquet(folder / "m-spark.rejects")[["source", "reason", "detail"]]
+        ours = pd.read_csv(f"{folder}/m.parquet.rejects.csv", dtype=str)
+        assert sorted(theirs.values.tolist()) == sorted(
+            ours[["source", "reason", "detail"]].values.tolist()
+        )
+        assert str(mixed / "b.parquet") in theirs["source"].tolist()
+        assert any("missing column(s) title" in d for d in theirs["detail"])
+
+    with pytest.raises(NewsclfError) as caught:
+        _spark_run(spark, store, f"file://{mixed}", folder / "m-raise", "source.on_error=raise")
+    assert str(caught.value).startswith(f"{mixed / 'b.parquet'}: missing column(s) title (has:")
+    assert not (folder / "m-raise").exists()

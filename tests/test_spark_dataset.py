@@ -60,10 +60,17 @@ def _config(folder, fmt: str, out: str, *overrides: str):
         )
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
-def test_spark_engine_gives_the_local_engines_labels_and_splits(spark, inputs, fmt):
+@pytest.mark.parametrize(
+    ("fmt", "uri"), [("parquet", False), ("jsonl", False), ("parquet", True), ("jsonl", True)]
+)
+def test_spark_engine_gives_the_local_engines_labels_and_splits(spark, inputs, fmt, uri):
+    """Also with source.path a file:// URI: listed and read through Spark's Hadoop
+    FileSystem, the code path of hdfs://, s3a://, gs://, abfs:// on a cluster."""
     local = build_datasets(_config(inputs, fmt, f"local-{fmt}"))
-    on_spark = build_datasets(_config(inputs, fmt, f"spark-{fmt}", "engine=spark"))
+    spark_cfg = _config(inputs, fmt, f"spark-{fmt}", "engine=spark")
+    if uri:
+        spark_cfg.source.path = f"file://{spark_cfg.source.path}"
+    on_spark = build_datasets(spark_cfg)
     for task in ("topic", "stance"):
         a, b = local[task], on_spark[task]
         assert a.fingerprint == b.fingerprint
@@ -202,3 +209,124 @@ def test_a_wrong_type_with_on_error_raise_is_one_error_line_from_the_cli(inputs)
     assert line.endswith(
         f"error: {folder / 'b.parquet'}:1: column 'title' holds int 7, not a string"
     )
+
+
+def test_a_missing_file_uri_is_one_error_line(spark, inputs):
+    cfg = _config(inputs, "jsonl", "nope-out", "engine=spark")
+    cfg.source.path = f"file://{inputs / 'nope.jsonl'}"
+    with pytest.raises(NewsclfError) as caught:
+        build_datasets(cfg)
+    assert str(caught.value) == f"file://{inputs / 'nope.jsonl'}: source path does not exist"
+
+
+def _labels(folder, ids) -> str:
+    """``annotations.path=...`` of a labels file in ``folder`` for the articles ``a<i>`` of
+    ``ids``."""
+    topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
+    rows = [f"a{i:06d},{topics[i % 6]},{stances[i // 3 % 3]}" for i in ids]
+    folder.mkdir()
+    path = folder / "labels.csv"
+    path.write_text("\n".join(["article_id,topic,stance", *rows]) + "\n", encoding="utf-8")
+    return f"annotations.path={path}"
+
+
+def _both_engines(inputs, fmt: str, name: str, *overrides: str) -> tuple[dict, dict]:
+    local = build_datasets(_config(inputs, fmt, f"{name}-local", *overrides))
+    on_spark = build_datasets(_config(inputs, fmt, f"{name}-spark", "engine=spark", *overrides))
+    for task in ("topic", "stance"):
+        a, b = local[task], on_spark[task]
+        assert a.fingerprint == b.fingerprint
+        assert a.n_input == b.n_input == b.n_kept + b.n_rejected
+        assert a.rejected_by_reason == b.rejected_by_reason
+        for file in ("rejects.csv", "votes.csv"):
+            local_file = (inputs / f"{name}-local" / task / file).read_text(encoding="utf-8")
+            spark_file = (inputs / f"{name}-spark" / task / file).read_text(encoding="utf-8")
+            assert local_file == spark_file, file
+    return local, on_spark
+
+
+def test_jsonl_is_decoded_in_source_encoding_as_by_the_local_engine(spark, inputs):
+    """A latin-1 JSONL file (source.encoding=latin-1) gives the local engine's articles on
+    Spark, not U+FFFD; read as utf-8, its lines with a byte that is not utf-8 are rejected
+    with the local engine's reason and detail. A user's spark.sql.shuffle.partitions stays."""
+    rows = article_rows(90, seed=7)
+    for row in rows[::4]:
+        row["text"] = "Café, Zürich and São Paulo: " + row["text"]
+    folder = inputs / "latin1"
+    folder.mkdir()
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    (folder / "a.jsonl").write_bytes(lines.encode("latin-1"))
+    # gold labels for articles that read as utf-8 too (a rejected one's id is unknown)
+    labels = _labels(inputs / "latin1-labels", [i for i in range(90) if i % 4 == 1])
+    local, on_spark = _both_engines(
+        inputs,
+        "jsonl",
+        "latin1",
+        labels,
+        f"source.path={folder}",
+        "source.encoding=latin-1",
+        "source.on_error=reject",
+    )
+    assert local["topic"].n_kept == 90
+    dd, _ = datasets.load(on_spark["topic"].path)
+    texts = [t for split in datasets.SPLITS for t in dd[split]["text"]]
+    assert sum("Café, Zürich" in t for t in texts) > 10 and not any("\ufffd" in t for t in texts)
+
+    saved = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.newsclf.userShufflePartitions", "true")
+    spark.conf.set("spark.sql.shuffle.partitions", "3")
+    try:
+        local, on_spark = _both_engines(
+            inputs,
+            "jsonl",
+            "latin1-as-utf8",
+            labels,
+            f"source.path={folder}",
+            "source.on_error=reject",
+        )
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+    finally:
+        spark.conf.unset("spark.newsclf.userShufflePartitions")
+        spark.conf.set("spark.sql.shuffle.partitions", saved)
+    assert on_spark["topic"].rejected_by_reason == {"malformed_record": 23}
+    rejects = (inputs / "latin1-as-utf8-spark" / "topic" / "rejects.csv").read_text()
+    assert f"{folder / 'a.jsonl'}:1: not utf-8 text (byte 0xe9 at offset " in rejects
+
+
+def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, inputs):
+    """Parquet and JSONL: a file lacking a configured column, or (Parquet) not Parquet at all,
+    is one ``unreadable`` record on both engines with on_error=reject; a file without rows is
+    none. Spark's shuffle is sized from the input (not Spark's 200 partitions)."""
+    rows = article_rows(120, seed=9)
+    labels = _labels(inputs / "columns-labels", range(0, 100, 3))  # of the readable files
+    for fmt in ("parquet", "jsonl"):
+        folder = inputs / f"columns-{fmt}"
+        folder.mkdir()
+        if fmt == "parquet":
+            pd.DataFrame(rows[:100]).to_parquet(folder / "a.parquet")
+            pd.DataFrame(rows[100:]).drop(columns=["text"]).to_parquet(folder / "b.parquet")
+            pd.DataFrame({"id": pd.Series([], dtype=str)}).to_parquet(folder / "c.parquet")
+            (folder / "d.parquet").write_bytes(b"not a Parquet file")
+            unreadable = 2
+        else:
+            write_jsonl(folder / "a.jsonl", rows[:100])
+            write_jsonl(
+                folder / "b.jsonl", [{"id": r["id"], "body": r["text"]} for r in rows[100:]]
+            )
+            (folder / "c.jsonl").write_text("\n\n", encoding="utf-8")
+            unreadable = 1
+        spark.conf.set("spark.sql.shuffle.partitions", "200")
+        _, on_spark = _both_engines(
+            inputs, fmt, f"columns-{fmt}", labels, f"source.path={folder}", "source.on_error=reject"
+        )
+        assert spark.conf.get("spark.sql.shuffle.partitions") == str(
+            spark.sparkContext.defaultParallelism
+        )
+        assert on_spark["topic"].rejected_by_reason == {"unreadable": unreadable}
+        assert on_spark["topic"].n_input == 100 + unreadable
+        rejects = (inputs / f"columns-{fmt}-spark" / "topic" / "rejects.csv").read_text()
+        missing = "text, title" if fmt == "jsonl" else "text"
+        assert (
+            f"{folder / f'b.{fmt}'},unreadable,{folder / f'b.{fmt}'}: missing column(s) {missing}"
+            in rejects.replace('"', "")
+        )

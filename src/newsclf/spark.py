@@ -28,15 +28,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import unquote
 
 from filelock import FileLock, Timeout
 
-from newsclf.articles import Article, Source
+from newsclf.articles import Article, Reject, Source
 from newsclf.batch import JobResult, JobSettings, JobState, sidecar
 from newsclf.errors import NewsclfError
 from newsclf.report import batch_report
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
+from newsclf.spark_input import FileError, InputFile, Inputs, wanted_columns
+from newsclf.spark_input import shown_name as file_path
 
 log = logging.getLogger(__name__)
 
@@ -72,55 +73,58 @@ def _preparations(models: Sequence[LoadedModel]) -> list[Preparation]:
     return list(distinct.values())
 
 
-def wanted_columns(source: Source) -> list[str]:
-    """The input columns a source reads (id, title, date, text, meta), each once."""
-    wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
-    return list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
+def map_inputs(
+    spark, parts: Sequence, errors: Sequence[FileError], inputs: Inputs, function, schema
+):
+    """``function`` (Arrow batches of raw rows with ``_file`` and ``_row`` -> Arrow batches of
+    ``schema``) over each raw frame of ``parts`` and over the files in ``errors`` (rows with
+    only ``_error``, ``_file`` and ``_row``: ``function`` makes each one ``unreadable``
+    reject, as the local engine counts such a file), as one frame."""
+    frames = [map_arrow(spark, raw, function, schema) for raw in parts]
+    if errors:
+        rows = [(e.detail, inputs.spark_uri(e.file), e.row) for e in errors]
+        raw = spark.createDataFrame(rows, "_error string, _file string, _row long")
+        frames.append(map_arrow(spark, raw, function, schema))
+    if not frames:  # only files without rows
+        return spark.createDataFrame([], schema)
+    return functools.reduce(lambda a, b: a.unionByName(b), frames)
 
 
-def parquet_groups(source: Source, files: Sequence[str]) -> list[list[str]]:
-    """The Parquet files grouped by the types of the columns the source reads (one group
-    normally). Spark reads a set of files with one schema: a file whose text is a number among
-    files whose text is a string would fail the whole job, or be cast to text; each group is
-    read on its own, so every row reaches ``Source.row_to_record`` with its own type."""
-    import pyarrow.parquet as pq
-
-    groups: dict[tuple, list[str]] = {}
-    wanted = wanted_columns(source)
-    for file in files:
-        try:
-            schema = pq.read_schema(file)
-        except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-            raise NewsclfError(f"{file}: not a readable Parquet file ({exc})") from None
-        source._check_columns(Path(file), schema.names)
-        key = tuple(str(schema.field(c).type) if c in schema.names else None for c in wanted)
-        groups.setdefault(key, []).append(file)
-    return list(groups.values())
-
-
-def map_parquet(spark, source: Source, files: Sequence[str], function, schema: str):
-    """``function`` (Arrow batches of the wanted columns, ``_file`` and ``_row`` -> Arrow
-    batches of ``schema``) over the Parquet files, each group of column types read on its
-    own (:func:`parquet_groups`), as one frame."""
+def read_parquet(spark, source: Source, groups: Sequence[Sequence[InputFile]]) -> list:
+    """The Parquet files as raw frames of the wanted columns, ``_file`` and ``_row``: each group
+    of column types (:meth:`Inputs.parquet`) read on its own, so every row reaches
+    ``Source.row_to_record`` with its own types (one frame would fail, or cast to text, a file
+    whose text is a number among files whose text is a string)."""
     from pyspark.sql import functions as F
 
     wanted = wanted_columns(source)
     parts = []
-    for group in parquet_groups(source, files):
+    for group in groups:
         try:
-            raw = spark.read.parquet(*group)
+            raw = spark.read.parquet(*[f.name for f in group])
         except Exception as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise NewsclfError(
                 f"{source.path}: Spark cannot read it as Parquet ({message})"
             ) from None
-        raw = raw.select(
-            *[F.col(c) for c in wanted if c in raw.columns],
-            F.col("_metadata.file_path").alias("_file"),
-            F.col("_metadata.row_index").alias("_row"),
+        parts.append(
+            raw.select(
+                *[F.col(c) for c in wanted if c in raw.columns],
+                F.col("_metadata.file_path").alias("_file"),
+                F.col("_metadata.row_index").alias("_row"),
+            )
         )
-        parts.append(map_arrow(spark, raw, function, schema))
-    return functools.reduce(lambda a, b: a.unionByName(b), parts)
+    return parts
+
+
+def size_shuffle(spark, n_rows: int) -> None:
+    """Size Spark's shuffle partitions from the input, unless the user set them: Spark's
+    default of 200 makes small jobs crawl; about 20,000 articles per partition keeps tasks
+    short and memory per task bounded."""
+    if spark.conf.get("spark.newsclf.userShufflePartitions", None):
+        return
+    parallelism = spark.sparkContext.defaultParallelism
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(parallelism, n_rows // 20_000)))
 
 
 def map_arrow(spark, raw, function, schema: str):
@@ -137,11 +141,6 @@ def map_arrow(spark, raw, function, schema: str):
     if raw.rdd.getNumPartitions() < parallelism:  # a small file is one split: use every core
         raw = raw.repartition(parallelism)
     return raw.mapInArrow(functools.partial(function, arrow_schema=arrow_schema), struct)
-
-
-def file_path(uri: str) -> str:
-    """A file's path as the local engine names it, from the URI Spark names it by."""
-    return unquote(uri).removeprefix("file://").removeprefix("file:")
 
 
 def lenient(source: Source) -> Source:
@@ -214,8 +213,12 @@ def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Calla
             rows = batch.to_pylist()
             out = {k: [] for k in [*columns, *texts]}
             for row in rows:
-                where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
-                record = reading.row_to_record(row, where)
+                if row.get("_error"):  # a file the local engine counts as one record
+                    where = file_path(row["_file"])
+                    record = Reject(None, where, "unreadable", row["_error"])
+                else:
+                    where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
+                    record = reading.row_to_record(row, where)
                 if not isinstance(record, Article):  # nothing to predict: no text
                     values = (None, False, 0, where, [], record.reason, record.detail)
                     for k, v in zip([*columns, *texts], [*values, *[""] * len(texts)], strict=True):
@@ -286,19 +289,15 @@ def run_spark_job(
 
 def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
     import mlflow.pyfunc
-    import pyarrow.parquet as pq
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
-    files = [str(f) for f in source.files()]
-    groups = parquet_groups(source, files)  # every file's columns checked, as locally
-    n_input = sum(pq.ParquetFile(f).metadata.num_rows for group in groups for f in group)
-    if not spark.conf.get("spark.newsclf.userShufflePartitions", None):
-        # Spark's default of 200 shuffle partitions makes small jobs crawl; about 20,000
-        # articles per partition keeps tasks short and memory per task bounded.
-        parallelism = spark.sparkContext.defaultParallelism
-        spark.conf.set("spark.sql.shuffle.partitions", str(max(parallelism, n_input // 20_000)))
+    inputs = Inputs(spark, source)
+    # every file's footer read once (types and rows) and its columns checked, as locally
+    groups, n_rows, errors = inputs.parquet()
+    n_input = n_rows + len(errors)  # a file the local engine cannot read is one record
+    size_shuffle(spark, n_input)
     preparations = _preparations(models)
     schema = (
         "id string, empty boolean, truncated_chars long, source string, "
@@ -306,7 +305,9 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
         + "".join(f"text_{i} string, " for i in range(len(preparations)))
         + "_file string, _row long"
     )
-    cleaned = map_parquet(spark, source, files, _clean_batches(source, preparations), schema)
+    parts = read_parquet(spark, source, groups)
+    clean = _clean_batches(source, preparations)
+    cleaned = map_inputs(spark, parts, errors, inputs, clean, schema)
     cleaned = cleaned.withColumnRenamed("text_0", "text")
     marked = mark_duplicates(cleaned, settings.dedupe_text)
     # Score every row once (rejects too: far fewer than the rest), then keep only the small

@@ -15,7 +15,6 @@ both engines give the same datasets.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,23 +22,28 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from newsclf.articles import Article, Cleaner, Reject, Removal, Source, json_row
+from newsclf.articles import Article, Cleaner, Reject, Removal, Source, jsonl_row
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.errors import NewsclfError
 from newsclf.spark import (
     executor_error,
     file_path,
     lenient,
-    map_arrow,
-    map_parquet,
+    map_inputs,
     mark_duplicates,
     raise_first_bad_record,
+    read_parquet,
+    size_shuffle,
     spark_session,
 )
+from newsclf.spark_input import InputFile, Inputs
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "jsonl")
+# a JSONL file's articles are not counted before Spark reads it: estimated from its size (a
+# news article with its title, id and date in JSON is some 2-5 kB) to size the shuffle
+JSONL_BYTES_PER_ARTICLE = 3_000
 
 
 def _clean_and_vote(
@@ -62,14 +66,19 @@ def _clean_and_vote(
             out["removals"], out["_file"], out["_row"] = [], [], []
             articles: list[Article] = []
             where_kept: list[int] = []
-            if jsonl:  # blank lines are no records
-                rows = [row for row in rows if row["value"].strip()]
+            if jsonl:  # lines decoded and parsed as the local engine does; blank: no record
+                rows = [row for row in rows if _parsed(row, source.encoding) is not None]
             for i, row in enumerate(rows):
                 # Spark names files by URI; the local engine (and the rejects file) by path
                 where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
-                if jsonl:
-                    row = json_row(row["value"].strip(), where, "reject")
-                if "__reject__" in row:
+                if row.get("_error"):  # a file the local engine counts as one record
+                    where = file_path(row["_file"])
+                    row = {"__unreadable__": row["_error"]}
+                elif jsonl:
+                    row = row["_parsed"]
+                if "__unreadable__" in row:
+                    record = Reject(None, where, "unreadable", row["__unreadable__"])
+                elif "__reject__" in row:
                     record: Article | Reject = Reject(
                         None, where, "malformed_record", row["__reject__"]
                     )
@@ -161,12 +170,17 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
-    files = [str(f) for f in source.files()]
+    inputs = Inputs(spark, source)
     run = _clean_and_vote(source, cleaner, rule_sets, annotated, fmt == "jsonl")
     if fmt == "parquet":
-        staged = map_parquet(spark, source, files, run, _schema(rule_sets))
+        groups, n_rows, errors = inputs.parquet()
+        parts = read_parquet(spark, source, groups)
     else:
-        staged = map_arrow(spark, _jsonl_frame(spark, source, files), run, _schema(rule_sets))
+        files, errors = inputs.jsonl()
+        n_rows = sum(f.size for f in files) // JSONL_BYTES_PER_ARTICLE
+        parts = [_jsonl_frame(spark, source, files)] if files else []
+    size_shuffle(spark, n_rows + len(errors))
+    staged = map_inputs(spark, parts, errors, inputs, run, _schema(rule_sets))
     marked = mark_duplicates(staged, dedupe_text, first_id=True)
     marked = marked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -185,38 +199,33 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
     result.seconds = time.perf_counter() - started
 
 
-def _first_object(file: Path, encoding: str) -> dict | None:
-    """The first line of a JSONL file that is a JSON object (its columns are checked)."""
-    with file.open(encoding=encoding, errors="replace") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line) if line.strip() else None
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                return row
-    return None
+def _parsed(row: dict, encoding: str) -> dict | None:
+    """A raw JSONL row (``value``: the line's bytes) with its parsed ``_parsed`` row, or None
+    for a blank line (a file error row passes as it is)."""
+    if row.get("_error"):
+        return row
+    where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
+    row["_parsed"] = jsonl_row(row["value"], where, encoding, "reject")
+    return row if row["_parsed"] is not None else None
 
 
-def _jsonl_frame(spark, source: Source, files: list[str]):
-    """The JSONL files' lines (``value``), ``_file`` and ``_row`` (the line's index within its
-    file: a split's first line is numbered after the lines of the file's earlier splits, counted
-    in a first pass over the text). Lines are parsed in the ``mapInArrow`` stage, as the
-    local engine parses them: Spark's JSON reader would turn a number among strings into text.
-    Each file's first record must have the columns, as locally."""
+def _jsonl_frame(spark, source: Source, files: list[InputFile]):
+    """The JSONL files' lines (``value``: their bytes, decoded in ``source.encoding`` by the
+    ``mapInArrow`` stage as the local engine decodes them), ``_file`` and ``_row`` (the line's
+    index within its file: a split's first line is numbered after the lines of the file's
+    earlier splits, counted in a first pass over the text). Lines are parsed in the
+    ``mapInArrow`` stage, as the local engine parses them: Spark's JSON reader would turn a
+    number among strings into text."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    for file in files:
-        first = _first_object(Path(file), source.encoding)
-        if first is not None:
-            source._check_columns(Path(file), first.keys())
     try:  # lines keep their order within a file (a file's splits are in order)
-        raw = spark.read.text(files)
+        # split on "\n" only, as a binary file is iterated (Spark also splits on "\r")
+        raw = spark.read.option("lineSep", "\n").text([f.name for f in files])
     except Exception as exc:
         raise NewsclfError(f"{source.path}: Spark cannot read it as jsonl ({exc})") from None
     raw = raw.select(
-        "value",
+        F.col("value").cast("binary").alias("value"),  # the line's bytes, as Spark read them
         F.col("_metadata.file_path").alias("_file"),
         F.spark_partition_id().alias("_split"),
         F.monotonically_increasing_id().alias("_id"),  # increasing within a split

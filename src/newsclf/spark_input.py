@@ -1,0 +1,253 @@
+"""The input files of the Spark engines, listed and read through Spark's own Hadoop FileSystem.
+
+A ``source.path`` with a scheme (``hdfs://``, ``s3a://``, ``gs://``, ``abfs://``, ``file://``)
+is listed with the file system Spark reads it with (so the connectors and credentials in the
+Spark configuration apply), and the driver reads the little it needs (Parquet footers, a JSONL
+file's first record) through it too: nothing else to install or configure on a cluster. A
+plain path on the local file system is listed and read as by the local engine. Files are named
+in messages and rejects as the local engine names them (a ``file:`` URI by its path).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from newsclf.articles import Source, jsonl_row
+from newsclf.errors import NewsclfError
+
+MAGIC = b"PAR1"
+TAIL = 1 << 16  # bytes read from a Parquet file's end: its footer, in one read mostly
+CHUNK = 1 << 20  # bytes read at a time while looking for a JSONL file's first record
+# a scheme of two or more letters (a Windows drive letter, C:, is a plain path)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file: ``name`` as given to Spark's reader, ``shown`` as named in messages."""
+
+    name: str
+    shown: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file the local engine counts as one ``unreadable`` record (with ``on_error=reject``):
+    ``row`` places it among its file's records, for the first-bad-record order."""
+
+    file: InputFile
+    detail: str
+    row: int = 0
+
+
+class Inputs:
+    """The files of a source as the Spark engines see them, and reads of their bytes."""
+
+    def __init__(self, spark, source: Source) -> None:
+        self.spark, self.source = spark, source
+        jvm = spark._jvm
+        self._path = jvm.org.apache.hadoop.fs.Path
+        self._conf = spark._jsc.hadoopConfiguration()
+        self._io = jvm.org.apache.commons.io.IOUtils
+        # a plain path is local unless Spark's default file system is another (HDFS on YARN)
+        self.hadoop = bool(_SCHEME.match(str(source.path))) or self._scheme(source.path) != "file"
+        self.files = self._hadoop_files() if self.hadoop else self._local_files()
+
+    def _scheme(self, name: str) -> str:
+        try:
+            path = self._path(name)
+            return str(path.getFileSystem(self._conf).makeQualified(path).toUri().getScheme())
+        except Exception:  # not a Hadoop path (a colon in a relative name): a local one
+            return "file"
+
+    def _local_files(self) -> list[InputFile]:
+        return [InputFile(str(f), str(f), f.stat().st_size) for f in self.source.files()]
+
+    def _hadoop_files(self) -> list[InputFile]:
+        """As :meth:`Source.files`: the file, or the folder's files matching the pattern
+        (recursively), sorted as the local engine sorts paths; the same errors."""
+        raw = str(self.source.path)
+        try:
+            root = self._path(raw)
+            fs = root.getFileSystem(self._conf)
+            root = fs.makeQualified(root)  # a relative path: in the user's folder there
+            if not fs.exists(root):
+                raise NewsclfError(f"{raw}: source path does not exist")
+            status = fs.getFileStatus(root)
+            if status.isFile():
+                statuses = [status]
+            else:
+                pattern = self.source._pattern(self.source.resolved_format())
+                base = PurePosixPath(root.toUri().getPath())
+                statuses, found = [], fs.listFiles(root, True)
+                while found.hasNext():
+                    item = found.next()
+                    relative = PurePosixPath(item.getPath().toUri().getPath()).relative_to(base)
+                    if relative.match(pattern):
+                        statuses.append(item)
+                if not statuses:
+                    raise NewsclfError(f"{raw}: no input files (pattern {pattern!r})")
+        except NewsclfError:
+            raise
+        except Exception as exc:  # no connector for the scheme, no credentials, ...
+            raise NewsclfError(f"{raw}: cannot list it on Spark ({_first_line(exc)})") from None
+        files = [
+            InputFile(
+                str(s.getPath().toString()),
+                shown_name(str(s.getPath().toUri().toString())),
+                int(s.getLen()),
+            )
+            for s in statuses
+        ]
+        return sorted(files, key=lambda f: PurePosixPath(f.shown))
+
+    def spark_uri(self, file: InputFile) -> str:
+        """The file's URI as Spark's ``_metadata.file_path`` gives it (the order of rows)."""
+        path = self._path(file.name)
+        return str(path.getFileSystem(self._conf).makeQualified(path).toUri().toString())
+
+    def read(self, file: InputFile, offset: int, size: int) -> bytes:
+        """``size`` bytes of ``file`` from ``offset``."""
+        if not self.hadoop:
+            with open(file.name, "rb") as fh:
+                fh.seek(offset)
+                return fh.read(size)
+        path = self._path(file.name)
+        stream = path.getFileSystem(self._conf).open(path)
+        try:
+            stream.seek(offset)
+            return bytes(self._io.toByteArray(stream, size))
+        finally:
+            stream.close()
+
+    def lines(self, file: InputFile) -> Iterator[bytes]:
+        """The file's lines as bytes, each with its newline (as a binary file iterates)."""
+        if not self.hadoop:
+            with open(file.name, "rb") as fh:
+                yield from fh
+            return
+        rest, offset = b"", 0
+        while offset < file.size:
+            block = self.read(file, offset, min(CHUNK, file.size - offset))
+            offset += len(block)
+            *complete, rest = (rest + block).split(b"\n")
+            for line in complete:
+                yield line + b"\n"
+        if rest:
+            yield rest
+
+    def footer(self, file: InputFile):
+        """The file's Parquet metadata (schema and row count), read once: its footer only."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.hadoop:
+            return pq.read_metadata(file.name)
+        # pyarrow's messages, so a file is named alike on both routes
+        if file.size < 8:
+            raise ValueError(
+                f"Parquet file size is {file.size} bytes, smaller than the minimum file footer "
+                "(8 bytes)"
+            )
+        tail = self.read(file, max(0, file.size - TAIL), min(TAIL, file.size))
+        if tail[-4:] != MAGIC:
+            raise ValueError(
+                "Parquet magic bytes not found in footer. Either the file is corrupted or this "
+                "is not a parquet file."
+            )
+        length = int.from_bytes(tail[-8:-4], "little")
+        if length + 12 > file.size:
+            raise ValueError(f"footer of {length} bytes is longer than the file")
+        if length + 8 > len(tail):
+            tail = self.read(file, file.size - 8 - length, length + 8)
+        # pyarrow parses a footer from its bytes: the leading magic makes them a whole "file"
+        return pq.read_metadata(pa.BufferReader(MAGIC + tail[-(length + 8) :]))
+
+    def parquet(self) -> tuple[list[list[InputFile]], int, list[FileError]]:
+        """The Parquet files grouped by the types of the columns the source reads, the number of
+        rows in them, and the files the local engine rejects as ``unreadable`` (not Parquet, or
+        a configured column missing; a file without rows has no record to reject)."""
+        groups: dict[tuple, list[InputFile]] = {}
+        wanted = wanted_columns(self.source)
+        n_rows, errors = 0, []
+        for file in self.files:
+            try:
+                metadata = self.footer(file)
+            except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+                detail = f"{file.shown}: not a readable Parquet file ({_first_line(exc)})"
+                errors.append(FileError(file, detail))
+                continue
+            schema = metadata.schema.to_arrow_schema()
+            try:
+                self.source._check_columns(file.shown, schema.names)
+            except NewsclfError as exc:
+                if metadata.num_rows:
+                    errors.append(FileError(file, str(exc)))
+                continue
+            key = tuple(str(schema.field(c).type) if c in schema.names else None for c in wanted)
+            groups.setdefault(key, []).append(file)
+            n_rows += metadata.num_rows
+        return list(groups.values()), n_rows, errors
+
+    def jsonl(self) -> tuple[list[InputFile], list[FileError]]:
+        """The JSONL files Spark reads, and those the local engine rejects as ``unreadable``:
+        the file's first record (a JSON object) lacks a configured column."""
+        readable, errors = [], []
+        for file in self.files:
+            error = self._jsonl_columns(file)
+            if error is None:
+                readable.append(file)
+            else:
+                errors.append(error)
+        return readable, errors
+
+    def _jsonl_columns(self, file: InputFile) -> FileError | None:
+        """The local engine's check of a JSONL file's columns, on its first record."""
+        records = 0  # bad lines before it: rejects the local engine has counted already
+        for index, raw in enumerate(self.lines(file)):
+            row = jsonl_row(raw, f"{file.shown}:{index + 1}", self.source.encoding, "reject")
+            if row is None:
+                continue
+            if "__reject__" in row:
+                records += 1
+                continue
+            try:
+                self.source._check_columns(file.shown, row.keys())
+            except NewsclfError as exc:
+                if not records:
+                    return FileError(file, str(exc), index)
+                if self.source.on_error == "raise":
+                    return None  # the bad line before it stops the job first
+                raise NewsclfError(
+                    f"{exc}; stopped after {records} records of {file.shown}, since the rest of "
+                    "it cannot be read or counted"
+                ) from None
+            return None
+        return None
+
+
+def wanted_columns(source: Source) -> list[str]:
+    """The input columns a source reads (id, title, date, text, meta), each once."""
+    wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
+    return list(dict.fromkeys([*wanted, source.text_column, *source.meta_columns]))
+
+
+def shown_name(uri: str) -> str:
+    """A file as the local engine names it, from the URI Spark names it by."""
+    from urllib.parse import unquote
+
+    return unquote(uri).removeprefix("file://").removeprefix("file:")
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an error (of a Java one, its exception, not py4j's call site)."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString() if java is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+__all__ = ["FileError", "InputFile", "Inputs", "shown_name", "wanted_columns"]
