@@ -246,3 +246,42 @@ def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, s
         _spark_run(spark, store, f"file://{mixed}", folder / "m-raise", "source.on_error=raise")
     assert str(caught.value).startswith(f"{mixed / 'b.parquet'}: missing column(s) title (has:")
     assert not (folder / "m-raise").exists()
+
+
+def test_footers_and_lines_read_through_sparks_file_system_are_the_files(
+    spark, tmp_path, monkeypatch
+):
+    """The driver's reads over Hadoop (file:// here, hdfs:// or s3a:// on a cluster): a footer
+    longer than one read, a file that is not Parquet (pyarrow's message, as for a local
+    path), and a JSONL file's lines across read blocks."""
+    from newsclf import spark_input
+
+    big = tmp_path / "big.parquet"
+    table = pa.table({"id": [str(i) for i in range(3000)], "text": ["x"] * 3000})
+    pq.write_table(table, big, row_group_size=100)  # 30 row groups: a footer of some kB
+    (tmp_path / "bad.parquet").write_bytes(b"not a Parquet file")
+    lines = b'{"id": "1"}\n\n{"id": "2", "text": "caf\xe9"}\r\n' * 50 + b'{"id": "3"}'
+    (tmp_path / "a.jsonl").write_bytes(lines)
+    monkeypatch.setattr(spark_input, "CHUNK", 7)  # lines cut across blocks
+    monkeypatch.setattr(spark_input, "TAIL", 1000)  # the footer needs a second read
+
+    assert pq.read_metadata(big).serialized_size > spark_input.TAIL
+    found = {}
+    for path in (str(tmp_path), f"file://{tmp_path}"):
+        inputs = spark_input.Inputs(spark, Source(path=path, format="parquet", title_column=None))
+        assert [f.shown for f in inputs.files] == [str(tmp_path / "bad.parquet"), str(big)]
+        groups, n_rows, errors = inputs.parquet()
+        assert (n_rows, [[f.shown for f in g] for g in groups]) == (3000, [[str(big)]])
+        found[path] = [e.detail for e in errors]
+        assert inputs.footer(inputs.files[1]).schema.to_arrow_schema() == table.schema
+        jsonl = spark_input.Inputs(spark, Source(path=path, pattern="*.jsonl", format="jsonl"))
+        assert b"".join(jsonl.lines(jsonl.files[0])) == lines
+        assert list(jsonl.lines(jsonl.files[0])) == lines.splitlines(keepends=True)
+    assert (
+        found[str(tmp_path)]
+        == found[f"file://{tmp_path}"]
+        == [
+            f"{tmp_path / 'bad.parquet'}: not a readable Parquet file (Parquet magic bytes not "
+            "found in footer. Either the file is corrupted or this is not a parquet file.)"
+        ]
+    )
