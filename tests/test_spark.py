@@ -285,3 +285,29 @@ def test_footers_and_lines_read_through_sparks_file_system_are_the_files(
             "found in footer. Either the file is corrupted or this is not a parquet file.)"
         ]
     )
+
+
+def test_a_jsonl_files_columns_are_checked_as_by_the_local_reader(spark, tmp_path):
+    """The driver's check of a JSONL file's first record gives the local reader's outcome: one
+    unreadable file, or (bad lines counted before it) the local reader's error."""
+    from newsclf import spark_input
+
+    (tmp_path / "a.jsonl").write_text('{"id": "1", "text": "gas"}\n', encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('\n{"id": "2", "body": "gas"}\n', encoding="utf-8")
+    source = Source(path=f"file://{tmp_path}", format="jsonl", on_error="reject", title_column=None)
+    readable, errors = spark_input.Inputs(spark, source).jsonl()
+    assert [f.shown for f in readable] == [str(tmp_path / "a.jsonl")]
+    plain = Source(path=str(tmp_path), format="jsonl", on_error="reject", title_column=None)
+    local = [r for r in plain.read() if r.id is None]
+    assert [(e.file.shown, e.detail, e.row) for e in errors] == [
+        (local[0].source, local[0].detail, 1)
+    ]
+    assert local[0].reason == "unreadable"
+
+    (tmp_path / "b.jsonl").write_text('[1]\n{"id": "2", "body": "gas"}\n', encoding="utf-8")
+    with pytest.raises(NewsclfError) as ours:
+        list(plain.read())
+    with pytest.raises(NewsclfError) as theirs:
+        spark_input.Inputs(spark, source).jsonl()
+    assert str(theirs.value) == str(ours.value)
+    assert "stopped after 1 records of" in str(ours.value)
