@@ -591,3 +591,40 @@ def test_token_offsets_from_the_word_split_equal_the_token_regex():
             assert starts == [m.start() for m in _TOKEN.finditer(text)], text
     assert _splits_word("war crimes", 5) and not _splits_word("war crimes", 3)
     assert not _splits_word("war", 3) and not _splits_word("war", 0)
+
+
+def test_rule_sets_applied_together_equal_each_alone(monkeypatch):
+    """newsclf-dataset votes all tasks' rule sets article by article (apply_rule_sets): an
+    article is split into words once for all sets, its scopes, token offsets and quotations
+    shared, each set with its own candidates and targets. The votes must equal each set's own
+    apply (a set with require_target among them), and the split be made once per article."""
+    from newsclf.labelling import rules as mod
+
+    task = Task(name="t", labels={"a": "", "b": "", "c": ""})
+    articles = _mixed_texts(400, seed=3)
+    sets = {
+        "plain": load_rules(_MIXED_RULES, task, "plain"),
+        "target": load_rules({**_MIXED_RULES, "require_target": True}, task, "target"),
+        "own": load_rules(
+            {"targets": ["war", "talks"], "rules": {"cue": _MIXED_RULES["rules"]["own_targets"]}},
+            task,
+            "own",
+        ),
+    }
+    splits = []
+    split_words = mod.split_words
+    monkeypatch.setattr(mod, "split_words", lambda text: splits.append(text) or split_words(text))
+    alone = {key: rules.apply(articles) for key, rules in sets.items()}
+    n_alone = len(splits)
+    mentions = {key: rules.mentions_target(articles) for key, rules in sets.items()}
+    together = mod.apply_rule_sets(sets, articles, mentions)
+    assert together.keys() == alone.keys()
+    for key in sets:
+        assert np.array_equal(together[key], alone[key]), key
+        assert (together[key] >= 0).any(), key
+    assert (together["target"][~mentions["target"]] == ABSTAIN).all()  # no target: abstain
+    # an article's text is split once together; alone, each set that reads it splits it again
+    texts = {a.text for a in articles}
+    n_together = sum(t in texts for t in splits[n_alone:])
+    assert len(articles) * 0.9 < n_together <= len(articles)
+    assert sum(t in texts for t in splits[:n_alone]) > 2 * n_together

@@ -142,14 +142,18 @@ def prepare_chunk(records: Sequence[Record], cleaner: Cleaner, rule_sets: Mappin
         items.append((article, {}))
         articles.append(article)
     if articles:
+        from newsclf.labelling.rules import apply_rule_sets
+
         at = [i for i, item in enumerate(items) if isinstance(item, tuple)]
-        for key, rules in rule_sets.items():
-            mentions = rules.mentions_target(articles)
-            matrix = rules.apply(articles, mentions).astype(np.int8)
+        mentions = {key: rules.mentions_target(articles) for key, rules in rule_sets.items()}
+        # all tasks' rules at once: an article is split into words once for all of them
+        matrices = apply_rule_sets(rule_sets, articles, mentions)
+        for key in rule_sets:
+            matrix, found = matrices[key].astype(np.int8), mentions[key]
             for j, i in enumerate(at):
                 items[i][1][key] = (
                     matrix[j].tobytes(),
-                    True if mentions is None else bool(mentions[j]),
+                    True if found is None else bool(found[j]),
                 )
     return Prepared(len(records), items, removals)
 

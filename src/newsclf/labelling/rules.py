@@ -82,14 +82,26 @@ class RuleConfigError(NewsclfError):
 class ArticleView:
     """The parts of an article rules look at, computed once and shared by all rules."""
 
-    def __init__(self, article: Article, scanner: Scanner | None = None) -> None:
+    def __init__(
+        self, article: Article, scanner: Scanner | None = None, shared: ArticleView | None = None
+    ) -> None:
+        """``shared``: another rule set's view of the same article, whose parts that depend
+        on the text alone (scopes, words, token offsets, quotations, target spans) this view
+        reuses; the candidates belong to each view's own scanner."""
         self.article = article
-        self.text = article.text
         self.scanner = scanner  # the rule set's matchers (None: each matcher finds its own)
-        self._scopes: dict[tuple[str, int], str] = {}
-        self._split: tuple | None = None
         # scope key -> (Scanner.candidates of the text, where the scope's text ends in it)
         self._candidates_in: dict[str, tuple[list, int | None]] = {}
+        self._shared = shared
+        if shared is not None:
+            self.text = shared.text
+            self._scopes, self._split = shared._scopes, shared._split
+            self._token_starts, self._quoted = shared._token_starts, shared._quoted
+            self._target_spans = shared._target_spans  # keyed by the targets' id too
+            return
+        self.text = article.text
+        self._scopes: dict[tuple[str, int], str] = {}
+        self._split: tuple | None = None
         self._token_starts: dict[str, list[int]] = {}  # scope key -> token start offsets
         self._target_spans: dict[str, list[tuple[int, int]]] = {}  # scope key -> spans
         self._quoted: dict[str, tuple[list[int], list[int]]] = {}  # scope key -> starts, ends
@@ -118,7 +130,7 @@ class ArticleView:
     def split(self) -> tuple:
         """:func:`split_words` of the article's text (once)."""
         if self._split is None:
-            self._split = split_words(self.text)
+            self._split = split_words(self.text) if self._shared is None else self._shared.split()
         return self._split
 
     def token_span(self, text: str, key: str, start: int, end: int) -> tuple[int, int]:
@@ -576,27 +588,7 @@ class RuleSet:
     def apply(self, articles: Sequence[Article], mentions: np.ndarray | None = None) -> np.ndarray:
         """The label matrix: one row per article, one column per rule; -1 = abstain.
         ``mentions`` is :meth:`mentions_target` of the same articles, when already known."""
-        self._check_columns(articles)
-        keep = np.arange(len(articles))
-        if self.require_target:
-            if mentions is None:
-                mentions = self.mentions_target(articles)
-            keep = np.nonzero(mentions)[0]
-        matrix = np.full((len(articles), len(self.rules)), ABSTAIN, dtype=np.int64)
-        voting = [(j, r) for j, r in enumerate(self.rules) if not isinstance(r, ModelRule)]
-        if voting and len(keep):
-            # article by article: what the rules share about one article (its candidates,
-            # tokens, target mentions) is dropped before the next, not kept for all of them
-            scanner = self.scanner()
-            rows = []
-            for i in keep:
-                view = ArticleView(articles[i], scanner)
-                rows.append([rule.vote(view) for _, rule in voting])
-            matrix[np.ix_(keep, [j for j, _ in voting])] = rows
-        for j, rule in enumerate(self.rules):
-            if isinstance(rule, ModelRule):
-                matrix[keep, j] = rule.votes([ArticleView(articles[i]) for i in keep])
-        return matrix
+        return apply_rule_sets({"": self}, articles, {"": mentions})[""]
 
     def scanner(self) -> Scanner:
         """One :class:`Scanner` over every matcher the text rules run (built once)."""
@@ -623,6 +615,53 @@ class RuleSet:
                     f"{self.origin}: rules.{rule.name}.column: the articles have no "
                     f"column {rule.column!r} (add it to source.meta_columns)"
                 )
+
+
+def apply_rule_sets(
+    rule_sets: Mapping[str, RuleSet],
+    articles: Sequence[Article],
+    mentions: Mapping[str, np.ndarray | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Each rule set's label matrix over the same articles (:meth:`RuleSet.apply`), by key.
+    ``mentions``: a set's :meth:`RuleSet.mentions_target` of the articles, when known.
+
+    The text rules vote article by article, every set in turn: what the sets share about an
+    article (its word split, scopes, token offsets) is computed once for all of them, and
+    what the rules found in one article is dropped before the next (memory flat in the
+    number of articles)."""
+    mentions = mentions or {}
+    out: dict[str, np.ndarray] = {}
+    keeps: dict[str, np.ndarray] = {}
+    text_sets = []  # (scanner, text rules, their columns, voting per article, rows)
+    for key, rules in rule_sets.items():
+        rules._check_columns(articles)
+        keep = np.arange(len(articles))
+        if rules.require_target:
+            found = mentions.get(key)
+            keep = np.nonzero(rules.mentions_target(articles) if found is None else found)[0]
+        keeps[key] = keep
+        out[key] = np.full((len(articles), len(rules.rules)), ABSTAIN, dtype=np.int64)
+        voting = [(j, r) for j, r in enumerate(rules.rules) if not isinstance(r, ModelRule)]
+        if voting and len(keep):
+            wanted = np.zeros(len(articles), dtype=bool)
+            wanted[keep] = True
+            wanted = wanted.tolist()
+            columns = [j for j, _ in voting]
+            text_sets.append((key, rules.scanner(), [r for _, r in voting], columns, wanted, []))
+    for i, article in enumerate(articles):
+        shared = None
+        for _, scanner, voting, _, wanted, rows in text_sets:
+            if wanted[i]:
+                shared = view = ArticleView(article, scanner, shared)
+                rows.append([rule.vote(view) for rule in voting])
+    for key, _, _, columns, _, rows in text_sets:
+        out[key][np.ix_(keeps[key], columns)] = rows
+    for key, rules in rule_sets.items():
+        keep = keeps[key]
+        for j, rule in enumerate(rules.rules):
+            if isinstance(rule, ModelRule):
+                out[key][keep, j] = rule.votes([ArticleView(articles[i]) for i in keep])
+    return out
 
 
 def load_rules(
