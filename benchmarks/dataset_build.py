@@ -67,13 +67,14 @@ def table(rows: list[dict], info: dict) -> str:
         f"`chunk_size={info['chunk_size']}`"
         + (f", overrides `{' '.join(info['overrides'])}`." if info["overrides"] else "."),
         "",
-        "| articles | wall (s) | articles/s | peak RSS (MiB) | peak anonymous (MiB) "
-        "| input on disk (MiB) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| articles | wall (s) | articles/s | CPU (s) | articles per CPU-s | peak RSS (MiB) "
+        "| peak anonymous (MiB) | input on disk (MiB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['n']:,} | {r['wall_s']:.0f} | {r['n'] / r['wall_s']:,.0f} "
+            f"| {r['cpu_s']:.0f} | {r['n'] / r['cpu_s']:,.0f} "
             f"| {r['peak_mib']:,.0f} | {r['anon_mib']:,.0f} | {r['input_mib']:,.0f} |"
         )
     if len(rows) > 1:
@@ -87,6 +88,8 @@ def table(rows: list[dict], info: dict) -> str:
         "",
         "- **wall**: the whole `newsclf-dataset` process (start-up, reading, cleaning, both "
         "tasks' rules, label model, splits, writing both dataset folders).",
+        "- **CPU**: user + system time of the process and its workers: less sensitive to the "
+        "shared machine's load than wall time (compare runs by it).",
         "- **peak RSS**: the larger of the process's own peak RSS and the peak summed PSS of its "
         "process tree, sampled every 0.2 s; **peak anonymous** leaves out file-backed pages.",
         "",
