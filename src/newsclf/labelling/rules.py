@@ -632,7 +632,7 @@ def apply_rule_sets(
     mentions = mentions or {}
     out: dict[str, np.ndarray] = {}
     keeps: dict[str, np.ndarray] = {}
-    text_sets = []  # (scanner, text rules, their columns, voting per article, rows)
+    text_sets = []  # (key, scanner, text rules, their columns, wanted per article, vote rows)
     for key, rules in rule_sets.items():
         rules._check_columns(articles)
         keep = np.arange(len(articles))
