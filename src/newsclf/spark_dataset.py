@@ -25,6 +25,7 @@ import pyarrow as pa
 from newsclf.articles import Article, Cleaner, Reject, Removal, Source, jsonl_row
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.errors import NewsclfError
+from newsclf.labelling.rules import apply_rule_sets
 from newsclf.spark import (
     executor_error,
     file_path,
@@ -105,12 +106,16 @@ def _clean_and_vote(
                 out["removals"].append(removals)
                 out["_file"].append(rows[i]["_file"])
                 out["_row"].append(rows[i]["_row"])
-            for key, rules in rule_sets.items():
+            if articles:  # all tasks' rules at once: an article is split into words once
+                found_by = {
+                    key: rules.mentions_target(articles) for key, rules in rule_sets.items()
+                }
+                matrices = apply_rule_sets(rule_sets, articles, found_by)
+            for key in rule_sets:
                 votes: list[bytes | None] = [None] * len(rows)
                 mentions: list[bool] = [True] * len(rows)
                 if articles:
-                    found = rules.mentions_target(articles)
-                    matrix = rules.apply(articles, found).astype(np.int8)
+                    found, matrix = found_by[key], matrices[key].astype(np.int8)
                     for j, i in enumerate(where_kept):
                         votes[i] = matrix[j].tobytes()
                         mentions[i] = True if found is None else bool(found[j])
