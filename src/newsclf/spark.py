@@ -61,7 +61,9 @@ def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", c
     try:
         return builder.getOrCreate()
     except Exception as exc:  # Java missing, master unreachable, ...
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from newsclf.tracking import first_line
+
+        message = first_line(exc)
         raise NewsclfError(f"spark.master {master}: cannot start Spark ({message})") from None
 
 
@@ -103,9 +105,10 @@ def read_parquet(spark, source: Source, groups: Sequence[Sequence[InputFile]]) -
         try:
             raw = spark.read.parquet(*[f.name for f in group])
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            from newsclf.tracking import first_line
+
             raise NewsclfError(
-                f"{source.path}: Spark cannot read it as Parquet ({message})"
+                f"{source.path}: Spark cannot read it as Parquet ({first_line(exc)})"
             ) from None
         parts.append(
             raw.select(
