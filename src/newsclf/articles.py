@@ -238,7 +238,7 @@ class Source:
             raise NewsclfError(f"{path}: source path does not exist")
         files = [path] if path.is_file() else self._files(path, fmt)
         if not files:
-            raise NewsclfError(f"{path}: no input files (pattern {self._pattern(fmt)!r})")
+            raise NewsclfError(f"{path}: no input files (pattern {self.file_pattern(fmt)!r})")
         return files
 
     def count(self) -> int | None:
@@ -274,15 +274,30 @@ class Source:
                 digest.update(f"{f}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()
 
-    # -- helpers
-
-    def _pattern(self, fmt: str) -> str:
+    def file_pattern(self, fmt: str) -> str:
+        """The glob that selects a folder's input files of format ``fmt``: ``pattern`` as
+        configured, or ``*.<fmt>`` when it is left at its ``*.txt`` default for another format."""
         if fmt == "txt":
             return self.pattern
         return self.pattern if self.pattern != "*.txt" else f"*.{fmt}"
 
+    def check_columns(self, file: Path | str, columns: Iterable[str]) -> None:
+        """Raise a NewsclfError naming ``file`` when its ``columns`` lack one the source reads
+        (the text, meta, id or title column)."""
+        columns = list(columns)
+        wanted = [self.text_column, *self.meta_columns]
+        wanted += [c for c in (self.id_column, self.title_column) if c]
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            raise NewsclfError(
+                f"{file}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)}); "
+                "set source.text_column / id_column / title_column"
+            )
+
+    # -- helpers
+
     def _files(self, folder: Path, fmt: str) -> list[Path]:
-        return sorted(p for p in folder.rglob(self._pattern(fmt)) if p.is_file())
+        return sorted(p for p in folder.rglob(self.file_pattern(fmt)) if p.is_file())
 
     def _read_txt(self, file: Path) -> Record:
         text = _decode(file.read_bytes(), file, self.encoding)
@@ -298,7 +313,7 @@ class Source:
                 yield functools.partial(Reject, None, where, "malformed_record", row["__reject__"])
                 continue
             if not checked:
-                self._check_columns(file, row.keys())
+                self.check_columns(file, row.keys())
                 checked = True
             yield functools.partial(self.row_to_record, row, where)
 
@@ -322,20 +337,9 @@ class Source:
             raise NewsclfError(f"{self.path}: cannot load Hugging Face dataset: {exc}") from None
         if first is None:
             return
-        self._check_columns(Path(self.path), ds.column_names or first.keys())
+        self.check_columns(Path(self.path), ds.column_names or first.keys())
         for i, row in enumerate(itertools.chain([first], rows)):
             yield self.row_to_record(row, f"{self.path}[{self.split}]:{i}")
-
-    def _check_columns(self, file: Path | str, columns: Iterable[str]) -> None:
-        columns = list(columns)
-        wanted = [self.text_column, *self.meta_columns]
-        wanted += [c for c in (self.id_column, self.title_column) if c]
-        missing = [c for c in wanted if c not in columns]
-        if missing:
-            raise NewsclfError(
-                f"{file}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)}); "
-                "set source.text_column / id_column / title_column"
-            )
 
     def row_to_record(self, row: Mapping, source: str) -> Record:
         """One raw row (column -> value, as pyarrow's ``to_pylist`` or ``json.loads`` gives

@@ -86,7 +86,7 @@ class Inputs:
             if status.isFile():
                 statuses = [status]
             else:
-                pattern = self.source._pattern(self.source.resolved_format())
+                pattern = self.source.file_pattern(self.source.resolved_format())
                 base = PurePosixPath(root.toUri().getPath())
                 statuses, found = [], fs.listFiles(root, True)
                 while found.hasNext():
@@ -191,7 +191,7 @@ class Inputs:
                 continue
             schema = metadata.schema.to_arrow_schema()
             try:
-                self.source._check_columns(file.shown, schema.names)
+                self.source.check_columns(file.shown, schema.names)
             except NewsclfError as exc:
                 if metadata.num_rows:
                     errors.append(FileError(file, str(exc)))
@@ -231,7 +231,7 @@ class Inputs:
                 records += 1
                 continue
             try:
-                self.source._check_columns(file.shown, row.keys())
+                self.source.check_columns(file.shown, row.keys())
             except NewsclfError as exc:
                 if not records:
                     return FileError(file, str(exc), index)
