@@ -330,3 +330,28 @@ def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, i
             f"{folder / f'b.{fmt}'},unreadable,{folder / f'b.{fmt}'}: missing column(s) {missing}"
             in rejects.replace('"', "")
         )
+
+
+@pytest.mark.parametrize("uri", [False, True])
+def test_jsonl_rows_are_estimated_from_sampled_lines(spark, tmp_path, uri):
+    """Short JSONL items (some 35 bytes a line): the estimate that sizes Spark's shuffle is
+    near the true count, from files read whole, files longer than the sample (scaled by
+    size) and files not sampled (at the samples' bytes per line); a bytes-per-article
+    constant for news articles would be off more than fifty-fold."""
+    from newsclf.articles import Source
+    from newsclf.spark_input import SAMPLE_BYTES, SAMPLE_FILES, Inputs
+
+    counts = [(i + 1) * 500 for i in range(SAMPLE_FILES + 8)]  # 500 to 20,000 lines a file
+    for i, n in enumerate(counts):
+        lines = [json.dumps({"id": f"{i}-{j}", "text": "tank"}) for j in range(n)]
+        (tmp_path / f"{i:02d}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = f"file://{tmp_path}" if uri else str(tmp_path)
+    inputs = Inputs(spark, Source(path=path, format="jsonl"))
+    files = inputs.files
+    assert inputs.hadoop == uri
+    assert len(files) == len(counts) and max(f.size for f in files) > 2 * SAMPLE_BYTES
+    true = sum(counts)
+    assert sum(f.size for f in files) // 3_000 < true / 50  # what the old constant gave
+    assert abs(inputs.jsonl_rows(files) - true) < 0.1 * true
+    assert inputs.jsonl_rows(files[:1]) == counts[0]  # shorter than the sample: exact
+    assert inputs.jsonl_rows([]) == 0

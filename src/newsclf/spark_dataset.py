@@ -42,9 +42,6 @@ from newsclf.spark_input import InputFile, Inputs
 log = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "jsonl")
-# a JSONL file's articles are not counted before Spark reads it: estimated from its size (a
-# news article with its title, id and date in JSON is some 2-5 kB) to size the shuffle
-JSONL_BYTES_PER_ARTICLE = 3_000
 
 
 def _clean_and_vote(
@@ -182,7 +179,7 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
         parts = read_parquet(spark, source, groups)
     else:
         files, errors = inputs.jsonl()
-        n_rows = sum(f.size for f in files) // JSONL_BYTES_PER_ARTICLE
+        n_rows = inputs.jsonl_rows(files)
         parts = [_jsonl_frame(spark, source, files)] if files else []
     size_shuffle(spark, n_rows + len(errors))
     staged = map_inputs(spark, parts, errors, inputs, run, _schema(rule_sets))

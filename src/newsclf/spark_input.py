@@ -3,9 +3,10 @@
 A ``source.path`` with a scheme (``hdfs://``, ``s3a://``, ``gs://``, ``abfs://``, ``file://``)
 is listed with the file system Spark reads it with (so the connectors and credentials in the
 Spark configuration apply), and the driver reads the little it needs (Parquet footers, a JSONL
-file's first record) through it too: nothing else to install or configure on a cluster. A
-plain path on the local file system is listed and read as by the local engine. Files are named
-in messages and rejects as the local engine names them (a ``file:`` URI by its path).
+file's first record, the first bytes of a few JSONL files to estimate their lines) through it
+too: nothing else to install or configure on a cluster. A plain path on the local file system
+is listed and read as by the local engine. Files are named in messages and rejects as the local
+engine names them (a ``file:`` URI by its path).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ MAGIC = b"PAR1"
 TAIL = 1 << 16  # bytes read from a Parquet file's end: its footer, in one read mostly
 CHUNK = 1 << 20  # bytes read at a time while looking for a JSONL file's first record
 READERS = 8  # files read at once on the driver over Hadoop
+# JSONL records are not counted before Spark reads them: lines are counted in the first
+# SAMPLE_BYTES of up to SAMPLE_FILES files spread over the input, to size the shuffle
+SAMPLE_FILES = 32
+SAMPLE_BYTES = 1 << 18
 T = TypeVar("T")
 # a scheme of two or more letters (a Windows drive letter, C:, is a plain path)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
@@ -212,13 +217,41 @@ class Inputs:
                 errors.append(error)
         return readable, errors
 
-    def _each(self, function: Callable[[InputFile], T]) -> Iterator[T]:
-        """``function`` of each file, in order; over Hadoop in threads, as each read waits on
-        the network (an object store answers in tens of milliseconds)."""
-        if not self.hadoop or len(self.files) < 2:
-            return map(function, self.files)
+    def jsonl_rows(self, files: list[InputFile]) -> int:
+        """An estimate of the lines (records) in the JSONL ``files``: each sampled file's
+        lines scaled by its size (a short file counted exactly), the other files' at the
+        samples' pooled bytes per line. A news article is 2-5 kB, a headline tens of bytes:
+        no one constant fits both."""
+        if not files:
+            return 0
+        n = min(SAMPLE_FILES, len(files))
+        sampled = [files[i * len(files) // n] for i in range(n)]  # spread over the list
+        samples = list(self._each(self._sample_lines, sampled))
+        estimate = sum(_scaled(f, *sample) for f, sample in zip(sampled, samples, strict=True))
+        read, lines = sum(r for r, _ in samples), sum(k for _, k in samples)
+        rest = sum(f.size for f in files) - sum(f.size for f in sampled)
+        return estimate + (rest * lines // read if read else 0)
+
+    def _sample_lines(self, file: InputFile) -> tuple[int, int]:
+        """The bytes read from the start of ``file`` (up to SAMPLE_BYTES) and the lines in
+        them (a whole file's last line without its newline counted too)."""
+        data = self.read(file, 0, min(SAMPLE_BYTES, file.size))
+        lines = data.count(b"\n")
+        if len(data) == file.size and data and not data.endswith(b"\n"):
+            lines += 1
+        return len(data), lines
+
+    def _each(
+        self, function: Callable[[InputFile], T], files: list[InputFile] | None = None
+    ) -> Iterator[T]:
+        """``function`` of each file (of ``files``, or all the source's), in order; over
+        Hadoop in threads, as each read waits on the network (an object store answers in tens
+        of milliseconds)."""
+        files = self.files if files is None else files
+        if not self.hadoop or len(files) < 2:
+            return map(function, files)
         with ThreadPoolExecutor(READERS) as pool:
-            return iter(list(pool.map(function, self.files)))
+            return iter(list(pool.map(function, files)))
 
     def _jsonl_columns(self, file: InputFile) -> FileError | None:
         """The local engine's check of a JSONL file's columns, on its first record."""
@@ -256,6 +289,14 @@ def shown_name(uri: str) -> str:
     from urllib.parse import unquote
 
     return unquote(uri).removeprefix("file://").removeprefix("file:")
+
+
+def _scaled(file: InputFile, read: int, lines: int) -> int:
+    """A sampled file's lines: counted when it was read whole, else scaled by its size (a
+    file with bytes has a line, even one longer than the sample)."""
+    if read >= file.size:
+        return lines
+    return max(1, lines * file.size // read)
 
 
 def _first_line(exc: Exception) -> str:
