@@ -311,3 +311,89 @@ def test_a_jsonl_files_columns_are_checked_as_by_the_local_reader(spark, tmp_pat
         spark_input.Inputs(spark, source).jsonl()
     assert str(theirs.value) == str(ours.value)
     assert "stopped after 1 records of" in str(ours.value)
+
+
+def test_an_output_uri_is_written_through_sparks_file_system_as_a_plain_path(
+    spark, setup, monkeypatch
+):
+    """output.path=file:///... takes the cluster's code path (checks, temporary folders, rename
+    into place and sidecars through Spark's Hadoop FileSystem, as for hdfs:// or s3a://) and
+    gives what a plain path gives; a missing parent folder is created (output.mkdir)."""
+    from newsclf import tracking
+
+    folder, store = setup
+    plain = _spark_run(spark, store, str(folder / "in"), folder / "out-plain", "max_chars=20000")
+    uri = f"file://{folder}/made/out"
+    result = _spark_run(spark, store, str(folder / "in"), uri, "max_chars=20000")
+
+    assert (result.path, result.report_path) == (uri, f"{uri}.report.json")
+    out = folder / "made" / "out"
+    assert (result.n_input, result.n_predicted, result.rejected_by_reason) == (
+        plain.n_input,
+        plain.n_predicted,
+        plain.rejected_by_reason,
+    )
+    for suffix in ("", ".rejects", ".boilerplate"):
+        theirs = pd.read_parquet(f"{out}{suffix}")
+        ours = pd.read_parquet(f"{folder / 'out-plain'}{suffix}")
+        key = list(ours.columns)
+        theirs = theirs.sort_values(key).reset_index(drop=True)
+        assert theirs.equals(ours.sort_values(key).reset_index(drop=True)), suffix
+    meta = json.loads((out / "_newsclf.json").read_text())
+    assert meta == json.loads((folder / "out-plain" / "_newsclf.json").read_text())
+    assert meta["rows"] == meta["n_input"] - meta["n_rejected"] == result.n_predicted == 398
+    report = json.loads((folder / "made" / "out.report.json").read_text())
+    assert report == result.report
+    assert report["tasks"] == plain.report["tasks"]
+    assert not [p.name for p in (folder / "made").glob(".out*") if not p.name.endswith(".crc")]
+
+    monkeypatch.chdir(folder)  # the experiment's artifacts go beside the test's store
+    tracking.configure(store)
+    run_id = tracking.log_batch_report("newsclf-predict-uri", result.report, result.report_path)
+    logged = tracking.mlflow.artifacts.load_text(f"runs:/{run_id}/out.report.json")
+    assert json.loads(logged) == report
+
+
+def test_an_output_uri_replaces_an_older_output_whole(spark, setup):
+    """A second job to the same URI output replaces the predictions folder and its sidecars
+    (nothing of the older one is left in it), as for a plain path."""
+    folder, store = setup
+    uri = f"file://{folder}/again"
+    _spark_run(spark, store, str(folder / "in"), uri)
+    (folder / "again" / "left-over.txt").write_text("from the older job")
+    result = _spark_run(spark, store, str(folder / "in" / "a.parquet"), uri)
+
+    assert result.n_input == 200
+    meta = json.loads((folder / "again" / "_newsclf.json").read_text())
+    assert meta["n_input"] == 200 and meta["rows"] == result.n_predicted
+    assert len(pd.read_parquet(folder / "again")) == result.n_predicted
+    assert not (folder / "again" / "left-over.txt").exists()
+    assert json.loads((folder / "again.report.json").read_text())["n_input"] == 200
+    rejects = pd.read_parquet(folder / "again.rejects")
+    assert len(rejects) == result.n_rejected
+    assert not [p.name for p in folder.glob(".again*") if not p.name.endswith(".crc")]
+
+
+def test_a_bad_output_uri_is_one_error_line(spark, setup):
+    """A missing parent folder (output.mkdir=false), a file in the way, a scheme Spark has no
+    connector for: one line naming the output, before any Spark work."""
+    folder, store = setup
+    cfg = predict_config(store, "source=parquet", f"source.path={folder / 'in'}")
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    models = load_models(cfg)
+    (folder / "a-file").write_text("in the way")
+    cases = {
+        f"file://{folder}/missing/out": f"file://{folder}/missing: output folder does not exist",
+        f"file://{folder}/a-file": (
+            f"file://{folder}/a-file: engine=spark writes a Parquet folder; a file is in the way"
+        ),
+        "nosuch://bucket/out": (
+            "nosuch://bucket/out: cannot write it on Spark (org.apache.hadoop.fs."
+            'UnsupportedFileSystemException: No FileSystem for scheme "nosuch")'
+        ),
+    }
+    for output, expected in cases.items():
+        with pytest.raises(NewsclfError) as caught:
+            run_spark_job(source, models, output, JobSettings(mkdir=False), spark=spark)
+        assert str(caught.value) == expected
+    assert not (folder / "missing").exists()

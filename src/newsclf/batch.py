@@ -99,7 +99,7 @@ class JobState:
 
 @dataclass
 class JobResult:
-    path: Path
+    path: Path | str  # str: a URI (engine=spark writing through Hadoop)
     n_input: int
     n_predicted: int
     n_rejected: int
@@ -109,7 +109,7 @@ class JobResult:
     seconds: float
     resumed_records: int
     report: dict
-    report_path: Path
+    report_path: Path | str
     models: dict[str, dict[str, str]]
 
     @property

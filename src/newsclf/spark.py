@@ -9,8 +9,9 @@ The models given to Spark are verified copies: the skops file passed newsclf's t
 check when the model was loaded, and the model code file is newsclf's own, so executors run no
 code that came with the model. Output: a Parquet folder renamed into place when complete, with
 ``_newsclf.json`` (row counts) inside; rejects as ``<output>.rejects``, the boilerplate removed
-as ``<output>.boilerplate`` (Parquet folders) and the report as ``<output>.report.json``. A
-killed Spark job starts over cleanly when run again.
+as ``<output>.boilerplate`` (Parquet folders) and the report as ``<output>.report.json``, on
+a local path or through Spark's Hadoop FileSystem (``newsclf.spark_output``). A killed Spark
+job starts over cleanly when run again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -29,15 +29,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from newsclf.articles import Article, Reject, Source
-from newsclf.batch import JobResult, JobSettings, JobState, sidecar
+from newsclf.batch import JobResult, JobSettings, JobState
 from newsclf.errors import NewsclfError
 from newsclf.report import batch_report
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
 from newsclf.spark_input import FileError, InputFile, Inputs, wanted_columns
 from newsclf.spark_input import shown_name as file_path
+from newsclf.spark_output import Output, output_for
 
 log = logging.getLogger(__name__)
 
@@ -262,35 +261,23 @@ def run_spark_job(
             f"{source.path}: engine=spark reads Parquet, not {source.resolved_format()} "
             "(convert the input, or use engine=local)"
         )
-    path = Path(output)
-    if path.exists() and not path.is_dir():
-        raise NewsclfError(f"{path}: engine=spark writes a Parquet folder; a file is in the way")
-    if not path.parent.is_dir():
-        if not settings.mkdir:
-            raise NewsclfError(f"{path.parent}: output folder does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
     spark_conf = dict(spark_conf or {})
+    if spark is None:  # first: it decides which file system a plain output path is on
+        spark = spark_session(
+            spark_conf.get("master", "local[*]"),
+            spark_conf.get("app_name", "newsclf-predict"),
+            spark_conf.get("conf"),
+        )
+    out = output_for(spark, output)
+    out.check(settings.mkdir)
     with ExitStack() as stack:
-        lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=0)
-        try:
-            stack.enter_context(lock)
-        except Timeout:
-            raise NewsclfError(
-                f"{path}: another newsclf-predict job is writing this output; wait for it to "
-                "finish or choose another output.path"
-            ) from None
-        if spark is None:
-            spark = spark_session(
-                spark_conf.get("master", "local[*]"),
-                spark_conf.get("app_name", "newsclf-predict"),
-                spark_conf.get("conf"),
-            )
+        stack.enter_context(out.lock())
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsclf-models-")))
         model_paths = {m.task: verified_model_copy(m, tmp) for m in models}
-        return _run(spark, source, models, model_paths, path, settings)
+        return _run(spark, source, models, model_paths, out, settings)
 
 
-def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
+def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult:
     import mlflow.pyfunc
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -343,14 +330,13 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
         predictions = scored.filter(F.col("reason").isNull()).select(
             *columns, F.col("truncated_chars")
         )
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        rejects_tmp = path.with_name(f".{path.name}.rejects.tmp-{os.getpid()}")
-        removals_tmp = path.with_name(f".{path.name}.boilerplate.tmp-{os.getpid()}")
-        for stale in path.parent.glob(f".{path.name}.*tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        tmp = out.temporary()
+        rejects_tmp = out.temporary(".rejects")
+        removals_tmp = out.temporary(".boilerplate")
+        out.clear_stale()
         if source.on_error == "raise":
             raise_first_bad_record(scored, F)
-        predictions.write.parquet(str(tmp))
+        predictions.write.parquet(tmp)
         detail = (
             F.when(F.col("reject").isNotNull(), F.col("detail"))
             .when(F.col("empty"), "no body text after cleaning")
@@ -359,11 +345,11 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
         )
         scored.filter(F.col("reason").isNotNull()).select(
             "id", "source", "reason", detail.alias("detail")
-        ).write.parquet(str(rejects_tmp))
+        ).write.parquet(rejects_tmp)
         removals = scored.select(
             F.col("id").alias("article_id"), F.explode("removals").alias("r")
         ).select("article_id", "r.rule", "r.text")
-        removals.write.parquet(str(removals_tmp))
+        removals.write.parquet(removals_tmp)
         state = _state(scored, predictions, models, settings, F)
         state.removed_by_rule = {
             r["rule"]: int(r["count"]) for r in removals.groupBy("rule").count().collect()
@@ -371,7 +357,7 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
     finally:
         scored.unpersist()
     if state.n_predicted + state.n_rejected != n_input:
-        raise NewsclfError(f"{path}: internal count mismatch on Spark")
+        raise NewsclfError(f"{out.name}: internal count mismatch on Spark")
     seconds = time.perf_counter() - started
     report = batch_report(state, {}, models, settings)
     models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
@@ -386,14 +372,13 @@ def _run(spark, source, models, model_paths, path: Path, settings) -> JobResult:
     report = {**counts, **report, "models": models_meta, "source": str(source.path)}
     report["engine"] = "spark"
     meta = {**counts, "rows": state.n_predicted, "models": models_meta, "source": str(source.path)}
-    (tmp / "_newsclf.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    report_path = sidecar(path, ".report.json")
-    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    _replace_folder(rejects_tmp, sidecar(path, ".rejects"))
-    _replace_folder(removals_tmp, sidecar(path, ".boilerplate"))
-    _replace_folder(tmp, path)  # last: a predictions folder that exists is complete
+    out.write_inside(tmp, "_newsclf.json", json.dumps(meta, indent=2))
+    report_path = out.write_sidecar(".report.json", json.dumps(report, indent=2) + "\n")
+    out.replace(rejects_tmp, ".rejects")
+    out.replace(removals_tmp, ".boilerplate")
+    out.replace(tmp)  # last: a predictions folder that exists is complete
     return JobResult(
-        path=path,
+        path=out.path,
         seconds=seconds,
         resumed_records=0,
         report=report,
@@ -422,12 +407,3 @@ def _state(scored, predictions, models, settings, F) -> JobState:
         state.probability_sum[m.task] = float(sums["total"] or 0.0)
         state.low_confidence[m.task] = int(sums["low"] or 0)
     return state
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Move a finished folder into place, replacing an older one."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -62,16 +62,8 @@ class Inputs:
         self._path = jvm.org.apache.hadoop.fs.Path
         self._conf = spark._jsc.hadoopConfiguration()
         self._io = jvm.org.apache.commons.io.IOUtils
-        # a plain path is local unless Spark's default file system is another (HDFS on YARN)
-        self.hadoop = bool(_SCHEME.match(str(source.path))) or self._scheme(source.path) != "file"
+        self.hadoop = through_hadoop(spark, str(source.path))
         self.files = self._hadoop_files() if self.hadoop else self._local_files()
-
-    def _scheme(self, name: str) -> str:
-        try:
-            path = self._path(name)
-            return str(path.getFileSystem(self._conf).makeQualified(path).toUri().getScheme())
-        except Exception:  # not a Hadoop path (a colon in a relative name): a local one
-            return "file"
 
     def _local_files(self) -> list[InputFile]:
         return [InputFile(str(f), str(f), f.stat().st_size) for f in self.source.files()]
@@ -278,6 +270,19 @@ class Inputs:
         return None
 
 
+def through_hadoop(spark, name: str) -> bool:
+    """Whether Spark reaches ``name`` through a Hadoop FileSystem other than the local one: a
+    URI, or a plain path when Spark's default file system is another (HDFS on YARN)."""
+    if _SCHEME.match(name):
+        return True
+    try:
+        path = spark._jvm.org.apache.hadoop.fs.Path(name)
+        qualified = path.getFileSystem(spark._jsc.hadoopConfiguration()).makeQualified(path)
+        return str(qualified.toUri().getScheme()) != "file"
+    except Exception:  # not a Hadoop path (a colon in a relative name): a local one
+        return False
+
+
 def wanted_columns(source: Source) -> list[str]:
     """The input columns a source reads (id, title, date, text, meta), each once."""
     wanted = [c for c in (source.id_column, source.title_column, source.date_column) if c]
@@ -306,4 +311,4 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["FileError", "InputFile", "Inputs", "shown_name", "wanted_columns"]
+__all__ = ["FileError", "InputFile", "Inputs", "shown_name", "through_hadoop", "wanted_columns"]

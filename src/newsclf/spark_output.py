@@ -1,0 +1,216 @@
+"""Where ``newsclf-predict`` on Spark writes: the output folder's checks, the temporary folders
+the executors write, and the moves into place, on the local file system or through Spark's own
+Hadoop FileSystem.
+
+A plain path (when Spark's default file system is the local one) is checked, locked against a
+second job and moved into place with local file-system calls. An ``output.path`` with a scheme
+(``hdfs://``, ``s3a://``, ``gs://``, ``abfs://``, ``file://``), or a plain path when Spark's
+default file system is another (HDFS on YARN), goes through the FileSystem Spark writes it with
+(its connector and the credentials in the Spark configuration): the same checks, temporary
+folders beside the output, Hadoop ``rename`` into place and the sidecar files written through
+it. Nothing locks such an output across hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from newsclf.batch import sidecar
+from newsclf.errors import NewsclfError
+from newsclf.spark_input import _first_line, through_hadoop
+
+
+class LocalOutput:
+    """A Parquet folder on the local file system (a mount the executors share)."""
+
+    def __init__(self, given: str | Path) -> None:
+        self.path = Path(given)
+        self.name = str(self.path)
+
+    def check(self, mkdir: bool) -> None:
+        """Fail for a file in the way or a missing parent folder (created with ``mkdir``)."""
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise NewsclfError(
+                f"{path}: engine=spark writes a Parquet folder; a file is in the way"
+            )
+        if not path.parent.is_dir():
+            if not mkdir:
+                raise NewsclfError(f"{path.parent}: output folder does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while the job writes: a second job for the same output fails at once."""
+        path = self.path
+        try:
+            with FileLock(str(path.with_name(f".{path.name}.lock")), timeout=0):
+                yield
+        except Timeout:
+            raise NewsclfError(
+                f"{path}: another newsclf-predict job is writing this output; wait for it to "
+                "finish or choose another output.path"
+            ) from None
+
+    def temporary(self, suffix: str = "") -> str:
+        """The hidden folder beside the output where Spark writes ``<output><suffix>``."""
+        return str(self.path.with_name(f".{self.path.name}{suffix}.tmp-{os.getpid()}"))
+
+    def clear_stale(self) -> None:
+        """Remove the temporary folders a killed job left."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def write_inside(self, folder: str, name: str, text: str) -> None:
+        """A text file ``name`` in the (temporary) ``folder``."""
+        (Path(folder) / name).write_text(text, encoding="utf-8")
+
+    def write_sidecar(self, suffix: str, text: str) -> Path:
+        """``<output><suffix>``, a text file beside the output; returns its path."""
+        path = sidecar(self.path, suffix)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def replace(self, new: str, suffix: str = "") -> None:
+        """Move the finished folder ``new`` to ``<output><suffix>``, replacing an older one."""
+        target = sidecar(self.path, suffix)
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class HadoopOutput:
+    """A Parquet folder on a Hadoop FileSystem (HDFS, S3, GCS, ADLS, or ``file://``)."""
+
+    def __init__(self, spark, given: str) -> None:
+        self.name = self.path = given.rstrip("/") or given  # sidecars are named after it
+        jvm = spark._jvm
+        self._Path = jvm.org.apache.hadoop.fs.Path
+        try:
+            target = self._Path(given)
+            self._fs = target.getFileSystem(spark._jsc.hadoopConfiguration())
+            self._target = self._fs.makeQualified(target)  # a relative path: the user's folder
+        except Exception as exc:  # no connector for the scheme, a malformed URI, ...
+            raise self._error(exc) from None
+        self._parent = self._target.getParent()
+        if self._parent is None:
+            raise NewsclfError(f"{given}: is the root of its file system; give a folder in it")
+
+    def _error(self, exc: Exception) -> NewsclfError:
+        return NewsclfError(f"{self.name}: cannot write it on Spark ({_first_line(exc)})")
+
+    def _parent_name(self) -> str:
+        """The parent folder as the user wrote the output (``hdfs:///a/b`` -> ``hdfs:///a``)."""
+        head, slash, _ = self.name.rstrip("/").rpartition("/")
+        return head if slash and not head.endswith(("/", ":")) else str(self._parent.toString())
+
+    def _child(self, name: str):
+        return self._Path(self._parent, name)
+
+    def check(self, mkdir: bool) -> None:
+        """Fail for a file in the way or a missing parent folder (created with ``mkdir``)."""
+        fs = self._fs
+        try:
+            if fs.exists(self._target) and not fs.getFileStatus(self._target).isDirectory():
+                raise NewsclfError(
+                    f"{self.name}: engine=spark writes a Parquet folder; a file is in the way"
+                )
+            if not (fs.exists(self._parent) and fs.getFileStatus(self._parent).isDirectory()):
+                if not mkdir:
+                    raise NewsclfError(f"{self._parent_name()}: output folder does not exist")
+                if not fs.mkdirs(self._parent):
+                    raise NewsclfError(f"{self._parent_name()}: cannot create the output folder")
+        except NewsclfError:
+            raise
+        except Exception as exc:  # no credentials, no permission, a file where a folder goes
+            raise self._error(exc) from None
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Nothing: a lock on one host would not stop a job on another."""
+        yield
+
+    def _hidden(self, suffix: str, kind: str) -> str:
+        return f".{self._target.getName()}{suffix}.{kind}-{os.getpid()}"
+
+    def temporary(self, suffix: str = "") -> str:
+        """The hidden folder beside the output where Spark writes ``<output><suffix>``."""
+        return str(self._child(self._hidden(suffix, "tmp")).toString())
+
+    def clear_stale(self) -> None:
+        """Remove the temporary folders a killed job left."""
+        stale = re.compile(re.escape(f".{self._target.getName()}.") + r".*tmp-.*")
+        try:
+            for status in self._fs.listStatus(self._parent):
+                if stale.fullmatch(str(status.getPath().getName())):
+                    self._fs.delete(status.getPath(), True)
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def _write(self, path, text: str) -> None:
+        try:
+            stream = self._fs.create(path, True)
+            try:
+                stream.write(bytearray(text.encode("utf-8")))
+            finally:
+                stream.close()
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def write_inside(self, folder: str, name: str, text: str) -> None:
+        """A text file ``name`` in the (temporary) ``folder``."""
+        self._write(self._Path(self._Path(folder), name), text)
+
+    def write_sidecar(self, suffix: str, text: str) -> str:
+        """``<output><suffix>``, a text file beside the output, written whole under a hidden
+        name and renamed into place; returns its URI."""
+        new = self._child(self._hidden(suffix, "tmp"))
+        self._write(new, text)
+        self._rename(new, suffix)
+        return self.name + suffix
+
+    def replace(self, new: str, suffix: str = "") -> None:
+        """Move the finished folder ``new`` to ``<output><suffix>``, replacing an older one."""
+        self._rename(self._Path(new), suffix)
+
+    def _rename(self, new, suffix: str) -> None:
+        """``new`` to ``<output><suffix>``, an older one moved aside first (a Hadoop rename
+        onto an existing folder moves into it) and deleted after."""
+        fs, shown = self._fs, self.name + suffix
+        target = self._child(f"{self._target.getName()}{suffix}")
+        old = self._child(self._hidden(suffix, "old"))
+        try:
+            moved_aside = fs.exists(target)
+            if moved_aside and not fs.rename(target, old):
+                raise NewsclfError(f"{shown}: cannot move the older output aside")
+            if not fs.rename(new, target):
+                raise NewsclfError(f"{shown}: cannot move the new output into place")
+            if moved_aside:
+                fs.delete(old, True)
+        except NewsclfError:
+            raise
+        except Exception as exc:
+            raise self._error(exc) from None
+
+
+Output = LocalOutput | HadoopOutput
+
+
+def output_for(spark, given: str | Path) -> Output:
+    """The output of a Spark job: through Hadoop when Spark writes ``given`` through a file
+    system other than the local one, or ``given`` is a URI."""
+    if not through_hadoop(spark, str(given)):
+        return LocalOutput(given)
+    return HadoopOutput(spark, str(given))
+
+
+__all__ = ["HadoopOutput", "LocalOutput", "Output", "output_for"]
