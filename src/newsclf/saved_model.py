@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 
 from newsclf import vectorize
 from newsclf.articles import DEFAULT_BOILERPLATE, Article, Cleaner, Removal
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -472,8 +472,6 @@ def load_model(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from newsclf.tracking import first_line
-
     name, version = _registry_identity(uri)
     # Into a folder of our own: MLflow would otherwise write registered_model_meta into the
     # model's own artifact folder of a local store (which may be read-only, or someone else's)
@@ -580,8 +578,6 @@ def _registry_identity(uri: str) -> tuple[str | None, str | None]:
     """(registered name, version) for ``models:/name@alias`` and ``models:/name/version``."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-
-    from newsclf.tracking import first_line
 
     match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
     if not match:

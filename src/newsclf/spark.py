@@ -31,7 +31,7 @@ from pathlib import Path
 
 from newsclf.articles import Article, Reject, Source
 from newsclf.batch import JobResult, JobSettings, JobState
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 from newsclf.report import batch_report
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
 from newsclf.spark_input import FileError, InputFile, Inputs, wanted_columns
@@ -60,8 +60,6 @@ def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", c
     try:
         return builder.getOrCreate()
     except Exception as exc:  # Java missing, master unreachable, ...
-        from newsclf.tracking import first_line
-
         message = first_line(exc)
         raise NewsclfError(f"spark.master {master}: cannot start Spark ({message})") from None
 
@@ -104,8 +102,6 @@ def read_parquet(spark, source: Source, groups: Sequence[Sequence[InputFile]]) -
         try:
             raw = spark.read.parquet(*[f.name for f in group])
         except Exception as exc:
-            from newsclf.tracking import first_line
-
             raise NewsclfError(
                 f"{source.path}: Spark cannot read it as Parquet ({first_line(exc)})"
             ) from None

@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import TypeVar
 
 from newsclf.articles import Source, jsonl_row
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 
 MAGIC = b"PAR1"
 TAIL = 1 << 16  # bytes read from a Parquet file's end: its footer, in one read mostly
@@ -96,7 +96,7 @@ class Inputs:
         except NewsclfError:
             raise
         except Exception as exc:  # no connector for the scheme, no credentials, ...
-            raise NewsclfError(f"{raw}: cannot list it on Spark ({_first_line(exc)})") from None
+            raise NewsclfError(f"{raw}: cannot list it on Spark ({first_line(exc)})") from None
         files = [
             InputFile(
                 str(s.getPath().toString()),
@@ -180,7 +180,7 @@ class Inputs:
             try:
                 return self.footer(file)
             except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-                return f"{file.shown}: not a readable Parquet file ({_first_line(exc)})"
+                return f"{file.shown}: not a readable Parquet file ({first_line(exc)})"
 
         for file, metadata in zip(self.files, self._each(footer), strict=True):
             if isinstance(metadata, str):
@@ -302,13 +302,6 @@ def _scaled(file: InputFile, read: int, lines: int) -> int:
     if read >= file.size:
         return lines
     return max(1, lines * file.size // read)
-
-
-def _first_line(exc: Exception) -> str:
-    """The first line of an error (of a Java one, its exception, not py4j's call site)."""
-    java = getattr(exc, "java_exception", None)
-    text = str(java.toString() if java is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["FileError", "InputFile", "Inputs", "shown_name", "through_hadoop", "wanted_columns"]

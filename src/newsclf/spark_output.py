@@ -23,8 +23,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from newsclf.batch import sidecar
-from newsclf.errors import NewsclfError
-from newsclf.spark_input import _first_line, through_hadoop
+from newsclf.errors import NewsclfError, first_line
+from newsclf.spark_input import through_hadoop
 
 
 class LocalOutput:
@@ -106,7 +106,7 @@ class HadoopOutput:
             raise NewsclfError(f"{given}: is the root of its file system; give a folder in it")
 
     def _error(self, exc: Exception) -> NewsclfError:
-        return NewsclfError(f"{self.name}: cannot write it on Spark ({_first_line(exc)})")
+        return NewsclfError(f"{self.name}: cannot write it on Spark ({first_line(exc)})")
 
     def _parent_name(self) -> str:
         """The parent folder as the user wrote the output (``hdfs:///a/b`` -> ``hdfs:///a``)."""

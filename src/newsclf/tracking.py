@@ -37,7 +37,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 from newsclf.redact import redact, redact_text, redact_tree
 
 log = logging.getLogger(__name__)
@@ -281,10 +281,6 @@ def _end_run_quietly(status: str, retries: int | None = 0) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def git_tags() -> dict[str, str]:

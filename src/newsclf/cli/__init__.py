@@ -18,7 +18,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 from newsclf.redact import redact_text, redact_tree
 
 # Our own progress and summaries replace the libraries' per-file progress bars.
@@ -142,7 +142,7 @@ def user_errors(prog: str) -> Callable:
                 cause = exc.__cause__
                 if isinstance(cause, OmegaConfBaseException):
                     fail(prog, config_problem(cause))
-                fail(prog, str(cause) if isinstance(cause, NewsclfError) else _first_line(exc))
+                fail(prog, str(cause) if isinstance(cause, NewsclfError) else first_line(exc))
             except KeyboardInterrupt as exc:
                 interrupted(prog, exc)
 
@@ -174,11 +174,6 @@ def config_problem(exc: OmegaConfBaseException) -> str:
         return f"{key}: missing mandatory value; set it on the command line ({key}=...)"
     message = str(getattr(exc, "msg", None) or exc).strip().splitlines()
     return f"{key}: {message[0] if message else type(exc).__name__}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def check_types(cfg: DictConfig, spec: Mapping[str, tuple[tuple[type, ...], str]]) -> None:
