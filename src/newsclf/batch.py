@@ -39,7 +39,7 @@ from filelock import FileLock, Timeout
 from newsclf.articles import Record, Reject, Source
 from newsclf.errors import NewsclfError
 from newsclf.predict import ChunkResult, prediction_columns, process_chunk, text_key
-from newsclf.report import batch_report
+from newsclf.report import job_summary
 from newsclf.saved_model import SKOPS_FILE, LoadedModel
 
 log = logging.getLogger(__name__)
@@ -357,17 +357,7 @@ def _run_locked(
         raise NewsclfError(f"{path}: internal count mismatch ({n_input} != {state.records})")
     if state.n_predicted == 0:
         _nothing_predicted(path, parts, state)
-    report = batch_report(state, term_docs, models, settings)
-    models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
-    counts = {
-        "n_input": n_input,
-        "n_predicted": state.n_predicted,
-        "n_rejected": state.n_rejected,
-        "rejected_by_reason": state.rejected_by_reason,
-        "removed_by_rule": state.removed_by_rule,
-        "n_truncated": state.n_truncated,
-    }
-    report = {**counts, **report, "models": models_meta, "source": str(source.path)}
+    counts, models_meta, report = job_summary(state, term_docs, models, settings, source.path)
     report["job_fingerprint"] = fingerprint  # lets a rerun of this job replace its own output
     report_path = _assemble(path, parts, state, models, settings, report)
     shutil.rmtree(parts, ignore_errors=True)

@@ -4,6 +4,7 @@ models were, and whether the batch looks like the models' training data."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,3 +95,27 @@ def batch_report(
             },
         }
     return {"tasks": tasks}
+
+
+def job_summary(
+    state: JobState,
+    term_docs: Mapping[str, np.ndarray],
+    models: Sequence[LoadedModel],
+    settings: JobSettings,
+    source: str | Path,
+) -> tuple[dict, dict, dict]:
+    """A finished job's counts (``n_input`` = predicted + rejected), its models' identities
+    (task -> uri, name, version) and its report: the counts, ``batch_report``'s per-task
+    statistics, the models and the source."""
+    models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
+    counts = {
+        "n_input": state.n_predicted + state.n_rejected,
+        "n_predicted": state.n_predicted,
+        "n_rejected": state.n_rejected,
+        "rejected_by_reason": state.rejected_by_reason,
+        "removed_by_rule": state.removed_by_rule,
+        "n_truncated": state.n_truncated,
+    }
+    statistics = batch_report(state, term_docs, models, settings)
+    report = {**counts, **statistics, "models": models_meta, "source": str(source)}
+    return counts, models_meta, report

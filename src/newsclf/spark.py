@@ -32,7 +32,7 @@ from pathlib import Path
 from newsclf.articles import Article, Reject, Source
 from newsclf.batch import JobResult, JobSettings, JobState
 from newsclf.errors import NewsclfError, first_line
-from newsclf.report import batch_report
+from newsclf.report import job_summary
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
 from newsclf.spark_input import FileError, InputFile, Inputs, wanted_columns
 from newsclf.spark_input import shown_name as file_path
@@ -355,17 +355,7 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     if state.n_predicted + state.n_rejected != n_input:
         raise NewsclfError(f"{out.name}: internal count mismatch on Spark")
     seconds = time.perf_counter() - started
-    report = batch_report(state, {}, models, settings)
-    models_meta = {m.task: {"uri": m.uri, "name": m.name, "version": m.version} for m in models}
-    counts = {
-        "n_input": n_input,
-        "n_predicted": state.n_predicted,
-        "n_rejected": state.n_rejected,
-        "rejected_by_reason": state.rejected_by_reason,
-        "removed_by_rule": state.removed_by_rule,
-        "n_truncated": state.n_truncated,
-    }
-    report = {**counts, **report, "models": models_meta, "source": str(source.path)}
+    counts, models_meta, report = job_summary(state, {}, models, settings, source.path)
     report["engine"] = "spark"
     meta = {**counts, "rows": state.n_predicted, "models": models_meta, "source": str(source.path)}
     out.write_inside(tmp, "_newsclf.json", json.dumps(meta, indent=2))
