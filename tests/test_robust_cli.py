@@ -7,7 +7,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -231,3 +233,34 @@ def test_ctrl_c_in_dataset_is_one_line(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "newsclf-dataset: interrupted; rerun the same command"
     ]
+
+
+def test_ctrl_c_inside_a_constructor_is_still_one_line(tmp_path):
+    """Ctrl-C that lands while a ZipFile has its file open but not yet its state (as when a
+    model or wheel is being read) leaves an object whose __del__ fails at exit: the user still
+    sees the one line, not Python's "Exception ignored" traceback after it."""
+    script = tmp_path / "half_built.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, zipfile
+            from newsclf.cli import user_errors
+
+            class Interrupted(zipfile.ZipFile):
+                def __init__(self):
+                    self.fp = open(sys.executable, "rb")
+                    raise KeyboardInterrupt("interrupted after 3 chunks; rerun to resume")
+
+            @user_errors("newsclf-x")
+            def main():
+                Interrupted()  # freed at exit, with the interrupt's traceback
+
+            main()
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode == 130
+    assert done.stderr.strip().splitlines() == [
+        "newsclf-x: interrupted after 3 chunks; rerun to resume"
+    ], done.stderr

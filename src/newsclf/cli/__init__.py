@@ -160,7 +160,15 @@ def fail(prog: str, message: str) -> NoReturn:
 def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
     """Ctrl-C: one line. A batch job says how far it got (``KeyboardInterrupt(message)``)."""
     print(f"{prog}: {_interrupt_message(exc)}", file=sys.stderr)
+    # Ctrl-C can land inside a constructor (a ZipFile with its file open but not yet its
+    # state): its __del__ then fails at exit, and Python prints "Exception ignored" and a
+    # traceback after the one line. After an interrupt such teardown errors are only noise.
+    sys.unraisablehook = _quiet
     sys.exit(130)
+
+
+def _quiet(_unraisable: object) -> None:
+    """An unraisable-exception hook that reports nothing."""
 
 
 def _interrupt_message(exc: BaseException) -> str:
