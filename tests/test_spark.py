@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -326,7 +329,7 @@ def test_an_output_uri_is_written_through_sparks_file_system_as_a_plain_path(
     uri = f"file://{folder}/made/out"
     result = _spark_run(spark, store, str(folder / "in"), uri, "max_chars=20000")
 
-    assert (result.path, result.report_path) == (uri, f"{uri}.report.json")
+    assert (result.path, result.report_path) == (uri, f"file:{folder}/made/out.report.json")
     out = folder / "made" / "out"
     assert (result.n_input, result.n_predicted, result.rejected_by_reason) == (
         plain.n_input,
@@ -397,3 +400,42 @@ def test_a_bad_output_uri_is_one_error_line(spark, setup):
             run_spark_job(source, models, output, JobSettings(mkdir=False), spark=spark)
         assert str(caught.value) == expected
     assert not (folder / "missing").exists()
+
+
+@contextmanager
+def _viewfs(spark, folder: Path) -> Iterator[None]:
+    """Spark's default file system made ``viewfs://newsclftest/`` (as ``hdfs://`` on YARN), its
+    ``/data`` mounted on ``folder``: a plain path goes through Hadoop, not the local one."""
+    conf = spark._jsc.hadoopConfiguration()
+    default = conf.get("fs.defaultFS")
+    conf.set("fs.viewfs.mounttable.newsclftest.link./data", f"file://{folder}")
+    conf.set("fs.defaultFS", "viewfs://newsclftest/")
+    try:
+        yield
+    finally:
+        conf.set("fs.defaultFS", default)
+
+
+def test_a_plain_output_on_another_default_file_system_reports_its_uri(
+    spark, setup, tmp_path, monkeypatch
+):
+    """With Spark's default file system not the local one, a plain output.path goes through
+    Hadoop: its report is named by its full URI (the plain path is no local file), and MLflow
+    gets a copy of it, not a traceback."""
+    from newsclf import tracking
+    from newsclf.spark_output import HadoopOutput, output_for
+
+    folder, store = setup
+    report = {"n_input": 3, "n_predicted": 3, "n_rejected": 0, "source": "x"}
+    with _viewfs(spark, tmp_path):
+        out = output_for(spark, "/data/preds")
+        assert isinstance(out, HadoopOutput)
+        report_path = out.write_sidecar(".report.json", json.dumps(report))
+    assert report_path == "viewfs://newsclftest/data/preds.report.json"
+    assert json.loads((tmp_path / "preds.report.json").read_text()) == report
+
+    monkeypatch.chdir(folder)  # the experiment's artifacts go beside the test's store
+    tracking.configure(store)
+    run_id = tracking.log_batch_report("newsclf-predict-viewfs", report, report_path)
+    logged = tracking.mlflow.artifacts.load_text(f"runs:/{run_id}/preds.report.json")
+    assert json.loads(logged) == report

@@ -172,11 +172,12 @@ class HadoopOutput:
 
     def write_sidecar(self, suffix: str, text: str) -> str:
         """``<output><suffix>``, a text file beside the output, written whole under a hidden
-        name and renamed into place; returns its URI."""
+        name and renamed into place; returns its qualified URI (``hdfs://nn/a/p.report.json``
+        for a plain ``a/p``: a plain path there names no local file)."""
         new = self._child(self._hidden(suffix, "tmp"))
         self._write(new, text)
         self._rename(new, suffix)
-        return self.name + suffix
+        return str(self._child(f"{self._target.getName()}{suffix}").toString())
 
     def replace(self, new: str, suffix: str = "") -> None:
         """Move the finished folder ``new`` to ``<output><suffix>``, replacing an older one."""
