@@ -439,3 +439,45 @@ def test_a_plain_output_on_another_default_file_system_reports_its_uri(
     run_id = tracking.log_batch_report("newsclf-predict-viewfs", report, report_path)
     logged = tracking.mlflow.artifacts.load_text(f"runs:/{run_id}/preds.report.json")
     assert json.loads(logged) == report
+
+
+def _outputs(spark, folder: Path) -> dict:
+    """The output ``folder/preds`` as each class writes it (the URI one through Hadoop)."""
+    from newsclf.spark_output import HadoopOutput, LocalOutput
+
+    return {
+        "local": LocalOutput(folder / "preds"),
+        "hadoop": HadoopOutput(spark, f"file://{folder}/preds"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["local", "hadoop"])
+def test_a_failed_move_into_place_puts_the_older_output_back(spark, tmp_path, kind):
+    """The older output moved aside returns when the new one cannot take its place."""
+    out = _outputs(spark, tmp_path)[kind]
+    (tmp_path / "preds").mkdir()
+    (tmp_path / "preds" / "part.parquet").write_text("older")
+    with pytest.raises(
+        NewsclfError, match=r"preds: cannot (move the new output into place|write it)"
+    ):
+        out.replace(str(tmp_path / ".preds.tmp-1"))  # nothing there to move
+    assert (tmp_path / "preds" / "part.parquet").read_text() == "older"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".preds")]
+
+
+@pytest.mark.parametrize("kind", ["local", "hadoop"])
+def test_a_killed_jobs_leftovers_are_cleared_and_its_older_output_put_back(spark, tmp_path, kind):
+    """At a job's start: this output's temporaries go; an older output moved aside returns
+    where nothing took its place, else goes; another output's temporaries stay."""
+    out = _outputs(spark, tmp_path)[kind]
+    for name in (".preds.old-7", ".preds.rejects.old-7", "preds.rejects", ".preds.tmp-7"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "part.parquet").write_text(name)
+    (tmp_path / ".preds.report.json.tmp-7").write_text("{}")
+    (tmp_path / ".preds.v2.tmp-9").mkdir()  # a job into preds.v2, still running
+    (tmp_path / ".preds.v2.old-9").mkdir()
+    out.clear_stale()
+    assert (tmp_path / "preds" / "part.parquet").read_text() == ".preds.old-7"
+    assert (tmp_path / "preds.rejects" / "part.parquet").read_text() == "preds.rejects"
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".crc"))
+    assert left == [".preds.v2.old-9", ".preds.v2.tmp-9", "preds", "preds.rejects"]

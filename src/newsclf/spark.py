@@ -268,6 +268,7 @@ def run_spark_job(
     out.check(settings.mkdir)
     with ExitStack() as stack:
         stack.enter_context(out.lock())
+        out.clear_stale()  # first: a killed job's older output, moved aside, is put back
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsclf-models-")))
         model_paths = {m.task: verified_model_copy(m, tmp) for m in models}
         return _run(spark, source, models, model_paths, out, settings)
@@ -329,7 +330,6 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
         tmp = out.temporary()
         rejects_tmp = out.temporary(".rejects")
         removals_tmp = out.temporary(".boilerplate")
-        out.clear_stale()
         if source.on_error == "raise":
             raise_first_bad_record(scored, F)
         predictions.write.parquet(tmp)
