@@ -171,11 +171,11 @@ def test_a_wrong_type_with_on_error_raise_is_one_line_on_spark(spark, setup):
     assert not (folder / "raise").exists()
 
 
-def _spark_run(spark, store, path: str, out, *overrides: str):
+def _spark_run(spark, store, path: str, out, *overrides: str, overwrite: bool = False):
     cfg = predict_config(store, "source=parquet", f"source.path={path}", *overrides)
     source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
     models = prepared_models(cfg, load_models(cfg))
-    return run_spark_job(source, models, out, JobSettings(), spark=spark)
+    return run_spark_job(source, models, out, JobSettings(overwrite=overwrite), spark=spark)
 
 
 def test_a_file_uri_is_read_through_sparks_file_system_as_the_local_path(spark, setup, monkeypatch):
@@ -233,8 +233,10 @@ def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, s
     (mixed / "d.parquet").write_bytes(b"not a Parquet file")
     overrides = ("source=parquet", f"source.path={mixed}", "source.on_error=reject")
     local = run_prediction(predict_config(store, *overrides, f"output.path={folder}/m.parquet"))
-    for path in (str(mixed), f"file://{mixed}"):
-        result = _spark_run(spark, store, path, folder / "m-spark", "source.on_error=reject")
+    for path in (str(mixed), f"file://{mixed}"):  # another source.path: another job
+        result = _spark_run(
+            spark, store, path, folder / "m-spark", "source.on_error=reject", overwrite=True
+        )
         assert result.rejected_by_reason == local.rejected_by_reason == {"unreadable": 2}
         assert result.n_input == local.n_input == 22 == result.n_predicted + result.n_rejected
         theirs = pd.read_parquet(folder / "m-spark.rejects")[["source", "reason", "detail"]]
@@ -357,21 +359,42 @@ def test_an_output_uri_is_written_through_sparks_file_system_as_a_plain_path(
     assert json.loads(logged) == report
 
 
-def test_an_output_uri_replaces_an_older_output_whole(spark, setup):
-    """A second job to the same URI output replaces the predictions folder and its sidecars
-    (nothing of the older one is left in it), as for a plain path."""
+def test_an_output_is_replaced_by_its_own_job_or_with_output_overwrite(spark, setup):
+    """A rerun of the same job replaces its output; a job with other input refuses to (the
+    older output intact, as the local engine refuses) unless output.overwrite=true, and then
+    replaces the predictions folder and its sidecars whole (nothing of the older one is left
+    in it), on the URI route as for a plain path."""
     folder, store = setup
     uri = f"file://{folder}/again"
-    _spark_run(spark, store, str(folder / "in"), uri)
+    small = str(folder / "in" / "a.parquet")
+    first = _spark_run(spark, store, small, uri)
     (folder / "again" / "left-over.txt").write_text("from the older job")
-    result = _spark_run(spark, store, str(folder / "in" / "a.parquet"), uri)
+    rerun = _spark_run(spark, store, small, uri)
+    assert rerun.report["job_fingerprint"] == first.report["job_fingerprint"]
+    assert not (folder / "again" / "left-over.txt").exists()
+    (folder / "again" / "left-over.txt").write_text("from the older job")
 
-    assert result.n_input == 200
+    with pytest.raises(NewsclfError) as caught:
+        _spark_run(spark, store, str(folder / "in"), uri)
+    assert str(caught.value) == (
+        f"{uri}: exists, written by another job (other input, models or settings); set "
+        "output.overwrite=true to replace it, or choose another output.path"
+    )
+    assert (folder / "again" / "left-over.txt").exists()
+    assert json.loads((folder / "again" / "_newsclf.json").read_text())["n_input"] == 200
+
+    result = _spark_run(spark, store, str(folder / "in"), uri, overwrite=True)
+    assert result.n_input == 400
     meta = json.loads((folder / "again" / "_newsclf.json").read_text())
-    assert meta["n_input"] == 200 and meta["rows"] == result.n_predicted
+    assert meta["n_input"] == 400 and meta["rows"] == result.n_predicted
+    assert (
+        meta["job_fingerprint"]
+        == result.report["job_fingerprint"]
+        != first.report["job_fingerprint"]
+    )
     assert len(pd.read_parquet(folder / "again")) == result.n_predicted
     assert not (folder / "again" / "left-over.txt").exists()
-    assert json.loads((folder / "again.report.json").read_text())["n_input"] == 200
+    assert json.loads((folder / "again.report.json").read_text())["n_input"] == 400
     rejects = pd.read_parquet(folder / "again.rejects")
     assert len(rejects) == result.n_rejected
     assert not [p.name for p in folder.glob(".again*") if not p.name.endswith(".crc")]
@@ -379,13 +402,28 @@ def test_an_output_uri_replaces_an_older_output_whole(spark, setup):
 
 def test_a_bad_output_uri_is_one_error_line(spark, setup):
     """A missing parent folder (output.mkdir=false), a file in the way, a scheme Spark has no
-    connector for: one line naming the output, before any Spark work."""
+    connector for, a folder that is no newsclf output or another job's output (without
+    output.overwrite): one line naming the output, before any Spark work."""
     folder, store = setup
     cfg = predict_config(store, "source=parquet", f"source.path={folder / 'in'}")
     source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
     models = load_models(cfg)
     (folder / "a-file").write_text("in the way")
+    (folder / "not-ours").mkdir()
+    (folder / "not-ours" / "data.txt").write_text("the user's")
+    (folder / "theirs").mkdir()
+    (folder / "theirs" / "_newsclf.json").write_text('{"job_fingerprint": "another job"}')
+    not_ours = (
+        ": exists and is not a newsclf-predict output (no _newsclf.json); set "
+        "output.overwrite=true to replace it, or choose another output.path"
+    )
     cases = {
+        str(folder / "not-ours"): f"{folder / 'not-ours'}{not_ours}",
+        f"file://{folder}/not-ours": f"file://{folder}/not-ours{not_ours}",
+        str(folder / "theirs"): (
+            f"{folder / 'theirs'}: exists, written by another job (other input, models or "
+            "settings); set output.overwrite=true to replace it, or choose another output.path"
+        ),
         f"file://{folder}/missing/out": f"file://{folder}/missing: output folder does not exist",
         f"file://{folder}/a-file": (
             f"file://{folder}/a-file: engine=spark writes a Parquet folder; a file is in the way"
@@ -400,6 +438,7 @@ def test_a_bad_output_uri_is_one_error_line(spark, setup):
             run_spark_job(source, models, output, JobSettings(mkdir=False), spark=spark)
         assert str(caught.value) == expected
     assert not (folder / "missing").exists()
+    assert (folder / "not-ours" / "data.txt").read_text() == "the user's"
 
 
 @contextmanager

@@ -11,6 +11,7 @@ engine names them (a ``file:`` URI by its path).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +107,14 @@ class Inputs:
             for s in statuses
         ]
         return sorted(files, key=lambda f: PurePosixPath(f.shown))
+
+    def fingerprint(self) -> str:
+        """A digest of the listed files' names and sizes: the input's part of a job's identity
+        (``Source.fingerprint`` reads local files only)."""
+        digest = hashlib.sha256()
+        for file in self.files:
+            digest.update(f"{file.shown}|{file.size}\n".encode())
+        return digest.hexdigest()
 
     def spark_uri(self, file: InputFile) -> str:
         """The file's URI as Spark's ``_metadata.file_path`` gives it (the order of rows)."""

@@ -78,6 +78,15 @@ class LocalOutput:
             else:
                 leftover.unlink(missing_ok=True)
 
+    def exists(self) -> bool:
+        """Whether something is at the output path."""
+        return self.path.exists()
+
+    def read_inside(self, name: str) -> str | None:
+        """The text of the file ``name`` in the output folder; None if there is none."""
+        path = self.path / name
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+
     def write_inside(self, folder: str, name: str, text: str) -> None:
         """A text file ``name`` in the (temporary) ``folder``."""
         (Path(folder) / name).write_text(text, encoding="utf-8")
@@ -117,6 +126,7 @@ class HadoopOutput:
         self.name = self.path = given.rstrip("/") or given  # sidecars are named after it
         jvm = spark._jvm
         self._Path = jvm.org.apache.hadoop.fs.Path
+        self._io = jvm.org.apache.commons.io.IOUtils
         try:
             target = self._Path(given)
             self._fs = target.getFileSystem(spark._jsc.hadoopConfiguration())
@@ -182,6 +192,28 @@ class HadoopOutput:
                     fs.delete(paths[leftover], True)
         except Exception as exc:
             raise self._error(exc) from None
+
+    def exists(self) -> bool:
+        """Whether something is at the output path."""
+        try:
+            return bool(self._fs.exists(self._target))
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def read_inside(self, name: str) -> str | None:
+        """The text of the file ``name`` in the output folder; None if there is none."""
+        path = self._Path(self._target, name)
+        try:
+            if not (self._fs.exists(path) and self._fs.getFileStatus(path).isFile()):
+                return None
+            stream = self._fs.open(path)
+            try:
+                data = bytes(self._io.toByteArray(stream))
+            finally:
+                stream.close()
+        except Exception as exc:
+            raise self._error(exc) from None
+        return data.decode("utf-8", errors="replace")
 
     def _write(self, path, text: str) -> None:
         try:
