@@ -520,3 +520,14 @@ def test_a_killed_jobs_leftovers_are_cleared_and_its_older_output_put_back(spark
     assert (tmp_path / "preds.rejects" / "part.parquet").read_text() == "preds.rejects"
     left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".crc"))
     assert left == [".preds.v2.old-9", ".preds.v2.tmp-9", "preds", "preds.rejects"]
+
+
+def test_a_uri_is_a_scheme_then_a_slash(spark):
+    """A scheme of two or more letters then ":/" is a URI; a drive letter or a relative name
+    with a colon is a plain (local) path, as it was before URIs were supported."""
+    from newsclf.spark_input import through_hadoop
+
+    for uri in ("hdfs://nn/a", "s3a://bucket/a", "file:/tmp/a", "file:///tmp/a"):
+        assert through_hadoop(spark, uri), uri
+    for plain in ("preds:v1", "out/preds:v1", "C:/data/out", "C:\\data\\out", "preds"):
+        assert not through_hadoop(spark, plain), plain

@@ -31,8 +31,9 @@ READERS = 8  # files read at once on the driver over Hadoop
 SAMPLE_FILES = 32
 SAMPLE_BYTES = 1 << 18
 T = TypeVar("T")
-# a scheme of two or more letters (a Windows drive letter, C:, is a plain path)
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+# a URI: a scheme of two or more characters, then ":/" (hdfs://, s3a://, file:/x, file:///x);
+# a Windows drive letter (C:/x) and a relative name with a colon (preds:v1) are plain paths
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 @dataclass(frozen=True)
