@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -168,11 +171,11 @@ def test_a_wrong_type_with_on_error_raise_is_one_line_on_spark(spark, setup):
     assert not (folder / "raise").exists()
 
 
-def _spark_run(spark, store, path: str, out, *overrides: str):
+def _spark_run(spark, store, path: str, out, *overrides: str, overwrite: bool = False):
     cfg = predict_config(store, "source=parquet", f"source.path={path}", *overrides)
     source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
     models = prepared_models(cfg, load_models(cfg))
-    return run_spark_job(source, models, out, JobSettings(), spark=spark)
+    return run_spark_job(source, models, out, JobSettings(overwrite=overwrite), spark=spark)
 
 
 def test_a_file_uri_is_read_through_sparks_file_system_as_the_local_path(spark, setup, monkeypatch):
@@ -230,8 +233,10 @@ def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, s
     (mixed / "d.parquet").write_bytes(b"not a Parquet file")
     overrides = ("source=parquet", f"source.path={mixed}", "source.on_error=reject")
     local = run_prediction(predict_config(store, *overrides, f"output.path={folder}/m.parquet"))
-    for path in (str(mixed), f"file://{mixed}"):
-        result = _spark_run(spark, store, path, folder / "m-spark", "source.on_error=reject")
+    for path in (str(mixed), f"file://{mixed}"):  # another source.path: another job
+        result = _spark_run(
+            spark, store, path, folder / "m-spark", "source.on_error=reject", overwrite=True
+        )
         assert result.rejected_by_reason == local.rejected_by_reason == {"unreadable": 2}
         assert result.n_input == local.n_input == 22 == result.n_predicted + result.n_rejected
         theirs = pd.read_parquet(folder / "m-spark.rejects")[["source", "reason", "detail"]]
@@ -326,7 +331,7 @@ def test_an_output_uri_is_written_through_sparks_file_system_as_a_plain_path(
     uri = f"file://{folder}/made/out"
     result = _spark_run(spark, store, str(folder / "in"), uri, "max_chars=20000")
 
-    assert (result.path, result.report_path) == (uri, f"{uri}.report.json")
+    assert (result.path, result.report_path) == (uri, f"file:{folder}/made/out.report.json")
     out = folder / "made" / "out"
     assert (result.n_input, result.n_predicted, result.rejected_by_reason) == (
         plain.n_input,
@@ -354,21 +359,42 @@ def test_an_output_uri_is_written_through_sparks_file_system_as_a_plain_path(
     assert json.loads(logged) == report
 
 
-def test_an_output_uri_replaces_an_older_output_whole(spark, setup):
-    """A second job to the same URI output replaces the predictions folder and its sidecars
-    (nothing of the older one is left in it), as for a plain path."""
+def test_an_output_is_replaced_by_its_own_job_or_with_output_overwrite(spark, setup):
+    """A rerun of the same job replaces its output; a job with other input refuses to (the
+    older output intact, as the local engine refuses) unless output.overwrite=true, and then
+    replaces the predictions folder and its sidecars whole (nothing of the older one is left
+    in it), on the URI route as for a plain path."""
     folder, store = setup
     uri = f"file://{folder}/again"
-    _spark_run(spark, store, str(folder / "in"), uri)
+    small = str(folder / "in" / "a.parquet")
+    first = _spark_run(spark, store, small, uri)
     (folder / "again" / "left-over.txt").write_text("from the older job")
-    result = _spark_run(spark, store, str(folder / "in" / "a.parquet"), uri)
+    rerun = _spark_run(spark, store, small, uri)
+    assert rerun.report["job_fingerprint"] == first.report["job_fingerprint"]
+    assert not (folder / "again" / "left-over.txt").exists()
+    (folder / "again" / "left-over.txt").write_text("from the older job")
 
-    assert result.n_input == 200
+    with pytest.raises(NewsclfError) as caught:
+        _spark_run(spark, store, str(folder / "in"), uri)
+    assert str(caught.value) == (
+        f"{uri}: exists, written by another job (other input, models or settings); set "
+        "output.overwrite=true to replace it, or choose another output.path"
+    )
+    assert (folder / "again" / "left-over.txt").exists()
+    assert json.loads((folder / "again" / "_newsclf.json").read_text())["n_input"] == 200
+
+    result = _spark_run(spark, store, str(folder / "in"), uri, overwrite=True)
+    assert result.n_input == 400
     meta = json.loads((folder / "again" / "_newsclf.json").read_text())
-    assert meta["n_input"] == 200 and meta["rows"] == result.n_predicted
+    assert meta["n_input"] == 400 and meta["rows"] == result.n_predicted
+    assert (
+        meta["job_fingerprint"]
+        == result.report["job_fingerprint"]
+        != first.report["job_fingerprint"]
+    )
     assert len(pd.read_parquet(folder / "again")) == result.n_predicted
     assert not (folder / "again" / "left-over.txt").exists()
-    assert json.loads((folder / "again.report.json").read_text())["n_input"] == 200
+    assert json.loads((folder / "again.report.json").read_text())["n_input"] == 400
     rejects = pd.read_parquet(folder / "again.rejects")
     assert len(rejects) == result.n_rejected
     assert not [p.name for p in folder.glob(".again*") if not p.name.endswith(".crc")]
@@ -376,13 +402,28 @@ def test_an_output_uri_replaces_an_older_output_whole(spark, setup):
 
 def test_a_bad_output_uri_is_one_error_line(spark, setup):
     """A missing parent folder (output.mkdir=false), a file in the way, a scheme Spark has no
-    connector for: one line naming the output, before any Spark work."""
+    connector for, a folder that is no newsclf output or another job's output (without
+    output.overwrite): one line naming the output, before any Spark work."""
     folder, store = setup
     cfg = predict_config(store, "source=parquet", f"source.path={folder / 'in'}")
     source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
     models = load_models(cfg)
     (folder / "a-file").write_text("in the way")
+    (folder / "not-ours").mkdir()
+    (folder / "not-ours" / "data.txt").write_text("the user's")
+    (folder / "theirs").mkdir()
+    (folder / "theirs" / "_newsclf.json").write_text('{"job_fingerprint": "another job"}')
+    not_ours = (
+        ": exists and is not a newsclf-predict output (no _newsclf.json); set "
+        "output.overwrite=true to replace it, or choose another output.path"
+    )
     cases = {
+        str(folder / "not-ours"): f"{folder / 'not-ours'}{not_ours}",
+        f"file://{folder}/not-ours": f"file://{folder}/not-ours{not_ours}",
+        str(folder / "theirs"): (
+            f"{folder / 'theirs'}: exists, written by another job (other input, models or "
+            "settings); set output.overwrite=true to replace it, or choose another output.path"
+        ),
         f"file://{folder}/missing/out": f"file://{folder}/missing: output folder does not exist",
         f"file://{folder}/a-file": (
             f"file://{folder}/a-file: engine=spark writes a Parquet folder; a file is in the way"
@@ -397,3 +438,96 @@ def test_a_bad_output_uri_is_one_error_line(spark, setup):
             run_spark_job(source, models, output, JobSettings(mkdir=False), spark=spark)
         assert str(caught.value) == expected
     assert not (folder / "missing").exists()
+    assert (folder / "not-ours" / "data.txt").read_text() == "the user's"
+
+
+@contextmanager
+def _viewfs(spark, folder: Path) -> Iterator[None]:
+    """Spark's default file system made ``viewfs://newsclftest/`` (as ``hdfs://`` on YARN), its
+    ``/data`` mounted on ``folder``: a plain path goes through Hadoop, not the local one."""
+    conf = spark._jsc.hadoopConfiguration()
+    default = conf.get("fs.defaultFS")
+    conf.set("fs.viewfs.mounttable.newsclftest.link./data", f"file://{folder}")
+    conf.set("fs.defaultFS", "viewfs://newsclftest/")
+    try:
+        yield
+    finally:
+        conf.set("fs.defaultFS", default)
+
+
+def test_a_plain_output_on_another_default_file_system_reports_its_uri(
+    spark, setup, tmp_path, monkeypatch
+):
+    """With Spark's default file system not the local one, a plain output.path goes through
+    Hadoop: its report is named by its full URI (the plain path is no local file), and MLflow
+    gets a copy of it, not a traceback."""
+    from newsclf import tracking
+    from newsclf.spark_output import HadoopOutput, output_for
+
+    folder, store = setup
+    report = {"n_input": 3, "n_predicted": 3, "n_rejected": 0, "source": "x"}
+    with _viewfs(spark, tmp_path):
+        out = output_for(spark, "/data/preds")
+        assert isinstance(out, HadoopOutput)
+        report_path = out.write_sidecar(".report.json", json.dumps(report))
+    assert report_path == "viewfs://newsclftest/data/preds.report.json"
+    assert json.loads((tmp_path / "preds.report.json").read_text()) == report
+
+    monkeypatch.chdir(folder)  # the experiment's artifacts go beside the test's store
+    tracking.configure(store)
+    run_id = tracking.log_batch_report("newsclf-predict-viewfs", report, report_path)
+    logged = tracking.mlflow.artifacts.load_text(f"runs:/{run_id}/preds.report.json")
+    assert json.loads(logged) == report
+
+
+def _outputs(spark, folder: Path) -> dict:
+    """The output ``folder/preds`` as each class writes it (the URI one through Hadoop)."""
+    from newsclf.spark_output import HadoopOutput, LocalOutput
+
+    return {
+        "local": LocalOutput(folder / "preds"),
+        "hadoop": HadoopOutput(spark, f"file://{folder}/preds"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["local", "hadoop"])
+def test_a_failed_move_into_place_puts_the_older_output_back(spark, tmp_path, kind):
+    """The older output moved aside returns when the new one cannot take its place."""
+    out = _outputs(spark, tmp_path)[kind]
+    (tmp_path / "preds").mkdir()
+    (tmp_path / "preds" / "part.parquet").write_text("older")
+    with pytest.raises(
+        NewsclfError, match=r"preds: cannot (move the new output into place|write it)"
+    ):
+        out.replace(str(tmp_path / ".preds.tmp-1"))  # nothing there to move
+    assert (tmp_path / "preds" / "part.parquet").read_text() == "older"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".preds")]
+
+
+@pytest.mark.parametrize("kind", ["local", "hadoop"])
+def test_a_killed_jobs_leftovers_are_cleared_and_its_older_output_put_back(spark, tmp_path, kind):
+    """At a job's start: this output's temporaries go; an older output moved aside returns
+    where nothing took its place, else goes; another output's temporaries stay."""
+    out = _outputs(spark, tmp_path)[kind]
+    for name in (".preds.old-7", ".preds.rejects.old-7", "preds.rejects", ".preds.tmp-7"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "part.parquet").write_text(name)
+    (tmp_path / ".preds.report.json.tmp-7").write_text("{}")
+    (tmp_path / ".preds.v2.tmp-9").mkdir()  # a job into preds.v2, still running
+    (tmp_path / ".preds.v2.old-9").mkdir()
+    out.clear_stale()
+    assert (tmp_path / "preds" / "part.parquet").read_text() == ".preds.old-7"
+    assert (tmp_path / "preds.rejects" / "part.parquet").read_text() == "preds.rejects"
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".crc"))
+    assert left == [".preds.v2.old-9", ".preds.v2.tmp-9", "preds", "preds.rejects"]
+
+
+def test_a_uri_is_a_scheme_then_a_slash(spark):
+    """A scheme of two or more letters then ":/" is a URI; a drive letter or a relative name
+    with a colon is a plain (local) path, as it was before URIs were supported."""
+    from newsclf.spark_input import through_hadoop
+
+    for uri in ("hdfs://nn/a", "s3a://bucket/a", "file:/tmp/a", "file:///tmp/a"):
+        assert through_hadoop(spark, uri), uri
+    for plain in ("preds:v1", "out/preds:v1", "C:/data/out", "C:\\data\\out", "preds"):
+        assert not through_hadoop(spark, plain), plain

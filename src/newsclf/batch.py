@@ -239,8 +239,11 @@ def job_fingerprint(
     models: Sequence[LoadedModel],
     settings: JobSettings,
     extra: Mapping[str, object],
+    input_identity: str | None = None,
 ) -> str:
-    """What a resumed job must share with the one it continues: input, models, settings."""
+    """What a resumed job must share with the one it continues: input, models, settings.
+    ``input_identity`` stands for the input files (default ``source.fingerprint()``, which
+    reads local files only)."""
     model_ids = []
     for m in models:
         skops = Path(m.local_path) / SKOPS_FILE
@@ -248,7 +251,7 @@ def job_fingerprint(
         model_ids.append([m.task, m.uri, m.name, m.version, digest, m.preparation.key])
     identity = {
         "state_version": STATE_VERSION,
-        "input": source.fingerprint(),
+        "input": source.fingerprint() if input_identity is None else input_identity,
         "source": {k: v for k, v in asdict(source).items() if k != "chunk_rows"},
         "models": model_ids,
         "settings": {k: v for k, v in asdict(settings).items() if k not in _NOT_IDENTITY},
@@ -381,10 +384,15 @@ def _check_overwrite(path: Path, fingerprint: str, settings: JobSettings) -> Non
     except (OSError, ValueError):
         report = {}
     if report.get("job_fingerprint") != fingerprint:
-        raise NewsclfError(
-            f"{path}: exists, written by another job (other input, models or settings); set "
-            "output.overwrite=true to replace it, or choose another output.path"
-        )
+        raise overwrite_refused(path)
+
+
+def overwrite_refused(output: str | Path) -> NewsclfError:
+    """The error for an existing output of another job that a job will not replace."""
+    return NewsclfError(
+        f"{output}: exists, written by another job (other input, models or settings); set "
+        "output.overwrite=true to replace it, or choose another output.path"
+    )
 
 
 def _nothing_predicted(path: Path, parts: Path, state: JobState) -> None:

@@ -30,7 +30,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from newsclf.articles import Article, Reject, Source
-from newsclf.batch import JobResult, JobSettings, JobState
+from newsclf.batch import JobResult, JobSettings, JobState, job_fingerprint, overwrite_refused
 from newsclf.errors import NewsclfError, first_line
 from newsclf.report import job_summary
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
@@ -268,6 +268,7 @@ def run_spark_job(
     out.check(settings.mkdir)
     with ExitStack() as stack:
         stack.enter_context(out.lock())
+        out.clear_stale()  # first: a killed job's older output, moved aside, is put back
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsclf-models-")))
         model_paths = {m.task: verified_model_copy(m, tmp) for m in models}
         return _run(spark, source, models, model_paths, out, settings)
@@ -280,6 +281,10 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
 
     started = time.perf_counter()
     inputs = Inputs(spark, source)
+    fingerprint = job_fingerprint(
+        source, models, settings, {"engine": "spark"}, inputs.fingerprint()
+    )
+    check_overwrite(out, fingerprint, settings)  # before reading any data
     # every file's footer read once (types and rows) and its columns checked, as locally
     groups, n_rows, errors = inputs.parquet()
     n_input = n_rows + len(errors)  # a file the local engine cannot read is one record
@@ -329,7 +334,6 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
         tmp = out.temporary()
         rejects_tmp = out.temporary(".rejects")
         removals_tmp = out.temporary(".boilerplate")
-        out.clear_stale()
         if source.on_error == "raise":
             raise_first_bad_record(scored, F)
         predictions.write.parquet(tmp)
@@ -357,7 +361,9 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     seconds = time.perf_counter() - started
     counts, models_meta, report = job_summary(state, {}, models, settings, source.path)
     report["engine"] = "spark"
+    report["job_fingerprint"] = fingerprint  # lets a rerun of this job replace its own output
     meta = {**counts, "rows": state.n_predicted, "models": models_meta, "source": str(source.path)}
+    meta["job_fingerprint"] = fingerprint
     out.write_inside(tmp, "_newsclf.json", json.dumps(meta, indent=2))
     report_path = out.write_sidecar(".report.json", json.dumps(report, indent=2) + "\n")
     out.replace(rejects_tmp, ".rejects")
@@ -372,6 +378,26 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
         models=models_meta,
         **counts,
     )
+
+
+def check_overwrite(out: Output, fingerprint: str, settings: JobSettings) -> None:
+    """Refuse to replace what is at the output (unless ``output.overwrite``) but an output of
+    this same job, as the local engine refuses: a folder that is no newsclf output (the
+    user's input, say) or the output of another job."""
+    if settings.overwrite or not out.exists():
+        return
+    text = out.read_inside("_newsclf.json")
+    if text is None:
+        raise NewsclfError(
+            f"{out.name}: exists and is not a newsclf-predict output (no _newsclf.json); set "
+            "output.overwrite=true to replace it, or choose another output.path"
+        )
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("job_fingerprint") != fingerprint:
+        raise overwrite_refused(out.name)
 
 
 def _state(scored, predictions, models, settings, F) -> JobState:

@@ -11,6 +11,7 @@ engine names them (a ``file:`` URI by its path).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +31,9 @@ READERS = 8  # files read at once on the driver over Hadoop
 SAMPLE_FILES = 32
 SAMPLE_BYTES = 1 << 18
 T = TypeVar("T")
-# a scheme of two or more letters (a Windows drive letter, C:, is a plain path)
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+# a URI: a scheme of two or more characters, then ":/" (hdfs://, s3a://, file:/x, file:///x);
+# a Windows drive letter (C:/x) and a relative name with a colon (preds:v1) are plain paths
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,14 @@ class Inputs:
             for s in statuses
         ]
         return sorted(files, key=lambda f: PurePosixPath(f.shown))
+
+    def fingerprint(self) -> str:
+        """A digest of the listed files' names and sizes: the input's part of a job's identity
+        (``Source.fingerprint`` reads local files only)."""
+        digest = hashlib.sha256()
+        for file in self.files:
+            digest.update(f"{file.shown}|{file.size}\n".encode())
+        return digest.hexdigest()
 
     def spark_uri(self, file: InputFile) -> str:
         """The file's URI as Spark's ``_metadata.file_path`` gives it (the order of rows)."""

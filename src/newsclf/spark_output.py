@@ -16,15 +16,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from filelock import FileLock, Timeout
 
 from newsclf.batch import sidecar
 from newsclf.errors import NewsclfError, first_line
 from newsclf.spark_input import through_hadoop
+
+T = TypeVar("T")
 
 
 class LocalOutput:
@@ -64,27 +67,55 @@ class LocalOutput:
         return str(self.path.with_name(f".{self.path.name}{suffix}.tmp-{os.getpid()}"))
 
     def clear_stale(self) -> None:
-        """Remove the temporary folders a killed job left."""
-        for stale in self.path.parent.glob(f".{self.path.name}.*tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        """Clear what a killed job left beside the output: its temporary folders go, an older
+        output it had moved aside goes back into place if nothing took it (else goes)."""
+        for found, leftover in _leftovers(self.path.name, self.path.parent.iterdir()):
+            target = sidecar(self.path, found["suffix"] or "")
+            if found["kind"] == "old" and not target.exists():
+                os.replace(leftover, target)
+            elif leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+    def exists(self) -> bool:
+        """Whether something is at the output path."""
+        return self.path.exists()
+
+    def read_inside(self, name: str) -> str | None:
+        """The text of the file ``name`` in the output folder; None if there is none."""
+        path = self.path / name
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
 
     def write_inside(self, folder: str, name: str, text: str) -> None:
         """A text file ``name`` in the (temporary) ``folder``."""
         (Path(folder) / name).write_text(text, encoding="utf-8")
 
     def write_sidecar(self, suffix: str, text: str) -> Path:
-        """``<output><suffix>``, a text file beside the output; returns its path."""
+        """``<output><suffix>``, a text file beside the output, written whole under a hidden
+        name and renamed into place; returns its path."""
         path = sidecar(self.path, suffix)
-        path.write_text(text, encoding="utf-8")
+        new = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        new.write_text(text, encoding="utf-8")
+        os.replace(new, path)
         return path
 
     def replace(self, new: str, suffix: str = "") -> None:
-        """Move the finished folder ``new`` to ``<output><suffix>``, replacing an older one."""
+        """Move the finished folder ``new`` to ``<output><suffix>``, replacing an older one
+        (put back if the new one cannot take its place)."""
         target = sidecar(self.path, suffix)
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if target.exists():
+        moved_aside = target.exists()
+        if moved_aside:
             os.replace(target, old)
-        os.replace(new, target)
+        try:
+            os.replace(new, target)
+        except OSError as exc:
+            if moved_aside:
+                os.replace(old, target)
+            raise NewsclfError(
+                f"{target}: cannot move the new output into place ({exc.strerror or exc})"
+            ) from None
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -95,6 +126,7 @@ class HadoopOutput:
         self.name = self.path = given.rstrip("/") or given  # sidecars are named after it
         jvm = spark._jvm
         self._Path = jvm.org.apache.hadoop.fs.Path
+        self._io = jvm.org.apache.commons.io.IOUtils
         try:
             target = self._Path(given)
             self._fs = target.getFileSystem(spark._jsc.hadoopConfiguration())
@@ -147,14 +179,41 @@ class HadoopOutput:
         return str(self._child(self._hidden(suffix, "tmp")).toString())
 
     def clear_stale(self) -> None:
-        """Remove the temporary folders a killed job left."""
-        stale = re.compile(re.escape(f".{self._target.getName()}.") + r".*tmp-.*")
+        """Clear what a killed job left beside the output: its temporary folders go, an older
+        output it had moved aside goes back into place if nothing took it (else goes)."""
+        fs, name = self._fs, str(self._target.getName())
         try:
-            for status in self._fs.listStatus(self._parent):
-                if stale.fullmatch(str(status.getPath().getName())):
-                    self._fs.delete(status.getPath(), True)
+            paths = {str(s.getPath().getName()): s.getPath() for s in fs.listStatus(self._parent)}
+            for found, leftover in _leftovers(name, sorted(paths)):
+                target = self._child(f"{name}{found['suffix'] or ''}")
+                if found["kind"] == "old" and not fs.exists(target):
+                    fs.rename(paths[leftover], target)
+                else:
+                    fs.delete(paths[leftover], True)
         except Exception as exc:
             raise self._error(exc) from None
+
+    def exists(self) -> bool:
+        """Whether something is at the output path."""
+        try:
+            return bool(self._fs.exists(self._target))
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def read_inside(self, name: str) -> str | None:
+        """The text of the file ``name`` in the output folder; None if there is none."""
+        path = self._Path(self._target, name)
+        try:
+            if not (self._fs.exists(path) and self._fs.getFileStatus(path).isFile()):
+                return None
+            stream = self._fs.open(path)
+            try:
+                data = bytes(self._io.toByteArray(stream))
+            finally:
+                stream.close()
+        except Exception as exc:
+            raise self._error(exc) from None
+        return data.decode("utf-8", errors="replace")
 
     def _write(self, path, text: str) -> None:
         try:
@@ -172,11 +231,12 @@ class HadoopOutput:
 
     def write_sidecar(self, suffix: str, text: str) -> str:
         """``<output><suffix>``, a text file beside the output, written whole under a hidden
-        name and renamed into place; returns its URI."""
+        name and renamed into place; returns its qualified URI (``hdfs://nn/a/p.report.json``
+        for a plain ``a/p``: a plain path there names no local file)."""
         new = self._child(self._hidden(suffix, "tmp"))
         self._write(new, text)
         self._rename(new, suffix)
-        return self.name + suffix
+        return str(self._child(f"{self._target.getName()}{suffix}").toString())
 
     def replace(self, new: str, suffix: str = "") -> None:
         """Move the finished folder ``new`` to ``<output><suffix>``, replacing an older one."""
@@ -184,7 +244,8 @@ class HadoopOutput:
 
     def _rename(self, new, suffix: str) -> None:
         """``new`` to ``<output><suffix>``, an older one moved aside first (a Hadoop rename
-        onto an existing folder moves into it) and deleted after."""
+        onto an existing folder moves into it), deleted after, put back if the new one cannot
+        take its place."""
         fs, shown = self._fs, self.name + suffix
         target = self._child(f"{self._target.getName()}{suffix}")
         old = self._child(self._hidden(suffix, "old"))
@@ -192,8 +253,13 @@ class HadoopOutput:
             moved_aside = fs.exists(target)
             if moved_aside and not fs.rename(target, old):
                 raise NewsclfError(f"{shown}: cannot move the older output aside")
-            if not fs.rename(new, target):
-                raise NewsclfError(f"{shown}: cannot move the new output into place")
+            try:
+                if not fs.rename(new, target):
+                    raise NewsclfError(f"{shown}: cannot move the new output into place")
+            except Exception:
+                if moved_aside and not fs.exists(target):
+                    fs.rename(old, target)
+                raise
             if moved_aside:
                 fs.delete(old, True)
         except NewsclfError:
@@ -203,6 +269,20 @@ class HadoopOutput:
 
 
 Output = LocalOutput | HadoopOutput
+
+
+def _leftovers(name: str, names: Iterable[T]) -> Iterator[tuple[re.Match, T]]:
+    """Of ``names`` (paths or names in the output's folder), those a job into output ``name``
+    leaves while it runs: its temporaries and the older output it moved aside, each with its
+    ``suffix`` and ``kind`` (``tmp`` or ``old``). Not another output's (``<name>.v2``)."""
+    stale = re.compile(
+        re.escape(f".{name}") + r"(?P<suffix>\.rejects|\.boilerplate|\.report\.json)?"
+        r"\.(?P<kind>tmp|old)-\d+"
+    )
+    for item in sorted(names, key=str):
+        found = stale.fullmatch(getattr(item, "name", item))
+        if found:
+            yield found, item
 
 
 def output_for(spark, given: str | Path) -> Output:

@@ -783,16 +783,16 @@ def log_batch_report(experiment: str, report: Mapping[str, Any], report_path: st
             uri = redact_text(model["uri"])
             mlflow.log_params({f"{task}_model": uri, f"{task}_version": model["version"]})
         log_metrics(metrics)
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", str(report_path)):  # on HDFS, S3, ...
-            _log_report_copy(report, str(report_path))
-        else:
+        if Path(report_path).is_file():
             log_artifact(report_path)
+        else:  # on HDFS, S3, ...: not a file MLflow can read
+            _log_report_copy(report, str(report_path))
     return run_id
 
 
 def _log_report_copy(report: Mapping[str, Any], uri: str) -> None:
     """Log the report at ``uri`` (not a local file MLflow can read) from a local copy of the
-    same name and text."""
+    same name, made from ``report``."""
     with tempfile.TemporaryDirectory(prefix="newsclf-report-") as folder:
         copy = Path(folder) / uri.rstrip("/").rsplit("/", 1)[-1]
         copy.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
