@@ -24,6 +24,7 @@ from newsclf.articles import (
     Cleaner,
     _fix_text,
     _ftfy_is_noop,
+    _has_curly_quotes,
     _is_bad,
     is_latin_filler,
     parse_txt,
@@ -89,6 +90,22 @@ def test_normalize_equals_always_calling_ftfy(text, uncurl, form):
     fast = Cleaner(straight_quotes=uncurl, unicode_form=form)
     slow = AlwaysFtfyCleaner(straight_quotes=uncurl, unicode_form=form)
     assert fast.normalize(text) == slow.normalize(text)
+
+
+@SETTINGS
+@given(text=TEXT)
+def test_uncurling_is_skipped_only_where_it_changes_nothing(text):
+    """With fix_text off, quotes are straightened only in text holding a curly one."""
+    if not _has_curly_quotes(text):
+        assert ftfy.fixes.uncurl_quotes(text) == text
+    fast = Cleaner(fix_text=False).normalize(text)
+    with mock.patch.object(articles, "_has_curly_quotes", lambda _: True):  # as before
+        assert fast == Cleaner(fix_text=False).normalize(text)
+
+
+def test_curly_quotes_are_straightened_without_fix_text():
+    assert _has_curly_quotes("“no”, he said") and not _has_curly_quotes("café")
+    assert Cleaner(fix_text=False).normalize("“no”, it’s") == '"no", it\'s'
 
 
 def test_bundled_corpus_cleans_exactly_as_with_ftfy_everywhere():

@@ -738,6 +738,11 @@ def _ftfy_is_noop(text: str) -> bool:
     )
 
 
+def _has_curly_quotes(text: str) -> bool:
+    """Whether ``ftfy.fixes.uncurl_quotes`` can change ``text`` (its quotes are not ASCII)."""
+    return not text.isascii() and _FTFY_ACTS_ON["uncurl_quotes"].search(text) is not None
+
+
 def _fix_text(text: str, uncurl_quotes: bool) -> str:
     """``ftfy.fix_text(text, uncurl_quotes=...)``, skipping the lines it cannot change.
 
@@ -1019,7 +1024,7 @@ class Cleaner:
         """
         if self.fix_text:
             text = _fix_text(text, self.straight_quotes)
-        elif self.straight_quotes:
+        elif self.straight_quotes and _has_curly_quotes(text):
             text = ftfy.fixes.uncurl_quotes(text)
         text = unicodedata.normalize(self.unicode_form, text)
         paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
