@@ -362,8 +362,13 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     counts, models_meta, report = job_summary(state, {}, models, settings, source.path)
     report["engine"] = "spark"
     report["job_fingerprint"] = fingerprint  # lets a rerun of this job replace its own output
-    meta = {**counts, "rows": state.n_predicted, "models": models_meta, "source": str(source.path)}
-    meta["job_fingerprint"] = fingerprint
+    meta = {
+        **counts,
+        "rows": state.n_predicted,
+        "models": models_meta,
+        "source": str(source.path),
+        "job_fingerprint": fingerprint,
+    }
     out.write_inside(tmp, "_newsclf.json", json.dumps(meta, indent=2))
     report_path = out.write_sidecar(".report.json", json.dumps(report, indent=2) + "\n")
     out.replace(rejects_tmp, ".rejects")

@@ -184,7 +184,7 @@ class HadoopOutput:
         fs, name = self._fs, str(self._target.getName())
         try:
             paths = {str(s.getPath().getName()): s.getPath() for s in fs.listStatus(self._parent)}
-            for found, leftover in _leftovers(name, sorted(paths)):
+            for found, leftover in _leftovers(name, paths):
                 target = self._child(f"{name}{found['suffix'] or ''}")
                 if found["kind"] == "old" and not fs.exists(target):
                     fs.rename(paths[leftover], target)
