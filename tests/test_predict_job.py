@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ from filelock import FileLock
 from newsclf.batch import HashSet64
 from newsclf.cli.predict import run_prediction
 from newsclf.errors import NewsclfError
+from tests.conftest import ROOT
 from tests.predict_support import article_rows, predict_config, register_models, write_jsonl
 
 
@@ -163,3 +166,29 @@ def test_hash_set_keeps_first_occurrences_across_merges():
     assert first.tolist() == [True, True, False, True]
     assert second.tolist() == [False, True, True, True, False]
     assert len(seen) == 6
+
+
+def test_models_load_in_a_process_that_never_imports_mlflow(store, tmp_path):
+    """MLflow's lookups and downloads run in a forked process beside the job's own imports:
+    the job's process gets the registered models (name, version) without importing MLflow."""
+    script = f"""
+import sys
+from hydra import compose, initialize_config_dir
+from newsclf.cli.predict import load_models
+with initialize_config_dir(config_dir={str(ROOT / "configs")!r}, version_base="1.3"):
+    cfg = compose("predict", overrides=["mlflow.tracking_uri={store}"])
+models = load_models(cfg)
+print(sorted((m.task, m.name, m.version) for m in models))
+print(models[0].classifier.predict(["a text"])["label"].tolist() != [])
+print(sorted(name for name in sys.modules if name.split(".")[0] == "mlflow")[:3])
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines == [
+        "[('stance', 'newsclf-stance', '1'), ('topic', 'newsclf-topic', '1')]",
+        "True",
+        "[]",
+    ]

@@ -10,7 +10,6 @@ import atexit
 import inspect
 import json
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -460,6 +459,7 @@ def load_model(
     trusted_types: Sequence[str] = (),
     task: str | None = None,
     allow_pickle: bool = False,
+    fetched: Mapping[str, str | None] | None = None,
 ) -> LoadedModel:
     """Load a newsclf model by URI (``models:/name@alias``, ``models:/name/3``, ``runs:/...``
     or a local folder) without running code from the model: the skops file is loaded with
@@ -468,19 +468,17 @@ def load_model(
     Models stored as pickle or cloudpickle (e.g. ``mlflow.sklearn`` with
     ``serialization_format="pickle"``) can run any code when loaded; they are refused unless
     ``allow_pickle`` is set, and then need ``task`` since they carry no newsclf metadata.
+    ``fetched``: the model's folder, already downloaded from MLflow (``tracking.fetch_model``).
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    if fetched is None:
+        from newsclf import tracking
 
-    name, version = _registry_identity(uri)
-    # Into a folder of our own: MLflow would otherwise write registered_model_meta into the
-    # model's own artifact folder of a local store (which may be read-only, or someone else's)
-    into = tempfile.mkdtemp(prefix="newsclf-model-")
-    atexit.register(shutil.rmtree, into, ignore_errors=True)
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=into))
-    except (MlflowException, OSError) as exc:
-        raise NewsclfError(f"model {uri}: cannot load ({first_line(exc)})") from None
+        # Into a folder of our own: MLflow would otherwise write registered_model_meta into the
+        # model's own artifact folder of a local store (read-only, or someone else's)
+        into = tempfile.mkdtemp(prefix="newsclf-model-")
+        atexit.register(shutil.rmtree, into, ignore_errors=True)
+        fetched = tracking.fetch_model(uri, into)
+    local = Path(str(fetched["local_path"]))
     meta = _newsclf_metadata(local, uri, allow_pickle)
     if meta is None:  # a pickle-format model the user chose to trust
         if not task:
@@ -504,8 +502,8 @@ def load_model(
         task=model_task,
         classifier=classifier,
         uri=uri,
-        name=name or uri,
-        version=version or "",
+        name=fetched["name"] or uri,
+        version=fetched["version"] or "",
         local_path=str(local),
         preparation=_preparation(local, uri),
         trusted_types=tuple(trusted_types),
@@ -572,23 +570,6 @@ def _newsclf_metadata(local: Path, uri: str, allow_pickle: bool = False) -> dict
     if pickled:
         return None
     raise NewsclfError(f"model {uri}: not a newsclf model (flavors: {flavors})")
-
-
-def _registry_identity(uri: str) -> tuple[str | None, str | None]:
-    """(registered name, version) for ``models:/name@alias`` and ``models:/name/version``."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
-    if not match:
-        return None, None
-    name, alias, version = match.groups()
-    if alias:
-        try:
-            version = MlflowClient().get_model_version_by_alias(name, alias).version
-        except MlflowException as exc:
-            raise NewsclfError(f"model {uri}: {first_line(exc)}") from None
-    return name, str(version)
 
 
 # --------------------------------------------------------------------------- Spark

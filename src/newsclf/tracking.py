@@ -22,11 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# skops.io, when imported, looks up the module of each scikit-learn type among all loaded
-# modules: imported before MLflow's thousands of modules it takes a third less time (tracking
-# itself does not use it; newsclf.saved_model, imported after tracking by the CLIs, does).
-import skops.io  # noqa: F401  # isort: skip
-
 import mlflow
 import pandas as pd
 import requests
@@ -230,6 +225,44 @@ def _mlflow_errors(uri: str | None = None) -> Iterator[None]:
         yield
     except (MlflowException, requests.exceptions.RequestException) as exc:
         raise NewsclfError(describe_error(uri or mlflow.get_tracking_uri(), exc)) from None
+
+
+def fetch_model(uri: str, into: str) -> dict[str, str | None]:
+    """Download a model by URI (``models:/name@alias``, ``models:/name/3``, ``runs:/...`` or
+    a local folder) into the folder ``into``: ``local_path``, the downloaded folder, and the
+    registered ``name`` and ``version`` (None for URIs that name no registered model).
+
+    Plain values, no class of this module: a process that receives them from the one that
+    fetched them then needs no import of this module, nor MLflow's."""
+    name, version = registry_identity(uri)
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=into)
+    except (MlflowException, OSError) as exc:
+        raise NewsclfError(f"model {uri}: cannot load ({first_line(exc)})") from None
+    return {"local_path": str(local), "name": name, "version": version}
+
+
+def fetch_models(
+    tracking_uri: str, registry_uri: str | None, uris: Sequence[str], into: str
+) -> list[dict[str, str | None]]:
+    """Point MLflow at its store, then download the models of ``uris`` into subfolders of
+    ``into`` (``0``, ``1``, ...): what a process started for the downloads alone does."""
+    configure(tracking_uri, registry_uri)
+    return [fetch_model(uri, str(Path(into) / str(i))) for i, uri in enumerate(uris)]
+
+
+def registry_identity(uri: str) -> tuple[str | None, str | None]:
+    """(registered name, version) for ``models:/name@alias`` and ``models:/name/version``."""
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
+    if not match:
+        return None, None
+    name, alias, version = match.groups()
+    if alias:
+        try:
+            version = MlflowClient().get_model_version_by_alias(name, alias).version
+        except MlflowException as exc:
+            raise NewsclfError(f"model {uri}: {first_line(exc)}") from None
+    return name, str(version)
 
 
 def experiment_name(prefix: str, task: str) -> str:

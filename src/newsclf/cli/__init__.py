@@ -8,9 +8,12 @@ import gc
 import importlib
 import logging
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -71,6 +74,37 @@ def lazy_import(name: str) -> Any:
     """Module ``name``, imported when first used: ``--help`` and configuration errors then
     answer without importing MLflow, scikit-learn and friends (several seconds)."""
     return sys.modules.get(name) or _LazyModule(name)
+
+
+@contextmanager
+def forked(module: str, function: str, *args: Any) -> Iterator[Future]:
+    """``module.function(*args)`` in a process forked now; the future gives its result (or
+    raises its error). ``module`` is imported in that process only, so its imports (MLflow's:
+    a second or two) run beside the caller's on another core. Where fork is not available the
+    call runs here, at once. Leaving the block waits for the process to end."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        done: Future = Future()
+        try:
+            done.set_result(_call(module, function, *args))
+        except Exception as exc:
+            done.set_exception(exc)
+        yield done
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(1, context, _ignore_ctrl_c) as pool:
+        yield pool.submit(_call, module, function, *args)
+
+
+def _call(module: str, function: str, *args: Any) -> Any:
+    return getattr(importlib.import_module(module), function)(*args)
+
+
+def _ignore_ctrl_c() -> None:
+    # Ctrl-C reaches the whole process group: the parent reports it, once
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def fast_help(prog: str, config_name: str) -> Callable:

@@ -3,7 +3,10 @@ into one predictions file that appears only when complete (or on Spark with ``en
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
+import tempfile
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,7 @@ from newsclf.cli import (
     console,
     console_script,
     fast_help,
+    forked,
     lazy_import,
     user_errors,
 )
@@ -87,14 +91,27 @@ def settings(cfg: DictConfig) -> JobSettings:
     )
 
 
-def load_models(cfg: DictConfig) -> list:
-    """Load every configured model before touching the input, so a bad URI fails at once."""
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+def load_models(cfg: DictConfig) -> list[LoadedModel]:
+    """Load every configured model before touching the input, so a bad URI fails at once.
+
+    MLflow's registry lookups and downloads run in a forked process while this one imports
+    scikit-learn and skops to load the models: on two cores, a second less start-up (MLflow's
+    imports alone take a second; this process then never imports MLflow).
+    """
     if not cfg.models:
         raise NewsclfError("models: no model configured (models.<task>=<model URI>)")
+    tasks, uris = list(cfg.models.keys()), list(cfg.models.values())
+    into = tempfile.mkdtemp(prefix="newsclf-models-")  # here: saved_model imports skops
+    atexit.register(shutil.rmtree, into, ignore_errors=True)
+    mlflow_cfg = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    with forked("newsclf.tracking", "fetch_models", *mlflow_cfg, uris, into) as fetching:
+        batch.JobSettings  # noqa: B018  # scikit-learn's, skops' and pyarrow's imports, meanwhile
+        fetched = fetching.result()
     return [
-        saved_model.load_model(uri, cfg.trusted_types, task=task, allow_pickle=cfg.allow_pickle)
-        for task, uri in cfg.models.items()
+        saved_model.load_model(
+            uri, cfg.trusted_types, task=task, allow_pickle=cfg.allow_pickle, fetched=model
+        )
+        for task, uri, model in zip(tasks, uris, fetched, strict=True)
     ]
 
 
@@ -114,7 +131,7 @@ def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResu
     """Load the models, then run the job on the configured engine."""
     if cfg.engine not in ("local", "spark"):
         raise NewsclfError(f"engine: {cfg.engine!r} is not one of local, spark")
-    settings(cfg)  # wrong types fail before models load
+    check_types(cfg, CONFIG_TYPES)  # wrong types fail before models load
     models = prepared_models(cfg, load_models(cfg))
     source = instantiate(cfg.source)
     if cfg.engine == "spark":
@@ -130,6 +147,7 @@ def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResu
 
         result = batch.run_job(source, models, cfg.output.path, settings(cfg), {}, on_progress)
     if cfg.report.mlflow:
+        tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
         tracking.log_batch_report(
             tracking.experiment_name(cfg.mlflow.experiment_prefix, "predict"),
             result.report,
