@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,43 @@ def test_ctrl_c_is_one_line_and_the_job_resumes(tmp_path, store):
     again = run_cli(tmp_path, "newsclf-predict", *args[1:])
     assert "resumed after" in again.stdout
     assert pq.read_metadata(out).num_rows == 20_000
+
+
+def test_ctrl_c_while_the_models_are_fetched_ends_at_once(tmp_path):
+    """The models are looked up in a forked process; Ctrl-C while it waits for a tracking
+    server that accepts the connection but never answers ends the job at once, in one line,
+    without waiting for the server's timeout (60 s)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "text": "An article."}\n', encoding="utf-8")
+    proc = subprocess.Popen(
+        [str(BIN / "newsclf-predict"), f"mlflow.tracking_uri=http://127.0.0.1:{server.getsockname()[1]}",
+         "source=jsonl", f"source.path={source}", f"output.path={tmp_path / 'p.parquet'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        server.settimeout(1)
+        while True:  # the lookup has reached the server
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            try:
+                connection, _ = server.accept()
+                break
+            except TimeoutError:
+                continue
+        started = time.monotonic()
+        done = interrupt(proc)
+        assert time.monotonic() - started < 10
+        connection.close()
+    finally:
+        server.close()
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "p.parquet").exists()
 
 
 def test_ctrl_c_in_dataset_is_one_line(tmp_path):

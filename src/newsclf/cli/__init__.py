@@ -12,7 +12,6 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -77,25 +76,20 @@ def lazy_import(name: str) -> Any:
 
 
 @contextmanager
-def forked(module: str, function: str, *args: Any) -> Iterator[Future]:
-    """``module.function(*args)`` in a process forked now; the future gives its result (or
-    raises its error). ``module`` is imported in that process only, so its imports (MLflow's:
-    a second or two) run beside the caller's on another core. Where fork is not available the
-    call runs here, at once. Leaving the block waits for the process to end."""
+def forked(module: str, function: str, *args: Any) -> Iterator[Callable[[], Any]]:
+    """``module.function(*args)`` in a process forked now; yields a function that waits for
+    its result (or raises its error). ``module`` is imported in that process only, so its
+    imports (MLflow's: a second or two) run beside the caller's on another core. Leaving the
+    block ends the process, finished or not (Ctrl-C does not wait for a slow server). Where
+    fork is not available the call runs here, at once."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     if "fork" not in multiprocessing.get_all_start_methods():
-        done: Future = Future()
-        try:
-            done.set_result(_call(module, function, *args))
-        except Exception as exc:
-            done.set_exception(exc)
-        yield done
+        result = _call(module, function, *args)
+        yield lambda: result
         return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(1, context, _ignore_ctrl_c) as pool:
-        yield pool.submit(_call, module, function, *args)
+    with multiprocessing.get_context("fork").Pool(1, _ignore_ctrl_c) as pool:
+        yield pool.apply_async(_call, (module, function, *args)).get
 
 
 def _call(module: str, function: str, *args: Any) -> Any:

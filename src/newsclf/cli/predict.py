@@ -104,14 +104,14 @@ def load_models(cfg: DictConfig) -> list[LoadedModel]:
     into = tempfile.mkdtemp(prefix="newsclf-models-")  # here: saved_model imports skops
     atexit.register(shutil.rmtree, into, ignore_errors=True)
     mlflow_cfg = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
-    with forked("newsclf.tracking", "fetch_models", *mlflow_cfg, uris, into) as fetching:
+    with forked("newsclf.tracking", "fetch_models", *mlflow_cfg, uris, into) as fetched:
         batch.JobSettings  # noqa: B018  # scikit-learn's, skops' and pyarrow's imports, meanwhile
-        fetched = fetching.result()
+        models = fetched()
     return [
         saved_model.load_model(
             uri, cfg.trusted_types, task=task, allow_pickle=cfg.allow_pickle, fetched=model
         )
-        for task, uri, model in zip(tasks, uris, fetched, strict=True)
+        for task, uri, model in zip(tasks, uris, models, strict=True)
     ]
 
 
