@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils import murmurhash3_32
 
 from newsclf import models, vectorize
-from newsclf.models import text_pipeline
+from newsclf.models import RuleCues, feature_union, text_pipeline
 from newsclf.saved_model import Classifier
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -112,6 +112,36 @@ def test_classifier_predicts_what_the_pipeline_predicts():
     proba = pipeline.predict_proba([*texts, "bank striker"])
     assert frame["probability"].tolist() == proba.max(axis=1).tolist()
     assert frame["label"].tolist() == pipeline.predict([*texts, "bank striker"]).tolist()
+
+
+def test_unions_with_hashed_words_predict_what_the_pipeline_predicts():
+    """A union of hashed words and rule cues (tfidf_cues_logreg), weighted, nested in another
+    union with a dropped part: the fast transform gives scikit-learn's matrix, the classifier
+    its probabilities."""
+    texts = [
+        "The Kremlin's brutal invasion of Ukraine drew condemnation from Kyiv.",
+        "Moscow said NATO expansion provoked the crisis, blaming Western hypocrisy.",
+        "Wheat prices rose on the Chicago exchange as shipping resumed.",
+        "Putin met Lavrov; the talks ended without a statement.",
+    ] * 3
+    labels = ["anti_russia", "pro_russia", "neutral", "neutral"] * 3
+    words = text_pipeline(
+        HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None),
+        TfidfTransformer(sublinear_tf=True),
+    )[:-1]  # the vectorising steps only
+    cues = RuleCues("stance", labels=["anti_russia", "neutral", "pro_russia"])
+    union = feature_union(words=words, cues=cues)
+    union.set_params(transformer_weights={"cues": 0.1})
+    nested = feature_union(inner=union, bigrams=HashingVectorizer(ngram_range=(2, 2)))
+    nested.set_params(transformer_weights={"bigrams": 0.5})
+    nested.transformer_list.append(("dropped", "drop"))
+    for front in (union, nested):
+        pipeline = text_pipeline(front, LogisticRegression(max_iter=500)).fit(texts, labels)
+        unseen = [*texts, "Russian troops shelled the city, officials in Kyiv said."]
+        same_matrix(vectorize.transform_any(pipeline[:-1], unseen), pipeline[:-1].transform(unseen))
+        scores, names, _ = Classifier(pipeline, sorted(set(labels))).scores(unseen)
+        assert np.array_equal(scores, pipeline.predict_proba(unseen))
+        assert names == pipeline.classes_.tolist()
 
 
 def test_training_fits_the_same_model_as_scikit_learn():

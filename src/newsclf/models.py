@@ -93,9 +93,7 @@ def front_features(pipeline: Pipeline, texts: Sequence[str]) -> Any:
 
     texts = list(texts)
     front = sklearn_clone(pipeline[0]).fit(texts)  # stateless: fit only checks parameters
-    if vectorize.supports(front):
-        return vectorize.transform(front, texts)
-    return front.transform(texts)
+    return vectorize.transform_any(front, texts)
 
 
 def fit_on_features(

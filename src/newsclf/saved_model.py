@@ -162,16 +162,9 @@ class Classifier:
 
 
 def _transform(steps: Pipeline, texts: list[str]) -> object:
-    """``steps.transform(texts)``, with a hashing vectorizer's part done by
-    ``newsclf.vectorize`` (the same matrix, computed several times faster)."""
-    first = steps[0]
-    if not vectorize.supports(first):
-        return steps.transform(texts)
-    features = vectorize.transform(first, texts)
-    for _, step in steps.steps[1:]:
-        if step not in (None, "passthrough"):
-            features = step.transform(features)
-    return features
+    """``steps.transform(texts)``, with hashing vectorizers done by ``newsclf.vectorize``
+    (the same matrix, computed several times faster)."""
+    return vectorize.transform_any(steps, texts)
 
 
 def _scores(estimator: object, features: object) -> np.ndarray:

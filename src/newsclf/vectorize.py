@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import normalize
 
 from newsclf.articles import has_non_ascii_word_char
@@ -75,6 +76,41 @@ def transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
     if vectorizer.norm is not None:
         X = normalize(X, norm=vectorizer.norm, copy=False)
     return X
+
+
+def transform_any(step: object, texts: Sequence[str]) -> object:
+    """``step.transform(texts)`` for any fitted transformer of texts, with every hashing
+    vectorizer :func:`supports` accepts computed here: alone, first in a ``Pipeline``, or a
+    part of a ``FeatureUnion`` (such as the words beside the rule cues of
+    ``tfidf_cues_logreg``), at any depth. The same matrix as scikit-learn's."""
+    if supports(step):
+        return transform(step, texts)
+    if isinstance(step, Pipeline) and not isinstance(step.steps[0][1], str | None):
+        features = transform_any(step.steps[0][1], texts)
+        for _, later in step.steps[1:]:
+            if later not in (None, "passthrough"):
+                features = later.transform(features)
+        return features
+    if isinstance(step, FeatureUnion) and _plain_union(step):
+        weights = step.transformer_weights or {}
+        parts = []
+        for name, part in step.transformer_list:
+            if part == "drop":
+                continue
+            features, weight = transform_any(part, texts), weights.get(name)
+            parts.append(features if weight is None else features * weight)
+        if parts and all(sp.issparse(p) for p in parts):
+            return sp.hstack(parts).tocsr()  # what FeatureUnion.transform does
+    return step.transform(texts)
+
+
+def _plain_union(union: FeatureUnion) -> bool:
+    """A union whose parts are all transformers or dropped, with default output: its
+    ``transform`` is its parts' outputs, weighted, side by side."""
+    output = getattr(union, "_sklearn_output_config", {}).get("transform", "default")
+    return output == "default" and all(
+        part == "drop" or not isinstance(part, str) for _, part in union.transformer_list
+    )
 
 
 def ngram_counts(
