@@ -144,6 +144,38 @@ def test_unions_with_hashed_words_predict_what_the_pipeline_predicts():
         assert names == pipeline.classes_.tolist()
 
 
+def test_shared_matrices_hash_the_same_texts_once(monkeypatch):
+    """Within shared_matrices(), models hashing the same texts with the same settings get
+    the matrix of one computation, each its own copy; other settings or texts are hashed
+    anew. Predictions are those made without sharing."""
+    texts = ["markets rose on bank profits", "the striker scored twice", "shares fell"] * 4
+    labels = ["business", "sport", "business"] * 4
+
+    def model(**settings):
+        hashing = HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None)
+        return text_pipeline(hashing.set_params(**settings), LogisticRegression()).fit(
+            texts, labels
+        )
+
+    topic, stance, other = model(), model(), model(n_features=64)
+    calls = []
+    compute = vectorize._transform
+    monkeypatch.setattr(vectorize, "_transform", lambda v, t: calls.append(1) or compute(v, t))
+    alone = [Classifier(m, ["business", "sport"]).scores(texts)[0] for m in (topic, stance)]
+    assert len(calls) == 2
+    calls.clear()
+    with vectorize.shared_matrices():
+        first = vectorize.transform(topic[0], texts)
+        first.data[:] = 0  # a caller that changes its matrix in place
+        shared = [Classifier(m, ["business", "sport"]).scores(texts)[0] for m in (topic, stance)]
+        vectorize.transform(other[0], texts)
+        vectorize.transform(topic[0], texts[:3])
+    assert len(calls) == 3  # topic and stance once, then other settings, then other texts
+    assert all(np.array_equal(a, b) for a, b in zip(alone, shared, strict=True))
+    vectorize.transform(topic[0], texts)  # outside the block: computed again
+    assert len(calls) == 4
+
+
 def test_training_fits_the_same_model_as_scikit_learn():
     texts = ["markets rose on bank profits", "the striker scored twice", "shares fell"] * 5
     labels = ["business", "sport", "business"] * 5

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from newsclf import vectorize
 from newsclf.articles import Cleaner, Record, Reject, Removal
 from newsclf.saved_model import (  # noqa: F401  # Classifier, load_pipeline: see below
     Classifier,
@@ -122,20 +123,21 @@ def process_chunk(
         "truncated_chars": [p.truncated_chars for p in kept],
     }
     stats: dict[str, ModelStats] = {}
-    for model in models:
-        if model.preparation.key == primary.key:
-            model_texts: list[str | None] = texts
-            out, features = model.classifier.predict_with_features(texts)
-        else:
-            raw = [p.original for p in kept]
-            model_texts = model.preparation.texts([a.title for a in raw], [a.body for a in raw])
-            out, features = predict_frame(model.classifier, [], model_texts), None
-        frame[f"{model.task}_label"] = out["label"].tolist()
-        frame[f"{model.task}_probability"] = out["probability"].tolist()
-        frame[f"{model.task}_model"] = [model.name] * len(kept)
-        frame[f"{model.task}_version"] = [model.version] * len(kept)
-        present = [t for t in model_texts if t is not None]
-        stats[model.task] = _model_stats(model.classifier, present, features, oov_sample)
+    with vectorize.shared_matrices():  # models that hash words alike hash them once
+        for model in models:
+            if model.preparation.key == primary.key:
+                model_texts: list[str | None] = texts
+                out, features = model.classifier.predict_with_features(texts)
+            else:
+                raw = [p.original for p in kept]
+                model_texts = model.preparation.texts([a.title for a in raw], [a.body for a in raw])
+                out, features = predict_frame(model.classifier, [], model_texts), None
+            frame[f"{model.task}_label"] = out["label"].tolist()
+            frame[f"{model.task}_probability"] = out["probability"].tolist()
+            frame[f"{model.task}_model"] = [model.name] * len(kept)
+            frame[f"{model.task}_version"] = [model.version] * len(kept)
+            present = [t for t in model_texts if t is not None]
+            stats[model.task] = _model_stats(model.classifier, present, features, oov_sample)
     result = pd.DataFrame(frame)
     result["_text_key"] = result["_text_key"].astype("uint64")
     return ChunkResult(len(records), result, rejects, removals, stats)

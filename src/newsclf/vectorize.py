@@ -12,7 +12,9 @@ as ``FeatureHasher`` does. tests/test_vectorize.py checks the result against sci
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import pyarrow as pa
@@ -52,10 +54,36 @@ def supports(vectorizer: object) -> bool:
     )
 
 
+_SHARED: ContextVar[dict | None] = ContextVar("newsclf_shared_matrices", default=None)
+
+
+@contextmanager
+def shared_matrices() -> Iterator[None]:
+    """Within the block (in this thread), :func:`transform` hashes the same texts with the
+    same vectorizer settings once and hands each caller a copy: newsclf-predict's default
+    topic and stance models hash an article's words the same way."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 def transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
     """``vectorizer.transform(texts)`` for a vectorizer :func:`supports` accepts."""
     if not texts or not all(isinstance(t, str) for t in texts):
         return vectorizer.transform(texts)  # its own errors and empty-input behaviour
+    shared = _SHARED.get()
+    if shared is None:
+        return _transform(vectorizer, texts)
+    # the texts' hashes are cached in the strings: the key costs a pass over the chunk
+    key = (tuple(texts), repr(sorted(vectorizer.get_params().items())))
+    if key not in shared:
+        shared[key] = _transform(vectorizer, texts)
+    return shared[key].copy()  # a caller may change its matrix in place
+
+
+def _transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
     rows, keys, strings = _ngrams(vectorizer, texts)
     columns, signs = _hash(strings, vectorizer)
     # Sum repeated (row, column) cells and sort them, as FeatureHasher's sum_duplicates does.
