@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import murmurhash3_32
 
 from newsclf import models, vectorize
@@ -116,8 +117,8 @@ def test_classifier_predicts_what_the_pipeline_predicts():
 
 def test_unions_with_hashed_words_predict_what_the_pipeline_predicts():
     """A union of hashed words and rule cues (tfidf_cues_logreg), weighted, nested in another
-    union with a dropped part: the fast transform gives scikit-learn's matrix, the classifier
-    its probabilities."""
+    union with a dropped part, or beside a dense part: the fast transform gives scikit-learn's
+    matrix, the classifier its probabilities."""
     texts = [
         "The Kremlin's brutal invasion of Ukraine drew condemnation from Kyiv.",
         "Moscow said NATO expansion provoked the crisis, blaming Western hypocrisy.",
@@ -135,7 +136,10 @@ def test_unions_with_hashed_words_predict_what_the_pipeline_predicts():
     nested = feature_union(inner=union, bigrams=HashingVectorizer(ngram_range=(2, 2)))
     nested.set_params(transformer_weights={"bigrams": 0.5})
     nested.transformer_list.append(("dropped", "drop"))
-    for front in (union, nested):
+    # a dense part beside the sparse ones: the union is still stacked as a sparse matrix
+    lengths = FunctionTransformer(lambda x: np.array([[len(t) / 100] for t in x]))
+    mixed = feature_union(words=words, lengths=lengths)
+    for front in (union, nested, mixed):
         pipeline = text_pipeline(front, LogisticRegression(max_iter=500)).fit(texts, labels)
         unseen = [*texts, "Russian troops shelled the city, officials in Kyiv said."]
         same_matrix(vectorize.transform_any(pipeline[:-1], unseen), pipeline[:-1].transform(unseen))
