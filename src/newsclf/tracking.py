@@ -235,8 +235,11 @@ def fetch_model(uri: str, into: str) -> dict[str, str | None]:
     Plain values, no class of this module: a process that receives them from the one that
     fetched them then needs no import of this module, nor MLflow's."""
     name, version = registry_identity(uri)
+    # the version just looked up, not the alias again: one registry query fewer, and the
+    # folder is the version reported even if the alias moves meanwhile
+    source = uri if name is None else f"models:/{name}/{version}"
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=into)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=into)
     except (MlflowException, OSError) as exc:
         raise NewsclfError(f"model {uri}: cannot load ({first_line(exc)})") from None
     return {"local_path": str(local), "name": name, "version": version}
