@@ -2,10 +2,11 @@
 array operations: the same matrix as scikit-learn's, several times faster.
 
 scikit-learn builds every n-gram of every document as a Python string and hashes each one.
-Here each document is tokenised once (a byte translation and split for documents whose word
-characters are all ASCII), the chunk's tokens are numbered, bigrams become pairs of numbers,
-and only the distinct unigrams and bigrams of the chunk are turned into strings and hashed
-(with scikit-learn's own hashing function). The rows are then assembled with numpy and summed
+Here the chunk is tokenised at once (one byte translation of all its documents' UTF-8 and a
+split; documents with non-ASCII word characters are tokenised with the regex), the chunk's
+tokens are numbered, bigrams become pairs of numbers, and only the distinct unigrams and
+bigrams of the chunk are turned into strings and hashed (with the same MurmurHash3 as
+scikit-learn's). The rows are then assembled with numpy and summed
 as ``FeatureHasher`` does. tests/test_vectorize.py checks the result against scikit-learn.
 """
 
@@ -33,6 +34,9 @@ _TOKEN = re.compile(r"\w{2,}")
 # UTF-8 bytes gives the word runs of a document whose non-ASCII characters are all non-word.
 _WORD_BYTES = set(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _SEPARATE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
+# The same, with ASCII capitals lowered: str.lower() of such a document changes only those
+# (its other cased characters are non-ASCII letters, which it has none of).
+_SEPARATE_LOWER = bytes(b + 32 if 65 <= b <= 90 else c for b, c in enumerate(_SEPARATE))
 
 
 def supports(vectorizer: object) -> bool:
@@ -164,17 +168,10 @@ def _ngrams(
     """Every n-gram occurrence of ``texts`` as (row, key): ``key`` numbers the distinct
     n-grams, whose strings are the returned arrays one after the other."""
     min_n, max_n = vectorizer.ngram_range
-    docs = []
-    for text in texts:
-        if vectorizer.lowercase:
-            text = text.lower()
-        if not has_non_ascii_word_char(text):
-            docs.append(text.encode("utf-8").translate(_SEPARATE))
-        else:
-            docs.append(b" ".join(w.encode("utf-8") for w in _TOKEN.findall(text)))
+    docs = _separated(texts, vectorizer.lowercase)
     # Split at spaces, keep words of two or more bytes (a word character is at least one), and
     # number the chunk's distinct words.
-    words = pc.split_pattern(pa.array(docs, pa.large_binary()), pattern=b" ")
+    words = pc.split_pattern(docs, pattern=b" ")
     doc = pc.list_parent_indices(words).to_numpy()
     words = pc.list_flatten(words)
     long = pc.greater_equal(pc.binary_length(words), 2)
@@ -189,21 +186,49 @@ def _ngrams(
     if max_n == 2 and len(ids) > 1:
         same = doc[:-1] == doc[1:]  # bigrams never cross documents
         pair_keys = ids[:-1][same] * len(vocabulary) + ids[1:][same]
-        pairs, inverse = np.unique(
-            pair_keys.astype(_sort_dtype(len(vocabulary) ** 2)), return_inverse=True
-        )
-        pairs = pairs.astype(np.int64)
-        first, second = np.divmod(pairs, len(vocabulary))
+        # numbered in order of appearance by a hash table: several times faster than sorting
+        pairs = pa.array(pair_keys).dictionary_encode()
+        first, second = np.divmod(pairs.dictionary.to_numpy(), len(vocabulary))
         parts_strings.append(
             pc.binary_join_element_wise(
                 vocabulary.take(first), vocabulary.take(second), pa.scalar(b" ", pa.large_binary())
             )
         )
         parts_rows.append(doc[:-1][same])
-        parts_keys.append(inverse.reshape(-1) + len(vocabulary))
+        parts_keys.append(pairs.indices.to_numpy().astype(np.int64) + len(vocabulary))
     rows = np.concatenate(parts_rows) if parts_rows else np.empty(0, np.int64)
     keys = np.concatenate(parts_keys) if parts_keys else np.empty(0, np.int64)
     return rows, keys, parts_strings
+
+
+def _separated(texts: Sequence[str], lowercase: bool) -> pa.Array:
+    """Each text as UTF-8 bytes whose space-separated runs are its tokens (with others, of
+    one byte, that the caller drops): all texts' bytes are translated at once (non-word bytes
+    to spaces), except those of texts with a non-ASCII word character, tokenised by regex."""
+    strings = pa.array(texts, pa.large_string())
+    offsets, data = strings.buffers()[1:3]
+    table = _SEPARATE_LOWER if lowercase else _SEPARATE
+    translated = data.to_pybytes().translate(table) if data is not None else b""
+    docs = pa.Array.from_buffers(
+        pa.large_binary(), len(texts), [None, offsets, pa.py_buffer(translated)]
+    )
+    # A text with a non-ASCII word character (whose lower case may even be ASCII: "İ") is
+    # tokenised on its own, as before: with the regex when its lower case still has one.
+    own, tokenised = [], []
+    for i in np.flatnonzero(~pc.string_is_ascii(strings).to_numpy(zero_copy_only=False)):
+        if has_non_ascii_word_char(texts[i]):
+            text = texts[i].lower() if lowercase else texts[i]
+            own.append(i)
+            tokenised.append(
+                b" ".join(w.encode("utf-8") for w in _TOKEN.findall(text))
+                if has_non_ascii_word_char(text)
+                else text.encode("utf-8").translate(_SEPARATE)
+            )
+    if own:
+        mask = np.zeros(len(texts), bool)
+        mask[own] = True
+        docs = pc.replace_with_mask(docs, pa.array(mask), pa.array(tokenised, pa.large_binary()))
+    return docs
 
 
 def _sort_dtype(bound: int) -> type:
