@@ -19,6 +19,7 @@ from newsclf.articles import (
     _LATIN_ENDINGS,
     _WORD,
     ENGLISH_STOP_WORDS,
+    FILLER_WORDS,
     LOREM_WORDS,
     Article,
     Cleaner,
@@ -121,7 +122,7 @@ def test_bundled_corpus_cleans_exactly_as_with_ftfy_everywhere():
 
 
 def _latin_filler_reference(paragraph: str) -> bool:
-    words = [w.lower() for w in _WORD.findall(paragraph)]
+    words = [w.lower() for w in _WORD.findall(paragraph)][:FILLER_WORDS]
     if len(words) < 6:
         return False
     share = lambda hits: sum(hits) / len(words)  # noqa: E731
@@ -141,6 +142,23 @@ WORDS = st.sampled_from(
 def test_latin_filler_early_exit_matches_the_full_test(words):
     paragraph = " ".join(words)
     assert is_latin_filler(paragraph) == _latin_filler_reference(paragraph)
+
+
+@SETTINGS
+@given(
+    words=st.lists(st.one_of(WORDS, st.text(string.ascii_letters, max_size=8)), max_size=250),
+    accent=st.booleans(),
+)
+def test_latin_filler_judges_a_long_paragraph_by_its_first_words(words, accent):
+    paragraph = " ".join(words) + (" Ünï" if accent else "")  # both ways of finding words
+    assert is_latin_filler(paragraph) == _latin_filler_reference(paragraph)
+
+
+def test_latin_filler_of_a_long_paragraph_is_its_start():
+    lorem = "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor. "
+    prose = "The minister said that the talks would resume in the spring of next year. "
+    assert is_latin_filler(lorem * 10 + prose * 30)  # 100 filler words, then prose
+    assert not is_latin_filler(prose * 8 + lorem * 30)
 
 
 def test_every_ascii_character_the_fast_path_skips_is_left_alone():

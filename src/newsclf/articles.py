@@ -631,6 +631,7 @@ _LATIN_ENDINGS = (
     "ix",
 )
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+FILLER_WORDS = 100  # is_latin_filler judges a paragraph by this many words
 _NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
 _ASCII_BYTES = bytes(range(0x80))
 _NON_ASCII_CHAR = re.compile(r"[^\x00-\x7f]")
@@ -684,29 +685,26 @@ DEFAULT_BOILERPLATE = {
 def is_latin_filler(paragraph: str) -> bool:
     """True for a paragraph of lorem-ipsum style filler (or other non-English filler).
 
-    Real lorem-ipsum words, or Latin-looking words with almost no English function words.
+    Real lorem-ipsum words, or Latin-looking words with almost no English function words,
+    judged by the paragraph's first ``FILLER_WORDS`` words: filler is filler from its start,
+    and a long paragraph (a whole article without paragraph breaks) costs no more than a short
+    one.
     """
     if not has_non_ascii_word_char(paragraph):
         # The same words, found faster: the word characters are all ASCII, so the words are
         # the runs of [A-Za-z], which a byte translation and split find (as bytes)
-        words = paragraph.encode("utf-8").translate(_LOWER_LETTERS).split()
+        data = paragraph.encode("utf-8").translate(_LOWER_LETTERS)
+        words = data.split(None, FILLER_WORDS)[:FILLER_WORDS]  # the last item: the rest
         stop_words = _STOP_WORDS_BYTES
     else:
-        words = list(map(str.lower, _WORD.findall(paragraph)))
+        found = itertools.islice(_WORD.finditer(paragraph), FILLER_WORDS)
+        words = [m.group().lower() for m in found]
         stop_words = ENGLISH_STOP_WORDS
     if len(words) < 6:
         return False
     share = lambda hits: sum(hits) / len(words)  # noqa: E731
-    # Ordinary prose (english >= 0.3) cannot pass either test below; most paragraphs end here,
-    # and most of them after the stop words of their first two thirds already reach 0.3
-    # (counting all words, the share could only be higher)
-    head = len(words) * 2 // 3
-    english_words = sum(map(stop_words.__contains__, words[:head]))
-    if english_words / len(words) >= 0.3:
-        return False
-    english_words += sum(map(stop_words.__contains__, words[head:]))
-    english = english_words / len(words)
-    if english >= 0.3:
+    english = share(map(stop_words.__contains__, words))
+    if english >= 0.3:  # ordinary prose cannot pass either test below
         return False
     if stop_words is _STOP_WORDS_BYTES:  # rare: filler-like text, decided on str words
         words = [w.decode("ascii") for w in words]
