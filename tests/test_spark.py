@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -290,6 +291,29 @@ def test_footers_and_lines_read_through_sparks_file_system_are_the_files(
             "found in footer. Either the file is corrupted or this is not a parquet file.)"
         ]
     )
+
+
+def test_an_input_file_rewritten_with_the_same_size_is_other_input(spark, tmp_path):
+    """The input's identity (what a resumed job must share with the one it continues) covers
+    each file's modification time, on the local and on the Hadoop route: a file rewritten with
+    other text of the same length gives a job that starts over, not one that resumes."""
+    from newsclf import spark_input
+
+    article = tmp_path / "a.jsonl"
+    article.write_text('{"id": "1", "text": "gas prices rise"}\n', encoding="utf-8")
+    routes = (str(tmp_path), f"file://{tmp_path}")
+
+    def fingerprints() -> list[str]:
+        sources = [Source(path=p, pattern="*.jsonl", format="jsonl") for p in routes]
+        return [spark_input.Inputs(spark, s).fingerprint() for s in sources]
+
+    before = fingerprints()
+    assert fingerprints() == before  # nothing changed: the same identity
+    article.write_text('{"id": "1", "text": "gas prices fall"}\n', encoding="utf-8")
+    stat = article.stat()
+    os.utime(article, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    after = fingerprints()
+    assert after[0] != before[0] and after[1] != before[1]
 
 
 def test_a_jsonl_files_columns_are_checked_as_by_the_local_reader(spark, tmp_path):

@@ -38,11 +38,13 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file: ``name`` as given to Spark's reader, ``shown`` as named in messages."""
+    """One input file: ``name`` as given to Spark's reader, ``shown`` as named in messages;
+    ``mtime`` its modification time (file system units: a resumed job compares it for equality)."""
 
     name: str
     shown: str
     size: int
+    mtime: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,11 @@ class Inputs:
         self.files = self._hadoop_files() if self.hadoop else self._local_files()
 
     def _local_files(self) -> list[InputFile]:
-        return [InputFile(str(f), str(f), f.stat().st_size) for f in self.source.files()]
+        files = []
+        for f in self.source.files():
+            stat = f.stat()
+            files.append(InputFile(str(f), str(f), stat.st_size, stat.st_mtime_ns))
+        return files
 
     def _hadoop_files(self) -> list[InputFile]:
         """As :meth:`Source.files`: the file, or the folder's files matching the pattern
@@ -104,17 +110,19 @@ class Inputs:
                 str(s.getPath().toString()),
                 shown_name(str(s.getPath().toUri().toString())),
                 int(s.getLen()),
+                int(s.getModificationTime()),
             )
             for s in statuses
         ]
         return sorted(files, key=lambda f: PurePosixPath(f.shown))
 
     def fingerprint(self) -> str:
-        """A digest of the listed files' names and sizes: the input's part of a job's identity
-        (``Source.fingerprint`` reads local files only)."""
+        """A digest of the listed files' names, sizes and modification times: the input's part
+        of a job's identity (``Source.fingerprint`` reads local files only). A file rewritten
+        with the same size is other input: a job on it starts over instead of resuming."""
         digest = hashlib.sha256()
         for file in self.files:
-            digest.update(f"{file.shown}|{file.size}\n".encode())
+            digest.update(f"{file.shown}|{file.size}|{file.mtime}\n".encode())
         return digest.hexdigest()
 
     def spark_uri(self, file: InputFile) -> str:
