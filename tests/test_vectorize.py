@@ -148,6 +148,29 @@ def test_unions_with_hashed_words_predict_what_the_pipeline_predicts():
         assert names == pipeline.classes_.tolist()
 
 
+def test_a_union_of_dense_parts_is_computed_once():
+    """A union whose parts are all dense is stacked from its parts' outputs, as scikit-learn
+    stacks them, without computing any part a second time."""
+    calls = []
+
+    def measure(name):
+        def f(texts):
+            calls.append(name)
+            return np.array([[len(t) / 10, t.count(" ")] for t in texts])
+
+        return FunctionTransformer(f)
+
+    union = feature_union(lengths=measure("lengths"), spaces=measure("spaces"))
+    union.set_params(transformer_weights={"spaces": 0.5})
+    texts = ["markets rose", "the striker scored twice", "shares fell on bank news"]
+    union.fit(texts)
+    expected = union.transform(texts)
+    calls.clear()
+    got = vectorize.transform_any(union, texts)
+    assert calls == ["lengths", "spaces"]
+    assert isinstance(got, np.ndarray) and np.array_equal(got, expected)
+
+
 def test_shared_matrices_hash_the_same_texts_once(monkeypatch):
     """Within shared_matrices(), models hashing the same texts with the same settings get
     the matrix of one computation, each its own copy; other settings or texts are hashed

@@ -131,9 +131,8 @@ def transform_any(step: object, texts: Sequence[str]) -> object:
                 continue
             features, weight = transform_any(part, texts), weights.get(name)
             parts.append(features if weight is None else features * weight)
-        if any(sp.issparse(p) for p in parts):
-            return sp.hstack(parts).tocsr()  # what FeatureUnion.transform does then
-        # dense parts only (no hashing in them, as a rule): left to scikit-learn, computed again
+        # what FeatureUnion.transform does with its parts' outputs (default output)
+        return sp.hstack(parts).tocsr() if any(sp.issparse(p) for p in parts) else np.hstack(parts)
     return step.transform(texts)
 
 
