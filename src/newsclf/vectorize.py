@@ -131,9 +131,11 @@ def transform_any(step: object, texts: Sequence[str]) -> object:
                 continue
             features, weight = transform_any(part, texts), weights.get(name)
             parts.append(features if weight is None else features * weight)
-        # what FeatureUnion.transform does with its parts' outputs (default output)
-        return sp.hstack(parts).tocsr() if any(sp.issparse(p) for p in parts) else np.hstack(parts)
-    return step.transform(texts)
+        if parts:  # stacked as FeatureUnion.transform stacks them (default output)
+            if any(sp.issparse(p) for p in parts):
+                return sp.hstack(parts).tocsr()
+            return np.hstack(parts)
+    return step.transform(texts)  # all parts dropped: scikit-learn's own answer
 
 
 def _plain_union(union: FeatureUnion) -> bool:
