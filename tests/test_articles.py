@@ -51,6 +51,11 @@ def test_missing_date_line_keeps_first_line_as_title():
         ("2022-02-24", "2022-02-24"),
         ("", None),
         ("not a date", None),
+        # parts the text leaves out are not taken from today: the same text, the same date
+        ("March 2017", "2017-03"),
+        ("2017", "2017"),
+        ("5 March", None),
+        ("Sunday, 5 March", None),
     ],
 )
 def test_parse_date(value, expected):
@@ -302,6 +307,53 @@ def test_bad_source_options():
         Source(path="x", on_error="ignore")
     with pytest.raises(NewsclfError, match="format"):
         Source(path="x", format="xml")
+    with pytest.raises(NewsclfError, match=r"source\.encoding: 'utf8x' is not a known encoding"):
+        Source(path="x", encoding="utf8x")
+
+
+def test_jsonl_lines_beyond_pythons_limits_are_named_or_rejected(tmp_path):
+    """Valid JSON that Python will not read (an integer of 5,000 digits, arrays nested 100,000
+    deep) is one bad line, like malformed JSON: rejected with its reason, or named."""
+    path = tmp_path / "a.jsonl"
+    good = json.dumps({"id": "1", "title": "t", "text": "body"})
+    huge = '{"id": ' + "9" * 5000 + ', "text": "x"}'
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text(f"{huge}\n{good}\n{deep}\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"a\.jsonl:1: unreadable JSON line \(Exceeds the"):
+        ingest(Source(path=str(path)), Cleaner())
+    result = ingest(Source(path=str(path), on_error="reject"), Cleaner())
+    assert [a.id for a in result.articles] == ["1"]
+    assert [r.source.rsplit(":", 1)[1] for r in result.rejects] == ["1", "3"]
+    assert "maximum recursion depth" in result.rejects[1].detail
+
+
+def test_utf16_csv_that_stops_decoding_ends_the_file_with_one_error(tmp_path):
+    """A UTF-16 decoder that hits a bad byte loses its place: the read stops with an error
+    saying so (the records before it kept), instead of repeating the reject without end or
+    skipping records silently."""
+    path = tmp_path / "u16.csv"
+    path.write_bytes("id,title,text\n1,t,A\n2,t,B\n".encode("utf-16") + b"\x41")
+    source = Source(path=str(path), encoding="utf-16", on_error="reject")
+    read = []
+    with pytest.raises(NewsclfError) as caught:
+        for record in source.read():
+            read.append(record)
+            assert len(read) < 10, "the reader repeats itself"
+    assert [r.id for r in read] == ["1", "2"]
+    assert "u16.csv: not utf-16 text at or after line 4 (truncated data)" in str(caught.value)
+    assert "stopped after 2 records" in str(caught.value)
+
+
+def test_csv_header_naming_a_read_column_twice_is_an_error(tmp_path):
+    """A row keeps only the last of two same-named columns: when the source reads that
+    column, the header is refused (the first would be lost without a word); a repeated
+    column it does not read is harmless."""
+    path = tmp_path / "a.csv"
+    path.write_text("id,title,text,text\n1,T,the body,notes\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"a\.csv:1: the CSV header names column 'text' more"):
+        list(Source(path=str(path)).read())
+    path.write_text("id,title,text,extra,extra\n1,T,the body,a,b\n", encoding="utf-8")
+    assert [a.body for a in Source(path=str(path)).read()] == ["the body"]
 
 
 def test_furniture_lines_glued_into_one_block_are_removed_line_by_line():

@@ -6,6 +6,7 @@ so a summary can always show ``input = kept + rejected``.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import itertools
@@ -24,7 +25,7 @@ import ftfy
 from dateutil import parser as dateparser
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,17 @@ Record = Article | Reject
 # --------------------------------------------------------------------------- parsing
 
 
+# Two fill-ins for the parts a written date leaves out, differing in year, month and day: a
+# part that comes out differently was not in the text (dateutil would take it from today).
+_FILL_INS = (datetime(2000, 1, 1), datetime(2001, 2, 2))
+
+
 def parse_date(value: str | None) -> str | None:
-    """Parse a date in any common written form ('Sunday, 5 March 2017', '2017-03-05') to ISO."""
+    """Parse a date in any common written form ('Sunday, 5 March 2017', '2017-03-05') to ISO.
+
+    A date without its day gives the month ('March 2017': '2017-03'), one with only a year the
+    year ('2017'); one without a year gives None: the same text always gives the same date.
+    """
     if value is None or not str(value).strip():
         return None
     value = str(value).strip()
@@ -75,10 +85,16 @@ def parse_date(value: str | None) -> str | None:
     except ValueError:
         pass
     try:
-        parsed = dateparser.parse(str(value).strip(), dayfirst=True, default=None)
+        first, second = (dateparser.parse(value, dayfirst=True, default=d) for d in _FILL_INS)
     except (ValueError, OverflowError, TypeError):
         return None
-    return parsed.date().isoformat() if parsed else None
+    if first.year != second.year:
+        return None
+    if first.month != second.month:
+        return f"{first.year:04d}"
+    if first.day != second.day:
+        return f"{first.year:04d}-{first.month:02d}"
+    return first.date().isoformat()
 
 
 def _looks_like_date(line: str) -> bool:
@@ -174,6 +190,12 @@ class Source:
         self._meta_columns = tuple(self.meta_columns)
         if self.on_error not in ("raise", "reject"):
             raise NewsclfError(f"source.on_error: {self.on_error!r} is not one of raise, reject")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise NewsclfError(
+                f"source.encoding: {self.encoding!r} is not a known encoding"
+            ) from None
         fmt = self.resolved_format()
         if fmt not in FORMATS:
             raise NewsclfError(f"source.format: {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -410,6 +432,8 @@ def json_row(line: str, where: str, on_error: str = "raise") -> dict:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         problem = f"{where}: malformed JSON line ({exc.msg})"
+    except (ValueError, RecursionError) as exc:  # valid JSON beyond Python's limits
+        problem = f"{where}: unreadable JSON line ({first_line(exc)})"
     else:
         if isinstance(row, dict):
             return row
@@ -522,7 +546,11 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
                 eof = "unexpected end of data" in str(exc)
                 problem = f"malformed CSV record ({'a quote is never closed' if eof else exc})"
             except UnicodeDecodeError as exc:  # UTF-16 bytes surrogateescape cannot map
-                problem = f"not {source.encoding} text ({exc.reason})"
+                # the decoder lost its place: no later record can be read (or counted)
+                raise NewsclfError(  # the decoder reads ahead: the line is a lower bound
+                    f"{file}: not {source.encoding} text at or after line {lines.start} "
+                    f"({exc.reason})"
+                ) from None
             start = lines.start
             if problem is None and lines.bad:
                 line_no, byte = lines.bad[0]
@@ -540,6 +568,7 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
                     continue
                 if header is None:
                     header = row
+                    _check_header(file, start, header, source)
                     continue
                 yield start, dict(zip(header, row, strict=True))
                 continue
@@ -557,6 +586,21 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
         lines.close()
     if header is None:
         raise NewsclfError(f"{file}: empty CSV file")
+
+
+def _check_header(file: Path, line: int, header: list[str], source: Source) -> None:
+    """A column the source reads must be named once: a row keeps only the last of its
+    namesakes, so the other would be lost without a word."""
+    used = {source.text_column, source.id_column, source.title_column, source.date_column}
+    repeated = sorted(
+        {c for c in header if c in used | set(source.meta_columns)}
+        & {c for c in header if header.count(c) > 1}
+    )
+    if repeated:
+        raise NewsclfError(
+            f"{file}:{line}: the CSV header names column {', '.join(map(repr, repeated))} more "
+            "than once; rename the columns so each is named once"
+        )
 
 
 def _head(file: Path, size: int = 1 << 20) -> bytes:
