@@ -344,6 +344,51 @@ def test_utf16_csv_that_stops_decoding_ends_the_file_with_one_error(tmp_path):
     assert "stopped after 2 records" in str(caught.value)
 
 
+def test_parquet_columns_the_source_does_not_read_are_never_converted(tmp_path):
+    """A column the source does not read cannot fail the read (a timestamp beyond Python's
+    dates here); corrupt data in the file ends the read with one error naming the file and
+    the row reached, the records before it kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "a.parquet"
+    crawled = pa.array([0, 400_000_000_000], pa.timestamp("s"))
+    table = pa.table({"id": ["a", "b"], "title": ["t", "t"], "text": ["A", "B"], "at": crawled})
+    pq.write_table(table, path)
+    assert [a.body for a in Source(path=str(path)).read()] == ["A", "B"]
+
+    n = 5000
+    rows = {"id": [f"r{i}" for i in range(n)], "title": ["t"] * n}
+    rows["text"] = [f"body {i} " * 20 for i in range(n)]
+    pq.write_table(pa.table(rows), path, row_group_size=1000, compression="snappy")
+    data = bytearray(path.read_bytes())
+    for k in range(len(data) // 2, len(data) // 2 + 2000):
+        data[k] ^= 0x5A
+    path.write_bytes(bytes(data))
+    read = []
+    with pytest.raises(NewsclfError, match=r"a\.parquet: unreadable Parquet data after row"):
+        for record in Source(path=str(path), on_error="reject").read():
+            read.append(record.id)
+    assert read == [f"r{i}" for i in range(len(read))] and 0 < len(read) < n
+
+
+def test_hugging_face_stream_failing_mid_way_is_one_error(tmp_path):
+    """A streamed Hugging Face dataset whose data breaks after its first batch (a broken JSON
+    line near the end of a 15 MB file) ends with one error naming the dataset and the last
+    record read, not the loader's traceback."""
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    row = '{{"id": "r{}", "title": "t", "text": "{}"}}\n'
+    lines = [row.format(i, "x" * 1000) for i in range(15_000)]
+    (folder / "train.jsonl").write_text("".join(lines) + "{broken\n", encoding="utf-8")
+    source = Source(path=str(folder), format="hf", on_error="reject")
+    read = 0
+    with pytest.raises(NewsclfError, match=r"hub: cannot read the Hugging Face dataset after"):
+        for _ in source.read():
+            read += 1
+    assert 0 < read < 15_000
+
+
 def test_csv_header_naming_a_read_column_twice_is_an_error(tmp_path):
     """A row keeps only the last of two same-named columns: when the source reads that
     column, the header is refused (the first would be lost without a word); a repeated

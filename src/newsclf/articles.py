@@ -360,8 +360,17 @@ class Source:
         if first is None:
             return
         self.check_columns(Path(self.path), ds.column_names or first.keys())
-        for i, row in enumerate(itertools.chain([first], rows)):
+        row, i = first, 0
+        while row is not None:
             yield self.row_to_record(row, f"{self.path}[{self.split}]:{i}")
+            i += 1
+            try:
+                row = next(rows, None)
+            except Exception as exc:  # the loaders raise many types for bad data mid-stream
+                raise NewsclfError(
+                    f"{self.path}: cannot read the Hugging Face dataset after record {i - 1} "
+                    f"({first_line(exc)})"
+                ) from None
 
     def row_to_record(self, row: Mapping, source: str) -> Record:
         """One raw row (column -> value, as pyarrow's ``to_pylist`` or ``json.loads`` gives
@@ -627,9 +636,23 @@ def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
         parquet = pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20)
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
         raise NewsclfError(f"{file}: not a readable Parquet file ({exc})") from None
+    # only the columns the source reads: others are never converted (nor can they fail)
+    wanted = (source.text_column, source.title_column, source.id_column, source.date_column)
+    names = set(parquet.schema_arrow.names)
+    columns = [c for c in dict.fromkeys([*wanted, *source.meta_columns]) if c and c in names]
+    batches = parquet.iter_batches(batch_size=source.chunk_rows, columns=columns, use_threads=False)
     row_no = 0
-    for batch in parquet.iter_batches(batch_size=source.chunk_rows, use_threads=False):
-        for row in batch.to_pylist():
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = batch.to_pylist() if batch is not None else []
+        except (OSError, ValueError, OverflowError) as exc:  # ArrowException: OSError, ValueError
+            raise NewsclfError(
+                f"{file}: unreadable Parquet data after row {row_no} ({first_line(exc)})"
+            ) from None
+        if batch is None:
+            return
+        for row in rows:
             row_no += 1
             yield row_no, row
 
