@@ -652,6 +652,8 @@ def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
             ) from None
         if batch is None:
             return
+        if rows and row_no == 0:  # named by all the file's columns, as the other readers do
+            source.check_columns(file, parquet.schema_arrow.names)
         for row in rows:
             row_no += 1
             yield row_no, row
