@@ -136,6 +136,96 @@ def test_dedupe_text_rejects_repeated_texts(store, tmp_path):
     assert result.n_predicted == 29
 
 
+def _killed_after(store, source, out, records, *overrides):
+    """Run a job that dies (as if killed) once ``records`` records are committed."""
+    cfg = predict_config(
+        store, "source=jsonl", f"source.path={source}", f"output.path={out}", *overrides
+    )
+
+    class Killed(BaseException):
+        pass
+
+    class Stop:
+        def add_task(self, *args, **kwargs):
+            return 0
+
+        def update(self, task_id, completed, total):
+            if completed >= records:
+                raise Killed
+
+    with pytest.raises(Killed):
+        run_prediction(cfg, Stop())
+    return cfg
+
+
+def test_resumed_job_remembers_the_ids_of_repeated_texts(store, tmp_path):
+    """With dedupe_text, an article rejected for its text still claims its id: a later
+    article with that id is a duplicate_id in a job resumed after the first one's chunk
+    exactly as in an uninterrupted job."""
+    rows = article_rows(30)
+    rows[6]["title"], rows[6]["text"] = rows[3]["title"], rows[3]["text"]  # a repeated text
+    rows[12] = {**rows[6], "text": "Another text under the id of the repeated one."}
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    settings = ("dedupe_text=true", "chunk_size=5")
+    reference = _run(store, source, tmp_path / "ref.parquet", *settings)
+    assert reference.rejected_by_reason == {"duplicate_text": 1, "duplicate_id": 1}
+    cfg = _killed_after(store, source, tmp_path / "p.parquet", 10, *settings)
+    resumed = run_prediction(cfg)
+    assert resumed.resumed_records == 10
+    assert resumed.rejected_by_reason == reference.rejected_by_reason
+    pd.testing.assert_frame_equal(
+        pq.read_table(tmp_path / "p.parquet").to_pandas(),
+        pq.read_table(tmp_path / "ref.parquet").to_pandas(),
+    )
+
+
+def test_input_rewritten_with_its_old_size_and_time_starts_over(store, tmp_path):
+    """A resumed job must read the input it began: a file rewritten with the same size and
+    its modification time put back (cp -p, rsync -t) is other input, and the job starts over
+    instead of keeping the old file's first predictions."""
+    import os
+
+    source = write_jsonl(tmp_path / "in.jsonl", article_rows(30))
+    before = source.stat()
+    cfg = _killed_after(store, source, tmp_path / "p.parquet", 10, "chunk_size=5")
+    text = source.read_text(encoding="utf-8").replace('"a0000', '"b0000')
+    source.write_text(text, encoding="utf-8")
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert source.stat().st_size == before.st_size
+    result = run_prediction(cfg)
+    assert result.resumed_records == 0
+    ids = pq.read_table(tmp_path / "p.parquet").column("id").to_pylist()
+    assert ids == [f"b{i:06d}" for i in range(30)]
+
+
+def test_all_rejected_over_another_jobs_output_leaves_no_mixed_set(store, articles, tmp_path):
+    """A job allowed to replace another job's output (output.overwrite=true) that predicts
+    nothing leaves its rejects alone: the other job's predictions, report and boilerplate
+    files go, so none of them sits beside rejects they do not describe."""
+    out = tmp_path / "p.parquet"
+    _run(store, articles, out)
+    assert out.exists() and (tmp_path / "p.parquet.report.json").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{broken\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match="nothing to predict"):
+        _run(store, bad, out, "source.on_error=reject", "output.overwrite=true")
+    assert sorted(p.name for p in tmp_path.glob("p.parquet*")) == ["p.parquet.rejects.csv"]
+    rejects = pd.read_csv(tmp_path / "p.parquet.rejects.csv")
+    assert rejects["reason"].tolist() == ["malformed_record"]
+
+
+def test_a_job_without_removals_leaves_no_earlier_boilerplate_file(store, articles, tmp_path):
+    """The boilerplate file beside a predictions file is this job's: a job that removes
+    nothing deletes the one an earlier job left at the same path."""
+    out = tmp_path / "p.parquet"
+    _run(store, articles, out)
+    assert (tmp_path / "p.parquet.boilerplate.csv").exists()
+    plain = write_jsonl(tmp_path / "plain.jsonl", article_rows(20))
+    result = _run(store, plain, out, "output.overwrite=true")
+    assert result.n_predicted == 20 and not any(result.report["removed_by_rule"].values())
+    assert not (tmp_path / "p.parquet.boilerplate.csv").exists()
+
+
 def test_report_flags_a_batch_unlike_the_training_data(store, tmp_path):
     alike = write_jsonl(tmp_path / "alike.jsonl", article_rows(200))
     unlike = write_jsonl(tmp_path / "unlike.jsonl", article_rows(200, topics=False))

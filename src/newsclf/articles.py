@@ -282,8 +282,10 @@ class Source:
         return None
 
     def fingerprint(self) -> str:
-        """A digest of the input files' names, sizes and modification times (or of the hub
-        dataset's name): a resumed job must read the same input."""
+        """A digest of the input files' names, sizes, inodes and modification and change times
+        (or of the hub dataset's name): a resumed job must read the same input. The change
+        time catches a file rewritten with the same size and its old modification time put
+        back (``cp -p``, ``rsync -t``), which no user tool can set back."""
         digest = hashlib.sha256()
         if self.resolved_format() == "hf":
             digest.update(f"{self.path}|{self.name}|{self.split}".encode())
@@ -292,8 +294,10 @@ class Source:
         files = [path] if path.is_file() or self.resolved_format() == "hf_disk" else self.files()
         for file in files:
             for f in sorted(file.rglob("*")) if file.is_dir() else [file]:
-                stat = f.stat()
-                digest.update(f"{f}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+                st = f.stat()
+                digest.update(
+                    f"{f}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}\n".encode()
+                )
         return digest.hexdigest()
 
     def file_pattern(self, fmt: str) -> str:

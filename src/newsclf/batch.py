@@ -332,6 +332,9 @@ def _run_locked(
         ]
         seen_ids.extend(np.concatenate([id_keys(t.column("id").to_pylist()) for t in done]))
         seen_texts.extend(np.concatenate([t.column("_text_key").to_numpy() for t in done]))
+        # an article rejected for its text still claimed its id: a later one with that id
+        # is a duplicate_id, resumed or not
+        seen_ids.extend(id_keys(_duplicate_text_ids(parts, state.chunks)))
         del done
     total = source.count()
     if on_progress:
@@ -375,6 +378,19 @@ def _run_locked(
     )
 
 
+def _duplicate_text_ids(parts: Path, chunks: int) -> list[str]:
+    """The ids of the committed chunks' articles rejected as ``duplicate_text``."""
+    ids: list[str] = []
+    for i in range(chunks):
+        rejects = pq.read_table(parts / f"rejects-{i:06d}.parquet", columns=["id", "reason"])
+        for article_id, reason in zip(
+            rejects.column("id").to_pylist(), rejects.column("reason").to_pylist(), strict=True
+        ):
+            if reason == "duplicate_text":
+                ids.append(article_id)
+    return ids
+
+
 def _check_overwrite(path: Path, fingerprint: str, settings: JobSettings) -> None:
     """Refuse to replace a finished predictions file of another job (unless told to)."""
     if settings.overwrite or not path.exists():
@@ -396,7 +412,12 @@ def overwrite_refused(output: str | Path) -> NewsclfError:
 
 
 def _nothing_predicted(path: Path, parts: Path, state: JobState) -> None:
-    """Every record was rejected (a wrong column, say): keep the rejects, fail clearly."""
+    """Every record was rejected (a wrong column, say): keep the rejects, fail clearly.
+
+    An output already at ``path`` is another job's that this one may replace (the overwrite
+    check passed): it goes, so its predictions and report never sit beside these rejects."""
+    for stale in (path, sidecar(path, ".report.json"), sidecar(path, ".boilerplate.csv")):
+        stale.unlink(missing_ok=True)
     rejects = sidecar(path, ".rejects.csv")
     _concat_csv(parts, "rejects", REJECT_COLUMNS, rejects, state.chunks)
     first = pq.read_table(parts / "rejects-000000.parquet").slice(0, 1).to_pylist()[0]
@@ -542,6 +563,8 @@ def _assemble(
         _concat_csv(
             parts, "removals", REMOVAL_COLUMNS, sidecar(path, ".boilerplate.csv"), state.chunks
         )
+    else:  # an earlier job's removals must not pass for this one's
+        sidecar(path, ".boilerplate.csv").unlink(missing_ok=True)
     report_path = sidecar(path, ".report.json")
     _atomic_write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", report_path)
     columns = [*prediction_columns([m.task for m in models]), "truncated_chars"]
