@@ -389,6 +389,20 @@ def test_hugging_face_stream_failing_mid_way_is_one_error(tmp_path):
     assert 0 < read < 15_000
 
 
+def test_json_files_a_jsonl_folder_would_skip_are_named(tmp_path):
+    """.json files count as JSONL when a folder's format is detected, but the default pattern
+    reads *.jsonl: such a folder is refused with the files named, not half read; an explicit
+    pattern reads what it says."""
+    row = json.dumps({"id": "1", "title": "t", "text": "body"})
+    (tmp_path / "a.jsonl").write_text(row + "\n", encoding="utf-8")
+    (tmp_path / "b.json").write_text(row.replace('"1"', '"2"') + "\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"holds \.json files \(b\.json\) that the default"):
+        list(Source(path=str(tmp_path)).read())
+    for pattern, ids in (("*.json", ["2"]), ("*.jsonl", ["1"])):
+        source = Source(path=str(tmp_path), format="jsonl", pattern=pattern)
+        assert [a.id for a in source.read()] == ids
+
+
 def test_csv_header_naming_a_read_column_twice_is_an_error(tmp_path):
     """A row keeps only the last of two same-named columns: when the source reads that
     column, the header is refused (the first would be lost without a word); a repeated

@@ -316,6 +316,21 @@ def test_an_input_file_rewritten_with_the_same_size_is_other_input(spark, tmp_pa
     assert after[0] != before[0] and after[1] != before[1]
 
 
+def test_json_files_a_jsonl_folder_would_skip_are_named_as_locally(spark, tmp_path):
+    """The Spark engine lists a folder as the local reader does: .json files beside the
+    default *.jsonl pattern are refused with the same line, on both routes."""
+    from newsclf import spark_input
+
+    (tmp_path / "a.jsonl").write_text('{"id": "1", "text": "gas"}\n', encoding="utf-8")
+    (tmp_path / "b.json").write_text('{"id": "2", "text": "oil"}\n', encoding="utf-8")
+    with pytest.raises(NewsclfError) as local:
+        Source(path=str(tmp_path), format="jsonl").files()
+    for path in (str(tmp_path), f"file://{tmp_path}"):
+        with pytest.raises(NewsclfError) as caught:
+            spark_input.Inputs(spark, Source(path=path, format="jsonl"))
+        assert str(caught.value) == str(local.value).replace(str(tmp_path), path, 1)
+
+
 def test_a_jsonl_files_columns_are_checked_as_by_the_local_reader(spark, tmp_path):
     """The driver's check of a JSONL file's first record gives the local reader's outcome: one
     unreadable file, or (bad lines counted before it) the local reader's error."""

@@ -323,7 +323,22 @@ class Source:
     # -- helpers
 
     def _files(self, folder: Path, fmt: str) -> list[Path]:
+        self.check_no_json_skipped(folder, (p.name for p in folder.rglob("*.json")), fmt)
         return sorted(p for p in folder.rglob(self.file_pattern(fmt)) if p.is_file())
+
+    def check_no_json_skipped(self, folder: Path | str, names: Iterable[str], fmt: str) -> None:
+        """A folder read as JSONL by the default pattern (``*.jsonl``) must not hold ``.json``
+        files: they count as JSONL when the format is detected, and would be skipped silently."""
+        if fmt != "jsonl" or self.pattern != "*.txt":
+            return
+        skipped = sorted(n for n in names if n.lower().endswith(".json"))
+        if skipped:
+            raise NewsclfError(
+                f"{folder}: holds .json files ({', '.join(skipped[:3])}"
+                f"{', ...' if len(skipped) > 3 else ''}) that the default pattern '*.jsonl' "
+                "would skip; set source.format=jsonl and source.pattern: '*.json' to read them, "
+                "'*.jsonl' to skip them"
+            )
 
     def _read_txt(self, file: Path) -> Record:
         text = _decode(file.read_bytes(), file, self.encoding)

@@ -93,12 +93,14 @@ class Inputs:
             else:
                 pattern = self.source.file_pattern(self.source.resolved_format())
                 base = PurePosixPath(root.toUri().getPath())
-                statuses, found = [], fs.listFiles(root, True)
+                statuses, names, found = [], [], fs.listFiles(root, True)
                 while found.hasNext():
                     item = found.next()
                     relative = PurePosixPath(item.getPath().toUri().getPath()).relative_to(base)
+                    names.append(relative.name)
                     if relative.match(pattern):
                         statuses.append(item)
+                self.source.check_no_json_skipped(raw, names, self.source.resolved_format())
                 if not statuses:
                     raise NewsclfError(f"{raw}: no input files (pattern {pattern!r})")
         except NewsclfError:
