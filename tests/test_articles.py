@@ -327,6 +327,23 @@ def test_jsonl_lines_beyond_pythons_limits_are_named_or_rejected(tmp_path):
     assert "maximum recursion depth" in result.rejects[1].detail
 
 
+def test_jsonl_text_with_half_a_surrogate_pair_is_one_bad_line(tmp_path):
+    """JSON may escape half of a UTF-16 pair ("\\ud800"), which is no text: such a line is
+    rejected or named like a malformed one (it used to fail later, when the text was hashed
+    or written, with a bare UnicodeEncodeError); a whole pair is an emoji, kept."""
+    path = tmp_path / "a.jsonl"
+    lines = [
+        '{"title": "t", "text": "half \\ud800 a pair"}',
+        '{"title": "t", "text": "a whole pair \\ud83d\\ude00"}',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"a\.jsonl:1: JSON line holds an unpaired"):
+        list(Source(path=str(path), id_column=None).read())
+    result = ingest(Source(path=str(path), id_column=None, on_error="reject"), Cleaner())
+    assert [r.reason for r in result.rejects] == ["malformed_record"]
+    assert [a.body for a in result.articles] == ["a whole pair \U0001f600"]
+
+
 def test_utf16_csv_that_stops_decoding_ends_the_file_with_one_error(tmp_path):
     """A UTF-16 decoder that hits a bad byte loses its place: the read stops with an error
     saying so (the records before it kept), instead of repeating the reject without end or

@@ -463,12 +463,24 @@ def json_row(line: str, where: str, on_error: str = "raise") -> dict:
     except (ValueError, RecursionError) as exc:  # valid JSON beyond Python's limits
         problem = f"{where}: unreadable JSON line ({first_line(exc)})"
     else:
-        if isinstance(row, dict):
+        if not isinstance(row, dict):
+            problem = f"{where}: JSON line is not an object"
+        elif ("\\ud" in line or "\\uD" in line) and _has_lone_surrogate(row):
+            # JSON may escape half a UTF-16 pair; such text cannot be written as UTF-8
+            problem = f"{where}: JSON line holds an unpaired \\u surrogate escape, not text"
+        else:
             return row
-        problem = f"{where}: JSON line is not an object"
     if on_error == "raise":
         raise NewsclfError(problem)
     return {"__reject__": problem}
+
+
+def _has_lone_surrogate(row: dict) -> bool:
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 CSV_MAX_FIELD = 64 << 20  # characters: a longer field is an unclosed quote, not an article
