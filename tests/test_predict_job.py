@@ -126,6 +126,16 @@ def test_second_job_on_same_output_fails_clearly(store, articles, tmp_path):
     assert not out.exists()
 
 
+def test_an_output_folder_that_takes_no_files_is_named_as_such(store, articles):
+    """A lock file that cannot be created is no other job's lock: the line names the folder
+    as not writable (/proc takes no new files, even from root)."""
+    with pytest.raises(NewsclfError) as caught:
+        _run(store, articles, "/proc/p.parquet")
+    assert (
+        str(caught.value) == "/proc: output folder is not writable (cannot create .p.parquet.lock)"
+    )
+
+
 def test_dedupe_text_rejects_repeated_texts(store, tmp_path):
     rows = article_rows(30)
     rows[20]["text"] = rows[3]["text"]

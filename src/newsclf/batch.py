@@ -286,6 +286,11 @@ def run_job(
     try:
         lock.acquire()
     except Timeout:
+        if not _lock_path(path).exists():  # filelock says Timeout when it cannot create it
+            raise NewsclfError(
+                f"{path.parent}: output folder is not writable (cannot create "
+                f"{_lock_path(path).name})"
+            ) from None
         raise NewsclfError(
             f"{path}: another newsclf-predict job is writing this file (lock "
             f"{_lock_path(path)} is held); wait for it to finish or choose another output.path"
