@@ -43,6 +43,28 @@ def _meta(path):
     return json.loads(pq.read_metadata(path).metadata[b"newsclf"])
 
 
+def _killed_after(store, source, out, records, *overrides):
+    """Run a job that dies (as if killed) once ``records`` records are committed."""
+    cfg = predict_config(
+        store, "source=jsonl", f"source.path={source}", f"output.path={out}", *overrides
+    )
+
+    class Killed(BaseException):
+        pass
+
+    class Stop:
+        def add_task(self, *args, **kwargs):
+            return 0
+
+        def update(self, task_id, completed, total):
+            if completed >= records:
+                raise Killed
+
+    with pytest.raises(Killed):
+        run_prediction(cfg, Stop())
+    return cfg
+
+
 def test_counts_add_up_and_file_says_it_is_complete(store, articles, tmp_path):
     out = tmp_path / "out" / "p.parquet"
     result = _run(store, articles, out, "chunk_size=64")
@@ -77,23 +99,7 @@ def test_killed_job_resumes_from_last_complete_chunk(store, articles, tmp_path):
     reference = tmp_path / "ref.parquet"
     _run(store, articles, reference, "chunk_size=50")
     out = tmp_path / "p.parquet"
-    cfg = predict_config(
-        store, "source=jsonl", f"source.path={articles}", f"output.path={out}", "chunk_size=50"
-    )
-
-    class Killed(BaseException):
-        pass
-
-    class Stop:
-        def add_task(self, *args, **kwargs):
-            return 0
-
-        def update(self, task_id, completed, total):
-            if completed >= 150:
-                raise Killed  # as if the process died right after the third chunk
-
-    with pytest.raises(Killed):
-        run_prediction(cfg, Stop())
+    cfg = _killed_after(store, articles, out, 150, "chunk_size=50")  # after the third chunk
     assert not out.exists()  # no predictions file until the job is complete
     parts = tmp_path / ".p.parquet.parts"
     assert json.loads((parts / "state.json").read_text())["records"] == 150
@@ -144,28 +150,6 @@ def test_dedupe_text_rejects_repeated_texts(store, tmp_path):
     result = _run(store, source, tmp_path / "p.parquet", "dedupe_text=true", "chunk_size=7")
     assert result.rejected_by_reason == {"duplicate_text": 1}
     assert result.n_predicted == 29
-
-
-def _killed_after(store, source, out, records, *overrides):
-    """Run a job that dies (as if killed) once ``records`` records are committed."""
-    cfg = predict_config(
-        store, "source=jsonl", f"source.path={source}", f"output.path={out}", *overrides
-    )
-
-    class Killed(BaseException):
-        pass
-
-    class Stop:
-        def add_task(self, *args, **kwargs):
-            return 0
-
-        def update(self, task_id, completed, total):
-            if completed >= records:
-                raise Killed
-
-    with pytest.raises(Killed):
-        run_prediction(cfg, Stop())
-    return cfg
 
 
 def test_resumed_job_remembers_the_ids_of_repeated_texts(store, tmp_path):
