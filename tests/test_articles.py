@@ -420,6 +420,20 @@ def test_json_files_a_jsonl_folder_would_skip_are_named(tmp_path):
         assert [a.id for a in source.read()] == ids
 
 
+def test_utf16_jsonl_is_one_clear_error(tmp_path):
+    """JSONL is split into lines at the byte \\n, which UTF-16 text is not: a UTF-16 file is
+    one unreadable file (not a malformed record per line), and source.encoding=utf-16 for
+    JSONL is refused at once instead of giving wrong counts."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes('{"id": "1", "text": "gas"}\n{"id": "2", "text": "oil"}\n'.encode("utf-16"))
+    result = list(Source(path=str(path), on_error="reject").read())
+    assert [(r.reason, r.detail) for r in result] == [
+        ("unreadable", f"{path}: UTF-16 text (byte order mark); convert it to UTF-8")
+    ]
+    with pytest.raises(NewsclfError, match=r"source\.encoding: JSONL is read as lines of bytes"):
+        Source(path=str(path), encoding="utf-16")
+
+
 def test_csv_header_naming_a_read_column_twice_is_an_error(tmp_path):
     """A row keeps only the last of two same-named columns: when the source reads that
     column, the header is refused (the first would be lost without a word); a repeated

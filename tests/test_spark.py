@@ -331,6 +331,24 @@ def test_json_files_a_jsonl_folder_would_skip_are_named_as_locally(spark, tmp_pa
         assert str(caught.value) == str(local.value).replace(str(tmp_path), path, 1)
 
 
+def test_a_utf16_jsonl_file_is_one_unreadable_file_as_locally(spark, tmp_path):
+    """A UTF-16 JSONL file (byte order mark) is one unreadable file on both engines, with the
+    same detail, not a malformed record per line."""
+    from newsclf import spark_input
+
+    (tmp_path / "a.jsonl").write_bytes('{"id": "1", "text": "gas"}\n'.encode("utf-16"))
+    source = Source(path=str(tmp_path), format="jsonl", on_error="reject")
+    local = [(r.reason, r.detail) for r in source.read()]
+    readable, errors = spark_input.Inputs(spark, source).jsonl()
+    assert readable == [] and [("unreadable", e.detail) for e in errors] == local
+    assert local == [
+        (
+            "unreadable",
+            f"{tmp_path / 'a.jsonl'}: UTF-16 text (byte order mark); convert it to UTF-8",
+        )
+    ]
+
+
 def test_a_jsonl_files_columns_are_checked_as_by_the_local_reader(spark, tmp_path):
     """The driver's check of a JSONL file's first record gives the local reader's outcome: one
     unreadable file, or (bad lines counted before it) the local reader's error."""

@@ -134,8 +134,13 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
 # --------------------------------------------------------------------------- reading
 
 
+def _is_wide(encoding: str) -> bool:
+    """UTF-16 or UTF-32: encodings whose text is not ASCII-compatible bytes."""
+    return encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
+
+
 def _decode(data: bytes, path: Path | str, encoding: str) -> str:
-    wide = encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    wide = _is_wide(encoding)
     if not wide and data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise NewsclfError(
             f"{path}: UTF-16 text (byte order mark); convert it to UTF-8 or set "
@@ -199,6 +204,11 @@ class Source:
         fmt = self.resolved_format()
         if fmt not in FORMATS:
             raise NewsclfError(f"source.format: {fmt!r} is not one of {', '.join(FORMATS)}")
+        if fmt == "jsonl" and _is_wide(self.encoding):  # lines are split at the byte \n
+            raise NewsclfError(
+                f"source.encoding: JSONL is read as lines of bytes, which {self.encoding} text "
+                "is not; convert the files to UTF-8"
+            )
 
     def resolved_format(self) -> str:
         if self.format != "auto":
@@ -429,7 +439,12 @@ def _preview(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+UTF16_JSONL = "UTF-16 text (byte order mark); convert it to UTF-8"
+
+
 def _jsonl_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
+    if _head(file, 2) in (b"\xff\xfe", b"\xfe\xff"):  # one unreadable file, not a reject a line
+        raise NewsclfError(f"{file}: {UTF16_JSONL}")
     with file.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             row = jsonl_row(raw, f"{file}:{line_no}", source.encoding, source.on_error)
@@ -559,8 +574,7 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
     import csv
 
     head = _head(file)
-    encoding = source.encoding.lower().replace("_", "-")
-    wide = encoding.startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    wide = _is_wide(source.encoding)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not wide:
         raise NewsclfError(
             f"{file}: UTF-16 text (byte order mark); convert it to UTF-8 or set "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from newsclf.articles import Source, jsonl_row
+from newsclf.articles import UTF16_JSONL, Source, jsonl_row
 from newsclf.errors import NewsclfError, first_line
 
 MAGIC = b"PAR1"
@@ -266,7 +266,10 @@ class Inputs:
             return iter(list(pool.map(function, files)))
 
     def _jsonl_columns(self, file: InputFile) -> FileError | None:
-        """The local engine's check of a JSONL file's columns, on its first record."""
+        """The local engine's check of a JSONL file's columns, on its first record (and, before
+        it, of a UTF-16 byte order mark: one unreadable file)."""
+        if self.read(file, 0, min(2, file.size)) in (b"\xff\xfe", b"\xfe\xff"):
+            return FileError(file, f"{file.shown}: {UTF16_JSONL}")
         records = 0  # bad lines before it: rejects the local engine has counted already
         for index, raw in enumerate(self.lines(file)):
             row = jsonl_row(raw, f"{file.shown}:{index + 1}", self.source.encoding, "reject")
