@@ -472,3 +472,25 @@ def test_csv_undecodable_byte_after_valid_non_ascii_text_is_named(tmp_path):
     assert records[0].body == "Café £5 ok"
     assert records[1].reason == "malformed_record"
     assert "byte 0xe9 on line 3" in records[1].detail
+
+
+def test_file_names_match_the_pattern_whatever_their_case(tmp_path):
+    """Files from other systems (NOTES.TXT, DATA.JSONL) are read like their lower-case
+    siblings: a case-sensitive glob skipped them without a word, and a folder of upper-case
+    JSONL files was taken for a folder of text files with none in it."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("Monday, 1 May 2017\nGas\n\nGas prices rose.\n", encoding="utf-8")
+    (texts / "B.TXT").write_text("Monday, 1 May 2017\nOil\n\nOil prices fell.\n", encoding="utf-8")
+    assert [a.id for a in Source(path=str(texts)).read()] == ["B", "a"]
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "PART-1.JSONL").write_text(
+        '{"id": "1", "title": "t", "text": "gas"}\n', encoding="utf-8"
+    )
+    source = Source(path=str(tables))
+    assert source.resolved_format() == "jsonl"
+    assert [a.id for a in source.read()] == ["1"]
+    with pytest.raises(NewsclfError, match=r"holds \.json files \(C\.JSON\)"):
+        (tables / "C.JSON").write_text('{"id": "2", "text": "oil"}\n', encoding="utf-8")
+        source.files()

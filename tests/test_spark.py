@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
@@ -329,6 +329,20 @@ def test_json_files_a_jsonl_folder_would_skip_are_named_as_locally(spark, tmp_pa
         with pytest.raises(NewsclfError) as caught:
             spark_input.Inputs(spark, Source(path=path, format="jsonl"))
         assert str(caught.value) == str(local.value).replace(str(tmp_path), path, 1)
+
+
+def test_file_names_match_the_pattern_whatever_their_case_as_locally(spark, tmp_path):
+    """The Spark engine lists upper-case names (DATA.JSONL) as the local reader does, on both
+    routes."""
+    from newsclf import spark_input
+
+    (tmp_path / "a.jsonl").write_text('{"id": "1", "text": "gas"}\n', encoding="utf-8")
+    (tmp_path / "B.JSONL").write_text('{"id": "2", "text": "oil"}\n', encoding="utf-8")
+    local = [f.name for f in Source(path=str(tmp_path), format="jsonl").files()]
+    assert local == ["B.JSONL", "a.jsonl"]
+    for path in (str(tmp_path), f"file://{tmp_path}"):
+        inputs = spark_input.Inputs(spark, Source(path=path, format="jsonl"))
+        assert [PurePosixPath(f.shown).name for f in inputs.files] == local
 
 
 def test_a_utf16_jsonl_file_is_one_unreadable_file_as_locally(spark, tmp_path):

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import ftfy
 from dateutil import parser as dateparser
@@ -217,10 +217,10 @@ class Source:
         if path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
                 return "hf_disk"
-            if any(path.glob(f"*{ext}") for ext in _EXTENSIONS):
-                found = {_EXTENSIONS[p.suffix] for p in path.iterdir() if p.suffix in _EXTENSIONS}
-                if len(found) == 1 and not any(path.glob(self.pattern)):
-                    return found.pop()
+            names = [p.name for p in path.iterdir()]
+            found = {_EXTENSIONS.get(PurePosixPath(n).suffix.lower()) for n in names} - {None}
+            if len(found) == 1 and not any(self.matches(n, self.pattern) for n in names):
+                return found.pop()
             return "txt"
         return _EXTENSIONS.get(path.suffix.lower(), "txt")
 
@@ -310,6 +310,13 @@ class Source:
                 )
         return digest.hexdigest()
 
+    @staticmethod
+    def matches(relative: str, pattern: str) -> bool:
+        """Whether a file (its path under the folder read) matches the glob ``pattern``, as
+        ``PurePath.match`` does but ignoring case: ``*.txt`` takes ``NOTES.TXT`` too (files from
+        other systems), which a case-sensitive glob would skip without a word."""
+        return PurePosixPath(relative.lower()).match(pattern.lower())
+
     def file_pattern(self, fmt: str) -> str:
         """The glob that selects a folder's input files of format ``fmt``: ``pattern`` as
         configured, or ``*.<fmt>`` when it is left at its ``*.txt`` default for another format."""
@@ -333,8 +340,10 @@ class Source:
     # -- helpers
 
     def _files(self, folder: Path, fmt: str) -> list[Path]:
-        self.check_no_json_skipped(folder, (p.name for p in folder.rglob("*.json")), fmt)
-        return sorted(p for p in folder.rglob(self.file_pattern(fmt)) if p.is_file())
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        self.check_no_json_skipped(folder, (p.name for p in files), fmt)
+        pattern = self.file_pattern(fmt)
+        return sorted(p for p in files if self.matches(p.relative_to(folder).as_posix(), pattern))
 
     def check_no_json_skipped(self, folder: Path | str, names: Iterable[str], fmt: str) -> None:
         """A folder read as JSONL by the default pattern (``*.jsonl``) must not hold ``.json``

@@ -98,7 +98,7 @@ class Inputs:
                     item = found.next()
                     relative = PurePosixPath(item.getPath().toUri().getPath()).relative_to(base)
                     names.append(relative.name)
-                    if relative.match(pattern):
+                    if self.source.matches(relative.as_posix(), pattern):
                         statuses.append(item)
                 self.source.check_no_json_skipped(raw, names, self.source.resolved_format())
                 if not statuses:
