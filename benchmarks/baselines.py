@@ -7,6 +7,7 @@ Each subcommand is one step in its own process, so it is timed exactly like a ne
     python benchmarks/baselines.py fasttext-select DATA_DIR          # prints the best params
     python benchmarks/baselines.py fasttext-train  DATA_DIR MODEL --epoch 50 --lr 1 --ngrams 2
     python benchmarks/baselines.py fasttext-predict MODEL INPUT.csv OUTPUT.parquet
+    python benchmarks/baselines.py plain-build     INPUT.jsonl OUTPUT_DIR
 
 DATA_DIR holds the BBC News ``train.csv`` and ``val.csv`` (columns text, category); the models
 train on both. Prediction reads a CSV with columns id and text, writes id, label, probability.
@@ -138,6 +139,50 @@ def fasttext_predict(model: Path, source: Path, output: Path) -> None:
     pd.DataFrame({"id": articles["id"], "label": labels, "probability": probs}).to_parquet(output)
 
 
+def plain_build(source: Path, output: Path, batch: int = 10_000, seed: int = 42) -> None:
+    """A dataset as a short script would build it, streaming: JSONL lines read one by one,
+    text NFKC-normalised with whitespace collapsed, exact duplicates dropped, a seeded
+    80/10/10 split, each split written to Parquet in batches. No labels: the in-run yardstick
+    of ``dataset_build.py`` (how fast this machine does the plain part of the work today)."""
+    import hashlib
+    import random
+    import unicodedata
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    output.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+    writers = {s: pq.ParquetWriter(output / f"{s}.parquet", schema) for s in SPLIT_SHARES}
+    pending: dict[str, list[dict]] = {s: [] for s in SPLIT_SHARES}
+    seen: set[bytes] = set()
+    rng = random.Random(seed)
+
+    def flush(split: str) -> None:
+        writers[split].write_table(pa.Table.from_pylist(pending[split], schema=schema))
+        pending[split] = []
+
+    with source.open(encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            text = " ".join(unicodedata.normalize("NFKC", row["text"]).split())
+            key = hashlib.sha1(text.encode()).digest()
+            if not text or key in seen:
+                continue
+            seen.add(key)
+            split = rng.choices(list(SPLIT_SHARES), weights=SPLIT_SHARES.values())[0]
+            pending[split].append({"id": row["id"], "title": row.get("title", ""), "text": text})
+            if len(pending[split]) >= batch:
+                flush(split)
+    for split, writer in writers.items():
+        if pending[split]:
+            flush(split)
+        writer.close()
+
+
+SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +195,9 @@ def main() -> None:
         p.add_argument("model", type=Path)
         p.add_argument("source", type=Path)
         p.add_argument("output", type=Path)
+    build = sub.add_parser("plain-build")
+    build.add_argument("source", type=Path)
+    build.add_argument("output", type=Path)
     select = sub.add_parser("fasttext-select")
     select.add_argument("data", type=Path)
     select.add_argument("--quick", action="store_true", help="first grid point only")
@@ -164,6 +212,8 @@ def main() -> None:
         sklearn_predict(args.model, args.source, args.output)
     elif args.command == "fasttext-select":
         print(json.dumps(fasttext_select(args.data, args.quick)))
+    elif args.command == "plain-build":
+        plain_build(args.source, args.output)
     elif args.command == "fasttext-train":
         fasttext_train(args.data, args.model, args.epoch, args.lr, args.ngrams)
     else:

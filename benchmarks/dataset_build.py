@@ -7,6 +7,9 @@ annotations CSV, the rest are labelled by the rules and the label model of both 
 default configs). Then the real ``newsclf-dataset`` console script builds both datasets in its
 own process, MLflow logging off: its wall time and peak RSS (``wait4``, and the peak summed PSS
 of its process tree) are measured per size, and the 10k-vs-largest peak ratio is reported.
+The same file is then built by ``baselines.py plain-build`` (read, normalise, de-duplicate,
+split, write Parquet; no labels): newsclf's wall time as a multiple of that script's is the
+in-run yardstick that makes runs on a shared machine of varying speed comparable.
 
     .venv/bin/python benchmarks/dataset_build.py                      # 10k, 100k and 1M
     .venv/bin/python benchmarks/dataset_build.py --sizes 10000 --workdir /tmp/build
@@ -68,14 +71,16 @@ def table(rows: list[dict], info: dict) -> str:
         + (f", overrides `{' '.join(info['overrides'])}`." if info["overrides"] else "."),
         "",
         "| articles | wall (s) | articles/s | CPU (s) | articles per CPU-s | peak RSS (MiB) "
-        "| peak anonymous (MiB) | input on disk (MiB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak anonymous (MiB) | input on disk (MiB) | plain script wall (s) "
+        "| wall vs plain script |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['n']:,} | {r['wall_s']:.0f} | {r['n'] / r['wall_s']:,.0f} "
             f"| {r['cpu_s']:.0f} | {r['n'] / r['cpu_s']:,.0f} "
-            f"| {r['peak_mib']:,.0f} | {r['anon_mib']:,.0f} | {r['input_mib']:,.0f} |"
+            f"| {r['peak_mib']:,.0f} | {r['anon_mib']:,.0f} | {r['input_mib']:,.0f} "
+            f"| {r['plain_wall_s']:.1f} | {r['wall_s'] / r['plain_wall_s']:.2f}x |"
         )
     if len(rows) > 1:
         ratio = rows[-1]["peak_mib"] / rows[0]["peak_mib"]
@@ -90,6 +95,10 @@ def table(rows: list[dict], info: dict) -> str:
         "tasks' rules, label model, splits, writing both dataset folders).",
         "- **CPU**: user + system time of the process and its workers: less sensitive to the "
         "shared machine's load than wall time (compare runs by it).",
+        "- **plain script**: `baselines.py plain-build` on the same file, in the same run: "
+        "JSONL read line by line, NFKC and whitespace normalised, exact duplicates dropped, a "
+        "seeded 80/10/10 split written to Parquet; no labels, one process. **wall vs plain "
+        "script** is the yardstick that stays comparable when the machine's speed changes.",
         "- **peak RSS**: the larger of the process's own peak RSS and the peak summed PSS of its "
         "process tree, sampled every 0.2 s; **peak anonymous** leaves out file-backed pages.",
         "",
@@ -145,6 +154,17 @@ def main() -> None:
                 folder,
                 folder / "dataset.log",
             )
+            plain = measure.run(
+                [
+                    sys.executable,
+                    ROOT / "benchmarks" / "baselines.py",
+                    "plain-build",
+                    articles,
+                    folder / "plain",
+                ],
+                folder,
+                folder / "plain.log",
+            )
             found = SUMMARY.search(m.output)
             if not found or int(found.group(1)) != n:
                 sys.exit(f"newsclf-dataset did not read {n} articles:\n{m.output[-3000:]}")
@@ -160,6 +180,8 @@ def main() -> None:
                     "input_mib": articles.stat().st_size / 2**20,
                     "kept": int(found.group(2)),
                     "rejected": int(found.group(3)),
+                    "plain_wall_s": plain.wall_s,
+                    "plain_cpu_s": plain.cpu_s,
                 }
             )
             print(f"  built: {rows[-1]}", flush=True)
