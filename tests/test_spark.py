@@ -602,3 +602,40 @@ def test_a_uri_is_a_scheme_then_a_slash(spark):
         assert through_hadoop(spark, uri), uri
     for plain in ("preds:v1", "out/preds:v1", "C:/data/out", "C:\\data\\out", "preds"):
         assert not through_hadoop(spark, plain), plain
+
+
+def test_a_uri_output_is_locked_against_a_second_job_on_any_host(spark, tmp_path):
+    """An output written through Hadoop is locked by a file beside it (a lock on one host
+    would not stop a job on another, and a second job's start clears the first's temporary
+    folders): a second job fails at once naming the lock; the lock goes when the job ends; one
+    left by an ended process of this host is taken over, one of another host is named."""
+    import socket
+    import subprocess
+    import sys
+
+    from newsclf.spark_output import HadoopOutput
+
+    uri = f"file://{tmp_path}/preds"
+    lock = tmp_path / ".preds.spark.lock"
+    with HadoopOutput(spark, uri).lock():
+        assert lock.read_text().split()[:2] == [socket.gethostname(), str(os.getpid())]
+        second = HadoopOutput(spark, uri)
+        with pytest.raises(NewsclfError, match=r"another newsclf-predict job is writing this"):
+            second.lock().__enter__()
+        assert lock.exists()  # the failed job left the first one's lock alone
+    assert not lock.exists()
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    lock.write_text(f"{socket.gethostname()} {ended} 2026-01-01T00:00:00")
+    with HadoopOutput(spark, uri).lock():
+        assert lock.read_text().split()[1] == str(os.getpid())
+    lock.write_text(f"other-host.example {ended} 2026-01-01T00:00:00")
+    with pytest.raises(
+        NewsclfError, match=r"preds\.spark\.lock: other-host\.example .*delete the lock"
+    ):
+        HadoopOutput(spark, uri).lock().__enter__()

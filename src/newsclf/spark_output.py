@@ -8,7 +8,9 @@ second job and moved into place with local file-system calls. An ``output.path``
 default file system is another (HDFS on YARN), goes through the FileSystem Spark writes it with
 (its connector and the credentials in the Spark configuration): the same checks, temporary
 folders beside the output, Hadoop ``rename`` into place and the sidecar files written through
-it. Nothing locks such an output across hosts.
+it, and a lock file beside the output that a second job, on any host, finds there (another
+name than a local path's lock: the same output given once as a path and once as a URI is not
+locked against itself).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,8 +172,61 @@ class HadoopOutput:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Nothing: a lock on one host would not stop a job on another."""
-        yield
+        """Held while the job writes: ``.<output>.spark.lock`` beside the output, created only
+        where none is (the file system's create-if-absent), naming the host and process. A second
+        job, on any host, fails at once; a lock left by a process of this host that has ended
+        is taken over; one of another host is named, to delete by hand if its job is gone."""
+        lock = self._child(f".{self._target.getName()}.spark.lock")
+        shown = f"{self._parent_name()}/.{self._target.getName()}.spark.lock"
+        owner = f"{socket.gethostname()} {os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+        if not self._create_lock(lock, owner):
+            held = self._read(lock) or ""
+            if not _ended_here(held) or not self._fs.delete(lock, False):
+                raise NewsclfError(
+                    f"{self.name}: another newsclf-predict job is writing this output (lock "
+                    f"{shown}: {held.strip() or 'no owner written'}); wait for it to finish or "
+                    "choose another output.path, or delete the lock if that job is gone"
+                )
+            if not self._create_lock(lock, owner):  # another job took it meanwhile
+                raise NewsclfError(
+                    f"{self.name}: another newsclf-predict job is writing this output (lock "
+                    f"{shown}); wait for it to finish or choose another output.path"
+                )
+        try:
+            yield
+        finally:
+            try:
+                if self._read(lock) == owner:  # ours still: never another job's
+                    self._fs.delete(lock, False)
+            except Exception:  # the job's result stands; the lock is named if it blocks one
+                pass
+
+    def _create_lock(self, lock, owner: str) -> bool:
+        """Create ``lock`` holding ``owner`` unless a file is there; whether it was created."""
+        try:
+            stream = self._fs.create(lock, False)  # fails where a file exists
+        except Exception as exc:
+            if "FileAlreadyExists" in str(exc) or self._fs.exists(lock):
+                return False
+            raise self._error(exc) from None
+        try:
+            stream.write(bytearray(owner.encode("utf-8")))
+        finally:
+            stream.close()
+        return True
+
+    def _read(self, path) -> str | None:
+        """The text of the file at ``path``; None if there is none."""
+        try:
+            if not (self._fs.exists(path) and self._fs.getFileStatus(path).isFile()):
+                return None
+            stream = self._fs.open(path)
+            try:
+                return bytes(self._io.toByteArray(stream)).decode("utf-8", errors="replace")
+            finally:
+                stream.close()
+        except Exception as exc:
+            raise self._error(exc) from None
 
     def _hidden(self, suffix: str, kind: str) -> str:
         return f".{self._target.getName()}{suffix}.{kind}-{os.getpid()}"
@@ -202,18 +259,7 @@ class HadoopOutput:
 
     def read_inside(self, name: str) -> str | None:
         """The text of the file ``name`` in the output folder; None if there is none."""
-        path = self._Path(self._target, name)
-        try:
-            if not (self._fs.exists(path) and self._fs.getFileStatus(path).isFile()):
-                return None
-            stream = self._fs.open(path)
-            try:
-                data = bytes(self._io.toByteArray(stream))
-            finally:
-                stream.close()
-        except Exception as exc:
-            raise self._error(exc) from None
-        return data.decode("utf-8", errors="replace")
+        return self._read(self._Path(self._target, name))
 
     def _write(self, path, text: str) -> None:
         try:
@@ -269,6 +315,21 @@ class HadoopOutput:
 
 
 Output = LocalOutput | HadoopOutput
+
+
+def _ended_here(owner: str) -> bool:
+    """Whether a lock's ``owner`` line (host, pid, start) names a process of this host that
+    has ended."""
+    parts = owner.split()
+    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def _leftovers(name: str, names: Iterable[T]) -> Iterator[tuple[re.Match, T]]:
