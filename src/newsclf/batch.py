@@ -720,17 +720,12 @@ def ordered_map(
         initializer(*initargs)
         yield from map(fn, items)
         return
-    # fork: workers start at once and share the loaded models copy-on-write; the parent's
-    # threads (progress bar, MLflow) are never used in a worker.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    initargs = (initializer, *initargs)
     # Objects that exist before the fork go to gc's permanent generation: the workers' garbage
     # collector would otherwise write to every one of them and copy the parent's memory. They
     # return to the collector's care once the workers are gone.
     gc.freeze()
     try:
-        with ProcessPoolExecutor(n_jobs, context, _start_worker, initargs) as pool:
+        with worker_pool(n_jobs, initializer, initargs) as pool:
             pending: deque = deque()
             for item in items:
                 pending.append(pool.submit(fn, item))
@@ -740,6 +735,23 @@ def ordered_map(
                 yield pending.popleft().result()
     finally:
         gc.unfreeze()
+
+
+def worker_pool(
+    n_jobs: int, initializer: Callable | None = None, initargs: tuple = ()
+) -> ProcessPoolExecutor:
+    """A pool of ``n_jobs`` worker processes that ignore Ctrl-C (the parent reports it) and end
+    with a killed parent. Forked where the system can (they start at once and share the loaded
+    models copy-on-write; the parent's threads are never used in a worker): create it, and
+    submit its first item, from the thread that owns the process's imports."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    initargs = (initializer or _nothing, *initargs)
+    return ProcessPoolExecutor(n_jobs, context, _start_worker, initargs)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _start_worker(initializer: Callable, *initargs: object) -> None:

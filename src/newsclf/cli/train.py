@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import ClassVar
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -21,11 +23,13 @@ from newsclf.cli import console, console_script, fast_help, lazy_import, sweep, 
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
+batch = lazy_import("newsclf.batch")
 datasets = lazy_import("newsclf.datasets")
 evalsets = lazy_import("newsclf.evalsets")
 evaluation = lazy_import("newsclf.evaluation")
 hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
+np = lazy_import("numpy")
 saved_model = lazy_import("newsclf.saved_model")
 scipy_sparse = lazy_import("scipy.sparse")
 sklearn_base = lazy_import("sklearn.base")
@@ -36,6 +40,13 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict:
     """Train and evaluate; log everything to MLflow; register and gate the model."""
+    try:
+        return _train(cfg)
+    finally:  # a job that fails early must not wait for the rest of the vectorising
+        _SharedFeatures.stop_all()
+
+
+def _train(cfg: DictConfig) -> dict:
     task = Task.from_config(cfg.task)
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
@@ -190,7 +201,8 @@ SPLITS = ("train", "validation", "test")  # newsclf.datasets.SPLITS, without its
 def _start_fits(cfg: DictConfig, data: dict, names: list[str]) -> tuple:
     """The model, its shared split features, and the fit and refit (futures), started."""
     model = models.build_model(cfg.model)
-    shared = _SharedFeatures.start(model, data)
+    n_jobs = int(cfg.get("n_jobs", 1))
+    shared = _SharedFeatures.start(model, data, (os.cpu_count() or 1) if n_jobs == -1 else n_jobs)
     refitting = _start_refit(cfg, model, data, names, shared)
     fitting = _in_thread(_fit, model, None, data, names, None, shared)
     return model, shared, fitting, refitting
@@ -212,26 +224,57 @@ def _fit(
 
 
 class _SharedFeatures:
-    """The features of each split, computed once by one thread (train, then validation, then
-    test) when the model's first step learns nothing (see ``models.shares_features``): the fit
-    on train, the refit on train + validation and the evaluation all use them, instead of each
-    tokenising its texts again while holding the GIL. The models are those of plain fits."""
+    """The features of each split, computed once (train, then validation, then test) when the
+    model's first step learns nothing (see ``models.shares_features``): the fit on train, the
+    refit on train + validation and the evaluation all use them, instead of each tokenising
+    its texts again. Chunks of texts are vectorised in ``n_jobs`` worker processes, beside the
+    imports and MLflow set-up this process does meanwhile (tokenising holds the GIL); a thread
+    gathers them. The models are those of plain fits."""
+
+    CHUNK = 1_000  # texts per worker task
+    _pools: ClassVar[list] = []  # pools still working (stop_all cancels what they have not started)
 
     def __init__(self, splits: dict[str, Future]) -> None:
         self.splits = splits
 
     @classmethod
-    def start(cls, model, data: dict) -> _SharedFeatures | None:
+    def stop_all(cls) -> None:
+        while cls._pools:
+            cls._pools.pop().shutdown(wait=False, cancel_futures=True)
+
+    @classmethod
+    def start(cls, model, data: dict, n_jobs: int = 1) -> _SharedFeatures | None:
         if not models.shares_features(model):
             return None
         splits: dict[str, Future] = {s: Future() for s in data}
+        chunks = {
+            s: [texts[i : i + cls.CHUNK] for i in range(0, len(texts), cls.CHUNK)] or [[]]
+            for s, (texts, _) in data.items()
+        }
+        workers = min(n_jobs, sum(map(len, chunks.values())))
+        pool = batch.worker_pool(workers) if workers > 1 else None
+        if pool is not None:  # submitted here: the workers fork from this, the main, thread
+            cls._pools.append(pool)
+            parts = {
+                s: [pool.submit(models.front_features, model, c) for c in cs]
+                for s, cs in chunks.items()
+            }
 
         def vectorize() -> None:
-            for split, future in splits.items():
-                try:
-                    future.set_result(models.front_features(model, data[split][0]))
-                except BaseException as exc:
-                    future.set_exception(exc)
+            try:
+                for split, future in splits.items():
+                    try:
+                        if pool is None:
+                            future.set_result(models.front_features(model, data[split][0]))
+                        else:
+                            future.set_result(_stack([p.result() for p in parts[split]]))
+                    except BaseException as exc:
+                        future.set_exception(exc)
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    if pool in cls._pools:
+                        cls._pools.remove(pool)
 
         threading.Thread(target=vectorize, name="newsclf-vectorize", daemon=True).start()
         return cls(splits)
@@ -247,6 +290,15 @@ class _SharedFeatures:
     def predict(self, model, split: str) -> list:
         """``model.predict`` of the split's texts."""
         return model[1:].predict(self.splits[split].result())
+
+
+def _stack(parts: list) -> object:
+    """Feature rows of consecutive chunks, one matrix (sparse, or dense for dense parts)."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(scipy_sparse.issparse(p) for p in parts):
+        return scipy_sparse.vstack(parts, format="csr")
+    return np.vstack([p.toarray() if scipy_sparse.issparse(p) else p for p in parts])
 
 
 REFIT = ("train+validation", "none")
