@@ -7,6 +7,7 @@ so a summary can always show ``input = kept + rejected``.
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import functools
 import hashlib
 import itertools
@@ -137,6 +138,16 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
 def _is_wide(encoding: str) -> bool:
     """UTF-16 or UTF-32: encodings whose text is not ASCII-compatible bytes."""
     return encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
+
+
+@functools.lru_cache(maxsize=32)
+def _name_matcher(pattern: str) -> Callable[[str], bool]:
+    """``PurePosixPath(relative).match(pattern)``; for a pattern of one name, a compiled regex
+    on the last part (a folder of a million files is listed in a second, not in ten)."""
+    if "/" in pattern:
+        return lambda relative: PurePosixPath(relative).match(pattern)
+    name = re.compile(fnmatch.translate(pattern))
+    return lambda relative: name.match(relative.rpartition("/")[2]) is not None
 
 
 def _decode(data: bytes, path: Path | str, encoding: str) -> str:
@@ -315,7 +326,7 @@ class Source:
         """Whether a file (its path under the folder read) matches the glob ``pattern``, as
         ``PurePath.match`` does but ignoring case: ``*.txt`` takes ``NOTES.TXT`` too (files from
         other systems), which a case-sensitive glob would skip without a word."""
-        return PurePosixPath(relative.lower()).match(pattern.lower())
+        return _name_matcher(pattern.lower())(relative.lower())
 
     def file_pattern(self, fmt: str) -> str:
         """The glob that selects a folder's input files of format ``fmt``: ``pattern`` as
@@ -343,7 +354,12 @@ class Source:
         files = [p for p in folder.rglob("*") if p.is_file()]
         self.check_no_json_skipped(folder, (p.name for p in files), fmt)
         pattern = self.file_pattern(fmt)
-        return sorted(p for p in files if self.matches(p.relative_to(folder).as_posix(), pattern))
+        under = "/" in pattern  # else the name alone decides
+        return sorted(
+            p
+            for p in files
+            if self.matches(p.relative_to(folder).as_posix() if under else p.name, pattern)
+        )
 
     def check_no_json_skipped(self, folder: Path | str, names: Iterable[str], fmt: str) -> None:
         """A folder read as JSONL by the default pattern (``*.jsonl``) must not hold ``.json``
