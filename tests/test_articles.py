@@ -1,5 +1,6 @@
 import json
 import tracemalloc
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -494,3 +495,15 @@ def test_file_names_match_the_pattern_whatever_their_case(tmp_path):
     with pytest.raises(NewsclfError, match=r"holds \.json files \(C\.JSON\)"):
         (tables / "C.JSON").write_text('{"id": "2", "text": "oil"}\n', encoding="utf-8")
         source.files()
+
+
+def test_pattern_matching_is_purepath_match_ignoring_case():
+    """The compiled matcher answers as PurePath.match does on lower-cased names and patterns,
+    for names alone and for patterns naming a folder."""
+    names = ["a.txt", "B.TXT", "x/y/a.txt", "x/a.jsonl", "train.csv", "test.csv", "a.txt.bak"]
+    names += [".hidden.txt", "dir.txt/file", "tr[1].csv", "sub/part-1.JSONL"]
+    patterns = ["*.txt", "*.jsonl", "[tv][ra]*.csv", "*", "a.*", "y/*.txt", "x/*", "?.txt"]
+    for name in names:
+        for pattern in patterns:
+            expected = PurePosixPath(name.lower()).match(pattern.lower())
+            assert Source.matches(name, pattern) == expected, (name, pattern)
