@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import threading
 import time
@@ -201,8 +200,8 @@ SPLITS = ("train", "validation", "test")  # newsclf.datasets.SPLITS, without its
 def _start_fits(cfg: DictConfig, data: dict, names: list[str]) -> tuple:
     """The model, its shared split features, and the fit and refit (futures), started."""
     model = models.build_model(cfg.model)
-    n_jobs = int(cfg.get("n_jobs", 1))
-    shared = _SharedFeatures.start(model, data, (os.cpu_count() or 1) if n_jobs == -1 else n_jobs)
+    n_jobs = batch.resolve_n_jobs(int(cfg.get("n_jobs", 1)))
+    shared = _SharedFeatures.start(model, data, n_jobs)
     refitting = _start_refit(cfg, model, data, names, shared)
     fitting = _in_thread(_fit, model, None, data, names, None, shared)
     return model, shared, fitting, refitting
