@@ -209,10 +209,7 @@ class HadoopOutput:
             if "FileAlreadyExists" in str(exc) or self._fs.exists(lock):
                 return False
             raise self._error(exc) from None
-        try:
-            stream.write(bytearray(owner.encode("utf-8")))
-        finally:
-            stream.close()
+        _put(stream, owner)
         return True
 
     def _read(self, path) -> str | None:
@@ -263,11 +260,7 @@ class HadoopOutput:
 
     def _write(self, path, text: str) -> None:
         try:
-            stream = self._fs.create(path, True)
-            try:
-                stream.write(bytearray(text.encode("utf-8")))
-            finally:
-                stream.close()
+            _put(self._fs.create(path, True), text)
         except Exception as exc:
             raise self._error(exc) from None
 
@@ -328,8 +321,16 @@ def _ended_here(owner: str) -> bool:
     except ProcessLookupError:
         return True
     except OSError:  # alive, another user's
-        return False
+        pass
     return False
+
+
+def _put(stream, text: str) -> None:
+    """``text`` (UTF-8) into a Hadoop output stream, which is closed."""
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
 
 
 def _leftovers(name: str, names: Iterable[T]) -> Iterator[tuple[re.Match, T]]:
