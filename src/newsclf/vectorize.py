@@ -97,7 +97,7 @@ def _transform(vectorizer: HashingVectorizer, texts: Sequence[str]) -> object:
         cells, where = np.unique(cells, return_inverse=True)
         data = np.bincount(where.reshape(-1), weights=signs[keys], minlength=len(cells))
     else:
-        cells, data = np.unique(cells, return_counts=True)
+        cells, data = _distinct_counts(cells)
     indptr = np.searchsorted(cells, np.arange(len(texts) + 1) * n_features)
     X = sp.csr_matrix(
         (data.astype(vectorizer.dtype), (cells % n_features).astype(np.int32), indptr),
@@ -232,9 +232,23 @@ def _separated(texts: Sequence[str], lowercase: bool) -> pa.Array:
     return docs
 
 
+def _distinct_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_counts=True)``, sorted by timsort (numpy's stable sort):
+    cells come in row order, unigrams then bigrams, and timsort takes those runs as they are,
+    where ``np.unique``'s quicksort does not (40 against 60 ms for 2,000 BBC articles)."""
+    if len(values) == 0:
+        return values, np.empty(0, np.intp)
+    ordered = np.sort(values, kind="stable")
+    first = np.empty(len(ordered), bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return ordered[starts], np.diff(starts, append=len(ordered))
+
+
 def _sort_dtype(bound: int) -> type:
     """The narrowest of uint32 and int64 holding every value below ``bound``: numpy sorts
-    (``np.unique``) 32-bit keys in about half the time of 64-bit ones."""
+    32-bit keys in about half the time of 64-bit ones."""
     return np.uint32 if bound <= 2**32 else np.int64
 
 
