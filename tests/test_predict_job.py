@@ -276,3 +276,14 @@ print(sorted(name for name in sys.modules if name.split(".")[0] == "mlflow")[:3]
         "True",
         "[]",
     ]
+
+
+def test_a_small_batch_alike_the_training_data_raises_no_drift_warning(store, tmp_path):
+    """A few articles miss most training terms by chance alone: the divergence is compared
+    with that of a training sample of the same size, so only real drift warns."""
+    few = write_jsonl(tmp_path / "few.jsonl", article_rows(3, seed=5))
+    drift = _run(store, few, tmp_path / "few.parquet").report["tasks"]["topic"]["drift"]
+    # above the threshold by sample size alone, and about what a training sample shows
+    assert drift["vocabulary_js"] > 0.25
+    assert drift["vocabulary_js"] - drift["vocabulary_js_expected"] < 0.25
+    assert drift["warning"] == []

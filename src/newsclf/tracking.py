@@ -809,7 +809,7 @@ def log_batch_report(experiment: str, report: Mapping[str, Any], report_path: st
         metrics[f"{task}_mean_probability"] = info["mean_probability"]
         for label, counts in info["labels"].items():
             metrics[f"{task}_share_{label}"] = counts["share"]
-        for key in ("oov_word_share", "vocabulary_js"):
+        for key in ("oov_word_share", "vocabulary_js", "vocabulary_js_expected"):
             if info["drift"].get(key) is not None:
                 metrics[f"{task}_{key}"] = info["drift"][key]
     with run(experiment, "batch-predict", {"newsclf.stage": "predict"}) as run_id:
