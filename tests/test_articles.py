@@ -507,3 +507,25 @@ def test_pattern_matching_is_purepath_match_ignoring_case():
         for pattern in patterns:
             expected = PurePosixPath(name.lower()).match(pattern.lower())
             assert Source.matches(name, pattern) == expected, (name, pattern)
+
+
+def test_csv_multiline_record_rejected_after_parsing_consumes_its_lines(tmp_path):
+    """A quoted multi-line record that parses but is rejected (an undecodable byte, a wrong
+    number of fields) is one reject: its inner lines are not re-read as phantom records."""
+    bad_byte = tmp_path / "bad_byte.csv"
+    bad_byte.write_bytes(
+        b"id,title,text\n"
+        b'1,Caf\xe9 report,"First paragraph.\n'
+        b'99,Phantom title,Second paragraph"\n'
+        b"2,Second,Body of article two.\n"
+    )
+    few_fields = tmp_path / "few_fields.csv"
+    few_fields.write_text(
+        'id,title,text\n1,"Title line one\n98,Phantom,inner line"\n2,Second,Body two.\n',
+        encoding="utf-8",
+    )
+    for path, problem in ((bad_byte, "byte 0xe9 on line 2"), (few_fields, "2 fields where")):
+        records = list(Source(path=str(path), on_error="reject").read())
+        assert [type(r).__name__ for r in records] == ["Reject", "Article"], path
+        assert records[0].source.endswith(":2") and problem in records[0].detail
+        assert records[1].id == "2" and records[1].source.endswith(":4")

@@ -594,7 +594,8 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
 
     Quoted fields may hold newlines. A record that cannot be parsed (an unclosed quote, bytes
     that are not ``source.encoding``, a wrong number of fields) stops the read with its line
-    named (``on_error: raise``) or is rejected alone, and reading goes on with the next line.
+    named (``on_error: raise``) or is rejected alone. Reading goes on after the record's
+    last line, or, when it could not be parsed (its end is unknown), after its first line.
     """
     import csv
 
@@ -617,6 +618,7 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
     try:
         while True:
             problem = None
+            parsed = True  # the record's end is known (its lines are its own)
             try:
                 row = next(reader)
             except StopIteration:
@@ -624,6 +626,7 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
             except csv.Error as exc:
                 eof = "unexpected end of data" in str(exc)
                 problem = f"malformed CSV record ({'a quote is never closed' if eof else exc})"
+                parsed = False
             except UnicodeDecodeError as exc:  # UTF-16 bytes surrogateescape cannot map
                 # the decoder lost its place: no later record can be read (or counted)
                 raise NewsclfError(  # the decoder reads ahead: the line is a lower bound
@@ -657,7 +660,10 @@ def _csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
             if source.on_error == "raise":
                 raise error
             yield start, {"__reject__": str(error)}
-            if lines.no > start:  # the record swallowed later lines: read them again
+            # only a record that did not parse may have swallowed later records' lines: a
+            # parsed one (bad bytes, wrong field count) owns its lines, re-reading them would
+            # make phantom records of a quoted field's lines
+            if not parsed and lines.no > start:
                 lines.resume_after_start()
             else:
                 lines.next_record()
