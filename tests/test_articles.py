@@ -529,3 +529,33 @@ def test_csv_multiline_record_rejected_after_parsing_consumes_its_lines(tmp_path
         assert [type(r).__name__ for r in records] == ["Reject", "Article"], path
         assert records[0].source.endswith(":2") and problem in records[0].detail
         assert records[1].id == "2" and records[1].source.endswith(":4")
+
+
+def test_parquet_cell_that_is_not_utf8_costs_its_row_not_the_batch(tmp_path):
+    """One string cell that is not UTF-8 made pyarrow's to_pylist fail for the whole batch:
+    the batch was lost (or the job stopped) and the error named the batch start. Now that
+    row alone is rejected, or with on_error=raise the error names file:row."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    texts = [f"article {i} about gas".encode() for i in range(10)]
+    texts[6] = b"bad \xff bytes"
+    path = tmp_path / "a.parquet"
+    table = pa.table(
+        {
+            "id": [f"r{i}" for i in range(10)],
+            "title": ["t"] * 10,
+            "text": pa.array(texts, pa.binary()).view(pa.string()),
+        }
+    )
+    pq.write_table(table, path)
+    records = list(Source(path=str(path), on_error="reject", chunk_rows=4).read())
+    assert len(records) == 10
+    rejects = [r for r in records if isinstance(r, Reject)]
+    assert [r.source for r in rejects] == [f"{path}:7"]
+    assert rejects[0].reason == "malformed_record"
+    assert "column 'text' is not UTF-8 text (byte 0xff at offset 4)" in rejects[0].detail
+    assert [a.id for a in records if isinstance(a, Article)] == [
+        f"r{i}" for i in range(10) if i != 6
+    ]
+    with pytest.raises(NewsclfError, match=r"a\.parquet:7: column 'text' is not UTF-8"):
+        list(Source(path=str(path), chunk_rows=4).read())

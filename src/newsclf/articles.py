@@ -721,18 +721,61 @@ def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
     while True:
         try:
             batch = next(batches, None)
-            rows = batch.to_pylist() if batch is not None else []
+            if batch is None:
+                return
+            try:
+                rows = batch.to_pylist()
+            except UnicodeDecodeError:  # a string cell that is not UTF-8: find its row
+                rows = _parquet_rows_cell_by_cell(batch, file, row_no, source.on_error)
+        except NewsclfError:
+            raise
         except (OSError, ValueError, OverflowError) as exc:  # ArrowException: OSError, ValueError
             raise NewsclfError(
                 f"{file}: unreadable Parquet data after row {row_no} ({first_line(exc)})"
             ) from None
-        if batch is None:
-            return
         if rows and row_no == 0:  # named by all the file's columns, as the other readers do
             source.check_columns(file, parquet.schema_arrow.names)
         for row in rows:
             row_no += 1
             yield row_no, row
+
+
+def _parquet_rows_cell_by_cell(batch, file: Path, row_no: int, on_error: str) -> list[dict]:
+    """The rows of a batch that ``to_pylist`` cannot convert, its string columns decoded cell
+    by cell: a row with a cell that is not UTF-8 is the row ``{"__reject__": problem}`` (or,
+    with ``on_error=raise``, a NewsclfError naming ``file:row``), so one bad cell costs one
+    row, not the batch. ``row_no``: the rows read before the batch."""
+    import pyarrow as pa
+
+    columns: dict[str, list] = {}
+    text: set[str] = set()  # the string columns, read as bytes (a binary column stays bytes)
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            text.add(name)
+            binary = pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary()
+            columns[name] = column.view(binary).to_pylist()  # raw bytes: decoded below
+        else:
+            columns[name] = column.to_pylist()
+    rows: list[dict] = []
+    for i in range(batch.num_rows):
+        row: dict = {}
+        for name, values in columns.items():
+            value = values[i]
+            if name in text and value is not None:
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    problem = (
+                        f"{file}:{row_no + i + 1}: column {name!r} is not UTF-8 text "
+                        f"(byte 0x{value[exc.start]:02x} at offset {exc.start})"
+                    )
+                    if on_error == "raise":
+                        raise NewsclfError(problem) from None
+                    row = {"__reject__": problem}
+                    break
+            row[name] = value
+        rows.append(row)
+    return rows
 
 
 # --------------------------------------------------------------------------- cleaning
