@@ -559,3 +559,22 @@ def test_parquet_cell_that_is_not_utf8_costs_its_row_not_the_batch(tmp_path):
     ]
     with pytest.raises(NewsclfError, match=r"a\.parquet:7: column 'text' is not UTF-8"):
         list(Source(path=str(path), chunk_rows=4).read())
+
+
+def test_rejects_keep_the_id_that_could_be_read(tmp_path):
+    """A JSONL record with a string id but a field of the wrong type, and an undecodable .txt
+    file (its id is its file's stem), are rejected under that id, not an empty one; a record
+    whose id itself is of the wrong type has none."""
+    path = tmp_path / "a.jsonl"
+    path.write_text(
+        '{"id": "a1", "title": 123, "text": "gas"}\n{"id": 7, "title": "t", "text": "oil"}\n',
+        encoding="utf-8",
+    )
+    records = list(Source(path=str(path), on_error="reject").read())
+    assert [(r.id, r.reason) for r in records] == [("a1", "wrong_type"), (None, "wrong_type")]
+    assert "column 'title' holds int 123" in records[0].detail
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "story-9.txt").write_bytes(b"Monday, 1 May 2017\nGas\n\nCaf\xe9 prices.\n")
+    [reject] = Source(path=str(texts), on_error="reject").read()
+    assert (reject.id, reject.reason) == ("story-9", "unreadable")

@@ -271,7 +271,9 @@ class Source:
                 if skip:
                     skip -= 1
                     continue
-                yield Reject(id=None, source=str(file), reason="unreadable", detail=str(exc))
+                # a .txt article's id is its file's stem, known even when the file is not
+                txt_id = file.stem if fmt == "txt" else None
+                yield Reject(id=txt_id, source=str(file), reason="unreadable", detail=str(exc))
 
     def files(self) -> list[Path]:
         """The input files, sorted (a clear error when there are none)."""
@@ -446,7 +448,10 @@ class Source:
                 )
                 if self.on_error == "raise":
                     raise NewsclfError(problem)
-                return Reject(None, source, "wrong_type", problem)
+                # the id, when it is a readable string, names the reject (empty would not)
+                raw_id = row.get(self.id_column) if self.id_column else None
+                readable = raw_id.strip() if isinstance(raw_id, str) else ""
+                return Reject(readable or None, source, "wrong_type", problem)
         title, body = cell(self.title_column), cell(self.text_column)
         article_id = cell(self.id_column).strip() or content_id(title, body)
         return Article(
