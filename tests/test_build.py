@@ -130,6 +130,20 @@ def test_runs_merge_in_rounds_in_id_order(tmp_path, monkeypatch):
     assert not (tmp_path / ingested.folder.name).exists()
 
 
+def test_merge_rounds_take_dates_missing_from_the_first_run(tmp_path, monkeypatch):
+    # the first run has no date at all: its schema must not type `date` as null for the round
+    monkeypatch.setattr(build, "MERGE_FAN_IN", 2)
+    records = [
+        Article(f"a{i}", "T", f"Body {i}.", None if i < 2 else "2024-01-02") for i in range(6)
+    ]
+    ingested = build.ingest(records, Cleaner(), True, {}, {}, tmp_path, chunk_size=2)
+    try:
+        rows = list(build.merged(ingested.runs, ingested.folder))
+    finally:
+        ingested.close()
+    assert [r["date"] for r in rows] == [None, None] + ["2024-01-02"] * 4
+
+
 def test_duplicates_across_chunks_are_rejected_like_the_in_memory_ingest(tmp_path):
     records = [
         Article("a", "T", "Same body."),

@@ -325,7 +325,15 @@ def _stage(
         columns[f"votes_{key}"] = votes
         columns[f"mentions_{key}"] = mentions
     order = sorted(range(len(kept)), key=columns["id"].__getitem__)
-    types = {"text_key": pa.uint64()}
+    # fixed types: a chunk without any date would otherwise type `date` as null, and a merge
+    # round (which writes with its first run's schema) would then fail on a dated row
+    types = {
+        "id": pa.string(),
+        "date": pa.string(),
+        "title": pa.string(),
+        "text": pa.string(),
+        "text_key": pa.uint64(),
+    }
     table = pa.table(
         {k: pa.array([v[i] for i in order], type=types.get(k)) for k, v in columns.items()}
     )
