@@ -19,7 +19,7 @@ from newsclf.labelling.gold import load_annotations
 from newsclf.labelling.rules import load_rules
 from newsclf.labelling.weak import weak_labels
 from newsclf.tasks import Task
-from tests.conftest import ROOT, make_corpus, run_cli
+from tests.conftest import ROOT, error_line, make_corpus, run_cli
 
 CONFIGS = ROOT / "configs"
 
@@ -101,6 +101,34 @@ def test_chunked_build_equals_the_in_memory_build(tmp_path, corpus, gold_in_trai
     ]
     votes = (out / "topic" / "votes.csv").read_text(encoding="utf-8").splitlines()
     assert len(votes) == 1 + manifest.n_kept
+
+
+def test_blank_annotation_rows_are_not_annotations_but_name_known_articles(tmp_path, corpus):
+    # newsclf-annotate exports rows with an id and no labels: "not annotated yet"
+    articles, labels = corpus
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    labelled = {line.split(",")[0] for line in lines[1:]}
+    blank = sorted(p.stem for p in articles.glob("*.txt") if p.stem not in labelled)[0]
+    with_blank = tmp_path / "blank.csv"
+    with_blank.write_text("\n".join([*lines, f"{blank},,,"]) + "\n", encoding="utf-8")
+    out = _cli_build(tmp_path, articles, with_blank, "blank", "~tasks.stance")
+    ref = _cli_build(tmp_path, articles, labels, "ref", "~tasks.stance")
+    assert (
+        datasets.load(out / "topic")[1].fingerprint == datasets.load(ref / "topic")[1].fingerprint
+    )
+    # a blank row naming an article that is not in the input is still an error
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("\n".join([*lines, "no_such_article,,,"]) + "\n", encoding="utf-8")
+    proc = run_cli(
+        tmp_path,
+        "newsclf-dataset",
+        f"source.path={articles}",
+        f"annotations.path={unknown}",
+        "output_dir=unknown",
+        "log_to_mlflow=false",
+        ok=False,
+    )
+    assert "unknown article 'no_such_article'" in error_line(proc)
 
 
 def test_chunk_size_does_not_change_the_datasets(tmp_path, corpus):

@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +77,8 @@ class Ingested:
     gold_articles: dict[str, Article] = field(default_factory=dict)
     gold_votes: dict[str, dict[str, bytes]] = field(default_factory=dict)  # task -> id -> votes
     votes: dict[str, TaskVotes] = field(default_factory=dict)
-    seen_annotated: set[str] = field(default_factory=set)  # annotated ids found in the input
+    # ids the annotation files name (labelled or blank) that were found in the input
+    seen_annotated: set[str] = field(default_factory=set)
     unnamed_rejects: int = 0  # records rejected before their id was known
     first_reject: Reject | None = None
     seconds: float = 0.0
@@ -178,12 +179,15 @@ def ingest(
     output_dir: Path,
     chunk_size: int = CHUNK_SIZE,
     n_jobs: int = 1,
+    named_ids: Collection[str] = (),
 ) -> Ingested:
     """Pass 1 over ``records``: clean, de-duplicate and vote in chunks (see the module doc).
 
     ``annotated`` maps each task key to its gold labels (article id -> label), so gold articles
     are kept in memory for the splits. ``n_jobs`` worker processes clean and vote (at most two
     chunks each in flight); de-duplication and staging stay in this process, in input order.
+    ``named_ids`` are further ids the annotation files name without a label (blank rows): they
+    are looked for in the input (``Ingested.seen_annotated``) but are not gold articles.
     """
     from newsclf.batch import ordered_map, resolve_n_jobs
 
@@ -198,7 +202,7 @@ def ingest(
             _init_worker,
             (cleaner, rule_sets),
         )
-        _ingest(result, prepared, dedupe_text, rule_sets, annotated)
+        _ingest(result, prepared, dedupe_text, rule_sets, annotated, named_ids)
     except BaseException:
         result.close()
         raise
@@ -211,10 +215,11 @@ def _ingest(
     dedupe_text: bool,
     rule_sets: Mapping,
     annotated: Mapping[str, Mapping[str, str]],
+    named_ids: Collection[str] = (),
 ) -> None:
     from newsclf.batch import HashSet64, text_key
 
-    gold_ids = set().union(*annotated.values()) if annotated else set()
+    gold_ids = set().union(*annotated.values(), named_ids)
     result.votes = {key: TaskVotes(key, len(r.rules)) for key, r in rule_sets.items()}
     result.gold_votes = {key: {} for key in rule_sets}
     seen_ids, seen_texts = HashSet64(), HashSet64()
@@ -281,7 +286,8 @@ def _ingest(
                 if item.reason == "duplicate_text":
                     duplicates.setdefault(int(item.detail[1:]), []).append(n_reject_rows)
                 reject(item)
-            _stage(result, kept, [text_keys.get(id(a), 0) for a, _ in kept], rule_sets, annotated)
+            keys_kept = [text_keys.get(id(a), 0) for a, _ in kept]
+            _stage(result, kept, keys_kept, rule_sets, annotated, gold_ids)
             log.info("%d records read, %d kept", result.n_input, result.n_kept)
     if duplicates:
         _name_duplicates(result, duplicates)
@@ -294,6 +300,7 @@ def _stage(
     text_keys: list[int],
     rule_sets: Mapping,
     annotated: Mapping[str, Mapping[str, str]],
+    named: Collection[str] = (),
 ) -> None:
     """Count a chunk's kept articles' votes and write them, sorted by id, as a staging run."""
     if not kept:
@@ -309,6 +316,8 @@ def _stage(
     for a, _ in kept:
         if any(a.id in gold for gold in annotated.values()):
             result.gold_articles[a.id] = a
+            result.seen_annotated.add(a.id)
+        elif a.id in named:  # a blank annotation row's article: in the input, not gold
             result.seen_annotated.add(a.id)
     for key in rule_sets:
         gold = annotated.get(key, {})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -143,6 +143,7 @@ def ingest_on_spark(
     output_dir: Path,
     spark_conf: Mapping | None = None,
     spark=None,
+    named_ids: Collection[str] = (),
 ) -> Ingested:
     """Pass 1 of the dataset build on Spark; returns what :func:`newsclf.build.ingest` does."""
     fmt = source.resolved_format()
@@ -160,14 +161,16 @@ def ingest_on_spark(
         )
     result = Ingested(staging_folder(output_dir))
     try:
-        _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotated)
+        _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotated, named_ids)
     except BaseException:
         result.close()
         raise
     return result
 
 
-def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotated) -> None:
+def _ingest(
+    spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotated, named_ids=()
+) -> None:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -188,7 +191,7 @@ def _ingest(spark, result, source, fmt, cleaner, dedupe_text, rule_sets, annotat
     try:
         if source.on_error == "raise":
             raise_first_bad_record(marked, F)
-        _collect(result, marked, rule_sets, annotated, F)
+        _collect(result, marked, rule_sets, annotated, F, named_ids)
     except NewsclfError:
         raise
     except Exception as exc:  # a bad record on an executor: its one-line newsclf error
@@ -249,9 +252,16 @@ def _jsonl_frame(spark, source: Source, files: list[InputFile]):
     )
 
 
-def _collect(result: Ingested, marked, rule_sets: Mapping, annotated: Mapping, F) -> None:
+def _collect(
+    result: Ingested,
+    marked,
+    rule_sets: Mapping,
+    annotated: Mapping,
+    F,
+    named_ids: Collection[str] = (),
+) -> None:
     """Bring pass 1's outcome to the driver, streaming the big parts in order."""
-    gold_ids = set().union(*annotated.values()) if annotated else set()
+    gold_ids = set().union(*annotated.values(), named_ids)
     order = ["_file", "_row"]
     detail = (
         F.when(F.col("reject").isNotNull(), F.col("detail"))
@@ -322,6 +332,8 @@ def _collect(result: Ingested, marked, rule_sets: Mapping, annotated: Mapping, F
         for row in sorted_rows.toLocalIterator():
             record = row.asDict()
             record["text_key"] = 0
+            if record["id"] in gold_ids:  # also blank annotation rows' articles (not gold)
+                result.seen_annotated.add(record["id"])
             for c in task_columns:
                 if c.startswith("votes_"):
                     record[c] = bytes(record[c])

@@ -76,7 +76,8 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     output_dir = Path(cfg.output_dir)
     paths = annotation_paths(cfg.annotations.path)
     id_column = cfg.annotations.id_column
-    annotated = load_annotations(paths, list(tasks.values()), id_column, None)
+    named: set[str] = set()  # every id the files name, blank rows too: checked after pass 1
+    annotated = load_annotations(paths, list(tasks.values()), id_column, None, named)
     by_key = {key: annotated[task.name] for key, task in tasks.items()}
     engine = cfg.get("engine") or "local"
     if engine == "spark":  # pass 1 on Spark; the label models, splits and writing as below
@@ -85,7 +86,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
         spark_cfg = OmegaConf.to_container(cfg.spark, resolve=True) if cfg.get("spark") else {}
         ingested = ingest_on_spark(
             source, instantiate(cfg.clean), cfg.dedupe_text, rule_sets, by_key, output_dir,
-            spark_cfg,
+            spark_cfg, named_ids=named,
         )  # fmt: skip
     elif engine == "local":
         ingested = build.ingest(
@@ -97,6 +98,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
             output_dir,
             int(cfg.get("chunk_size") or build.CHUNK_SIZE),
             int(cfg.get("n_jobs") or 1),
+            named,
         )
     else:
         raise NewsclfError(f"engine: {engine!r} is not one of local, spark")

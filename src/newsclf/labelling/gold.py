@@ -16,6 +16,7 @@ def load_annotations(
     tasks: Sequence[Task],
     id_column: str = "article_id",
     known_ids: Collection[str] | None = None,
+    named: set[str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Read gold labels: ``{task name: {article id: label}}``.
 
@@ -23,14 +24,15 @@ def load_annotations(
     exported by ``newsclf-annotate`` and filled in), or None for no gold labels at all.
     Empty cells mean "not annotated for this task". Unknown article ids (when ``known_ids`` is
     given), labels outside a task's taxonomy and conflicting rows (in one file or across
-    files) are errors.
+    files) are errors. ``named``, when given, receives every article id the files name,
+    labelled or blank (the ids to look for in the input).
     """
     gold: dict[str, dict[str, str]] = {task.name: {} for task in tasks}
     if path is None:
         return gold
     paths = [path] if isinstance(path, str | Path) else list(path)
     for one in paths:
-        _read_annotations(Path(one), tasks, id_column, known_ids, gold)
+        _read_annotations(Path(one), tasks, id_column, known_ids, gold, named)
     return gold
 
 
@@ -40,6 +42,7 @@ def _read_annotations(
     id_column: str,
     known_ids: Collection[str] | None,
     gold: dict[str, dict[str, str]],
+    named: set[str] | None = None,
 ) -> None:
     for line_no, row in _numbered_rows(path):
         if id_column not in row:
@@ -47,6 +50,8 @@ def _read_annotations(
         article_id = str(row[id_column]).strip()
         if known_ids is not None and article_id not in known_ids:
             raise NewsclfError(f"{path}:{line_no}: annotation names unknown article {article_id!r}")
+        if named is not None:
+            named.add(article_id)
         for task in tasks:
             value = row.get(task.annotation_column)
             label = "" if value is None else str(value).strip()
