@@ -144,6 +144,30 @@ def test_chunk_size_does_not_change_the_datasets(tmp_path, corpus):
     assert not list(tmp_path.glob("one/.*")) and not list(tmp_path.glob("many/.*"))
 
 
+def test_chunk_size_and_n_jobs_zero_reach_the_build_as_set(tmp_path, corpus, monkeypatch):
+    # 0 is not "unset": chunk_size=0 is an error, n_jobs=0 one worker per core (resolve_n_jobs)
+    from hydra import compose, initialize_config_dir
+
+    from newsclf.cli.dataset import build_datasets
+    from newsclf.errors import NewsclfError
+
+    articles, labels = corpus
+    seen = []
+
+    def fake_ingest(*args, **kwargs):
+        seen.append(args[6:8])
+        raise NewsclfError("stop")
+
+    monkeypatch.setattr(build, "ingest", fake_ingest)
+    overrides = [f"source.path={articles}", f"annotations.path={labels}"]
+    overrides += [f"output_dir={tmp_path / 'out'}", "log_to_mlflow=false"]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("dataset", overrides=[*overrides, "chunk_size=0", "n_jobs=0"])
+    with pytest.raises(NewsclfError, match="stop"):
+        build_datasets(cfg)
+    assert seen == [(0, 0)]
+
+
 def test_runs_merge_in_rounds_in_id_order(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "MERGE_FAN_IN", 2)
     ids = [f"a{(i * 37) % 101:03d}" for i in range(101)]

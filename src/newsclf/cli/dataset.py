@@ -59,6 +59,13 @@ CONFIG_TYPES = {
 }
 
 
+def _int_setting(cfg: DictConfig, name: str, default: int) -> int:
+    """An int setting, ``default`` only when missing or null: 0 is a value (chunk_size=0 is
+    ingest's error, n_jobs=0 one worker per core as in the other CLIs)."""
+    value = cfg.get(name)
+    return default if value is None else int(value)
+
+
 def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     """Ingest the source once in chunks, then weakly label, write and log a dataset per task.
 
@@ -96,8 +103,8 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
             rule_sets,
             by_key,
             output_dir,
-            int(cfg.get("chunk_size") or build.CHUNK_SIZE),
-            int(cfg.get("n_jobs") or 1),
+            _int_setting(cfg, "chunk_size", build.CHUNK_SIZE),
+            _int_setting(cfg, "n_jobs", 1),
             named,
         )
     else:
