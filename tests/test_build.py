@@ -168,6 +168,32 @@ def test_chunk_size_and_n_jobs_zero_reach_the_build_as_set(tmp_path, corpus, mon
     assert seen == [(0, 0)]
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("annotations.path={tmp}", "is a folder, not a file"),
+        ("output_dir={tmp}/afile", "is a file, not a folder"),
+        ("clean.unicode_form=nfkc", "clean.unicode_form: 'nfkc' is not one of NFC, NFD, NFKC"),
+        ("clean.max_chars=abc", "clean.max_chars: 'abc' is not a whole number"),
+        ("clean.max_paragraph_words=-1", "clean.max_paragraph_words: -1 must be at least 0"),
+    ],
+)
+def test_bad_paths_and_clean_settings_are_one_line_errors(tmp_path, corpus, setting, message):
+    articles, labels = corpus
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    proc = run_cli(
+        tmp_path,
+        "newsclf-dataset",
+        f"source.path={articles}",
+        f"annotations.path={labels}",
+        "output_dir=out",
+        "log_to_mlflow=false",
+        setting.format(tmp=tmp_path),
+        ok=False,
+    )
+    assert message in error_line(proc)
+
+
 def test_runs_merge_in_rounds_in_id_order(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "MERGE_FAN_IN", 2)
     ids = [f"a{(i * 37) % 101:03d}" for i in range(101)]

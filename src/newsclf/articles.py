@@ -1174,6 +1174,17 @@ class Removal:
     text: str
 
 
+UNICODE_FORMS = ("NFC", "NFD", "NFKC", "NFKD")
+
+
+def _check_count(name: str, value: object) -> None:
+    """A Cleaner setting that must be a whole number >= 0 (a config typo is a one-line error)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NewsclfError(f"{name}: {value!r} is not a whole number")
+    if value < 0:
+        raise NewsclfError(f"{name}: {value} must be at least 0")
+
+
 class Cleaner:
     """Normalise Unicode, quotes and whitespace; drop boilerplate paragraphs and report them.
 
@@ -1192,6 +1203,14 @@ class Cleaner:
         max_paragraph_words: int = 60,
         max_chars: int | None = None,
     ) -> None:
+        # checked here, not by the first article cleaned: a bad setting fails before any work
+        if unicode_form not in UNICODE_FORMS:
+            raise NewsclfError(
+                f"clean.unicode_form: {unicode_form!r} is not one of {', '.join(UNICODE_FORMS)}"
+            )
+        _check_count("clean.max_paragraph_words", max_paragraph_words)
+        if max_chars is not None:
+            _check_count("clean.max_chars", max_chars)
         self.unicode_form = unicode_form
         self.fix_text = fix_text
         self.straight_quotes = straight_quotes

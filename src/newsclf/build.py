@@ -101,7 +101,12 @@ class Ingested:
 
 def staging_folder(output_dir: Path) -> Path:
     """A fresh hidden folder beside the datasets, on the same file system (atomic renames)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NewsclfError(f"output_dir: {output_dir} is a file, not a folder") from None
+    except OSError as exc:
+        raise NewsclfError(f"output_dir: cannot create {output_dir} ({exc.strerror})") from None
     folder = output_dir / f".build-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()

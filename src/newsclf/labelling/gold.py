@@ -93,6 +93,10 @@ def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
             return rows
     except FileNotFoundError:
         raise NewsclfError(f"{path}: annotations file does not exist") from None
+    except IsADirectoryError:
+        raise NewsclfError(f"{path}: annotations path is a folder, not a file") from None
+    except OSError as exc:  # e.g. no permission: one line, not a traceback
+        raise NewsclfError(f"{path}: cannot read annotations ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise NewsclfError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
