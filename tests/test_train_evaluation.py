@@ -129,6 +129,24 @@ def test_external_gate_needs_its_set(built, tmp_path):
     assert "refit: 'all' is not one of train+validation, none" in error_line(proc)
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.pipeline.classifier.C=abc", "model.pipeline.classifier: The 'C' parameter"),
+        ("model.pipeline.classifier.C=-1", "model.pipeline.classifier: The 'C' parameter"),
+        (
+            "model.pipeline.vectorizer.ngram_range=[2,1]",
+            "model.pipeline.vectorizer: Invalid value for ngram_range=(2, 1)",
+        ),
+    ],
+)
+def test_invalid_model_parameter_is_one_line_before_any_run(built, tmp_path, override, expected):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_cli(built, "newsclf-train", f"mlflow.tracking_uri={uri}", override, ok=False)
+    assert expected in error_line(proc)
+    assert not (tmp_path / "mlflow.db").exists()  # no run was started, so none left FAILED
+
+
 def _fullwidth(text: str) -> str:
     """ASCII letters as their fullwidth forms: NFKC (the default cleaning) turns them back."""
     return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalpha() else c for c in text)

@@ -26,7 +26,7 @@ from sklearn.base import clone as sklearn_clone
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import compute_class_weight, get_tags
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,34 @@ def build_model(cfg: DictConfig | Mapping[str, Any]) -> Pipeline:
         raise NewsclfError(f"model.pipeline: cannot build the model ({exc})") from None
     if not hasattr(model, "fit") or not hasattr(model, "predict"):
         raise NewsclfError(f"model.pipeline: {type(model).__name__} is not an estimator")
+    check_parameters(model)
     if cfg.get("out_of_core"):
         out_of_core_settings(cfg.out_of_core)
         check_streamable(model)
     return model
+
+
+def check_parameters(model: BaseEstimator) -> None:
+    """Check the parameters of ``model`` and of every estimator in it as scikit-learn's
+    ``fit`` would (``C=-1``, ``C=abc``, ``ngram_range=[2,1]``), before any fit starts: one
+    line naming the step (``model.pipeline.<step>``) and the problem, instead of a traceback
+    from a fit already running in a thread, inside an MLflow run."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    steps = [("", model)] + [
+        (key.replace("__", "."), value)
+        for key, value in model.get_params(deep=True).items()
+        if isinstance(value, BaseEstimator)
+    ]
+    for key, step in steps:
+        where = f"model.pipeline.{key}" if key else "model.pipeline"
+        try:
+            if hasattr(step, "_parameter_constraints"):  # scikit-learn's own check, done by fit
+                step._validate_params()
+            if hasattr(step, "_validate_ngram_range"):  # text vectorizers check it at fit
+                step._validate_ngram_range()
+        except (InvalidParameterError, ValueError, TypeError) as exc:
+            raise NewsclfError(f"{where}: {first_line(exc)}") from None
 
 
 # --------------------------------------------------------------------------- rule cues
