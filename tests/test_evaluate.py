@@ -228,8 +228,13 @@ def _write_set(folder: Path, n: int = 60) -> tuple[Path, Path, list[dict]]:
     articles = folder / "articles.csv"
     pd.DataFrame(rows).to_csv(articles, index=False)
     labels = folder / "labels.csv"
-    pd.DataFrame(gold).to_csv(labels, index=False)
+    _write_labels(gold, labels)
     return articles, labels, gold
+
+
+def _write_labels(gold: list[dict], path: Path) -> None:
+    """The annotations file of evaluation=own, in the newsclf-dataset format (``article_id``)."""
+    pd.DataFrame(gold).rename(columns={"id": "article_id"}).to_csv(path, index=False)
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +323,7 @@ def test_cli_bad_labels_exit_2(store, tmp_path):
     uri = store
     articles, labels, gold = _write_set(tmp_path, n=12)
     gold[3]["stance"] = "pro-russian"
-    pd.DataFrame(gold).to_csv(labels, index=False)
+    _write_labels(gold, labels)
     args = [
         f"mlflow.tracking_uri={uri}",
         "evaluation=own",
@@ -334,7 +339,7 @@ def test_cli_bad_labels_exit_2(store, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing written before the labels were checked
     gold[3]["stance"] = "neutral"
     gold[4]["id"] = "b999"
-    pd.DataFrame(gold).to_csv(labels, index=False)
+    _write_labels(gold, labels)
     line = error_line(run_cli(tmp_path, "newsclf-evaluate", *args, ok=False))
     assert line.endswith(f"{labels}:6: annotation names unknown article 'b999'")
     line = error_line(

@@ -36,7 +36,7 @@ def built(tmp_path_factory) -> Path:
     pd.DataFrame(rows).to_csv(cwd / "dev.csv", index=False)
     topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
     gold = [
-        {"id": r["id"], "topic": topics[i % 6], "stance": stances[i % 3]}
+        {"article_id": r["id"], "topic": topics[i % 6], "stance": stances[i % 3]}
         for i, r in enumerate(rows)
     ]
     pd.DataFrame(gold).to_csv(cwd / "dev_labels.csv", index=False)
@@ -171,7 +171,7 @@ def test_evaluation_prepares_articles_as_the_model_does(tmp_path):
         row["text"] = _fullwidth(row["text"])
     pd.DataFrame(rows).to_csv(tmp_path / "dev.csv", index=False)
     topics = list(TOPIC_WORDS)
-    gold = [{"id": r["id"], "topic": topics[i % 6]} for i, r in enumerate(rows)]
+    gold = [{"article_id": r["id"], "topic": topics[i % 6]} for i, r in enumerate(rows)]
     pd.DataFrame(gold).to_csv(tmp_path / "dev_labels.csv", index=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # refit=none: the registered model is the one newsclf-train scored on the set
