@@ -127,6 +127,8 @@ def test_external_gate_needs_its_set(built, tmp_path):
     assert "gate.external: minimums for nyt but no evaluation set configured" in error_line(proc)
     proc = run_cli(built, "newsclf-train", "refit=all", ok=False)
     assert "refit: 'all' is not one of train+validation, none" in error_line(proc)
+    proc = run_cli(built, "newsclf-train", "n_jobs=abc", ok=False)
+    assert "n_jobs: 'abc' is not an integer (-1: one worker per core)" in error_line(proc)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,18 @@ from typing import ClassVar
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from newsclf.cli import console, console_script, fast_help, lazy_import, sweep, user_errors
+from newsclf.cli import (
+    BOOL,
+    NUMBER,
+    POSITIVE,
+    check_types,
+    console,
+    console_script,
+    fast_help,
+    lazy_import,
+    sweep,
+    user_errors,
+)
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
@@ -45,7 +56,18 @@ def train(cfg: DictConfig) -> dict:
         _SharedFeatures.stop_all()
 
 
+CONFIG_TYPES = {
+    "n_jobs": ((int,), "an integer (-1: one worker per core)"),
+    "top_features": ((int,), "an integer (0: off)"),
+    "calibration_bins": POSITIVE,
+    "register": BOOL,
+    "gate.min_test_macro_f1": NUMBER,
+    "gate.compare_to_champion": BOOL,
+}
+
+
 def _train(cfg: DictConfig) -> dict:
+    check_types(cfg, CONFIG_TYPES)  # Hydra passes n_jobs=abc through as a string
     task = Task.from_config(cfg.task)
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
