@@ -287,3 +287,52 @@ def test_a_small_batch_alike_the_training_data_raises_no_drift_warning(store, tm
     assert drift["vocabulary_js"] > 0.25
     assert drift["vocabulary_js"] - drift["vocabulary_js_expected"] < 0.25
     assert drift["warning"] == []
+
+
+_KILLER = """
+import os, signal, sys
+from pathlib import Path
+import newsclf.batch as batch
+from newsclf.cli.predict import run_prediction
+from tests.predict_support import predict_config
+
+store, source, out, at = sys.argv[1:5]
+def kill(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if at == "write":  # while the predictions file is being written
+    batch.PredictionWriter.write = kill
+else:  # as the first file of the new set is renamed into place
+    replace = os.replace
+    def first_rename(src, dst):
+        if Path(dst).name.startswith(Path(out).name):
+            kill()
+        replace(src, dst)
+    batch.os.replace = first_rename
+run_prediction(predict_config(store, "source=jsonl", f"source.path={source}",
+                              f"output.path={out}", "output.overwrite=true"))
+"""
+
+
+@pytest.mark.parametrize("at", ["write", "rename"])
+def test_job_killed_while_replacing_an_output_leaves_no_mixed_set(store, articles, tmp_path, at):
+    """A job replacing another job's output, killed while it assembles its files, leaves the
+    older job's whole set or no predictions file, never older predictions beside its own
+    rejects and report; the rerun finishes."""
+    out = tmp_path / "p.parquet"
+    _run(store, articles, out)
+    small = write_jsonl(tmp_path / "small.jsonl", article_rows(40))
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, store, str(small), str(out), at],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr
+    if out.exists():
+        report = json.loads((tmp_path / "p.parquet.report.json").read_text())
+        rejects = pd.read_csv(tmp_path / "p.parquet.rejects.csv")
+        assert _meta(out)["n_input"] == report["n_input"] == 300
+        assert len(rejects) == report["n_rejected"] == 2
+    result = _run(store, small, out, "output.overwrite=true")
+    assert result.n_input == 40 and _meta(out)["n_input"] == 40

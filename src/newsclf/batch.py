@@ -206,7 +206,7 @@ def _atomic_write_table(table: pa.Table, path: Path) -> None:
 
 
 def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary(path)
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
@@ -561,20 +561,26 @@ def _assemble(
     settings: JobSettings,
     report: dict,
 ) -> Path:
-    """Rejects, boilerplate and report first, the predictions file last (its presence means
-    the job finished), each written under a temporary name and renamed into place."""
-    _concat_csv(parts, "rejects", REJECT_COLUMNS, sidecar(path, ".rejects.csv"), state.chunks)
-    if state.removed_by_rule:
-        _concat_csv(
-            parts, "removals", REMOVAL_COLUMNS, sidecar(path, ".boilerplate.csv"), state.chunks
-        )
-    else:  # an earlier job's removals must not pass for this one's
-        sidecar(path, ".boilerplate.csv").unlink(missing_ok=True)
+    """Every file is written whole under a temporary name first. Then an older predictions
+    file goes, the rejects, boilerplate and report are renamed into place, and the predictions
+    file comes last (its presence means the job finished): a job killed at any point leaves
+    the older job's whole set, or no predictions file, never one beside another job's files."""
     report_path = sidecar(path, ".report.json")
-    _atomic_write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", report_path)
+    staged: list[tuple[Path, Path]] = []  # (temporary, final), renamed once all are written
     columns = [*prediction_columns([m.task for m in models]), "truncated_chars"]
     writer = PredictionWriter(path, columns, settings.output_format)
     try:
+        rejects = sidecar(path, ".rejects.csv")
+        staged.append(
+            (_write_csv(parts, "rejects", REJECT_COLUMNS, rejects, state.chunks), rejects)
+        )
+        if state.removed_by_rule:
+            removals = sidecar(path, ".boilerplate.csv")
+            staged.append(
+                (_write_csv(parts, "removals", REMOVAL_COLUMNS, removals, state.chunks), removals)
+            )
+        text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        staged.append((_write_temporary_text(text, report_path), report_path))
         for i in range(state.chunks):
             part = pq.ParquetFile(parts / f"part-{i:06d}.parquet")
             for batch in part.iter_batches(batch_size=50_000, columns=columns):
@@ -582,17 +588,44 @@ def _assemble(
         meta = {
             k: report[k] for k in ("n_input", "n_predicted", "n_rejected", "rejected_by_reason")
         }
-        writer.commit({**meta, "models": report["models"], "source": report["source"]})
+        writer.finish({**meta, "models": report["models"], "source": report["source"]})
+        try:
+            path.unlink(missing_ok=True)  # first: the older predictions never meet new sidecars
+            if not state.removed_by_rule:  # an earlier job's removals must not pass for ours
+                sidecar(path, ".boilerplate.csv").unlink(missing_ok=True)
+            for tmp, final in staged:
+                os.replace(tmp, final)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        writer.move_into_place()
     except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
         writer.abort()
         raise
     return report_path
 
 
-def _concat_csv(parts: Path, kind: str, columns: list[str], target: Path, chunks: int) -> None:
-    import pyarrow.csv as pacsv
+def _temporary(target: Path) -> Path:
+    """The hidden name this process writes ``target`` under (``_clear_stale`` knows it)."""
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
 
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+
+def _write_temporary_text(text: str, target: Path) -> Path:
+    """``text`` in the temporary file for ``target``; returns that file."""
+    tmp = _temporary(target)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(target, exc) from None
+    return tmp
+
+
+def _write_csv(parts: Path, kind: str, columns: list[str], target: Path, chunks: int) -> Path:
+    """The ``kind`` part files as one CSV file, in the temporary file for ``target``; returns
+    that file."""
+    tmp = _temporary(target)
     schema = pa.schema([(c, pa.string()) for c in columns])
     try:
         with pacsv.CSVWriter(tmp, schema) as writer:
@@ -600,6 +633,15 @@ def _concat_csv(parts: Path, kind: str, columns: list[str], target: Path, chunks
                 file = parts / f"{kind}-{i:06d}.parquet"
                 if file.exists():
                     writer.write_table(pq.read_table(file).cast(schema))
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(target, exc) from None
+    return tmp
+
+
+def _concat_csv(parts: Path, kind: str, columns: list[str], target: Path, chunks: int) -> None:
+    tmp = _write_csv(parts, kind, columns, target, chunks)
+    try:
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -633,7 +675,7 @@ class PredictionWriter:
             raise NewsclfError(f"{self.path.parent}: output folder does not exist")
         if not os.access(self.path.parent, os.W_OK):
             raise NewsclfError(f"{self.path.parent}: output folder is not writable")
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = _temporary(self.path)
         self.columns = list(columns)
         self.rows = 0
         self._writer: object | None = None
@@ -673,6 +715,12 @@ class PredictionWriter:
 
     def commit(self, metadata: Mapping[str, object]) -> Path:
         """Finish the file (an empty one if nothing was written) and move it into place."""
+        self.finish(metadata)
+        return self.move_into_place()
+
+    def finish(self, metadata: Mapping[str, object]) -> Path:
+        """Complete the temporary file (an empty one if nothing was written), not yet in
+        place (``move_into_place``); returns it."""
         try:
             if self.format == "parquet":
                 meta = {b"newsclf": json.dumps({**metadata, "rows": self.rows}).encode()}
@@ -691,6 +739,14 @@ class PredictionWriter:
                     self.tmp.write_text("", encoding="utf-8")
                 else:
                     self._fh.close()
+        except OSError as exc:
+            self.abort()
+            raise NewsclfError(f"{self.path}: cannot write predictions ({exc.strerror})") from None
+        return self.tmp
+
+    def move_into_place(self) -> Path:
+        """Rename the finished temporary file to the final path."""
+        try:
             os.replace(self.tmp, self.path)
         except OSError as exc:
             self.abort()
