@@ -336,3 +336,17 @@ def test_job_killed_while_replacing_an_output_leaves_no_mixed_set(store, article
         assert len(rejects) == report["n_rejected"] == 2
     result = _run(store, small, out, "output.overwrite=true")
     assert result.n_input == 40 and _meta(out)["n_input"] == 40
+    assert not list(tmp_path.glob(".p.parquet*.tmp-*"))  # the killed job's temporaries went
+
+
+def test_a_job_removes_only_the_temporaries_of_ended_writers(store, articles, tmp_path):
+    """Files a killed job was writing beside this output go; those of a live process, and
+    those of another output, stay."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    stale = [f".p.parquet{s}.tmp-{ended.pid}" for s in ("", ".rejects.csv", ".report.json")]
+    kept = [".p.parquet.tmp-1", f".p.parquet.v2.tmp-{ended.pid}", f".q.parquet.tmp-{ended.pid}"]
+    for name in stale + kept:  # pid 1 is always alive
+        (tmp_path / name).write_text("half-written")
+    _run(store, articles, tmp_path / "p.parquet")
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp-*")) == sorted(kept)

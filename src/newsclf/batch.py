@@ -300,9 +300,36 @@ def run_job(
             f"{path.parent}: output folder is not writable ({exc.strerror})"
         ) from None
     try:
+        _clear_stale(path)
         return _run_locked(source, models, path, settings, config or {}, on_progress)
     finally:
         lock.release()
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove the temporary files (``.<name>[.<sidecar>].tmp-<pid>``) a killed job left beside
+    output ``path``: those of a process that has ended on this host. Called with the output's
+    lock held, so no live job of ours is writing them; another output's are not matched."""
+    stale = re.compile(
+        re.escape(f".{path.name}") + r"(?:\.rejects\.csv|\.boilerplate\.csv|\.report\.json)?"
+        r"\.tmp-(?P<pid>\d+)"
+    )
+    for file in path.parent.iterdir():
+        found = stale.fullmatch(file.name)
+        if found and not _alive(int(found["pid"])):
+            with contextlib.suppress(OSError):  # a leftover that stays harms no result
+                file.unlink()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (as ``spark_output._ended_here`` decides)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, another user's
+        pass
+    return True
 
 
 def _run_locked(
