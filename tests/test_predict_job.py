@@ -350,3 +350,23 @@ def test_a_job_removes_only_the_temporaries_of_ended_writers(store, articles, tm
         (tmp_path / name).write_text("half-written")
     _run(store, articles, tmp_path / "p.parquet")
     assert sorted(p.name for p in tmp_path.glob(".*.tmp-*")) == sorted(kept)
+
+
+def test_logged_model_takes_pandas_missing_values_as_missing(store):
+    """pd.NA (pandas' string dtype), like None and NaN, is a missing title or body in the
+    logged (pyfunc) model, not the text "<NA>"."""
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model("models:/newsclf-topic@champion")
+    body = article_rows(1)[0]["text"]
+
+    def predict(title: object, text: object, dtype: str) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {"title": pd.array([title, "t"], dtype=dtype), "text": pd.array([text, body], dtype)}
+        )
+        return model.predict(frame)
+
+    missing = predict("t", pd.NA, "string")
+    assert missing.loc[0, "label"] == "" and np.isnan(missing.loc[0, "probability"])
+    pd.testing.assert_frame_equal(predict(pd.NA, body, "string"), predict(None, body, object))

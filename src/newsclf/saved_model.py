@@ -274,8 +274,9 @@ class Preparation:
 
 
 def _text_or_empty(value: object) -> str:
-    """A text cell as a string: None and NaN (pandas' and Spark's missing values) are empty."""
-    if value is None or (isinstance(value, float) and value != value):
+    """A text cell as a string: a missing value (None, NaN, pd.NA of pandas' string dtype,
+    NaT; pandas' and Spark's) is empty, not the text "<NA>"."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
     return str(value)
 
