@@ -97,6 +97,24 @@ def test_writer_formats_and_atomic_commit(tmp_path, fmt):
         assert len(pd.read_json(path, lines=True)) == 12
 
 
+def test_jsonl_keeps_probabilities_as_parquet_and_csv_do(tmp_path):
+    """Every output format holds the same floats (JSON lines had 10 decimals); a missing
+    probability is null."""
+    frame = pd.DataFrame(
+        {"id": ["a", "b"], "topic_probability": [0.9334362011935995, np.nan], "truncated_chars": 0}
+    )
+    for fmt in ("jsonl", "csv", "parquet"):
+        writer = PredictionWriter(tmp_path / f"p.{fmt}", list(frame.columns))
+        writer.write(frame)
+        writer.commit({})
+    lines = (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["topic_probability"] for r in rows] == [0.9334362011935995, None]
+    assert rows[0] == {"id": "a", "topic_probability": 0.9334362011935995, "truncated_chars": 0}
+    for other in (pd.read_csv(tmp_path / "p.csv"), pd.read_parquet(tmp_path / "p.parquet")):
+        assert other["topic_probability"][0] == rows[0]["topic_probability"]
+
+
 def test_writer_abort_leaves_nothing(tmp_path):
     writer = PredictionWriter(tmp_path / "p.parquet", prediction_columns(["topic"]))
     writer.write(next(_chunks([Article("1", "", "gas")])))

@@ -723,8 +723,11 @@ class PredictionWriter:
             else:
                 if self._fh is None:
                     self._fh = self.tmp.open("w", encoding="utf-8")
-                frame[self.columns].to_json(
-                    self._fh, orient="records", lines=True, force_ascii=False
+                # json writes floats in full (shortest round-trip) as parquet and csv keep them;
+                # pandas' to_json rounds to 10 (at most 15) digits. Missing values are nulls.
+                self._fh.writelines(
+                    json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
+                    for row in table.to_pylist()
                 )
         except OSError as exc:
             self.abort()
