@@ -169,3 +169,45 @@ def test_workers_keep_their_memory_and_the_parent_is_left_alone():
     if sys.platform == "linux" and thp is not None:
         assert thp == "0"  # no transparent huge pages in a worker
     assert pa.default_memory_pool().backend_name == parent
+
+
+def test_an_article_empty_under_any_models_preparation_is_rejected_in_any_order(tmp_path):
+    """Two models whose saved preparations differ: an article that one of them cleans to
+    nothing is rejected as empty_text (not predicted with "" and NaN for that model), and the
+    job's output does not depend on the order of the models."""
+    from newsclf.articles import DEFAULT_BOILERPLATE, Source
+    from newsclf.batch import JobSettings, run_job
+    from newsclf.saved_model import Preparation
+
+    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
+    topic = _model("topic")
+    stance = LoadedModel(
+        "stance",
+        Classifier(_fitted(), ["economy", "military"]),
+        "uri",
+        "name",
+        "3",
+        preparation=Preparation({"boilerplate": rule}),
+    )
+    texts = ["gas prices rouble", "Statement from the ministry on gas.", "troops drone", "  "]
+    rows = [{"id": f"a{i}", "title": "", "text": t} for i, t in enumerate(texts)]
+    source_path = tmp_path / "in.jsonl"
+    source_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    source = Source(path=str(source_path), format="jsonl")
+    outputs = []
+    for name, models in (("ts", [topic, stance]), ("st", [stance, topic])):
+        out = tmp_path / f"{name}.parquet"
+        result = run_job(source, models, out, JobSettings(n_jobs=1))
+        assert result.n_predicted == 2 and result.rejected_by_reason == {"empty_text": 2}
+        rejects = pd.read_csv(tmp_path / f"{name}.parquet.rejects.csv")
+        assert rejects[["id", "reason"]].values.tolist() == [
+            ["a1", "empty_text"],
+            ["a3", "empty_text"],
+        ]
+        outputs.append(rejects)
+        frame = pd.read_parquet(out)
+        assert frame["id"].tolist() == ["a0", "a2"]
+        assert frame["stance_probability"].notna().all()
+        outputs.append(frame[sorted(frame.columns)])
+    pd.testing.assert_frame_equal(outputs[0], outputs[2])  # the rejects
+    pd.testing.assert_frame_equal(outputs[1], outputs[3])  # the predictions

@@ -109,12 +109,25 @@ def process_chunk(
 ) -> ChunkResult:
     """Prepare and predict a chunk of raw records: what one worker does with one chunk.
 
-    Each model reads the article as its own :class:`Preparation` makes it; the first model's
-    decides what counts as empty (rejected), the removals reported and the duplicate key.
-    Models whose preparation differs prepare the kept articles again with theirs.
+    Each model reads the article as its own :class:`Preparation` makes it; an article empty
+    under any model's preparation is rejected (empty_text), whatever the order of the models.
+    The first model's decides the removals reported and the duplicate key. Models whose
+    preparation differs prepare the kept articles again with theirs.
     """
     primary = models[0].preparation if models else Preparation()
     kept, rejects, removals = prepare_records(records, primary.cleaner, primary.max_chars)
+    others: dict[str, list[str | None]] = {}  # the texts of each other preparation
+    for model in models:
+        key = model.preparation.key
+        if key != primary.key and key not in others:
+            raw = [p.original for p in kept]
+            others[key] = model.preparation.texts([a.title for a in raw], [a.body for a in raw])
+    # Else an article one model cleans to nothing gets "" and NaN from it, and which articles
+    # are rejected would depend on which model comes first.
+    empty = {i for texts in others.values() for i, text in enumerate(texts) if text is None}
+    if empty:
+        kept, rejects = _reject_empty(records, kept, rejects, empty)
+        others = {k: [t for i, t in enumerate(v) if i not in empty] for k, v in others.items()}
     texts = [p.article.text for p in kept]
     frame: dict[str, list] = {
         "id": [p.article.id for p in kept],
@@ -129,8 +142,7 @@ def process_chunk(
                 model_texts: list[str | None] = texts
                 out, features = model.classifier.predict_with_features(texts)
             else:
-                raw = [p.original for p in kept]
-                model_texts = model.preparation.texts([a.title for a in raw], [a.body for a in raw])
+                model_texts = others[model.preparation.key]
                 out, features = predict_frame(model.classifier, [], model_texts), None
             frame[f"{model.task}_label"] = out["label"].tolist()
             frame[f"{model.task}_probability"] = out["probability"].tolist()
@@ -141,6 +153,28 @@ def process_chunk(
     result = pd.DataFrame(frame)
     result["_text_key"] = result["_text_key"].astype("uint64")
     return ChunkResult(len(records), result, rejects, removals, stats)
+
+
+def _reject_empty(
+    records: Sequence[Record],
+    kept: list[PreparedArticle],
+    rejects: list[Reject],
+    empty: set[int],
+) -> tuple[list[PreparedArticle], list[Reject]]:
+    """``kept`` without the articles at the positions ``empty``, which join ``rejects`` as
+    empty_text, the rejects staying in input order."""
+    dropped = {id(kept[i].original) for i in empty}
+    still = {id(p.original) for i, p in enumerate(kept) if i not in empty}
+    earlier = iter(rejects)
+    merged: list[Reject] = []
+    for record in records:
+        if id(record) in dropped:  # the detail of the first model's empty articles, too
+            merged.append(
+                Reject(record.id, record.source, "empty_text", "no body text after cleaning")
+            )
+        elif id(record) not in still:
+            merged.append(next(earlier))
+    return [p for i, p in enumerate(kept) if i not in empty], merged
 
 
 def _model_stats(classifier: object, texts: list[str], features: object, sample: int) -> ModelStats:
