@@ -639,3 +639,33 @@ def test_a_uri_output_is_locked_against_a_second_job_on_any_host(spark, tmp_path
         NewsclfError, match=r"preds\.spark\.lock: other-host\.example .*delete the lock"
     ):
         HadoopOutput(spark, uri).lock().__enter__()
+
+
+def test_an_article_empty_under_any_models_preparation_is_rejected_as_locally(
+    spark, setup, tmp_path
+):
+    """Models whose preparations differ: an article one of them cleans to nothing is rejected
+    as empty_text by both engines, whatever the order of the models."""
+    import dataclasses
+
+    from newsclf.articles import DEFAULT_BOILERPLATE
+    from newsclf.batch import run_job
+    from newsclf.saved_model import Preparation
+
+    _, store = setup
+    rows = article_rows(20)
+    rows[5]["text"] = "Statement from the ministry on the talks."
+    (tmp_path / "in").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "in" / "a.parquet")
+    cfg = predict_config(store, "source=parquet", f"source.path={tmp_path / 'in'}")
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    topic, stance = prepared_models(cfg, load_models(cfg))
+    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
+    stance = dataclasses.replace(stance, preparation=Preparation({"boilerplate": rule}))
+    for name, models in (("ts", [topic, stance]), ("st", [stance, topic])):
+        local = run_job(source, models, tmp_path / f"{name}.parquet", JobSettings())
+        ours = run_spark_job(source, models, tmp_path / name, JobSettings(), spark=spark)
+        for result in (local, ours):
+            assert (result.n_predicted, result.rejected_by_reason) == (19, {"empty_text": 1})
+        assert pd.read_parquet(tmp_path / f"{name}.rejects")["id"].tolist() == ["a000005"]
+        assert pd.read_parquet(tmp_path / name)["stance_probability"].notna().all()

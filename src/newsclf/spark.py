@@ -65,7 +65,8 @@ def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", c
 
 
 def _preparations(models: Sequence[LoadedModel]) -> list[Preparation]:
-    """The models' distinct text preparations, the first model's first (it decides rejects)."""
+    """The models' distinct text preparations, the first model's first (it decides the
+    removals reported; an article empty under any of them is rejected)."""
     distinct: dict[str, Preparation] = {}
     for m in models:
         distinct.setdefault(m.preparation.key, m.preparation)
@@ -227,15 +228,18 @@ def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Calla
                 prepared = preparations[0].prepare(record)
                 out["id"].append(prepared.article.id)
                 out["text_0"].append(prepared.article.text)
-                out["empty"].append(not prepared.article.body.strip())
+                empty = not prepared.article.body.strip()
                 out["truncated_chars"].append(prepared.truncated_chars)
                 out["source"].append(where)
                 out["removals"].append(
                     [{"rule": r.rule, "text": r.text} for r in prepared.removals]
                 )
                 for i, other in enumerate(preparations[1:], start=1):
-                    article = other.prepare(record).article  # empty: no prediction, as locally
-                    out[f"text_{i}"].append(article.text if article.body.strip() else "")
+                    article = other.prepare(record).article
+                    blank = not article.body.strip()
+                    empty = empty or blank  # empty under any model's preparation, as locally
+                    out[f"text_{i}"].append("" if blank else article.text)
+                out["empty"].append(empty)
             out["_file"] = batch.column("_file")
             out["_row"] = batch.column("_row")
             yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
