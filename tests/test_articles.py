@@ -45,6 +45,21 @@ def test_missing_date_line_keeps_first_line_as_title():
     assert article.body.strip() == "Body text here."
 
 
+@pytest.mark.parametrize("first_line", ["May 9", "9/11", "29 February", "Sunday, 5 March"])
+def test_first_line_with_a_yearless_date_is_the_title(first_line):
+    # such a line parses to no date: taking it as the date line would lose the title
+    article = parse_txt(f"{first_line}\n\nBody text here.", "x")
+    assert article.date is None
+    assert article.title == first_line
+    assert article.body.strip() == "Body text here."
+
+
+@pytest.mark.parametrize(("first_line", "date"), [("2022", "2022"), ("March 2022", "2022-03")])
+def test_date_line_without_a_day_is_still_the_date(first_line, date):
+    article = parse_txt(f"{first_line}\nThe title\n\nBody text here.", "x")
+    assert (article.date, article.title) == (date, "The title")
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

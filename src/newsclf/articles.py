@@ -98,15 +98,13 @@ def parse_date(value: str | None) -> str | None:
     return first.date().isoformat()
 
 
-def _looks_like_date(line: str) -> bool:
-    # A date line is short and parses entirely; avoids taking a title with a year in it.
+def _date_line(line: str) -> str | None:
+    """The date of a date line: short, with a digit, parsed entirely (not a title with a year
+    in it) to a date that has its year. A line without one ("May 9", "9/11") is no date line,
+    so it stays the title, whatever today's date."""
     if len(line) > 40 or not re.search(r"\d", line):
-        return False
-    try:
-        dateparser.parse(line, dayfirst=True, fuzzy=False)
-    except (ValueError, OverflowError, TypeError):
-        return False
-    return True
+        return None
+    return parse_date(line)
 
 
 def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
@@ -119,9 +117,8 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
     if not nonblank:
         return Article(id=article_id, title="", body="", source=source)
     first = nonblank[0]
-    article_date = None
-    if _looks_like_date(lines[first].strip()):
-        article_date = parse_date(lines[first])
+    article_date = _date_line(lines[first].strip())
+    if article_date is not None:
         nonblank = nonblank[1:]
     if not nonblank:
         return Article(id=article_id, title="", body="", date=article_date, source=source)
