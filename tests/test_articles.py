@@ -290,7 +290,7 @@ def test_malformed_jsonl_line_is_named_or_rejected(tmp_path):
     path = tmp_path / "a.jsonl"
     good = json.dumps({"id": "1", "title": "t", "text": "body"})
     path.write_text(f"{good}\n{{broken\n", encoding="utf-8")
-    with pytest.raises(NewsclfError, match=r"a\.jsonl:2: malformed JSON line"):
+    with pytest.raises(NewsclfError, match=r"a\.jsonl:2: malformed JSON line \(.* at column 2\)"):
         ingest(Source(path=str(path)), Cleaner())
     result = ingest(Source(path=str(path), on_error="reject"), Cleaner())
     assert len(result.articles) == 1

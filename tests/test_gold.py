@@ -73,7 +73,7 @@ def test_missing_file_and_bad_json(tmp_path):
         load_annotations(tmp_path / "none.csv", [TOPIC])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"article_id": "1"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(NewsclfError, match=r"bad\.jsonl:2: malformed JSON"):
+    with pytest.raises(NewsclfError, match=r"bad\.jsonl:2: malformed JSON line \(.* at column 2\)"):
         load_annotations(bad, [TOPIC])
 
 

@@ -85,7 +85,7 @@ def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise NewsclfError(
-                        f"{path}:{line_no}: malformed JSON line ({exc.msg})"
+                        f"{path}:{line_no}: malformed JSON line ({exc.msg} at column {exc.colno})"
                     ) from None
                 if not isinstance(row, dict):
                     raise NewsclfError(f"{path}:{line_no}: JSON line is not an object")
