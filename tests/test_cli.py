@@ -216,6 +216,9 @@ def test_bad_input_errors_are_one_line(bad_inputs):
     bad_labels.write_text("article_id,topic,stance\nother_00,other,neutral\n", encoding="utf-8")
     msg = dataset(f"source.path={d / 'c/articles'}", f"annotations.path={bad_labels}")
     assert "at least two labels present" in msg
+    # the label model's parameters are checked before the source is even looked at
+    msg = dataset(f"source.path={d / 'missing'}", labels, "+weak.label_model_params.max_iter=ten")
+    assert msg.endswith("dawid_skene: max_iter='ten' must be a whole number >= 1")
 
 
 def test_predict_errors_before_reading_input(tmp_path):

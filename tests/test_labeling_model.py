@@ -110,6 +110,23 @@ def test_label_model_bad_input():
         DawidSkene(prior_accuracy=1.5).fit(np.array([[0]]), 2)
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"max_iter": "ten"}, r"max_iter='ten' must be a whole number >= 1"),
+        ({"max_iter": 0}, r"max_iter=0 must be a whole number >= 1"),
+        ({"tol": "small"}, r"tol='small' must be a number >= 0"),
+        ({"prior_strength": -1}, r"prior_strength=-1 must be a number >= 0"),
+        ({"prior_accuracy": True}, r"prior_accuracy=True must be a number in \(0, 1\)"),
+        ({"learn_class_prior": "yes"}, r"learn_class_prior='yes' must be true or false"),
+    ],
+)
+def test_label_model_params_are_checked_when_made(params, message):
+    # a config typo is one line naming the parameter, before any rule runs
+    with pytest.raises(NewsclfError, match=rf"^dawid_skene: {message}$"):
+        make_label_model("dawid_skene", **params)
+
+
 def test_rule_summary_matches_lfanalysis_definitions():
     # rules: r0 votes 0 twice; r1 votes 0 and 1; r2 votes 1 once
     L = np.array([[0, 0, A], [0, 1, 1], [A, A, A], [A, A, A]])

@@ -79,6 +79,8 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
         tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     # bad rules fail before any article is read
     rule_sets = weak_labelling.load_rule_sets(cfg, tasks)
+    for rules in rule_sets.values():
+        weak_labelling.label_model(cfg, rules)  # and the label model's parameters
     source = instantiate(cfg.source)
     output_dir = Path(cfg.output_dir)
     paths = annotation_paths(cfg.annotations.path)

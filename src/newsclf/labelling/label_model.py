@@ -98,16 +98,31 @@ class DawidSkene:
         self.prior_accuracy = prior_accuracy
         self.learn_class_prior = learn_class_prior
 
+    def check_params(self) -> None:
+        """Raise a one-line NewsclfError for a parameter of the wrong type or out of range: a
+        config typo (``max_iter=ten``) fails before the rules run, not as a traceback in EM."""
+
+        def number(v: object) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool)
+
+        checks = (
+            ("max_iter", "a whole number >= 1", lambda v: number(v) and v == int(v) and v >= 1),
+            ("tol", "a number >= 0", lambda v: number(v) and v >= 0),
+            ("prior_strength", "a number >= 0", lambda v: number(v) and v >= 0),
+            ("prior_accuracy", "a number in (0, 1)", lambda v: number(v) and 0 < v < 1),
+            ("learn_class_prior", "true or false", lambda v: isinstance(v, bool)),
+        )
+        for name, expected, ok in checks:
+            if not ok(getattr(self, name)):
+                value = getattr(self, name)
+                raise NewsclfError(f"dawid_skene: {name}={value!r} must be {expected}")
+
     def fit(self, L: np.ndarray, cardinality: int, weights: np.ndarray | None = None) -> DawidSkene:
         """EM on the label matrix. ``weights`` (one per row) counts how many articles share the
         row's votes: a corpus compressed to its distinct vote patterns fits the same model in
         memory that does not grow with the corpus."""
         L = _check(L, cardinality)
-        if not 0 < self.prior_accuracy < 1 or self.prior_strength < 0:
-            raise NewsclfError(
-                f"dawid_skene: prior_accuracy={self.prior_accuracy} must be in (0, 1) and "
-                f"prior_strength={self.prior_strength} >= 0"
-            )
+        self.check_params()
         n, m = L.shape
         K = cardinality
         self.cardinality = K
@@ -263,7 +278,9 @@ def make_label_model(name: str, **params) -> MajorityVote | DawidSkene:
         return MajorityVote()
     if name == "dawid_skene":
         try:
-            return DawidSkene(**params)
+            model = DawidSkene(**params)
         except TypeError as exc:
             raise NewsclfError(f"label model dawid_skene: {exc}") from None
+        model.check_params()
+        return model
     raise NewsclfError(f"label_model: {name!r} is not one of {', '.join(LABEL_MODELS)}")
