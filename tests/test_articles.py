@@ -568,6 +568,7 @@ def test_parquet_cell_that_is_not_utf8_costs_its_row_not_the_batch(tmp_path):
     rejects = [r for r in records if isinstance(r, Reject)]
     assert [r.source for r in rejects] == [f"{path}:7"]
     assert rejects[0].reason == "malformed_record"
+    assert rejects[0].id == "r6"  # its id cell could be read
     assert "column 'text' is not UTF-8 text (byte 0xff at offset 4)" in rejects[0].detail
     assert [a.id for a in records if isinstance(a, Article)] == [
         f"r{i}" for i in range(10) if i != 6

@@ -385,7 +385,10 @@ class Source:
         for record_no, row in reader(file, self):
             where = f"{file}:{record_no}"
             if "__reject__" in row:
-                yield functools.partial(Reject, None, where, "malformed_record", row["__reject__"])
+                problem = row["__reject__"]
+                yield functools.partial(
+                    Reject, row.get("__id__"), where, "malformed_record", problem
+                )
                 continue
             if not checked:
                 self.check_columns(file, row.keys())
@@ -728,7 +731,7 @@ def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
             try:
                 rows = batch.to_pylist()
             except UnicodeDecodeError:  # a string cell that is not UTF-8: find its row
-                rows = _parquet_rows_cell_by_cell(batch, file, row_no, source.on_error)
+                rows = _parquet_rows_cell_by_cell(batch, file, row_no, source)
         except NewsclfError:
             raise
         except (OSError, ValueError, OverflowError) as exc:  # ArrowException: OSError, ValueError
@@ -742,11 +745,12 @@ def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
             yield row_no, row
 
 
-def _parquet_rows_cell_by_cell(batch, file: Path, row_no: int, on_error: str) -> list[dict]:
+def _parquet_rows_cell_by_cell(batch, file: Path, row_no: int, source: Source) -> list[dict]:
     """The rows of a batch that ``to_pylist`` cannot convert, its string columns decoded cell
-    by cell: a row with a cell that is not UTF-8 is the row ``{"__reject__": problem}`` (or,
-    with ``on_error=raise``, a NewsclfError naming ``file:row``), so one bad cell costs one
-    row, not the batch. ``row_no``: the rows read before the batch."""
+    by cell: a row with a cell that is not UTF-8 is the row ``{"__reject__": problem}`` (with
+    its id, ``"__id__"``, when that cell can be read), or with ``on_error=raise`` a
+    NewsclfError naming ``file:row``: one bad cell costs one row, not the batch. ``row_no``:
+    the rows read before the batch."""
     import pyarrow as pa
 
     columns: dict[str, list] = {}
@@ -771,13 +775,24 @@ def _parquet_rows_cell_by_cell(batch, file: Path, row_no: int, on_error: str) ->
                         f"{file}:{row_no + i + 1}: column {name!r} is not UTF-8 text "
                         f"(byte 0x{value[exc.start]:02x} at offset {exc.start})"
                     )
-                    if on_error == "raise":
+                    if source.on_error == "raise":
                         raise NewsclfError(problem) from None
-                    row = {"__reject__": problem}
+                    row = {"__reject__": problem, "__id__": _readable_id(columns, i, source)}
                     break
             row[name] = value
         rows.append(row)
     return rows
+
+
+def _readable_id(columns: dict[str, list], i: int, source: Source) -> str | None:
+    """Row ``i``'s id from the raw ``columns``, if it has one that is UTF-8 text (or a number)."""
+    value = columns.get(source.id_column or "", [None] * (i + 1))[i]
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return None if value is None else str(value)
 
 
 # --------------------------------------------------------------------------- cleaning
