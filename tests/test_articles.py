@@ -1,6 +1,6 @@
 import json
 import tracemalloc
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -594,3 +594,32 @@ def test_rejects_keep_the_id_that_could_be_read(tmp_path):
     (texts / "story-9.txt").write_bytes(b"Monday, 1 May 2017\nGas\n\nCaf\xe9 prices.\n")
     [reject] = Source(path=str(texts), on_error="reject").read()
     assert (reject.id, reject.reason) == ("story-9", "unreadable")
+
+
+def test_file_the_system_will_not_read_is_one_line_or_an_unreadable_record(tmp_path, monkeypatch):
+    """An OSError while reading (permissions, a file gone since it was listed) was a traceback.
+    Simulated: the tests run as root, whom file permissions do not stop."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for name in ("a", "b", "c"):
+        (texts / f"{name}.txt").write_text(f"Monday, 1 May 2017\n{name}\n\nGas prices.\n")
+    table = tmp_path / "t.csv"
+    table.write_text("id,title,text\n1,t,gas\n", encoding="utf-8")
+    real_open, real_read = Path.open, Path.read_bytes
+
+    def refuse(path: Path) -> None:
+        if path.name in ("b.txt", "t.csv"):
+            raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "open", lambda p, *a, **k: refuse(p) or real_open(p, *a, **k))
+    monkeypatch.setattr(Path, "read_bytes", lambda p: refuse(p) or real_read(p))
+    records = list(Source(path=str(texts), on_error="reject").read())
+    assert [(r.id, type(r).__name__) for r in records] == [
+        ("a", "Article"), ("b", "Reject"), ("c", "Article")
+    ]  # fmt: skip
+    assert records[1].reason == "unreadable"
+    assert records[1].detail == f"{texts / 'b.txt'}: cannot be read (Permission denied)"
+    with pytest.raises(NewsclfError, match=r"b\.txt: cannot be read \(Permission denied\)$"):
+        list(Source(path=str(texts)).read())
+    with pytest.raises(NewsclfError, match=r"t\.csv: cannot be read \(Permission denied\)$"):
+        list(Source(path=str(table)).read())

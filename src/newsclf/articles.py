@@ -132,6 +132,10 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
 # --------------------------------------------------------------------------- reading
 
 
+def _unreadable(file: Path, exc: OSError) -> NewsclfError:
+    return NewsclfError(f"{file}: cannot be read ({exc.strerror or first_line(exc)})")
+
+
 def _is_wide(encoding: str) -> bool:
     """UTF-16 or UTF-32: encodings whose text is not ASCII-compatible bytes."""
     return encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
@@ -257,9 +261,12 @@ class Source:
                             skip -= 1
                             continue
                         yield make()
-            except NewsclfError as exc:
+            except (NewsclfError, OSError) as error:
+                # a file the system will not hand over (permissions, a vanished file) is a bad
+                # input like any other: one line, or with on_error=reject an unreadable record
+                exc = error if isinstance(error, NewsclfError) else _unreadable(file, error)
                 if self.on_error == "raise":
-                    raise
+                    raise exc from None
                 if records:  # the rest of the file is unread: its records cannot be counted
                     raise NewsclfError(
                         f"{exc}; stopped after {records} records of {file}, since the rest of "
