@@ -90,6 +90,19 @@ def test_spark_engine_gives_the_local_engines_labels_and_splits(spark, inputs, f
         assert report["n_articles"] == a.n_kept
 
 
+def test_spark_engine_without_labelling_rules_keeps_the_gold_labels(spark, inputs):
+    """With weak labelling off, the Spark engine looked for gold labels only in the tasks that
+    have rules, found none, and failed ("needs at least two labels present")."""
+    local = build_datasets(_config(inputs, "parquet", "gold-only-local", "weak.enabled=false"))
+    on_spark = build_datasets(
+        _config(inputs, "parquet", "gold-only-spark", "weak.enabled=false", "engine=spark")
+    )
+    for task in ("topic", "stance"):
+        a, b = local[task], on_spark[task]
+        assert a.n_gold > 0 and a.n_weak == 0
+        assert (a.fingerprint, a.n_gold, a.n_kept) == (b.fingerprint, b.n_gold, b.n_kept)
+
+
 def test_a_bad_record_on_spark_is_one_newsclf_error(spark, inputs):
     bad = inputs / "bad"
     bad.mkdir()

@@ -116,17 +116,18 @@ def _clean_and_vote(
                     for j, i in enumerate(where_kept):
                         votes[i] = matrix[j].tobytes()
                         mentions[i] = True if found is None else bool(found[j])
-                gold = annotated.get(key, {})
                 out[f"votes_{key}"] = votes
                 out[f"mentions_{key}"] = mentions
+            for key, gold in annotated.items():  # every task's, with rules or without
                 out[f"gold_{key}"] = [gold.get(a, "") if a else "" for a in out["id"]]
             yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
 
     return run
 
 
-def _schema(rule_sets: Mapping) -> str:
-    tasks = "".join(f"votes_{k} binary, mentions_{k} boolean, gold_{k} string, " for k in rule_sets)
+def _schema(rule_sets: Mapping, annotated: Mapping) -> str:
+    tasks = "".join(f"votes_{k} binary, mentions_{k} boolean, " for k in rule_sets)
+    tasks += "".join(f"gold_{k} string, " for k in annotated)
     return (
         "id string, date string, title string, text string, empty boolean, source string, "
         "reject string, detail string, removals array<struct<rule: string, text: string>>, "
@@ -185,7 +186,7 @@ def _ingest(
         n_rows = inputs.jsonl_rows(files)
         parts = [_jsonl_frame(spark, source, files)] if files else []
     size_shuffle(spark, n_rows + len(errors))
-    staged = map_inputs(spark, parts, errors, inputs, run, _schema(rule_sets))
+    staged = map_inputs(spark, parts, errors, inputs, run, _schema(rule_sets, annotated))
     marked = mark_duplicates(staged, dedupe_text, first_id=True)
     marked = marked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -293,7 +294,6 @@ def _collect(
     result.n_input = marked.count()
     kept = marked.filter(F.col("reason").isNull())
     result.n_kept = kept.count()
-    any_gold = F.lit(False)
     for key, rules in rule_sets.items():
         votes = TaskVotes(key, len(rules.rules))
         groups = kept.groupBy(f"votes_{key}", f"mentions_{key}", f"gold_{key}").count()
@@ -304,6 +304,8 @@ def _collect(
             )
         result.votes[key] = votes
         result.gold_votes[key] = {}
+    any_gold = F.lit(False)  # a gold label in any task, with rules or without
+    for key in annotated:
         any_gold = any_gold | (F.col(f"gold_{key}") != "")
     columns = ["id", "date", "title", "text"]
     for row in kept.filter(any_gold).collect():  # the gold articles: as few as the annotations
