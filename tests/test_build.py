@@ -246,6 +246,40 @@ def test_duplicates_across_chunks_are_rejected_like_the_in_memory_ingest(tmp_pat
     assert n == (6, 3, 3)
 
 
+@pytest.mark.parametrize("chunk_size", [1000, 3])
+def test_a_gold_article_displaces_an_earlier_unlabelled_copy_of_its_text(
+    tmp_path, corpus, chunk_size
+):
+    """Syndicated news repeats a text under other ids. An unlabelled copy read before the
+    annotated article kept the text, and the gold label was lost as a duplicate_text reject.
+    Now the dataset is the one built without the copy, and the copy is the reject."""
+    articles, labels = corpus
+    labelled = sorted(line.split(",")[0] for line in labels.read_text().splitlines()[1:])
+    gold_id = next(i for i in labelled if (articles / f"{i}.txt").exists())
+    copies = tmp_path / "copies"
+    shutil.copytree(articles, copies)
+    shutil.copy(articles / f"{gold_id}.txt", copies / "aaa_copy.txt")  # read first
+    shutil.copy(articles / f"{gold_id}.txt", copies / "zzz_copy.txt")  # read last
+    size = f"chunk_size={chunk_size}"
+    out = _cli_build(tmp_path, copies, labels, f"copies{chunk_size}", size)
+    ref = _cli_build(tmp_path, articles, labels, f"ref{chunk_size}", size)
+    for task in ("topic", "stance"):
+        dd, manifest = datasets.load(out / task)
+        dd_ref, manifest_ref = datasets.load(ref / task)
+        assert manifest.fingerprint == manifest_ref.fingerprint
+        assert _rows(dd) == _rows(dd_ref)
+        assert (manifest.n_gold, manifest.n_weak) == (manifest_ref.n_gold, manifest_ref.n_weak)
+        assert manifest.n_input == manifest_ref.n_input + 2 == manifest.n_kept + manifest.n_rejected
+        assert manifest.n_kept == manifest_ref.n_kept
+        with (out / task / "rejects.csv").open(encoding="utf-8") as fh:
+            rejects = [(r["id"], r["reason"], r["detail"]) for r in csv.DictReader(fh)]
+        assert rejects[0] == ("aaa_copy", "duplicate_text", f"same text as {gold_id}")
+        assert rejects[-1] == ("zzz_copy", "duplicate_text", f"same text as {gold_id}")
+        assert (out / task / "votes.csv").read_text() == (ref / task / "votes.csv").read_text()
+        for name in ("labeling_report.md", "labeling_report.json"):
+            assert (out / task / name).read_text() == (ref / task / name).read_text(), name
+
+
 def test_weighted_label_model_equals_the_full_fit():
     import numpy as np
 

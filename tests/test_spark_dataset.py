@@ -103,6 +103,43 @@ def test_spark_engine_without_labelling_rules_keeps_the_gold_labels(spark, input
         assert (a.fingerprint, a.n_gold, a.n_kept) == (b.fingerprint, b.n_gold, b.n_kept)
 
 
+def test_both_engines_keep_the_gold_copy_of_a_repeated_text(spark, tmp_path):
+    """Of articles with the same text, the one with a gold label is kept, wherever it comes:
+    an unlabelled copy before it (in the same file and in an earlier one) is the reject."""
+    rows = article_rows(90)
+    for i, row in enumerate(rows):
+        if i % 4 == 0:
+            row["text"] = "Russia " + row["text"]
+    by_id = {row["id"]: row for row in rows}  # labelled: every third
+    rows.insert(0, {**by_id["a000063"], "id": "copy-first"})  # a000063: in the next file
+    rows.insert(5, {**by_id["a000006"], "id": "copy-same-file"})
+    rows.append({**by_id["a000063"], "id": "copy-last"})
+    topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
+    labels = ["article_id,topic,stance"]
+    labels += [f"a{i:06d},{topics[i % 6]},{stances[i // 3 % 3]}" for i in range(0, 90, 3)]
+    (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (tmp_path / "parquet").mkdir()
+    pd.DataFrame(rows[:40]).to_parquet(tmp_path / "parquet" / "a.parquet")
+    pd.DataFrame(rows[40:]).to_parquet(tmp_path / "parquet" / "b.parquet")
+    local = build_datasets(_config(tmp_path, "parquet", "local"))
+    on_spark = build_datasets(_config(tmp_path, "parquet", "spark", "engine=spark"))
+    for task in ("topic", "stance"):
+        a, b = local[task], on_spark[task]
+        assert a.fingerprint == b.fingerprint
+        assert (a.n_gold, a.n_kept, a.n_rejected) == (b.n_gold, b.n_kept, b.n_rejected)
+        assert a.n_gold == 30 and a.n_input == 93 == a.n_kept + a.n_rejected
+        for name in ("rejects.csv", "votes.csv", "labeling_report.md"):
+            local_file = (tmp_path / "local" / task / name).read_text(encoding="utf-8")
+            spark_file = (tmp_path / "spark" / task / name).read_text(encoding="utf-8")
+            assert local_file == spark_file, name
+        rejects = pd.read_csv(tmp_path / "local" / task / "rejects.csv")
+        assert rejects[["id", "detail"]].values.tolist() == [
+            ["copy-first", "same text as a000063"],
+            ["copy-same-file", "same text as a000006"],
+            ["copy-last", "same text as a000063"],
+        ]
+
+
 def test_a_bad_record_on_spark_is_one_newsclf_error(spark, inputs):
     bad = inputs / "bad"
     bad.mkdir()

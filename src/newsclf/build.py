@@ -7,7 +7,9 @@ their votes. Rejects and removed boilerplate go straight to CSV files. What stay
 the digests (8 bytes per article), the articles that have a gold label, and per task a count of
 each distinct (vote pattern, target mention, gold label): the label model is fitted on those
 counts, which is the same EM as on the full label matrix, in memory bounded by the number of
-distinct vote patterns rather than the number of articles.
+distinct vote patterns rather than the number of articles. Of articles with the same text, a
+gold one is kept: an unlabelled copy staged before it is found in the runs at the end of the
+pass and rejected then (its votes taken out of the counts, its reject put in input order).
 
 Pass 2 merges the runs in id order and writes each task's splits chunk by chunk (Hugging Face
 Arrow files and Parquet), hashing the dataset fingerprint on the way: the rows, their order
@@ -79,6 +81,8 @@ class Ingested:
     votes: dict[str, TaskVotes] = field(default_factory=dict)
     # ids the annotation files name (labelled or blank) that were found in the input
     seen_annotated: set[str] = field(default_factory=set)
+    # staged articles rejected at the end of pass 1: a later copy of their text has a gold label
+    displaced: set[str] = field(default_factory=set)
     unnamed_rejects: int = 0  # records rejected before their id was known
     first_reject: Reject | None = None
     seconds: float = 0.0
@@ -224,11 +228,18 @@ def _ingest(
 ) -> None:
     from newsclf.batch import HashSet64, text_key
 
-    gold_ids = set().union(*annotated.values(), named_ids)
+    labelled = set().union(*annotated.values())
+    gold_ids = labelled | set(named_ids)
     result.votes = {key: TaskVotes(key, len(r.rules)) for key, r in rule_sets.items()}
     result.gold_votes = {key: {} for key in rule_sets}
     seen_ids, seen_texts = HashSet64(), HashSet64()
     duplicates: dict[int, list[int]] = {}  # text digest -> rows of rejects.csv to fix
+    # Of articles with the same text, one with a gold label is kept, else the first: so a text
+    # digest -> the id of the gold article kept with it (as few as the annotations), and the
+    # digests whose first, unlabelled copy was staged before a gold copy came (the copy is
+    # found in the runs and rejected at the end)
+    gold_texts: dict[int, str] = {}
+    displacing: dict[int, str] = {}
     started = time.perf_counter()
     with (
         result.rejects_csv.open("w", encoding="utf-8", newline="") as rejects_fh,
@@ -274,28 +285,36 @@ def _ingest(
                 elif dedupe_text:
                     key, is_new = next(key_of), next(new_text)
                     text_keys[id(article)] = key
-                    if not is_new:
+                    if article.id in labelled and key not in gold_texts:
+                        gold_texts[key] = article.id
+                        if not is_new:  # the copy kept so far has no gold label
+                            displacing[key] = article.id
+                    elif not is_new:
                         # the first article with this text is known at the end (its id is not
                         # kept in memory): the detail is filled in then
                         verdict[id(article)] = Reject(
                             article.id, article.source, "duplicate_text", f"\x00{key}"
                         )
             kept: list[tuple[Article, dict]] = []
-            for item in chunk.items:
+            places: list[tuple[int, int]] = []  # (rejects before it, input position)
+            first = result.n_input - chunk.n_records
+            for at, item in enumerate(chunk.items, first):
                 if isinstance(item, tuple):
                     bad = verdict.get(id(item[0]))
                     if bad is None:
                         kept.append(item)
+                        places.append((n_reject_rows, at))
                         continue
                     item = bad
                 if item.reason == "duplicate_text":
                     duplicates.setdefault(int(item.detail[1:]), []).append(n_reject_rows)
                 reject(item)
             keys_kept = [text_keys.get(id(a), 0) for a, _ in kept]
-            _stage(result, kept, keys_kept, rule_sets, annotated, gold_ids)
+            _stage(result, kept, keys_kept, places, rule_sets, annotated, gold_ids)
             log.info("%d records read, %d kept", result.n_input, result.n_kept)
-    if duplicates:
-        _name_duplicates(result, duplicates)
+    late = _displace(result, displacing, rule_sets) if displacing else []
+    if duplicates or late:
+        _name_duplicates(result, duplicates, displacing, late)
     result.seconds = time.perf_counter() - started
 
 
@@ -303,6 +322,7 @@ def _stage(
     result: Ingested,
     kept: list[tuple[Article, dict]],
     text_keys: list[int],
+    places: list[tuple[int, int]],
     rule_sets: Mapping,
     annotated: Mapping[str, Mapping[str, str]],
     named: Collection[str] = (),
@@ -317,6 +337,10 @@ def _stage(
         "title": [a.title for a, _ in kept],
         "text": [a.text for a, _ in kept],
         "text_key": text_keys,
+        # where its reject would go, should a later gold copy of its text displace it
+        "source": [a.source for a, _ in kept],
+        "reject_at": [r for r, _ in places],
+        "input_at": [i for _, i in places],
     }
     for a, _ in kept:
         if any(a.id in gold for gold in annotated.values()):
@@ -347,6 +371,9 @@ def _stage(
         "title": pa.string(),
         "text": pa.string(),
         "text_key": pa.uint64(),
+        "source": pa.string(),
+        "reject_at": pa.uint64(),
+        "input_at": pa.uint64(),
     }
     table = pa.table(
         {k: pa.array([v[i] for i in order], type=types.get(k)) for k, v in columns.items()}
@@ -374,22 +401,63 @@ def read_run(path: Path, columns: Sequence[str] | None = None) -> Iterator[dict]
             yield from batch.to_pylist()
 
 
-def _name_duplicates(result: Ingested, duplicates: dict[int, list[int]]) -> None:
-    """Fill in ``same text as <id>`` in rejects.csv: a scan of the runs' (id, text digest)."""
-    first: dict[int, str] = {}
+def _displace(result: Ingested, displacing: Mapping[int, str], rule_sets: Mapping) -> list:
+    """Reject the staged articles whose text a later gold article repeats (a scan of the runs):
+    they leave the kept count and their votes the label model's counts, and pass 2 skips them.
+    Their rejects, (rejects before them, input position, reject), are returned for the file."""
+    late = []
+    columns = ["id", "text_key", "source", "reject_at", "input_at"]
+    columns += [c for key in rule_sets for c in (f"votes_{key}", f"mentions_{key}")]
+    for run in result.runs:
+        for row in read_run(run, columns):
+            gold_id = displacing.get(row["text_key"])
+            if gold_id is None or row["id"] == gold_id:
+                continue
+            result.displaced.add(row["id"])
+            result.n_kept -= 1
+            for key in rule_sets:
+                patterns = result.votes[key].patterns
+                pattern = (row[f"votes_{key}"], row[f"mentions_{key}"], "")
+                patterns[pattern] -= 1
+                if not patterns[pattern]:
+                    del patterns[pattern]
+            reject = Reject(row["id"], row["source"], "duplicate_text", f"same text as {gold_id}")
+            late.append((row["reject_at"], row["input_at"], reject))
+            result.reject_counts["duplicate_text"] += 1
+    return sorted(late, key=lambda item: item[:2])
+
+
+def _name_duplicates(
+    result: Ingested,
+    duplicates: dict[int, list[int]],
+    displacing: Mapping[int, str],
+    late: list[tuple[int, int, Reject]],
+) -> None:
+    """Rewrite rejects.csv: fill in ``same text as <id>`` (from a scan of the runs' id and text
+    digest, or the gold article that displaced the first copy) and put the displaced articles'
+    rejects where they belong in input order."""
+    first: dict[int, str] = dict(displacing)
     for run in result.runs:
         for row in read_run(run, ["id", "text_key"]):
-            if row["text_key"] in duplicates:
+            if row["text_key"] in duplicates and row["text_key"] not in first:
                 first[row["text_key"]] = row["id"]
     rows = {row: key for key, at in duplicates.items() for row in at}
     fixed = result.folder / "rejects.fixed.csv"
+    pending = iter(late)
+    following = next(pending, None)
     with (
         result.rejects_csv.open(encoding="utf-8", newline="") as fh,
         fixed.open("w", encoding="utf-8", newline="") as out,
     ):
         reader, writer = csv.reader(fh), csv.writer(out)
         writer.writerow(next(reader))
-        for i, row in enumerate(reader):
+        for i, row in enumerate(itertools.chain(reader, [None])):
+            while following is not None and following[0] <= i:
+                r = following[2]
+                writer.writerow([r.id, r.source, r.reason, r.detail])
+                following = next(pending, None)
+            if row is None:
+                break
             if i in rows:
                 row[3] = f"same text as {first.get(rows[i], 'an earlier article')}"
             writer.writerow(row)
@@ -681,6 +749,8 @@ def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:
             writer.writerow([*header, *p.votes_names])
             votes_files[p.key] = (fh, writer)
     for row in merged(ingested.runs, ingested.folder):
+        if row["id"] in ingested.displaced:
+            continue
         for p in plans:
             votes = row.get(f"votes_{p.key}")
             if votes is not None and p.key in votes_files:

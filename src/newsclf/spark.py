@@ -166,12 +166,13 @@ def executor_error(exc: Exception) -> NewsclfError | None:
     return NewsclfError(found.group(1).strip()) if found else None
 
 
-def mark_duplicates(frame, dedupe_text: bool, first_id: bool = False):
+def mark_duplicates(frame, dedupe_text: bool, first_id: bool = False, preferred=None):
     """``frame`` (id, text, empty, reject, _file, _row) with ``dup_id``, ``dup_text`` and the
     ``reason`` a row is not kept (``reject``, empty_text, duplicate_id, duplicate_text), as the
     local engines decide them: of rows with the same id, or with ``dedupe_text`` the same text,
-    the first in input order is kept. With ``first_id``, also the id of the first row with the
-    same text (the one a duplicate_text row repeats)."""
+    the first in input order is kept; of the same text, the first row where the boolean column
+    ``preferred`` is true, if any (the dataset build's gold articles). With ``first_id``, also
+    the id of the row kept with the same text (the one a duplicate_text row repeats)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -184,7 +185,8 @@ def mark_duplicates(frame, dedupe_text: bool, first_id: bool = False):
         marked = marked.withColumn("first_id", F.lit(None))
     if dedupe_text:
         fresh = named & ~F.col("dup_id")
-        by_text = Window.partitionBy(F.sha2("text", 256), fresh).orderBy(*order)
+        first = [] if preferred is None else [preferred.desc()]  # true before false
+        by_text = Window.partitionBy(F.sha2("text", 256), fresh).orderBy(*first, *order)
         marked = marked.withColumn("dup_text", fresh & (F.row_number().over(by_text) > 1))
         if first_id:
             marked = marked.withColumn("first_id", F.first("id").over(by_text))

@@ -187,7 +187,10 @@ def _ingest(
         parts = [_jsonl_frame(spark, source, files)] if files else []
     size_shuffle(spark, n_rows + len(errors))
     staged = map_inputs(spark, parts, errors, inputs, run, _schema(rule_sets, annotated))
-    marked = mark_duplicates(staged, dedupe_text, first_id=True)
+    gold = F.lit(False)  # of articles with the same text, one with a gold label is kept
+    for key in annotated:
+        gold = gold | (F.col(f"gold_{key}") != "")
+    marked = mark_duplicates(staged, dedupe_text, first_id=True, preferred=gold)
     marked = marked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         if source.on_error == "raise":
