@@ -672,9 +672,20 @@ def check_labels(plan: TaskPlan, votes: TaskVotes | None, n_articles: int) -> in
     return n_weak
 
 
+# staging columns only the end of pass 1 reads (to reject a copy a gold article displaced)
+_PLACE_COLUMNS = ("source", "reject_at", "input_at")
+
+
 def merged(runs: list[Path], folder: Path) -> Iterator[dict]:
-    """The rows of all staging runs in id order (runs merged ``MERGE_FAN_IN`` at a time)."""
+    """The rows of all staging runs in id order (runs merged ``MERGE_FAN_IN`` at a time),
+    without the columns that place a reject."""
     runs = list(runs)
+    if not runs:
+        return
+    with pa.OSFile(str(runs[0])) as first:
+        schema = pa.ipc.open_file(first).schema
+    columns = [name for name in schema.names if name not in _PLACE_COLUMNS]
+    schema = pa.schema([schema.field(name) for name in columns])
     round_no = 0
     while len(runs) > MERGE_FAN_IN:
         round_no += 1
@@ -682,9 +693,7 @@ def merged(runs: list[Path], folder: Path) -> Iterator[dict]:
         for i in range(0, len(runs), MERGE_FAN_IN):
             group = runs[i : i + MERGE_FAN_IN]
             path = folder / f"merge{round_no}-{i:06d}.arrow"
-            with pa.OSFile(str(group[0])) as first:
-                schema = pa.ipc.open_file(first).schema
-            rows = heapq.merge(*(read_run(r) for r in group), key=_row_id)
+            rows = heapq.merge(*(read_run(r, columns) for r in group), key=_row_id)
             batches = (
                 pa.RecordBatch.from_pylist(batch, schema=schema)
                 for batch in _batched(rows, RUN_BATCH)
@@ -694,7 +703,7 @@ def merged(runs: list[Path], folder: Path) -> Iterator[dict]:
                 r.unlink()
             merged_runs.append(path)
         runs = merged_runs
-    yield from heapq.merge(*(read_run(r) for r in runs), key=_row_id)
+    yield from heapq.merge(*(read_run(r, columns) for r in runs), key=_row_id)
 
 
 def _row_id(row: dict) -> str:
