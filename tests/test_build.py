@@ -280,6 +280,37 @@ def test_a_gold_article_displaces_an_earlier_unlabelled_copy_of_its_text(
             assert (out / task / name).read_text() == (ref / task / name).read_text(), name
 
 
+def test_without_text_dedupe_no_text_is_in_two_splits(tmp_path, corpus):
+    """dedupe_text=false keeps repeated texts. Gold articles with the same text were split
+    independently (the same text in train and test, without a word), and a weakly labelled
+    copy of a test text stopped the build. Now copies share a split, and weak copies of a
+    validation or test text stay out of train."""
+    articles, labels = corpus
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    labelled = [line.split(",")[0] for line in lines[1:]]
+    copies = tmp_path / "copies"
+    shutil.copytree(articles, copies)
+    extra = []
+    for n, article_id in enumerate(labelled[:12]):
+        shutil.copy(articles / f"{article_id}.txt", copies / f"gold_copy_{n:02d}.txt")
+        shutil.copy(articles / f"{article_id}.txt", copies / f"weak_copy_{n:02d}.txt")
+        row = next(line for line in lines if line.startswith(f"{article_id},"))
+        extra.append(row.replace(article_id, f"gold_copy_{n:02d}", 1))
+    with_copies = tmp_path / "labels.csv"
+    with_copies.write_text("\n".join([*lines, *extra]) + "\n", encoding="utf-8")
+    out = _cli_build(tmp_path, copies, with_copies, "kept", "dedupe_text=false", "chunk_size=7")
+    for task in ("topic", "stance"):
+        dd, manifest = datasets.load(out / task)
+        assert manifest.n_rejected == 1  # the empty article; every copy is kept
+        split_of_text: dict[str, set[str]] = {}
+        for split in datasets.SPLITS:
+            for row in dd[split]:
+                split_of_text.setdefault(row["text"], set()).add(split)
+        assert all(len(splits) == 1 for splits in split_of_text.values())
+        gold = [*dd["validation"]["id"], *dd["test"]["id"]]
+        assert any(i.startswith("gold_copy_") for i in gold)  # the case is tested
+
+
 def test_weighted_label_model_equals_the_full_fit():
     import numpy as np
 

@@ -28,6 +28,19 @@ def test_stratified_split_is_deterministic_and_stratified():
     assert by_label[(2, "test")] == 2 and by_label[(2, "train")] == 6
 
 
+def test_positions_with_the_same_text_share_a_split():
+    labels = [0] * 40 + [1] * 20
+    cfg = datasets.SplitConfig(0.15, 0.15, seed=7)
+    plain = datasets.stratified_split(labels, cfg)
+    assert datasets.stratified_split(labels, cfg, [f"t{i}" for i in range(60)]) == plain
+    # every text twice (positions i and i + 30): the first of each pair is split by its label
+    groups = [f"t{i % 30}" for i in range(60)]
+    grouped = datasets.stratified_split(labels, cfg, groups)
+    assert all(grouped[i] == grouped[i + 30] for i in range(30))
+    assert grouped[:30] == datasets.stratified_split(labels[:30], cfg)
+    assert {"train", "validation", "test"} == set(grouped)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_tiny_labels_keep_a_training_example(n):
     out = datasets.stratified_split([0] * n, datasets.SplitConfig())

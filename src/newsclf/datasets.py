@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -38,12 +38,24 @@ class SplitConfig:
             )
 
 
-def stratified_split(labels: Sequence[int], cfg: SplitConfig) -> list[str]:
+def stratified_split(
+    labels: Sequence[int], cfg: SplitConfig, groups: Sequence[Hashable] | None = None
+) -> list[str]:
     """Assign each position a split name, per label, deterministically from ``cfg.seed``.
 
     Unlike ``train_test_split(stratify=...)`` this works for labels with one or two examples:
     a label's first example goes to train, its second to test, its third to validation.
+    Positions with the same ``groups`` value (the same text) share the split of the first of
+    them, which is split by its label; without repeated groups the result is the same as
+    without ``groups``.
     """
+    if groups is not None:
+        first: dict[Hashable, int] = {}
+        leader = [first.setdefault(g, i) for i, g in enumerate(groups)]
+        leaders = list(first.values())  # in order of position
+        shared = stratified_split([labels[i] for i in leaders], cfg)
+        of_leader = dict(zip(leaders, shared, strict=True))
+        return [of_leader[i] for i in leader]
     rng = np.random.default_rng(cfg.seed)
     out = [""] * len(labels)
     for label in sorted(set(labels)):
@@ -101,7 +113,9 @@ def build(
             f"found {dict(counts) or 'none'} among {len(articles)} articles"
             + (f" (and {len(weak_only)} weak labels)" if weak else "")
         )
-    assignment = stratified_split([names.index(gold[a.id]) for a in labelled], split)
+    labels = [names.index(gold[a.id]) for a in labelled]
+    assignment = stratified_split(labels, split, [a.text for a in labelled])
+    held_out = {a.text for a, name in zip(labelled, assignment, strict=True) if name != "train"}
     rows = {name: {k: [] for k in features(task)} for name in SPLITS}
 
     def add(name: str, article: Article, label: str, source: str, confidence: float) -> None:
@@ -121,7 +135,8 @@ def build(
             continue
         add(name, article, gold[article.id], "gold", 1.0)
     for article in weak_only:
-        add("train", article, weak[article.id][0], "weak", weak[article.id][1])
+        if article.text not in held_out:  # a copy of a test text (dedupe_text=false)
+            add("train", article, weak[article.id][0], "weak", weak[article.id][1])
     feats = features(task)
     info = hf.DatasetInfo(description=task.description, features=feats)
     dd = hf.DatasetDict(

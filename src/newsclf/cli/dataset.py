@@ -150,7 +150,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 task=task,
                 folder=folder,
                 gold=labels,
-                assignment=build.plan_splits(labels, task, split),
+                assignment=build.plan_splits(labels, task, split, ingested.gold_articles),
                 labels=weak_labels,
                 min_confidence=float(cfg.weak.min_confidence),
                 gold_in_train=bool(cfg.weak.gold_in_train),
