@@ -1175,11 +1175,22 @@ def _fix_segment(text: str, config: ftfy.TextFixerConfig) -> str:
             return text
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def _printable(line: str) -> bool:
+    """``line.isprintable()``; for ASCII a byte deletion, several times faster than looking up
+    every character."""
+    if line.isascii():
+        return not line.encode("ascii").translate(None, _PRINTABLE_ASCII)
+    return line.isprintable()
+
+
 def _collapse_spaces(line: str) -> str:
     """``" ".join(line.split())``: whitespace runs to one space, none at the ends. A line whose
     only whitespace is single spaces between words is returned as it is, without the split
     (every other whitespace character is unprintable; tests/test_clean_fast_path.py checks)."""
-    if line.isprintable() and "  " not in line and line[:1] != " " and line[-1:] != " ":
+    if _printable(line) and "  " not in line and line[:1] != " " and line[-1:] != " ":
         return line
     return " ".join(line.split())
 
