@@ -358,16 +358,18 @@ def _run_locked(
     _drop_uncommitted(parts, state.chunks)
     seen_ids, seen_texts = HashSet64(), HashSet64()
     if state.chunks:  # what the committed chunks kept, to reject later repeats
-        done = [
-            pq.read_table(parts / f"part-{i:06d}.parquet", columns=["id", "_text_key"])
-            for i in range(state.chunks)
-        ]
-        seen_ids.extend(np.concatenate([id_keys(t.column("id").to_pylist()) for t in done]))
-        seen_texts.extend(np.concatenate([t.column("_text_key").to_numpy() for t in done]))
-        # an article rejected for its text still claimed its id: a later one with that id
-        # is a duplicate_id, resumed or not
-        seen_ids.extend(id_keys(_duplicate_text_ids(parts, state.chunks)))
-        del done
+        # read a part at a time: memory holds the 8-byte digests, not every id as a string
+        id_digests, text_digests = [], []
+        for i in range(state.chunks):
+            done = pq.read_table(parts / f"part-{i:06d}.parquet", columns=["id", "_text_key"])
+            id_digests.append(id_keys(done.column("id").to_pylist()))
+            text_digests.append(done.column("_text_key").to_numpy())
+            # an article rejected for its text still claimed its id: a later one with that id
+            # is a duplicate_id, resumed or not
+            id_digests.append(id_keys(_duplicate_text_ids(parts, i)))
+        seen_ids.extend(np.concatenate(id_digests))
+        seen_texts.extend(np.concatenate(text_digests))
+        del id_digests, text_digests
     total = source.count()
     if on_progress:
         on_progress(state.records, -1 if total is None else total)
@@ -410,17 +412,12 @@ def _run_locked(
     )
 
 
-def _duplicate_text_ids(parts: Path, chunks: int) -> list[str]:
-    """The ids of the committed chunks' articles rejected as ``duplicate_text``."""
-    ids: list[str] = []
-    for i in range(chunks):
-        rejects = pq.read_table(parts / f"rejects-{i:06d}.parquet", columns=["id", "reason"])
-        for article_id, reason in zip(
-            rejects.column("id").to_pylist(), rejects.column("reason").to_pylist(), strict=True
-        ):
-            if reason == "duplicate_text":
-                ids.append(article_id)
-    return ids
+def _duplicate_text_ids(parts: Path, chunk: int) -> list[str]:
+    """The ids of a committed chunk's articles rejected as ``duplicate_text``."""
+    rejects = pq.read_table(parts / f"rejects-{chunk:06d}.parquet", columns=["id", "reason"])
+    ids = rejects.column("id").to_pylist()
+    reasons = rejects.column("reason").to_pylist()
+    return [i for i, reason in zip(ids, reasons, strict=True) if reason == "duplicate_text"]
 
 
 def _check_overwrite(path: Path, fingerprint: str, settings: JobSettings) -> None:
