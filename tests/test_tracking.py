@@ -19,6 +19,15 @@ def test_flatten_and_redact():
     assert tracking.redact("model.C", 10) == 10
 
 
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(10.0, "10"), (10, "10"), (0.001, "0.001"), (1e20, "1e+20"), (True, "True"), ("10.0", "10.0")],
+)
+def test_whole_number_floats_are_logged_as_integers(value, text):
+    # a sweep's C=10 override and the YAML default 10.0 are one value in the MLflow UI
+    assert tracking.param_text(value) == text
+
+
 @pytest.fixture
 def logged(mlflow_uri):
     tracking.configure(mlflow_uri)
