@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -299,6 +300,8 @@ def test_without_text_dedupe_no_text_is_in_two_splits(tmp_path, corpus):
     with_copies = tmp_path / "labels.csv"
     with_copies.write_text("\n".join([*lines, *extra]) + "\n", encoding="utf-8")
     out = _cli_build(tmp_path, copies, with_copies, "kept", "dedupe_text=false", "chunk_size=7")
+    said = "\n".join(p.read_text() for p in tmp_path.rglob("*.log"))
+    assert re.search(r"topic: \d+ weakly labelled articles repeat a validation or test", said)
     for task in ("topic", "stance"):
         dd, manifest = datasets.load(out / task)
         assert manifest.n_rejected == 1  # the empty article; every copy is kept

@@ -728,6 +728,7 @@ def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:
     hashers = {p.key: hashlib.sha256() for p in plans}
     writers: dict[str, dict[str, _SplitWriter]] = {}
     held_out: dict[str, dict[bytes, str]] = {}  # texts of validation/test (gold, small)
+    copies: Counter = Counter()  # weak rows left out of train as copies of those texts
     votes_files = {}
     for p in plans:
         feats = features(p.task)
@@ -775,11 +776,19 @@ def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:
             text = row["text"]
             digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
             if digest in held_out[p.key]:  # a copy of a test text (dedupe_text=false)
+                copies[p.key] += 1
                 continue
             train = writers[p.key]["train"]
             train.add(row["id"], row["date"], row["title"], text, lab, "weak", conf)
     for fh, _ in votes_files.values():
         fh.close()
+    for key, n in copies.items():
+        log.warning(
+            "%s: %d weakly labelled articles repeat a validation or test text and are left out "
+            "of train (dedupe_text=false)",
+            key,
+            n,
+        )
     out = {}
     for p in plans:
         feats = features(p.task)
