@@ -115,6 +115,10 @@ def test_label_model_bad_input():
     [
         ({"max_iter": "ten"}, r"max_iter='ten' must be a whole number >= 1"),
         ({"max_iter": 0}, r"max_iter=0 must be a whole number >= 1"),
+        ({"max_iter": float("inf")}, r"max_iter=inf must be a whole number >= 1"),
+        ({"max_iter": float("nan")}, r"max_iter=nan must be a whole number >= 1"),
+        ({"tol": float("nan")}, r"tol=nan must be a number >= 0"),
+        ({"prior_strength": float("inf")}, r"prior_strength=inf must be a number >= 0"),
         ({"tol": "small"}, r"tol='small' must be a number >= 0"),
         ({"prior_strength": -1}, r"prior_strength=-1 must be a number >= 0"),
         ({"prior_accuracy": True}, r"prior_accuracy=True must be a number in \(0, 1\)"),

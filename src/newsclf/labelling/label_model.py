@@ -14,6 +14,7 @@ for: the models never guess from priors or abstains alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +104,8 @@ class DawidSkene:
         config typo (``max_iter=ten``) fails before the rules run, not as a traceback in EM."""
 
         def number(v: object) -> bool:
-            return isinstance(v, int | float) and not isinstance(v, bool)
+            # inf would pass the range checks (and int(inf) raises); nan fails them silently
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
         checks = (
             ("max_iter", "a whole number >= 1", lambda v: number(v) and v == int(v) and v >= 1),
