@@ -577,6 +577,18 @@ def test_parquet_cell_that_is_not_utf8_costs_its_row_not_the_batch(tmp_path):
         list(Source(path=str(path), chunk_rows=4).read())
 
 
+@pytest.mark.parametrize(("raw_id", "expected"), [(" r6 ", "r6"), ("", None), ("   ", None)])
+def test_parquet_reject_id_is_normalised_like_an_article_id(tmp_path, raw_id, expected):
+    # a padded id names the reject as the annotations name the article; a blank one names none
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "a.parquet"
+    text = pa.array([b"bad \xff bytes"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"id": [raw_id], "title": ["t"], "text": text}), path)
+    [reject] = Source(path=str(path), on_error="reject").read()
+    assert (reject.id, reject.reason) == (expected, "malformed_record")
+
+
 def test_rejects_keep_the_id_that_could_be_read(tmp_path):
     """A JSONL record with a string id but a field of the wrong type, and an undecodable .txt
     file (its id is its file's stem), are rejected under that id, not an empty one; a record

@@ -792,14 +792,15 @@ def _parquet_rows_cell_by_cell(batch, file: Path, row_no: int, source: Source) -
 
 
 def _readable_id(columns: dict[str, list], i: int, source: Source) -> str | None:
-    """Row ``i``'s id from the raw ``columns``, if it has one that is UTF-8 text (or a number)."""
+    """Row ``i``'s id from the raw ``columns``, if it has one that is UTF-8 text (or a number),
+    stripped as :meth:`Source.row_to_record` strips an article's id; blank is no id."""
     value = columns.get(source.id_column or "", [None] * (i + 1))[i]
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    return None if value is None else str(value)
+    return None if value is None else str(value).strip() or None
 
 
 # --------------------------------------------------------------------------- cleaning
