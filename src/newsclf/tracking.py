@@ -349,21 +349,13 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def param_text(value: Any) -> str:
-    """A param's text; a whole-number float as the integer (``C: 10.0`` in a YAML default and
-    ``C=10`` on the command line are both "10", so runs compare and search alike)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return str(value)
-
-
 def log_config(config: Mapping[str, Any]) -> None:
     """The resolved config as flat params and as ``config.yaml``, secrets masked
     (:mod:`newsclf.redact`)."""
     import yaml
 
     safe = redact_tree(config)
-    params = {k: param_text(v)[:_MAX_PARAM_CHARS] for k, v in flatten(safe).items()}
+    params = {k: str(v)[:_MAX_PARAM_CHARS] for k, v in flatten(safe).items()}
     items = list(params.items())
     for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
         mlflow.log_params(dict(items[start : start + 100]))
