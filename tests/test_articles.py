@@ -608,6 +608,28 @@ def test_rejects_keep_the_id_that_could_be_read(tmp_path):
     assert (reject.id, reject.reason) == ("story-9", "unreadable")
 
 
+def test_broken_symlink_in_a_folder_is_counted_not_skipped(tmp_path):
+    """A link whose target is gone was left out of the listing (``is_file`` is False for it),
+    so the article was lost without a count. It is an input like the others: unreadable."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("Monday, 1 May 2017\na\n\nGas prices.\n", encoding="utf-8")
+    (texts / "b.txt").symlink_to(tmp_path / "gone.txt")
+    source = Source(path=str(texts), on_error="reject")
+    assert source.files() == [texts / "a.txt", texts / "b.txt"]
+    assert source.count() == 2
+    records = list(source.read())
+    assert [(r.id, type(r).__name__) for r in records] == [("a", "Article"), ("b", "Reject")]
+    assert records[1].reason == "unreadable"
+    assert records[1].detail == f"{texts / 'b.txt'}: cannot be read (No such file or directory)"
+    gone = r"b\.txt: cannot be read \(No such file or directory\)$"
+    with pytest.raises(NewsclfError, match=gone):
+        list(Source(path=str(texts)).read())
+    before = source.fingerprint()  # the link itself is stat'ed: no traceback
+    (tmp_path / "gone.txt").write_text("back\n", encoding="utf-8")
+    assert source.fingerprint() != before
+
+
 def test_file_the_system_will_not_read_is_one_line_or_an_unreadable_record(tmp_path, monkeypatch):
     """An OSError while reading (permissions, a file gone since it was listed) was a traceback.
     Simulated: the tests run as root, whom file permissions do not stop."""

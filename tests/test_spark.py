@@ -669,3 +669,41 @@ def test_an_article_empty_under_any_models_preparation_is_rejected_as_locally(
             assert (result.n_predicted, result.rejected_by_reason) == (19, {"empty_text": 1})
         assert pd.read_parquet(tmp_path / f"{name}.rejects")["id"].tolist() == ["a000005"]
         assert pd.read_parquet(tmp_path / name)["stance_probability"].notna().all()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_a_broken_link_is_one_unreadable_file_as_locally(spark, tmp_path, fmt):
+    """A link in the input folder whose target is gone is one unreadable file on both engines,
+    with the same detail; it was a traceback on Spark (and skipped without a count locally)."""
+    from newsclf import spark_input
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = [{"id": "1", "title": "t", "text": "gas"}]
+    if fmt == "parquet":
+        pd.DataFrame(rows).to_parquet(folder / "a.parquet")
+    else:
+        (folder / "a.jsonl").write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    (folder / f"b.{fmt}").symlink_to(tmp_path / f"gone.{fmt}")
+    local = Source(path=str(folder), format=fmt, on_error="reject")
+    ours = [(r.source, r.reason, r.detail) for r in local.read() if r.id is None]
+    assert [(s, why) for s, why, _ in ours] == [(str(folder / f"b.{fmt}"), "unreadable")]
+    # (a file:// URI is listed by Hadoop's local file system, which leaves such links out)
+    inputs = spark_input.Inputs(spark, Source(path=str(folder), format=fmt, on_error="reject"))
+    assert [f.shown for f in inputs.files] == [str(folder / f"a.{fmt}"), ours[0][0]]
+    errors = inputs.parquet()[2] if fmt == "parquet" else inputs.jsonl()[1]
+    assert [(e.file.shown, "unreadable", e.detail) for e in errors] == ours
+
+
+def test_a_broken_link_counts_in_a_spark_job_as_locally(spark, setup):
+    """End to end: the link is one unreadable reject and the counts add up on both engines."""
+    folder, store = setup
+    linked = folder / "linked"
+    linked.mkdir()
+    pd.DataFrame(article_rows(10, seed=7)).to_parquet(linked / "a.parquet")
+    (linked / "b.parquet").symlink_to(folder / "gone.parquet")
+    overrides = ("source=parquet", f"source.path={linked}", "source.on_error=reject")
+    local = run_prediction(predict_config(store, *overrides, f"output.path={folder}/l.parquet"))
+    ours = _spark_run(spark, store, str(linked), folder / "l-spark", "source.on_error=reject")
+    assert ours.rejected_by_reason == local.rejected_by_reason == {"unreadable": 1}
+    assert ours.n_input == local.n_input == 11 == ours.n_predicted + ours.n_rejected

@@ -132,7 +132,12 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
 # --------------------------------------------------------------------------- reading
 
 
-def _unreadable(file: Path, exc: OSError) -> NewsclfError:
+def _is_broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
+
+
+def unreadable_error(file: Path | str, exc: OSError) -> NewsclfError:
+    """The one line for a file the system will not hand over (permissions, a vanished file)."""
     return NewsclfError(f"{file}: cannot be read ({exc.strerror or first_line(exc)})")
 
 
@@ -264,7 +269,7 @@ class Source:
             except (NewsclfError, OSError) as error:
                 # a file the system will not hand over (permissions, a vanished file) is a bad
                 # input like any other: one line, or with on_error=reject an unreadable record
-                exc = error if isinstance(error, NewsclfError) else _unreadable(file, error)
+                exc = error if isinstance(error, NewsclfError) else unreadable_error(file, error)
                 if self.on_error == "raise":
                     raise exc from None
                 if records:  # the rest of the file is unread: its records cannot be counted
@@ -321,7 +326,7 @@ class Source:
         files = [path] if path.is_file() or self.resolved_format() == "hf_disk" else self.files()
         for file in files:
             for f in sorted(file.rglob("*")) if file.is_dir() else [file]:
-                st = f.stat()
+                st = f.lstat() if _is_broken_link(f) else f.stat()
                 digest.update(
                     f"{f}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}\n".encode()
                 )
@@ -357,7 +362,8 @@ class Source:
     # -- helpers
 
     def _files(self, folder: Path, fmt: str) -> list[Path]:
-        files = [p for p in folder.rglob("*") if p.is_file()]
+        # a link whose target is gone is listed too: reading it counts it as unreadable
+        files = [p for p in folder.rglob("*") if p.is_file() or _is_broken_link(p)]
         self.check_no_json_skipped(folder, (p.name for p in files), fmt)
         pattern = self.file_pattern(fmt)
         under = "/" in pattern  # else the name alone decides

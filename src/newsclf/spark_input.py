@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from newsclf.articles import UTF16_JSONL, Source, jsonl_row
+from newsclf.articles import UTF16_JSONL, Source, jsonl_row, unreadable_error
 from newsclf.errors import NewsclfError, first_line
 
 MAGIC = b"PAR1"
@@ -72,7 +72,8 @@ class Inputs:
     def _local_files(self) -> list[InputFile]:
         files = []
         for f in self.source.files():
-            stat = f.stat()
+            # a link whose target is gone is listed (the local engine counts it as unreadable)
+            stat = f.lstat() if f.is_symlink() and not f.exists() else f.stat()
             files.append(InputFile(str(f), str(f), stat.st_size, stat.st_mtime_ns))
         return files
 
@@ -268,6 +269,12 @@ class Inputs:
     def _jsonl_columns(self, file: InputFile) -> FileError | None:
         """The local engine's check of a JSONL file's columns, on its first record (and, before
         it, of a UTF-16 byte order mark: one unreadable file)."""
+        try:
+            return self._check_jsonl(file)
+        except OSError as exc:  # a link whose target is gone, a file without permissions
+            return FileError(file, str(unreadable_error(file.shown, exc)))
+
+    def _check_jsonl(self, file: InputFile) -> FileError | None:
         if self.read(file, 0, min(2, file.size)) in (b"\xff\xfe", b"\xfe\xff"):
             return FileError(file, f"{file.shown}: {UTF16_JSONL}")
         records = 0  # bad lines before it: rejects the local engine has counted already
