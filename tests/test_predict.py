@@ -211,3 +211,38 @@ def test_an_article_empty_under_any_models_preparation_is_rejected_in_any_order(
         outputs.append(frame[sorted(frame.columns)])
     pd.testing.assert_frame_equal(outputs[0], outputs[2])  # the rejects
     pd.testing.assert_frame_equal(outputs[1], outputs[3])  # the predictions
+
+
+def test_duplicate_texts_are_the_same_under_every_models_preparation(tmp_path):
+    """With dedupe_text, an article is a duplicate only if its text is the same under each
+    model's preparation. Before, the first model's decided: two articles its cleaning made
+    equal lost the second's prediction from a model that reads them differently, and the
+    output depended on the order of the models."""
+    from newsclf.articles import DEFAULT_BOILERPLATE, Source
+    from newsclf.batch import JobSettings, run_job
+    from newsclf.saved_model import Preparation
+
+    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
+    topic = _model("topic")
+    stance = LoadedModel(
+        "stance",
+        Classifier(_fitted(), ["economy", "military"]),
+        "uri",
+        "name",
+        "3",
+        preparation=Preparation({"boilerplate": rule}),
+    )
+    texts = [
+        "gas prices rouble\n\nStatement from the ministry on gas.",
+        "gas prices rouble\n\nStatement from the ministry on troops.",  # same for stance only
+        "gas prices rouble\n\nStatement from the ministry on gas.",  # the same for both
+    ]
+    rows = [{"id": f"a{i}", "title": "", "text": t} for i, t in enumerate(texts)]
+    source_path = tmp_path / "in.jsonl"
+    source_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    source = Source(path=str(source_path), format="jsonl")
+    for name, models in (("ts", [topic, stance]), ("st", [stance, topic])):
+        out = tmp_path / f"{name}.parquet"
+        result = run_job(source, models, out, JobSettings(n_jobs=1, dedupe_text=True))
+        assert result.rejected_by_reason == {"duplicate_text": 1}, name
+        assert pd.read_parquet(out)["id"].tolist() == ["a0", "a1"]

@@ -707,3 +707,36 @@ def test_a_broken_link_counts_in_a_spark_job_as_locally(spark, setup):
     ours = _spark_run(spark, store, str(linked), folder / "l-spark", "source.on_error=reject")
     assert ours.rejected_by_reason == local.rejected_by_reason == {"unreadable": 1}
     assert ours.n_input == local.n_input == 11 == ours.n_predicted + ours.n_rejected
+
+
+def test_duplicate_texts_are_the_same_under_every_models_preparation_as_locally(
+    spark, setup, tmp_path
+):
+    """With dedupe_text, a duplicate repeats the text under each model's preparation, on both
+    engines and in either order of the models (not the first model's text alone)."""
+    import dataclasses
+
+    from newsclf.articles import DEFAULT_BOILERPLATE
+    from newsclf.batch import run_job
+    from newsclf.saved_model import Preparation
+
+    _, store = setup
+    rows = article_rows(12)
+    rows[7]["text"] = rows[3]["text"] + "\n\nStatement from the ministry on gas."
+    rows[3]["text"] += "\n\nStatement from the ministry on troops."  # equal for stance only
+    rows[9]["text"] = rows[3]["text"]  # equal for both
+    rows[7]["title"] = rows[9]["title"] = rows[3]["title"]
+    (tmp_path / "in").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "in" / "a.parquet")
+    cfg = predict_config(store, "source=parquet", f"source.path={tmp_path / 'in'}")
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    topic, stance = prepared_models(cfg, load_models(cfg))
+    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
+    stance = dataclasses.replace(stance, preparation=Preparation({"boilerplate": rule}))
+    settings = JobSettings(dedupe_text=True)
+    for name, models in (("ts", [topic, stance]), ("st", [stance, topic])):
+        local = run_job(source, models, tmp_path / f"{name}.parquet", settings)
+        ours = run_spark_job(source, models, tmp_path / name, settings, spark=spark)
+        for result in (local, ours):
+            assert result.rejected_by_reason == {"duplicate_text": 1}, name
+        assert pd.read_parquet(tmp_path / f"{name}.rejects")["id"].tolist() == [rows[9]["id"]]

@@ -99,9 +99,22 @@ class ChunkResult:
     stats: dict[str, ModelStats]
 
 
+# Joins an article's texts under several preparations; cleaning leaves no control characters.
+DUPLICATE_SEPARATOR = "\x1f"
+
+
 def text_key(text: str) -> int:
     """A 64-bit digest of a text (for duplicate detection in bounded memory)."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def same_texts(*texts: Sequence[str | None]) -> Sequence[str]:
+    """Each article's texts under the distinct preparations, joined: what a duplicate must
+    repeat, so no model loses the prediction of a text it reads differently. One
+    preparation's texts are returned as they are."""
+    if len(texts) == 1:
+        return texts[0]  # type: ignore[return-value]
+    return [DUPLICATE_SEPARATOR.join(t or "" for t in each) for each in zip(*texts, strict=True)]
 
 
 def process_chunk(
@@ -111,8 +124,8 @@ def process_chunk(
 
     Each model reads the article as its own :class:`Preparation` makes it; an article empty
     under any model's preparation is rejected (empty_text), whatever the order of the models.
-    The first model's decides the removals reported and the duplicate key. Models whose
-    preparation differs prepare the kept articles again with theirs.
+    The first model's decides the removals reported. Models whose preparation differs prepare
+    the kept articles again with theirs; the duplicate key is then of the text under each.
     """
     primary = models[0].preparation if models else Preparation()
     kept, rejects, removals = prepare_records(records, primary.cleaner, primary.max_chars)
@@ -131,7 +144,7 @@ def process_chunk(
     texts = [p.article.text for p in kept]
     frame: dict[str, list] = {
         "id": [p.article.id for p in kept],
-        "_text_key": [text_key(t) for t in texts],
+        "_text_key": [text_key(t) for t in same_texts(texts, *others.values())],
         "_source": [p.article.source for p in kept],
         "truncated_chars": [p.truncated_chars for p in kept],
     }

@@ -32,6 +32,7 @@ from pathlib import Path
 from newsclf.articles import Article, Reject, Source
 from newsclf.batch import JobResult, JobSettings, JobState, job_fingerprint, overwrite_refused
 from newsclf.errors import NewsclfError, first_line
+from newsclf.predict import DUPLICATE_SEPARATOR
 from newsclf.report import job_summary
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
 from newsclf.spark_input import FileError, InputFile, Inputs, wanted_columns
@@ -166,13 +167,16 @@ def executor_error(exc: Exception) -> NewsclfError | None:
     return NewsclfError(found.group(1).strip()) if found else None
 
 
-def mark_duplicates(frame, dedupe_text: bool, first_id: bool = False, preferred=None):
+def mark_duplicates(
+    frame, dedupe_text: bool, first_id: bool = False, preferred=None, text: str = "text"
+):
     """``frame`` (id, text, empty, reject, _file, _row) with ``dup_id``, ``dup_text`` and the
     ``reason`` a row is not kept (``reject``, empty_text, duplicate_id, duplicate_text), as the
     local engines decide them: of rows with the same id, or with ``dedupe_text`` the same text,
     the first in input order is kept; of the same text, the first row where the boolean column
     ``preferred`` is true, if any (the dataset build's gold articles). With ``first_id``, also
-    the id of the row kept with the same text (the one a duplicate_text row repeats)."""
+    the id of the row kept with the same text (the one a duplicate_text row repeats). ``text``
+    names the column compared."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -186,7 +190,7 @@ def mark_duplicates(frame, dedupe_text: bool, first_id: bool = False, preferred=
     if dedupe_text:
         fresh = named & ~F.col("dup_id")
         first = [] if preferred is None else [preferred.desc()]  # true before false
-        by_text = Window.partitionBy(F.sha2("text", 256), fresh).orderBy(*first, *order)
+        by_text = Window.partitionBy(F.sha2(text, 256), fresh).orderBy(*first, *order)
         marked = marked.withColumn("dup_text", fresh & (F.row_number().over(by_text) > 1))
         if first_id:
             marked = marked.withColumn("first_id", F.first("id").over(by_text))
@@ -306,7 +310,11 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     clean = _clean_batches(source, preparations)
     cleaned = map_inputs(spark, parts, errors, inputs, clean, schema)
     cleaned = cleaned.withColumnRenamed("text_0", "text")
-    marked = mark_duplicates(cleaned, settings.dedupe_text)
+    texts = ["text", *(f"text_{i}" for i in range(1, len(preparations)))]
+    # a duplicate repeats the text under every preparation (predict.same_texts)
+    same = F.concat_ws(DUPLICATE_SEPARATOR, *texts) if len(texts) > 1 else F.col("text")
+    marked = mark_duplicates(cleaned.withColumn("_same", same), settings.dedupe_text, text="_same")
+    marked = marked.drop("_same")
     # Score every row once (rejects too: far fewer than the rest), then keep only the small
     # columns, so what Spark caches does not grow with the texts.
     scored = marked
@@ -323,7 +331,6 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
             model_config={"prepared_input": True, "trusted_types": list(m.trusted_types)},
         )
         scored = scored.withColumn(f"_{m.task}", udf(F.struct(text)))
-    texts = ["text", *(f"text_{i}" for i in range(1, len(preparations)))]
     scored = scored.drop(*texts).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         columns = [F.col("id")]
