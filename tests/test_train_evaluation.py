@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
+from scipy.special import softmax
 
-from newsclf import datasets, saved_model, tracking
+from newsclf import calibration, datasets, saved_model, tracking
 from newsclf.articles import Article
 from newsclf.models import build_model
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, error_line, make_corpus, run_cli
@@ -61,6 +62,15 @@ def _fit(cwd: Path, splits: tuple[str, ...]):
     return build_model(cfg.model).fit(texts, labels), list(dd["test"]["text"])
 
 
+def _validation_temperature(cwd: Path, model) -> float:
+    """The temperature fitted by hand on ``model``'s scores of the validation split."""
+    dd, manifest = datasets.load(cwd / "data/datasets/topic")
+    scores = model.decision_function(dd["validation"]["text"])
+    classes = list(model[-1].classes_)
+    y = [classes.index(manifest.labels[i]) for i in dd["validation"]["label"]]
+    return calibration.fit_temperature(scores, y)
+
+
 def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
     cwd = built
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -88,10 +98,19 @@ def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
     registered = saved_model.load_model("models:/newsclf-topic/1").classifier
     by_hand, test_texts = _fit(cwd, ("train", "validation"))
     train_only, _ = _fit(cwd, ("train",))
+    # calibrate=temperature: the temperature of the train-only fit's validation scores, applied
+    # to the refit: its probabilities are softmax(scores / T), its labels the refit's own
+    temperature = metrics["calibration_temperature"]
+    assert temperature == pytest.approx(_validation_temperature(cwd, train_only), rel=1e-9)
+    assert temperature < 1  # this corpus's fits are underconfident on validation
+    assert metrics["validation_log_loss"] < metrics["validation_log_loss_uncalibrated"]
     np.testing.assert_allclose(
-        registered.scores(test_texts)[0], by_hand.predict_proba(test_texts), rtol=1e-9
+        registered.scores(test_texts)[0],
+        softmax(by_hand.decision_function(test_texts) / temperature, axis=1),
+        rtol=1e-9,
     )
-    assert not np.allclose(registered.scores(test_texts)[0], train_only.predict_proba(test_texts))
+    assert (registered.predict(test_texts)["label"] == by_hand.predict(test_texts)).all()
+    assert f"temperature {temperature:.2f}" in out
 
     # top features: readable n-grams mapped back through the hashing vectorizer
     table = client.download_artifacts(run.info.run_id, "top_features.json", str(tmp_path))
@@ -104,12 +123,19 @@ def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
 
     # refit=none keeps the model fit on train; an unreachable external minimum blocks the alias
     second = run_cli(
-        cwd, "newsclf-train", *common, *_dev(cwd), "refit=none", "gate.external={own:1.01}"
+        cwd,
+        "newsclf-train",
+        *common,
+        *_dev(cwd),
+        "refit=none",
+        "gate.external={own:1.01}",
+        "calibrate=null",
     )
     out = " ".join(second.stdout.split())
     assert "version 2 (not promoted: own macro-F1" in out and "below the minimum 1.0100" in out
     v2 = client.get_model_version("newsclf-topic", "2")
     assert "newsclf.refit" not in client.get_run(v2.run_id).data.tags
+    assert "calibration_temperature" not in client.get_run(v2.run_id).data.metrics
     model = saved_model.load_model("models:/newsclf-topic/2").classifier
     np.testing.assert_allclose(
         model.scores(test_texts)[0], train_only.predict_proba(test_texts), rtol=1e-9
@@ -125,6 +151,8 @@ def test_external_gate_needs_its_set(built, tmp_path):
         built, "newsclf-train", f"mlflow.tracking_uri={uri}", "gate.external={nyt:0.5}", ok=False
     )
     assert "gate.external: minimums for nyt but no evaluation set configured" in error_line(proc)
+    proc = run_cli(built, "newsclf-train", "calibrate=platt", ok=False)
+    assert "calibrate: 'platt' is not one of temperature, null" in error_line(proc)
     proc = run_cli(built, "newsclf-train", "refit=all", ok=False)
     assert "refit: 'all' is not one of train+validation, none" in error_line(proc)
     proc = run_cli(built, "newsclf-train", "n_jobs=abc", ok=False)

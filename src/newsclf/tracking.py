@@ -730,7 +730,12 @@ def version_description(
         f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
         + (f"Evaluation sets: {external}.\n\n" if external else "")
         + f"Refit: {refit}. "
-        f"Gate: {'champion' if result.get('promoted') else 'not promoted'} "
+        + (
+            f"Probabilities: temperature {result['calibration_temperature']:.3f} (validation). "
+            if "calibration_temperature" in result
+            else ""
+        )
+        + f"Gate: {'champion' if result.get('promoted') else 'not promoted'} "
         f"({result.get('gate', '')})."
     )
 

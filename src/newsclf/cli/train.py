@@ -34,6 +34,7 @@ from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
 batch = lazy_import("newsclf.batch")
+calibration = lazy_import("newsclf.calibration")
 datasets = lazy_import("newsclf.datasets")
 evalsets = lazy_import("newsclf.evalsets")
 evaluation = lazy_import("newsclf.evaluation")
@@ -71,6 +72,8 @@ def _train(cfg: DictConfig) -> dict:
     task = Task.from_config(cfg.task)
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
+    if cfg.get("calibrate") not in CALIBRATE:
+        raise NewsclfError(f"calibrate: {cfg.calibrate!r} is not one of temperature, null")
     uris = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     server = any(str(uri).startswith(("http://", "https://")) for uri in uris if uri)
     if server:  # a server that does not answer fails the job before any input is read
@@ -156,7 +159,12 @@ def _train(cfg: DictConfig) -> dict:
                     f"{task.name} / {cfg.model.name} / {split}",
                 )
                 tracking.log_artifact(png, "plots")
-        result["external"] = _score_sets(cfg, task, model, sets, preparation)
+        # labels are unchanged by it: the metrics above hold for the calibrated model too
+        temperature = _fit_temperature(cfg, model, data, shared)
+        if temperature is not None:
+            result["calibration_temperature"] = temperature
+        scored = model if temperature is None else calibration.with_temperature(model, temperature)
+        result["external"] = _score_sets(cfg, task, scored, sets, preparation)
         if result["external"]:  # what a sweep can maximise: optimize_metric=evaluation_macro_f1
             mean = sum(result["external"].values()) / len(result["external"])
             result["evaluation_macro_f1"] = mean
@@ -171,6 +179,8 @@ def _train(cfg: DictConfig) -> dict:
         if final is not model:
             texts += list(data["validation"][0])
         _log_top_features(cfg, final, texts, top)
+        if temperature is not None:  # a copy: the top-features thread may still read final
+            final = calibration.with_temperature(final, temperature)
         example = saved_model.raw_example(dd["train"][:2])
         model_uri = saved_model.log_model(final, names, task.name, example, preparation)
         result["model_uri"] = model_uri
@@ -323,6 +333,42 @@ def _stack(parts: list) -> object:
 
 
 REFIT = ("train+validation", "none")
+CALIBRATE = ("temperature", None)
+
+
+def _fit_temperature(cfg: DictConfig, model, data: dict, shared) -> float | None:
+    """With ``calibrate=temperature``: the temperature that makes the train-only fit's
+    probabilities on the validation split best by log loss (``newsclf.calibration``), logged
+    with the log loss before and after. None when off, without validation articles, or for a
+    classifier whose probabilities are not the softmax of linear scores (left as they are)."""
+    texts, gold = data["validation"]
+    if cfg.get("calibrate") is None or not texts or not hasattr(model, "steps"):
+        return None
+    if shared is not None:
+        features = model[1:-1].transform(shared.splits["validation"].result())
+    else:
+        features = model[:-1].transform(list(texts))
+    classifier = model[-1]
+    scores = calibration.softmax_scores(classifier, features)
+    if scores is None:
+        log.info(
+            "calibrate: %s's probabilities are not the softmax of linear scores; left as they are",
+            type(classifier).__name__,
+        )
+        return None
+    classes = [str(c) for c in classifier.classes_]
+    known = [i for i, label in enumerate(gold) if label in classes]  # a class train lacked
+    scores = scores[known]
+    y = [classes.index(gold[i]) for i in known]
+    temperature = calibration.fit_temperature(scores, y)
+    tracking.log_metrics(
+        {
+            "calibration_temperature": temperature,
+            "validation_log_loss_uncalibrated": calibration.log_loss(scores, y),
+            "validation_log_loss": calibration.log_loss(scores / temperature, y),
+        }
+    )
+    return temperature
 
 
 def _evaluation_sets(cfg: DictConfig) -> dict[str, object]:
@@ -537,6 +583,11 @@ def summary(result: dict) -> None:
         f"validation macro-F1 {result.get('validation_macro_f1', float('nan')):.3f}, "
         f"test macro-F1 {result.get('test_macro_f1', float('nan')):.3f}, "
         f"test accuracy {result.get('test_accuracy', float('nan')):.3f}"
+        + (
+            f", temperature {result['calibration_temperature']:.2f}"
+            if "calibration_temperature" in result
+            else ""
+        )
     )
     if result.get("external"):
         console().print(

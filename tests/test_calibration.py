@@ -1,0 +1,62 @@
+"""Temperature scaling: the fitted temperature, the scaled model, and which models take it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.naive_bayes import ComplementNB
+from sklearn.pipeline import make_pipeline
+
+from newsclf import calibration
+
+TEXTS = [
+    "gas prices rouble market",
+    "oil exports rouble",
+    "troops tanks front",
+    "drone strike artillery",
+    "talks summit envoy",
+    "treaty vote envoy talks",
+] * 5
+LABELS = ["economy", "economy", "military", "military", "diplomacy", "diplomacy"] * 5
+
+
+def test_fit_temperature_recovers_the_temperature_the_labels_were_drawn_with():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(scale=3.0, size=(20_000, 4))
+    for true in (0.5, 2.0):
+        p = softmax(scores / true, axis=1)
+        y = [rng.choice(4, p=row) for row in p]
+        assert calibration.fit_temperature(scores, y) == pytest.approx(true, rel=0.05)
+    # the log loss it minimises is the usual one
+    y = rng.integers(0, 4, size=len(scores))
+    expected = -np.log(softmax(scores, axis=1)[np.arange(len(y)), y]).mean()
+    assert calibration.log_loss(scores, y) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("n_classes", [3, 2])
+def test_a_scaled_model_keeps_its_labels_and_divides_its_scores(n_classes):
+    keep = [i for i, label in enumerate(LABELS) if n_classes == 3 or label != "diplomacy"]
+    texts, labels = [TEXTS[i] for i in keep], [LABELS[i] for i in keep]
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression(C=0.5)).fit(texts, labels)
+    features = model[:-1].transform(texts)
+    scores = calibration.softmax_scores(model[-1], features)
+    assert scores is not None and scores.shape == (len(texts), n_classes)
+    before = model.predict_proba(texts)
+    scaled = calibration.with_temperature(model, 0.25)
+    assert (scaled.predict(texts) == model.predict(texts)).all()
+    np.testing.assert_allclose(scaled.predict_proba(texts), softmax(scores / 0.25, axis=1))
+    assert scaled.predict_proba(texts).max(axis=1).mean() > before.max(axis=1).mean()
+    np.testing.assert_array_equal(model.predict_proba(texts), before)  # the original untouched
+
+
+@pytest.mark.parametrize(
+    "classifier",
+    [ComplementNB(), SGDClassifier(loss="log_loss", random_state=0)],  # no softmax of scores
+    ids=["naive_bayes", "one_vs_rest"],
+)
+def test_classifiers_whose_probabilities_are_not_a_softmax_are_left_alone(classifier):
+    model = make_pipeline(TfidfVectorizer(), classifier).fit(TEXTS, LABELS)
+    assert calibration.softmax_scores(model[-1], model[:-1].transform(TEXTS)) is None
