@@ -60,3 +60,9 @@ def test_a_scaled_model_keeps_its_labels_and_divides_its_scores(n_classes):
 def test_classifiers_whose_probabilities_are_not_a_softmax_are_left_alone(classifier):
     model = make_pipeline(TfidfVectorizer(), classifier).fit(TEXTS, LABELS)
     assert calibration.softmax_scores(model[-1], model[:-1].transform(TEXTS)) is None
+
+
+def test_a_validation_split_without_mistakes_sharpens_scores_at_most_tenfold():
+    # log loss alone would push T toward 0 and every probability to exactly 1
+    scores = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]])
+    assert calibration.fit_temperature(scores, [0, 1, 0]) == pytest.approx(0.1, rel=1e-3)
