@@ -336,6 +336,13 @@ def test_cli_bad_labels_exit_2(store, tmp_path):
         f"newsclf-evaluate: error: {labels}:5: unknown stance label 'pro-russian' for a000003 "
         "(allowed: anti_russia, neutral, pro_russia)"
     )
+    for bad, expected in (
+        ("calibration_bins=abc", "calibration_bins: 'abc' is not a positive integer"),
+        ("calibration_bins=0", "calibration_bins: 0 is not a positive integer"),
+        ("log_to_mlflow=no", "log_to_mlflow: 'no' is not true or false"),
+    ):
+        line = error_line(run_cli(tmp_path, "newsclf-evaluate", *args, bad, ok=False))
+        assert line == f"newsclf-evaluate: error: {expected}"
     assert not (tmp_path / "out").exists()  # nothing written before the labels were checked
     gold[3]["stance"] = "neutral"
     gold[4]["id"] = "b999"

@@ -219,7 +219,8 @@ def check_types(cfg: DictConfig, spec: Mapping[str, tuple[tuple[type, ...], str]
         value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
         if value is _ABSENT:
             continue  # not in this config
-        if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+        typed = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if typed and not (allowed in _POSITIVE and isinstance(value, int) and value < 1):
             continue
         raise NewsclfError(f"{key}: {value!r} is not {allowed}")
 
@@ -228,6 +229,7 @@ _ABSENT = object()
 INT = ((int,), "an integer")
 POSITIVE = ((int,), "a positive integer")
 OPTIONAL_POSITIVE = ((int, type(None)), "a positive integer or null")
+_POSITIVE = (POSITIVE[1], OPTIONAL_POSITIVE[1])  # also checked for being >= 1
 NUMBER = ((int, float), "a number")
 BOOL = ((bool,), "true or false")
 

@@ -9,7 +9,16 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from newsclf.cli import console, console_script, fast_help, lazy_import, user_errors
+from newsclf.cli import (
+    BOOL,
+    POSITIVE,
+    check_types,
+    console,
+    console_script,
+    fast_help,
+    lazy_import,
+    user_errors,
+)
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import annotation_paths, load_annotations
 from newsclf.tasks import Task
@@ -23,15 +32,22 @@ weak_labelling = lazy_import("newsclf.labelling.weak")
 log = logging.getLogger(__name__)
 
 
+CONFIG_TYPES = {
+    "k": POSITIVE,
+    "dedupe_text": BOOL,
+    "weak.enabled": BOOL,
+    "output.overwrite": BOOL,
+}
+
+
 def export(cfg: DictConfig) -> dict:
     """Rank the not-yet-annotated articles and write the annotations CSV and its context."""
     if cfg.strategy not in annotate.STRATEGIES:
         raise NewsclfError(
             f"strategy: {cfg.strategy!r} is not one of {', '.join(annotate.STRATEGIES)}"
         )
-    if int(cfg.k) < 1:
-        raise NewsclfError(f"k: {cfg.k} must be at least 1")
-    annotate.check_output(cfg.output.path, bool(cfg.output.overwrite))  # before any work
+    check_types(cfg, CONFIG_TYPES)  # Hydra passes overwrite=no through as the string "no"
+    annotate.check_output(cfg.output.path, cfg.output.overwrite)  # before any work
     tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
     models, rule_sets = {}, {}
     if cfg.strategy == "least_confident":  # models first: a missing one fails before reading
@@ -59,13 +75,13 @@ def export(cfg: DictConfig) -> dict:
         scores = annotate.model_scores(result.articles, models)
     else:
         scores = annotate.conflict_scores(result.articles, rule_sets)
-    chosen = annotate.rank(result.articles, scores, int(cfg.k), annotated)
+    chosen = annotate.rank(result.articles, scores, cfg.k, annotated)
     path, context = annotate.write_export(
         chosen,
         list(tasks.values()),
         cfg.output.path,
         cfg.annotations.id_column,
-        bool(cfg.output.overwrite),
+        cfg.output.overwrite,
     )
     return {
         "n_input": result.n_input,

@@ -19,7 +19,16 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.table import Table
 
-from newsclf.cli import console, console_script, fast_help, lazy_import, user_errors
+from newsclf.cli import (
+    BOOL,
+    POSITIVE,
+    check_types,
+    console,
+    console_script,
+    fast_help,
+    lazy_import,
+    user_errors,
+)
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
@@ -57,9 +66,18 @@ def model_uris(cfg: DictConfig) -> dict[str, str]:
     return {str(k): str(v) for k, v in models.items() if v}
 
 
+CONFIG_TYPES = {
+    "calibration_bins": POSITIVE,
+    "allow_pickle": BOOL,
+    "log_to_mlflow": BOOL,
+    "tag_versions": BOOL,
+}
+
+
 def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]]:
     """Load the models, read every set, check every set's labels, then score, write and log.
     Returns the results, the sets and the lines about skipped model x set pairs."""
+    check_types(cfg, CONFIG_TYPES)  # Hydra passes calibration_bins=abc through as a string
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     models = {
         key: saved_model.load_model(uri, cfg.trusted_types, allow_pickle=cfg.allow_pickle)
