@@ -353,3 +353,65 @@ def test_cli_bad_labels_exit_2(store, tmp_path):
         run_cli(tmp_path, "newsclf-evaluate", *args, "models.topic=models:/nope@x", ok=False)
     )
     assert "models:/nope@x" in line
+
+
+def test_cli_rejects_stale_files_task_keys_and_unreadable_sets(store, tmp_path):
+    """The review's findings, end to end: a set no article of which can be read (a mistyped
+    column) exited 0 with n=0 and no reason shown; the rejects' reasons were written nowhere;
+    a model under the other task's key was evaluated as that task's; an evaluation that scored
+    nothing left the last one's report, plots and version tags beside its n=0; report.txt
+    averaged over labels the set does not have; the CSVs were readable by their owner only."""
+    uri = store
+    articles, labels, gold = _write_set(tmp_path, n=30)
+    args = [
+        f"mlflow.tracking_uri={uri}",
+        "evaluation=own",
+        f"evaluation.own.source.path={articles}",
+        f"evaluation.own.annotations.path={labels}",
+        "output_dir=out",
+    ]
+    line = error_line(
+        run_cli(
+            tmp_path, "newsclf-evaluate", *args, "evaluation.own.source.text_column=body", ok=False
+        )
+    )
+    assert line.startswith(f"newsclf-evaluate: error: {articles}: evaluation set own: no article")
+    assert "missing column(s) body" in line
+    line = error_line(
+        run_cli(
+            tmp_path, "newsclf-evaluate", *args, "models.topic=models:/newsclf-stance/1", ok=False
+        )
+    )
+    assert line.endswith("is a stance model, not topic")
+    (tmp_path / "a-file").write_text("")
+    line = error_line(
+        run_cli(tmp_path, "newsclf-evaluate", *args[:-1], "output_dir=a-file/x", ok=False)
+    )
+    assert line.startswith("newsclf-evaluate: error: a-file/x/") and "cannot write" in line
+
+    # no pro_russia gold: report.txt's macro average is the macro-F1 the set is scored by
+    for row in gold:
+        row["stance"] = "anti_russia" if row["stance"] == "pro_russia" else row["stance"]
+    _write_labels(gold, labels)
+    run_cli(tmp_path, "newsclf-evaluate", *args)
+    own = tmp_path / "out/newsclf-stance-v1/own"
+    rejects = pd.read_csv(own / "rejects.csv")
+    assert rejects[["id", "reason"]].values.tolist() == [["a000005", "empty_text"]]
+    assert (own / "predictions.csv").stat().st_mode & 0o044 == 0o044  # as the umask allows
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    tags = client.get_model_version("newsclf-stance", "1").tags
+    report = (own / "report.txt").read_text()
+    macro = next(line.split() for line in report.splitlines() if "macro avg" in line)
+    assert "pro_russia" not in report and float(macro[4]) == pytest.approx(
+        float(tags["eval.own.macro_f1"]), abs=1e-3
+    )
+
+    # then only the empty article is labelled: nothing scored, nothing stale left
+    _write_labels([g for g in gold if g["id"] == "a000005"], labels)
+    run_cli(tmp_path, "newsclf-evaluate", *args)
+    assert sorted(p.name for p in own.iterdir()) == [
+        "misclassified.csv", "predictions.csv", "rejects.csv"
+    ]  # fmt: skip
+    tags = client.get_model_version("newsclf-stance", "1").tags
+    assert tags["eval.own.n"] == "0" and "eval.own.macro_f1" not in tags
+    assert "eval.own.accuracy" not in tags

@@ -9,7 +9,7 @@ model on configured sets, before registering).
 from __future__ import annotations
 
 import logging
-import tempfile
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +139,10 @@ def load_set(name: str, cfg: Mapping[str, Any]) -> RawSet:
     records = list(source.read())
     if not records:
         raise NewsclfError(f"{source.path}: evaluation set {name} is empty (no articles)")
+    if not any(isinstance(r, Article) for r in records):  # e.g. a mistyped text_column
+        raise NewsclfError(
+            f"{source.path}: evaluation set {name}: no article could be read ({records[0].detail})"
+        )
     paths = [path] if isinstance(path, str) else [str(p) for p in path]
     return RawSet(
         name=name,
@@ -261,18 +265,36 @@ def _title(article: Article) -> str:
     return article.title or article.body.split("\n", 1)[0][:200]
 
 
-def write_artifacts(result: SetScore, folder: Path, title: str) -> list[Path]:
+ARTIFACTS = ("report.txt", "confusion_matrix.png", "reliability.png")  # when articles scored
+
+
+def write_artifacts(
+    result: SetScore, folder: Path, title: str, rejects: Sequence[Reject] = ()
+) -> list[Path]:
     """The files of one model x set: confusion matrix and reliability PNGs, the predictions and
-    the misclassified articles as CSV, scikit-learn's report. Returns their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
+    the misclassified articles as CSV, scikit-learn's report (over the labels the set has, as
+    its macro-F1), and the set's rejects with their reasons. Returns their paths; files of an
+    earlier evaluation that this one does not write are removed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NewsclfError(
+            f"{folder}: cannot write the evaluation files ({exc.strerror})"
+        ) from None
     frame = result.predictions
+    reject_rows = pd.DataFrame(
+        [(r.id, r.source, r.reason, r.detail) for r in rejects],
+        columns=["id", "source", "reason", "detail"],
+    )
     paths = [
         _atomic_csv(frame, folder / "predictions.csv"),
         _atomic_csv(result.misclassified, folder / "misclassified.csv"),
+        _atomic_csv(reject_rows, folder / "rejects.csv"),
     ]
     if result.n_scored:
         gold, predicted = frame["gold"].tolist(), frame["predicted"].tolist()
-        report = evaluation.report(gold, predicted, result.labels)
+        present = [label for label in result.labels if label in set(gold)]
+        report = evaluation.report(gold, predicted, present)
         (folder / "report.txt").write_text(report, encoding="utf-8")
         paths += [
             folder / "report.txt",
@@ -281,13 +303,18 @@ def write_artifacts(result: SetScore, folder: Path, title: str) -> list[Path]:
             ),
             evaluation.plot_reliability(result.bins, folder / "reliability.png", title),
         ]
+    else:
+        for name in ARTIFACTS:
+            (folder / name).unlink(missing_ok=True)
     return paths
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> Path:
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
-    ) as fh:
-        frame.to_csv(fh, index=False)
-    Path(fh.name).replace(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # opened as any file: the umask
+    try:
+        frame.to_csv(tmp, index=False, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -794,10 +794,15 @@ def log_evaluation_input(frame: pd.DataFrame, name: str, source: str) -> None:
     mlflow.log_input(dataset, context="evaluation")
 
 
-def tag_version(name: str, version: str, tags: Mapping[str, str]) -> None:
+def tag_version(name: str, version: str, tags: Mapping[str, str | None]) -> None:
+    """Set the tags on a registered model version; a tag of value None is deleted."""
     client = MlflowClient()
+    present = client.get_model_version(name, version).tags
     for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, str(value))
+        if value is not None:
+            client.set_model_version_tag(name, version, key, str(value))
+        elif key in present:
+            client.delete_model_version_tag(name, version, key)
 
 
 # --------------------------------------------------------------------------- batch prediction

@@ -79,8 +79,13 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
     Returns the results, the sets and the lines about skipped model x set pairs."""
     check_types(cfg, CONFIG_TYPES)  # Hydra passes calibration_bins=abc through as a string
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    # a model under a task's key (models.topic=...) must be of that task; a pickle-format
+    # model, which carries no task, takes it from there
+    configured = {k: t.name for k, t in (cfg.get("tasks") or {}).items()}
     models = {
-        key: saved_model.load_model(uri, cfg.trusted_types, allow_pickle=cfg.allow_pickle)
+        key: saved_model.load_model(
+            uri, cfg.trusted_types, task=configured.get(key), allow_pickle=cfg.allow_pickle
+        )
         for key, uri in model_uris(cfg).items()
     }  # a bad URI fails before any article is read
     tasks = {t.name: t for t in (Task.from_config(c) for c in (cfg.get("tasks") or {}).values())}
@@ -112,7 +117,7 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
                 continue
             result.scores.append(scored)
         if result.scores:
-            result.folder = _write(cfg, result)
+            result.folder = _write(cfg, result, sets)
             if cfg.log_to_mlflow:
                 _log(cfg, result, sets)
     return results, sets, skipped
@@ -122,13 +127,14 @@ def _model_label(model: LoadedModel) -> str:
     return f"{model.name} v{model.version}" if model.version else model.name
 
 
-def _write(cfg: DictConfig, result: ModelResult) -> Path:
+def _write(cfg: DictConfig, result: ModelResult, sets: dict) -> Path:
     model = result.model
     name = f"{model.name}-v{model.version}" if model.version else model.name
     folder = Path(cfg.output_dir) / re.sub(r"[^\w.-]+", "_", name).strip("_")
     for scored in result.scores:
         title = f"{result.task.name} / {_model_label(model)} / {scored.set_name}"
-        evalsets.write_artifacts(scored, folder / scored.set_name, title)
+        rejects = sets[scored.set_name].prepare(model.preparation).rejects
+        evalsets.write_artifacts(scored, folder / scored.set_name, title, rejects)
     return folder
 
 
@@ -170,13 +176,15 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
                 scored.misclassified.to_dict("list"), f"{scored.set_name}/misclassified.json"
             )
         if registered and cfg.tag_versions:
-            version_tags = {"eval.run_id": run_id}
+            version_tags: dict[str, str | None] = {"eval.run_id": run_id}
             for scored in result.scores:
                 for key in TAGGED:
                     value = scored.metrics.get(key)
-                    if value is not None:
-                        text = str(int(value)) if key == "n" else f"{value:.4f}"
-                        version_tags[f"eval.{scored.set_name}.{key}"] = text
+                    # no value (nothing scored): an earlier evaluation's tag would contradict it
+                    text = None if value is None else f"{value:.4f}"
+                    version_tags[f"eval.{scored.set_name}.{key}"] = (
+                        str(int(value)) if key == "n" else text
+                    )
             tracking.tag_version(model.name, model.version, version_tags)
 
 
