@@ -27,6 +27,8 @@ def test_pickle_models_refused_unless_allowed(tmp_path, mlflow_uri, fmt):
     mlflow.sklearn.save_model(_pipe(), str(folder), serialization_format=fmt)
     with pytest.raises(NewsclfError, match=rf"stored as {fmt} .*set allow_pickle=true"):
         saved_model.load_model(str(folder), task="topic")
+    with pytest.raises(NewsclfError, match=r"needs its task named .*models\.topic=<uri>"):
+        saved_model.load_model(str(folder), allow_pickle=True)
     model = saved_model.load_model(str(folder), task="topic", allow_pickle=True)
     assert model.task == "topic"
     assert model.classifier.predict(["rouble gas"])["label"].tolist() == ["economy"]

@@ -476,7 +476,10 @@ def load_model(
     meta = _newsclf_metadata(local, uri, allow_pickle)
     if meta is None:  # a pickle-format model the user chose to trust
         if not task:
-            raise NewsclfError(f"model {uri}: a pickle-format model needs its task named")
+            raise NewsclfError(
+                f"model {uri}: a pickle-format model needs its task named (configure it under "
+                "its task's key, e.g. models.topic=<uri>)"
+            )
         classifier = _load_pickled(local, uri)
         model_task = task
     else:
