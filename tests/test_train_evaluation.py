@@ -267,3 +267,47 @@ def test_fits_read_the_splits_as_the_dataset_dict_has_them(built, tmp_path):
         assert data[split][1] == [manifest.labels[i] for i in dd[split]["label"]]
     assert _read_splits(str(tmp_path), manifest.labels) is None
     assert _read_splits(str(folder), manifest.labels[:1]) is None  # a label it cannot name
+
+
+def test_the_gate_scores_challenger_and_champion_alike(built, tmp_path):
+    """The review's findings: the gate compared the challenger fit on train only with the
+    champion as registered (refit on train + validation), so the same config trained twice was
+    "worse than the champion"; a champion trained on a rebuilt dataset was scored on a test
+    split holding its own training articles; compare_to_champion=false said "no champion yet"."""
+    cwd = built
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = [f"mlflow.tracking_uri={uri}", "task=topic"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_cli(cwd, "newsclf-train", *common)
+    second = " ".join(run_cli(cwd, "newsclf-train", *common).stdout.split())
+    v1, v2 = (client.get_model_version("newsclf-topic", v) for v in ("1", "2"))
+    assert v2.tags["test_macro_f1"] == v1.tags["test_macro_f1"]  # the same model, twice
+    assert "version 2 (champion: test macro-F1" in second and ">= champion's" in second
+    metrics = client.get_run(v2.run_id).data.metrics
+    # the version's tag is the registered (refit) model's score, logged beside the train-only one
+    assert float(v2.tags["test_macro_f1"]) == pytest.approx(metrics["registered_test_macro_f1"])
+    assert metrics["champion_test_macro_f1"] == pytest.approx(metrics["registered_test_macro_f1"])
+
+    run_cli(
+        cwd,
+        "newsclf-dataset",
+        f"source.path={cwd / 'corpus/articles'}",
+        f"annotations.path={cwd / 'corpus/labels.csv'}",
+        "log_to_mlflow=false",
+        "weak.enabled=false",
+        "split.seed=7",
+        f"output_dir={tmp_path / 'rebuilt'}",
+    )
+    third = run_cli(cwd, "newsclf-train", *common, f"dataset_dir={tmp_path / 'rebuilt/topic'}")
+    out = " ".join(third.stdout.split())
+    assert "version 3 (champion:" in out
+    assert "champion v2 was trained on another dataset, so its test score is not comparable" in out
+    assert (
+        "champion_test_macro_f1"
+        not in client.get_run(client.get_model_version("newsclf-topic", "3").run_id).data.metrics
+    )
+
+    fourth = run_cli(cwd, "newsclf-train", *common, "gate.compare_to_champion=false")
+    out = " ".join(fourth.stdout.split())
+    assert "champion v3 not compared (gate.compare_to_champion=false)" in out
+    assert "no champion yet" not in out

@@ -79,13 +79,15 @@ def gate(
     external: Mapping[str, float] | None = None,
     external_min: Mapping[str, float] | None = None,
     champion_external: Mapping[str, float] | None = None,
+    champion_note: str | None = None,
 ) -> GateDecision:
     """Promote when ``score`` (test macro-F1) reaches ``min_score`` and is not worse than the
     current champion's score on the same test set.
 
     With evaluation sets (``external``: set name -> macro-F1), every minimum of
     ``external_min`` must be reached too, and the mean macro-F1 over the sets must not be worse
-    than the champion's on the same sets (``champion_external``)."""
+    than the champion's on the same sets (``champion_external``). ``champion_note`` says why
+    there is no champion score to compare with (default: there is no champion)."""
     if np.isnan(score) or score < min_score:
         return GateDecision(False, f"test macro-F1 {score:.4f} below the minimum {min_score:.4f}")
     ok, why = external_minimums(external or {}, external_min)
@@ -108,9 +110,8 @@ def gate(
             )
         extra = f"; mean macro-F1 on {', '.join(shared)} {mine:.4f} >= champion's {theirs:.4f}"
     if champion_score is None:
-        return GateDecision(
-            True, f"test macro-F1 {score:.4f} >= {min_score:.4f}, no champion yet{extra}"
-        )
+        note = champion_note or "no champion yet"
+        return GateDecision(True, f"test macro-F1 {score:.4f} >= {min_score:.4f}, {note}{extra}")
     return GateDecision(
         True,
         f"test macro-F1 {score:.4f} >= champion's {champion_score:.4f} and the minimum{extra}",

@@ -764,6 +764,14 @@ def describe_model(name: str, version: str, model_text: str, version_text: str) 
             mlflow.set_tag(NOTE, version_text)
 
 
+def version_fingerprint(name: str, version: str) -> str | None:
+    """The dataset fingerprint (``newsclf.fingerprint``) of the run that logged a registered
+    model version, or None when that run has none."""
+    client = MlflowClient()
+    run_id = client.get_model_version(name, version).run_id
+    return client.get_run(run_id).data.tags.get("newsclf.fingerprint") if run_id else None
+
+
 def champion(name: str) -> str | None:
     """The version holding the ``champion`` alias, or None."""
     try:

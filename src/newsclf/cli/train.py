@@ -186,7 +186,17 @@ def _train(cfg: DictConfig) -> dict:
         result["model_uri"] = model_uri
         if cfg.register:
             result.update(
-                _register_and_gate(cfg, registered, model_uri, data["test"], result, task, sets)
+                _register_and_gate(
+                    cfg,
+                    registered,
+                    model_uri,
+                    data["test"],
+                    result,
+                    task,
+                    sets,
+                    _registered_scores(result, final, model, data["test"], task, sets, preparation),
+                    manifest.fingerprint,
+                )
             )
             tracking.describe_model(
                 registered,
@@ -508,30 +518,75 @@ def _log_top_features(cfg: DictConfig, model, texts: list[str], started=None) ->
     tracking.log_table({k: [r[k] for r in rows] for k in rows[0]}, "top_features.json")
 
 
+def _gate_scores(classifier, preparation, test, task: Task, sets: dict, names) -> dict:
+    """A model's test macro-F1 and its macro-F1 on the evaluation sets ``names``, each set
+    prepared as the model prepares articles: how the gate scores challenger and champion."""
+    predicted = classifier.predict(test[0])["label"].tolist() if test[0] else []
+    scores = {}
+    if test[0]:
+        scores["test"] = evaluation.metrics(test[1], predicted, task.label_names)["macro_f1"]
+    for set_name in names:
+        scored = evalsets.evaluate(classifier, task, sets[set_name].prepare(preparation))
+        if scored is not None:
+            scores[set_name] = scored.metrics["macro_f1"]
+    return scores
+
+
+def _registered_scores(result: dict, final, model, test, task: Task, sets, preparation) -> dict:
+    """The scores of the version to register, on the basis the champion is scored on: the
+    model refit on train + validation is scored anew (logged as ``registered_*``); a model
+    registered as fit is the one scored above."""
+    external = result.get("external") or {}
+    if final is model:
+        return {"test": result.get("test_macro_f1", float("nan")), **external}
+    classifier = saved_model.Classifier(final, task.label_names)
+    scores = _gate_scores(classifier, preparation, test, task, sets, list(external))
+    tracking.log_metrics({f"registered_{k}_macro_f1": v for k, v in scores.items()})
+    return scores
+
+
 def _register_and_gate(
-    cfg: DictConfig, name: str, model_uri: str, test, result: dict, task: Task, sets: dict
+    cfg: DictConfig,
+    name: str,
+    model_uri: str,
+    test,
+    result: dict,
+    task: Task,
+    sets: dict,
+    mine: dict[str, float],
+    fingerprint: str,
 ) -> dict:
     """Register a version; make it champion if the gate passes against the current champion,
-    rescored on this run's test set. Concurrent jobs are serialised by a promotion lock."""
-    test_f1 = result.get("test_macro_f1", float("nan"))
-    labels = list(cfg.task.labels)
-
-    external = result.get("external") or {}
+    both scored alike (``mine``: the version's scores) on this run's test set and evaluation
+    sets. A champion trained on another dataset is compared on the evaluation sets only: its
+    training articles may be in this test split. Concurrent jobs are serialised by a
+    promotion lock."""
+    test_f1 = mine.get("test", float("nan"))
+    external = {k: v for k, v in mine.items() if k != "test"}
+    note: dict[str, str | None] = {"why": None}  # why the champion has no test score, if so
 
     def score(version: str) -> dict[str, float]:
-        """The champion's test macro-F1, and its macro-F1 on the same evaluation sets."""
+        """The champion's test macro-F1 (same dataset only), and its macro-F1 on the same
+        evaluation sets."""
+        if not cfg.gate.compare_to_champion:
+            note["why"] = f"champion v{version} not compared (gate.compare_to_champion=false)"
+            return {}
         current = saved_model.load_model(f"models:/{name}/{version}")
-        predicted = current.classifier.predict(test[0])["label"].tolist()
-        scores = {"test": evaluation.metrics(test[1], predicted, labels)["macro_f1"]}
-        for set_name in external:
-            evalset = sets[set_name].prepare(current.preparation)  # the champion's own way
-            scored = evalsets.evaluate(current.classifier, task, evalset)
-            if scored is not None:
-                scores[set_name] = scored.metrics["macro_f1"]
-        return scores
+        same = tracking.version_fingerprint(name, version) == fingerprint
+        if not test[0]:
+            note["why"] = f"champion v{version} not compared on test (the test split is empty)"
+        elif not same:
+            note["why"] = (
+                f"champion v{version} was trained on another dataset, so its test score is "
+                "not comparable"
+            )
+        else:
+            note["why"] = None
+        on = test if same else ([], [])
+        return _gate_scores(current.classifier, current.preparation, on, task, sets, external)
 
-    def decide(champion: dict[str, float] | None):
-        champion = champion or {}
+    def decide(scores: dict[str, float] | None):
+        champion = scores or {}
         return evaluation.gate(
             test_f1,
             cfg.gate.min_test_macro_f1,
@@ -539,6 +594,7 @@ def _register_and_gate(
             external,
             cfg.gate.get("external"),
             {k: v for k, v in champion.items() if k != "test"},
+            None if scores is None else note["why"],  # None: there is no champion
         )
 
     lock = cfg.mlflow.get("promotion_lock") or {}
@@ -546,7 +602,7 @@ def _register_and_gate(
         model_uri,
         name,
         decide=decide,
-        score=score if cfg.gate.compare_to_champion and test[0] else None,
+        score=score,
         tags={
             "test_macro_f1": f"{test_f1:.6f}",
             "refit": cfg.refit,
