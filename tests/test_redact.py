@@ -20,6 +20,8 @@ SECRET = "S3cr/t@x"
         f"+extra.auth_header='Bearer {SECRET}'",
         f"mlflow.tracking_uri=https://{SECRET}@host",
         f"+extra.db='postgresql://db/x?sslmode=require&password={SECRET}'",
+        # Hydra's launchers print a sweep's overrides with ":" escaped
+        f"#0 : mlflow.tracking_uri=http\\://alice\\:{SECRET}@127.0.0.1\\:5077",
     ],
 )
 def test_secret_forms_are_masked(text):

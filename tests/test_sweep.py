@@ -159,3 +159,34 @@ def test_submitit_launcher_runs_trials_under_one_parent(tmp_path, dataset):
     assert len(trials) == 2
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
     assert sorted(t.data.params["model.pipeline.classifier.C"] for t in trials) == ["1", "10"]
+
+
+def test_a_sweep_keeps_secrets_out_of_tags_and_hydra_records(tmp_path, dataset):
+    """A secret override of a --multirun was in the clear in every trial's and the parent's
+    newsclf.overrides tag (and best_overrides), and in Hydra's multirun.yaml and each trial's
+    .hydra files: trials did not redact what a plain run redacts."""
+    secret = "hf_S3CRET123"
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        f"dataset_dir={dataset / 'topic'}",
+        "register=false",
+        "model.pipeline.classifier.C=1,10",
+        f"+hf_token={secret}",
+        "hydra.sweep.dir=sweep",
+        env=_env(),
+    )
+    assert secret not in proc.stdout + proc.stderr
+    _, runs = _runs(tmp_path)
+    assert len(runs) == 3
+    for r in runs:
+        assert secret not in " ".join(r.data.tags.values())
+        assert secret not in " ".join(r.data.params.values())
+    (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
+    assert "+hf_token=***" in parent.data.tags["newsclf.overrides"]
+    assert "+hf_token=***" in parent.data.tags["newsclf.best_overrides"]
+    records = [p for p in (tmp_path / "sweep").rglob("*.yaml")]
+    assert any(p.name == "multirun.yaml" for p in records) and len(records) > 3
+    for path in records:
+        assert secret not in path.read_text(encoding="utf-8"), path

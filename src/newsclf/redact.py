@@ -46,8 +46,9 @@ def is_secret_key(key: str) -> bool:
 
 # scheme://userinfo@ ; the user information ends at the last "@" before the host, so a
 # password holding "/" or "@" goes whole.
+# Hydra prints a sweep's overrides with ":" escaped ("http\://user\:pw@host").
 _URI_USERINFO = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^\s'\"<>@]*(?:@[^\s'\"<>@/?#]*)*@"
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*\\?://)[^\s'\"<>@]*(?:@[^\s'\"<>@/?#]*)*@"
 )
 _KEY_VALUE = re.compile(r"(?P<key>[A-Za-z_+~][\w.\-]*)=(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,'\"]*)")
 

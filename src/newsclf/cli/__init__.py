@@ -160,7 +160,7 @@ def user_errors(prog: str) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                _redact_hydra_record()
+                redact_hydra_record()
                 return fn(*args, **kwargs)
             except NewsclfError as exc:
                 fail(prog, str(exc))
@@ -310,10 +310,12 @@ def _unwritable_working_directory(argv: list[str]) -> str | None:
     return None
 
 
-def _redact_hydra_record() -> None:
-    """Mask secrets in Hydra's copy of the run's overrides and config (``.hydra/*.yaml``)."""
+def redact_hydra_record() -> None:
+    """Mask secrets in Hydra's copy of the run's overrides and config (``.hydra/*.yaml``) and,
+    in a trial of a ``--multirun``, in the sweep's ``multirun.yaml``."""
     import yaml
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     try:
         hydra_cfg = HydraConfig.get()
@@ -322,8 +324,10 @@ def _redact_hydra_record() -> None:
     if not hydra_cfg.output_subdir:
         return
     folder = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
-    for name in ("overrides.yaml", "config.yaml", "hydra.yaml"):
-        file = folder / name
+    files = [folder / name for name in ("overrides.yaml", "config.yaml", "hydra.yaml")]
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        files.append(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
+    for file in files:
         try:
             content = yaml.safe_load(file.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):

@@ -24,8 +24,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from newsclf.cli import console, lazy_import
+from newsclf.cli import console, lazy_import, redact_hydra_record
 from newsclf.errors import NewsclfError
+from newsclf.redact import redact_text
 
 tracking = lazy_import("newsclf.tracking")
 
@@ -64,7 +65,7 @@ class SweepRun(Callback):
             "newsclf.sweep_dir": str(self.sweep_dir),
             "newsclf.sweeper": str(config.hydra.sweeper._target_).rsplit(".", 1)[-1],
             "newsclf.launcher": str(config.hydra.launcher._target_).rsplit(".", 1)[-1],
-            "newsclf.overrides": " ".join(config.hydra.overrides.task),
+            "newsclf.overrides": redact_text(" ".join(config.hydra.overrides.task)),
             "newsclf.optimize_metric": str(config.optimize_metric),
         }
         self.run_id = tracking.start_sweep(experiment, f"sweep-{config.run_name}", tags)
@@ -128,6 +129,7 @@ def trial(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
     """Run one trial. A user error fails this trial only, after one line naming it: Hydra
     records the failed job, the other trials go on, and the sweeper decides (Optuna tolerates
     ``max_failure_rate``; the basic sweeper fails the sweep once its batch is done)."""
+    redact_hydra_record()  # as user_errors does for a plain run
     try:
         return fn(cfg)
     except NewsclfError as exc:

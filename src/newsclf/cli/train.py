@@ -31,6 +31,7 @@ from newsclf.cli import (
     user_errors,
 )
 from newsclf.errors import NewsclfError
+from newsclf.redact import redact_text
 from newsclf.tasks import Task
 
 batch = lazy_import("newsclf.batch")
@@ -119,7 +120,7 @@ def _train(cfg: DictConfig) -> dict:
     if parent:  # a trial of a --multirun: a child of the sweep's run
         number, overrides = sweep.trial_info()
         run_name = f"{cfg.run_name}-{number}"
-        tags.update({"newsclf.sweep_job": str(number), "newsclf.overrides": overrides})
+        tags.update({"newsclf.sweep_job": str(number), "newsclf.overrides": redact_text(overrides)})
     with tracking.run(experiment, run_name, tags, parent_run_id=parent) as run_id:
         result["run_id"] = run_id
         tracking.describe_experiment(experiment, tracking.experiment_description(task))
