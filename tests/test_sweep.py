@@ -190,3 +190,24 @@ def test_a_sweep_keeps_secrets_out_of_tags_and_hydra_records(tmp_path, dataset):
     assert any(p.name == "multirun.yaml" for p in records) and len(records) > 3
     for path in records:
         assert secret not in path.read_text(encoding="utf-8"), path
+
+
+def test_a_sweep_with_an_unknown_optimize_metric_stops_before_any_trial(tmp_path, dataset):
+    # with Optuna it was a traceback after every trial had trained; basic: a silent FAILED run
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        "experiment=topic_sweep",
+        f"dataset_dir={dataset / 'topic'}",
+        "hydra.sweeper.n_trials=2",
+        "optimize_metric=validation_macro_fl",
+        env=_env(),
+        ok=False,
+    )
+    assert proc.returncode == 2
+    assert "newsclf-train: error: optimize_metric: 'validation_macro_fl' is not a metric" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists() or not _runs(tmp_path)[1]

@@ -157,6 +157,22 @@ def test_external_gate_needs_its_set(built, tmp_path):
     assert "refit: 'all' is not one of train+validation, none" in error_line(proc)
     proc = run_cli(built, "newsclf-train", "n_jobs=abc", ok=False)
     assert "n_jobs: 'abc' is not an integer (-1: one worker per core)" in error_line(proc)
+    # checked before any fit: these were tracebacks after the whole run, or silently accepted
+    for override, expected in (
+        ("gate.external={own:high}", "gate.external.own: 'high' is not a number"),
+        ("gate.external=[own]", "gate.external: ['own'] is not a mapping of evaluation set"),
+        ("max_chars=abc", "max_chars: 'abc' is not a positive integer or null"),
+        ("gate.min_test_macro_f1=nan", "gate.min_test_macro_f1: nan is not a number"),
+        ("top_features=-3", "top_features: -3 is not an integer >= 0 (0: off)"),
+        ("calibration_bins=0", "calibration_bins: 0 is not a positive integer"),
+        ("optimize_metric=validation_macro_fl", "'validation_macro_fl' is not a metric"),
+        ("optimize_metric=evaluation_macro_f1", "evaluation_macro_f1 needs evaluation sets"),
+    ):
+        proc = run_cli(built, "newsclf-train", f"mlflow.tracking_uri={uri}", override, ok=False)
+        assert expected in error_line(proc), override
+    assert not MlflowClient(tracking_uri=uri).search_runs(
+        [e.experiment_id for e in MlflowClient(tracking_uri=uri).search_experiments()]
+    )  # no run was started by any of them
 
 
 @pytest.mark.parametrize(

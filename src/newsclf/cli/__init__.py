@@ -7,6 +7,7 @@ import functools
 import gc
 import importlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -220,7 +221,7 @@ def check_types(cfg: DictConfig, spec: Mapping[str, tuple[tuple[type, ...], str]
         if value is _ABSENT:
             continue  # not in this config
         typed = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if typed and not (allowed in _POSITIVE and isinstance(value, int) and value < 1):
+        if typed and (value is None or _IN_RANGE.get(allowed, _ANY)(value)):
             continue
         raise NewsclfError(f"{key}: {value!r} is not {allowed}")
 
@@ -229,9 +230,16 @@ _ABSENT = object()
 INT = ((int,), "an integer")
 POSITIVE = ((int,), "a positive integer")
 OPTIONAL_POSITIVE = ((int, type(None)), "a positive integer or null")
-_POSITIVE = (POSITIVE[1], OPTIONAL_POSITIVE[1])  # also checked for being >= 1
+NON_NEGATIVE = ((int,), "an integer >= 0 (0: off)")
 NUMBER = ((int, float), "a number")
 BOOL = ((bool,), "true or false")
+_ANY = lambda _: True  # noqa: E731
+_IN_RANGE = {  # beyond the type: nan passes "a number" type checks and every comparison
+    POSITIVE[1]: lambda v: v >= 1,
+    OPTIONAL_POSITIVE[1]: lambda v: v >= 1,
+    NON_NEGATIVE[1]: lambda v: v >= 0,
+    NUMBER[1]: math.isfinite,
+}
 
 
 # --------------------------------------------------------------------------- console scripts

@@ -56,6 +56,7 @@ class SweepRun(Callback):
             sys.exit(2)
 
     def _start(self, config: DictConfig) -> None:
+        check_optimize_metric(config)
         tracking.configure(config.mlflow.tracking_uri, config.mlflow.registry_uri)
         experiment = tracking.experiment_name(config.mlflow.experiment_prefix, config.task.name)
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
@@ -117,6 +118,28 @@ def summary(result: dict, metric: str) -> None:
         out.print(
             f"  best {metric} {result['best_value']:.4f}: run {result['best_run_name']} "
             f"({result['best_run_id']}) with {result['best_overrides'] or 'the defaults'}"
+        )
+
+
+def check_optimize_metric(cfg: DictConfig) -> None:
+    """One line, before any trial, for an ``optimize_metric`` newsclf-train does not return:
+    a typo would fail every trial of a sweep, after all of them had trained."""
+    metric = str(cfg.get("optimize_metric"))
+    if metric == "evaluation_macro_f1":
+        if not cfg.get("evaluation"):
+            raise NewsclfError(
+                "optimize_metric: evaluation_macro_f1 needs evaluation sets "
+                "(evaluation=real_dev, evaluation=own, ...)"
+            )
+        return
+    labels = list(cfg.task.labels)
+    names = ["macro_f1", "accuracy"]
+    names += [f"{kind}_{label}" for kind in ("precision", "recall", "f1") for label in labels]
+    if metric not in {f"{split}_{name}" for split in ("validation", "test") for name in names}:
+        raise NewsclfError(
+            f"optimize_metric: {metric!r} is not a metric newsclf-train returns "
+            "(validation_macro_f1, validation_accuracy, validation_recall_<label>, ..., "
+            "or evaluation_macro_f1 with evaluation sets)"
         )
 
 

@@ -20,7 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from newsclf.cli import (
     BOOL,
+    NON_NEGATIVE,
     NUMBER,
+    OPTIONAL_POSITIVE,
     POSITIVE,
     check_types,
     console,
@@ -60,8 +62,9 @@ def train(cfg: DictConfig) -> dict:
 
 CONFIG_TYPES = {
     "n_jobs": ((int,), "an integer (-1: one worker per core)"),
-    "top_features": ((int,), "an integer (0: off)"),
+    "top_features": NON_NEGATIVE,
     "calibration_bins": POSITIVE,
+    "max_chars": OPTIONAL_POSITIVE,
     "register": BOOL,
     "gate.min_test_macro_f1": NUMBER,
     "gate.compare_to_champion": BOOL,
@@ -70,6 +73,8 @@ CONFIG_TYPES = {
 
 def _train(cfg: DictConfig) -> dict:
     check_types(cfg, CONFIG_TYPES)  # Hydra passes n_jobs=abc through as a string
+    sweep.check_optimize_metric(cfg)
+    _check_external_minimums(cfg.gate.get("external"))
     task = Task.from_config(cfg.task)
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
@@ -344,6 +349,22 @@ def _stack(parts: list) -> object:
 
 
 REFIT = ("train+validation", "none")
+
+
+def _check_external_minimums(minimums: object) -> None:
+    """``gate.external``: evaluation set name -> minimum macro-F1, checked before any work."""
+    if minimums is None:
+        return
+    if not isinstance(minimums, DictConfig):
+        raise NewsclfError(
+            f"gate.external: {minimums} is not a mapping of evaluation set to minimum "
+            "macro-F1, e.g. gate.external={nyt_dev:0.55}"
+        )
+    for name, value in minimums.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise NewsclfError(f"gate.external.{name}: {value!r} is not a number")
+
+
 CALIBRATE = ("temperature", None)
 
 
