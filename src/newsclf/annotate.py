@@ -15,7 +15,7 @@ import csv
 import math
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,13 +82,20 @@ def model_scores(
 
 
 def rank(
-    articles: Sequence[Article], scores: list[dict], k: int, annotated: set[str]
+    articles: Sequence[Article],
+    scores: list[dict],
+    k: int,
+    annotated: Mapping[str, Collection[str]],
 ) -> list[Candidate]:
-    """The ``k`` highest-scoring articles that are not annotated yet; ties go to the article
-    with fewer rule votes (less support), then by id."""
+    """The ``k`` highest-scoring articles that still lack a label for some task
+    (``annotated``: task key -> ids labelled for it), each scored on the tasks it lacks; ties
+    go to the article with fewer rule votes (less support), then by id."""
     candidates = []
-    for article, per_task in zip(articles, scores, strict=True):
-        if article.id in annotated or not per_task:
+    for article, scored in zip(articles, scores, strict=True):
+        per_task = {
+            key: value for key, value in scored.items() if article.id not in annotated.get(key, ())
+        }
+        if not per_task:
             continue
         score = float(np.mean([s for s, _, _ in per_task.values()]))
         support = float(np.mean([n for _, _, n in per_task.values()]))

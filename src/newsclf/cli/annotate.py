@@ -70,7 +70,10 @@ def export(cfg: DictConfig) -> dict:
         cfg.annotations.id_column,
         known,
     )
-    annotated = {aid for labels in gold.values() for aid in labels}
+    # an article labelled for one task only is still a candidate, for the others
+    annotated = {key: set(gold.get(task.name, {})) for key, task in tasks.items()}
+    complete = set.intersection(*annotated.values()) if annotated else set()
+    kept_ids = {a.id for a in result.articles}
     if models:
         scores = annotate.model_scores(result.articles, models)
     else:
@@ -87,8 +90,8 @@ def export(cfg: DictConfig) -> dict:
         "n_input": result.n_input,
         "n_kept": len(result.articles),
         "n_rejected": len(result.rejects),
-        "n_annotated": len(annotated),
-        "n_candidates": len(result.articles) - len(annotated & {a.id for a in result.articles}),
+        "n_annotated": len(complete),
+        "n_candidates": len(kept_ids - complete),
         "n_exported": len(chosen),
         "strategy": cfg.strategy,
         "path": str(path),

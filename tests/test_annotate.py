@@ -1,0 +1,49 @@
+"""Which articles newsclf-annotate proposes: every task's missing labels count."""
+
+from __future__ import annotations
+
+import csv
+
+from newsclf.annotate import rank
+from newsclf.articles import Article
+from tests.conftest import make_corpus, run_cli
+
+
+def _article(aid: str) -> Article:
+    return Article(id=aid, title="", body=f"text {aid}", date=None, source="s")
+
+
+def test_an_article_labelled_for_one_task_is_a_candidate_for_the_other():
+    articles = [_article(a) for a in ("a", "b", "c")]
+    scores = [
+        {"topic": (0.9, "economy 0.10", 0), "stance": (0.9, "neutral 0.10", 0)},
+        {"topic": (0.9, "economy 0.10", 0), "stance": (0.2, "neutral 0.80", 0)},
+        {"topic": (0.4, "military 0.60", 0), "stance": (0.4, "neutral 0.60", 0)},
+    ]
+    annotated = {"topic": {"a", "b"}, "stance": {"a"}}
+    chosen = rank(articles, scores, 10, annotated)
+    # a has both labels; b lacks stance only and is scored on it alone
+    assert [(c.article.id, round(c.score, 2)) for c in chosen] == [("c", 0.4), ("b", 0.2)]
+    assert chosen[1].hints == {"stance": "neutral 0.80"}
+
+
+def test_cli_exports_articles_that_lack_one_tasks_label(tmp_path):
+    labels = make_corpus(tmp_path / "c", n_per_topic=4)
+    rows = list(csv.DictReader(labels.open()))
+    topic_only = tmp_path / "topic_only.csv"
+    with topic_only.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "stance": ""} for r in rows)  # every topic, no stance
+    proc = run_cli(
+        tmp_path,
+        "newsclf-annotate",
+        f"source.path={tmp_path / 'c/articles'}",
+        "strategy=conflict",
+        "k=1000",
+        f"annotations.path={topic_only}",
+    )
+    out = " ".join(proc.stdout.split())
+    assert f"0 already annotated; exported the {len(rows)} most worth labelling of {len(rows)}" in (
+        out
+    )
