@@ -171,16 +171,13 @@ def test_workers_keep_their_memory_and_the_parent_is_left_alone():
     assert pa.default_memory_pool().backend_name == parent
 
 
-def test_an_article_empty_under_any_models_preparation_is_rejected_in_any_order(tmp_path):
-    """Two models whose saved preparations differ: an article that one of them cleans to
-    nothing is rejected as empty_text (not predicted with "" and NaN for that model), and the
-    job's output does not depend on the order of the models."""
-    from newsclf.articles import DEFAULT_BOILERPLATE, Source
-    from newsclf.batch import JobSettings, run_job
+def _models_that_prepare_differently() -> tuple[LoadedModel, LoadedModel]:
+    """A topic model with the default preparation, and a stance model whose preparation also
+    drops "Statement from the ministry..." paragraphs."""
+    from newsclf.articles import DEFAULT_BOILERPLATE
     from newsclf.saved_model import Preparation
 
     rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
-    topic = _model("topic")
     stance = LoadedModel(
         "stance",
         Classifier(_fitted(), ["economy", "military"]),
@@ -189,6 +186,17 @@ def test_an_article_empty_under_any_models_preparation_is_rejected_in_any_order(
         "3",
         preparation=Preparation({"boilerplate": rule}),
     )
+    return _model("topic"), stance
+
+
+def test_an_article_empty_under_any_models_preparation_is_rejected_in_any_order(tmp_path):
+    """Two models whose saved preparations differ: an article that one of them cleans to
+    nothing is rejected as empty_text (not predicted with "" and NaN for that model), and the
+    job's output does not depend on the order of the models."""
+    from newsclf.articles import Source
+    from newsclf.batch import JobSettings, run_job
+
+    topic, stance = _models_that_prepare_differently()
     texts = ["gas prices rouble", "Statement from the ministry on gas.", "troops drone", "  "]
     rows = [{"id": f"a{i}", "title": "", "text": t} for i, t in enumerate(texts)]
     source_path = tmp_path / "in.jsonl"
@@ -218,20 +226,10 @@ def test_duplicate_texts_are_the_same_under_every_models_preparation(tmp_path):
     model's preparation. Before, the first model's decided: two articles its cleaning made
     equal lost the second's prediction from a model that reads them differently, and the
     output depended on the order of the models."""
-    from newsclf.articles import DEFAULT_BOILERPLATE, Source
+    from newsclf.articles import Source
     from newsclf.batch import JobSettings, run_job
-    from newsclf.saved_model import Preparation
 
-    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
-    topic = _model("topic")
-    stance = LoadedModel(
-        "stance",
-        Classifier(_fitted(), ["economy", "military"]),
-        "uri",
-        "name",
-        "3",
-        preparation=Preparation({"boilerplate": rule}),
-    )
+    topic, stance = _models_that_prepare_differently()
     texts = [
         "gas prices rouble\n\nStatement from the ministry on gas.",
         "gas prices rouble\n\nStatement from the ministry on troops.",  # same for stance only

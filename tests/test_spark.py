@@ -641,27 +641,38 @@ def test_a_uri_output_is_locked_against_a_second_job_on_any_host(spark, tmp_path
         HadoopOutput(spark, uri).lock().__enter__()
 
 
+def _models_that_prepare_differently(store: str, folder: Path):
+    """The source of ``folder`` and the registered topic and stance models, the stance one
+    preparing articles with one more boilerplate rule ("Statement from the ministry...")."""
+    import dataclasses
+
+    from newsclf.articles import DEFAULT_BOILERPLATE
+    from newsclf.saved_model import Preparation
+
+    cfg = predict_config(store, "source=parquet", f"source.path={folder}")
+    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
+    topic, stance = prepared_models(cfg, load_models(cfg))
+    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
+    return (
+        source,
+        topic,
+        dataclasses.replace(stance, preparation=Preparation({"boilerplate": rule})),
+    )
+
+
 def test_an_article_empty_under_any_models_preparation_is_rejected_as_locally(
     spark, setup, tmp_path
 ):
     """Models whose preparations differ: an article one of them cleans to nothing is rejected
     as empty_text by both engines, whatever the order of the models."""
-    import dataclasses
-
-    from newsclf.articles import DEFAULT_BOILERPLATE
     from newsclf.batch import run_job
-    from newsclf.saved_model import Preparation
 
     _, store = setup
     rows = article_rows(20)
     rows[5]["text"] = "Statement from the ministry on the talks."
     (tmp_path / "in").mkdir()
     pd.DataFrame(rows).to_parquet(tmp_path / "in" / "a.parquet")
-    cfg = predict_config(store, "source=parquet", f"source.path={tmp_path / 'in'}")
-    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
-    topic, stance = prepared_models(cfg, load_models(cfg))
-    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
-    stance = dataclasses.replace(stance, preparation=Preparation({"boilerplate": rule}))
+    source, topic, stance = _models_that_prepare_differently(store, tmp_path / "in")
     for name, models in (("ts", [topic, stance]), ("st", [stance, topic])):
         local = run_job(source, models, tmp_path / f"{name}.parquet", JobSettings())
         ours = run_spark_job(source, models, tmp_path / name, JobSettings(), spark=spark)
@@ -714,11 +725,7 @@ def test_duplicate_texts_are_the_same_under_every_models_preparation_as_locally(
 ):
     """With dedupe_text, a duplicate repeats the text under each model's preparation, on both
     engines and in either order of the models (not the first model's text alone)."""
-    import dataclasses
-
-    from newsclf.articles import DEFAULT_BOILERPLATE
     from newsclf.batch import run_job
-    from newsclf.saved_model import Preparation
 
     _, store = setup
     rows = article_rows(12)
@@ -728,11 +735,7 @@ def test_duplicate_texts_are_the_same_under_every_models_preparation_as_locally(
     rows[7]["title"] = rows[9]["title"] = rows[3]["title"]
     (tmp_path / "in").mkdir()
     pd.DataFrame(rows).to_parquet(tmp_path / "in" / "a.parquet")
-    cfg = predict_config(store, "source=parquet", f"source.path={tmp_path / 'in'}")
-    source = Source(**{k: v for k, v in cfg.source.items() if k != "_target_"})
-    topic, stance = prepared_models(cfg, load_models(cfg))
-    rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}
-    stance = dataclasses.replace(stance, preparation=Preparation({"boilerplate": rule}))
+    source, topic, stance = _models_that_prepare_differently(store, tmp_path / "in")
     settings = JobSettings(dedupe_text=True)
     for name, models in (("ts", [topic, stance]), ("st", [stance, topic])):
         local = run_job(source, models, tmp_path / f"{name}.parquet", settings)
