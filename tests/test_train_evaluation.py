@@ -299,6 +299,7 @@ def test_the_gate_scores_challenger_and_champion_alike(built, tmp_path):
     v1, v2 = (client.get_model_version("newsclf-topic", v) for v in ("1", "2"))
     assert v2.tags["test_macro_f1"] == v1.tags["test_macro_f1"]  # the same model, twice
     assert "version 2 (champion: test macro-F1" in second and ">= champion's" in second
+    assert "; refit on train + validation, as the gate scored it; run" in second
     metrics = client.get_run(v2.run_id).data.metrics
     # the version's tag is the registered (refit) model's score, logged beside the train-only one
     assert float(v2.tags["test_macro_f1"]) == pytest.approx(metrics["registered_test_macro_f1"])

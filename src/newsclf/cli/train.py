@@ -180,6 +180,7 @@ def _train(cfg: DictConfig) -> dict:
             # The version to register learns from validation too (same parameters; the test
             # split stays unseen). Its metrics above are those of the model fit on train only.
             final = _refit(cfg, model, dd, data, names, out_of_core, refitting)
+        result["refit"] = final is not model
         # readable names of hashed features come from the texts the final model learned from
         texts = list(data["train"][0] if not out_of_core else dd["train"][:50_000]["text"])
         if final is not model:
@@ -676,7 +677,9 @@ def summary(result: dict) -> None:
         state = "champion" if result["promoted"] else "not promoted"
         out.print(
             f"  registered {result['registered_model']} version {result['version']} "
-            f"({state}: {result['gate']}); run {result['run_id']}"
+            f"({state}: {result['gate']})"
+            + ("; refit on train + validation, as the gate scored it" if result["refit"] else "")
+            + f"; run {result['run_id']}"
         )
 
 
