@@ -185,6 +185,27 @@ def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path, monkeypatch
     assert reads == [1]  # the source was read once for both preparations
 
 
+def test_labels_of_ids_the_set_lacks_are_named_when_a_record_had_no_id(tmp_path, caplog):
+    """A record without an id (a malformed CSV line) may be any labelled article, so a labels
+    file naming ids the set lacks cannot stop the run; it is named in a warning instead of
+    passing without a word (a typo would only show as "+N rejected")."""
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "id,title,text\na1,One,gas prices\na3,Three,too,many,fields\n", encoding="utf-8"
+    )
+    labels = tmp_path / "g.csv"
+    labels.write_text("id,stance\na1,neutral\na3,neutral\nzz9,neutral\n", encoding="utf-8")
+    cfg = {
+        "source": {"_target_": "newsclf.articles.Source", "path": str(path), "on_error": "reject"},
+        "annotations": {"path": str(labels), "id_column": "id"},
+    }
+    evalset = evalsets.load_set("mine", cfg).prepare(Preparation())
+    with caplog.at_level("WARNING"):
+        assert set(evalset.gold(STANCE)) == {"a1", "a3", "zz9"}
+    assert "mine: 2 stance label(s) name ids not among the set's articles (a3, zz9)" in caplog.text
+    assert "among its 1 records that could not be read" in caplog.text
+
+
 def test_summary_counts_a_set_once_per_preparation(tmp_path, capsys):
     path = tmp_path / "a.csv"
     path.write_text("id,title,text\na1,One,Body\na2,Two,Share this article\n", encoding="utf-8")

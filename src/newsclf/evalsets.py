@@ -61,14 +61,23 @@ class EvalSet:
         """
         key = (task.name, task.annotation_column, tuple(task.label_names))
         if key not in self._gold:
-            known: set[str] | None = {a.id for a in self.articles}
-            if any(r.id is None for r in self.rejects):
-                known = None
-            else:
-                known |= {r.id for r in self.rejects if r.id}
-            self._gold[key] = load_annotations(self.annotations, [task], self.id_column, known)[
-                task.name
-            ]
+            seen = {a.id for a in self.articles} | {r.id for r in self.rejects if r.id}
+            unnamed = sum(r.id is None for r in self.rejects)
+            known = None if unnamed else seen
+            gold = load_annotations(self.annotations, [task], self.id_column, known)[task.name]
+            missing = sorted(set(gold) - seen)
+            if missing:  # a typo in the labels file would otherwise pass without a word
+                log.warning(
+                    "%s: %d %s label(s) name ids not among the set's articles (%s%s); they may "
+                    "be among its %d records that could not be read, and are not scored",
+                    self.name,
+                    len(missing),
+                    task.name,
+                    ", ".join(missing[:3]),
+                    ", ..." if len(missing) > 3 else "",
+                    unnamed,
+                )
+            self._gold[key] = gold
         return self._gold[key]
 
 
