@@ -74,7 +74,7 @@ CONFIG_TYPES = {
 def _train(cfg: DictConfig) -> dict:
     check_types(cfg, CONFIG_TYPES)  # Hydra passes n_jobs=abc through as a string
     sweep.check_optimize_metric(cfg)
-    _check_external_minimums(cfg.gate.get("external"))
+    _check_external_minimums(cfg)
     task = Task.from_config(cfg.task)
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
@@ -201,7 +201,7 @@ def _train(cfg: DictConfig) -> dict:
                     result,
                     task,
                     sets,
-                    _registered_scores(result, final, model, data["test"], task, sets, preparation),
+                    _registered_scores(result, final, data["test"], task, sets, preparation),
                     manifest.fingerprint,
                 )
             )
@@ -352,8 +352,9 @@ def _stack(parts: list) -> object:
 REFIT = ("train+validation", "none")
 
 
-def _check_external_minimums(minimums: object) -> None:
+def _check_external_minimums(cfg: DictConfig) -> None:
     """``gate.external``: evaluation set name -> minimum macro-F1, checked before any work."""
+    minimums = cfg.gate.get("external")
     if minimums is None:
         return
     if not isinstance(minimums, DictConfig):
@@ -361,9 +362,7 @@ def _check_external_minimums(minimums: object) -> None:
             f"gate.external: {minimums} is not a mapping of evaluation set to minimum "
             "macro-F1, e.g. gate.external={nyt_dev:0.55}"
         )
-    for name, value in minimums.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            raise NewsclfError(f"gate.external.{name}: {value!r} is not a number")
+    check_types(cfg, {f"gate.external.{name}": NUMBER for name in minimums})
 
 
 CALIBRATE = ("temperature", None)
@@ -544,9 +543,9 @@ def _log_top_features(cfg: DictConfig, model, texts: list[str], started=None) ->
 def _gate_scores(classifier, preparation, test, task: Task, sets: dict, names) -> dict:
     """A model's test macro-F1 and its macro-F1 on the evaluation sets ``names``, each set
     prepared as the model prepares articles: how the gate scores challenger and champion."""
-    predicted = classifier.predict(test[0])["label"].tolist() if test[0] else []
     scores = {}
     if test[0]:
+        predicted = classifier.predict(test[0])["label"].tolist()
         scores["test"] = evaluation.metrics(test[1], predicted, task.label_names)["macro_f1"]
     for set_name in names:
         scored = evalsets.evaluate(classifier, task, sets[set_name].prepare(preparation))
@@ -555,12 +554,12 @@ def _gate_scores(classifier, preparation, test, task: Task, sets: dict, names) -
     return scores
 
 
-def _registered_scores(result: dict, final, model, test, task: Task, sets, preparation) -> dict:
+def _registered_scores(result: dict, final, test, task: Task, sets, preparation) -> dict:
     """The scores of the version to register, on the basis the champion is scored on: the
     model refit on train + validation is scored anew (logged as ``registered_*``); a model
-    registered as fit is the one scored above."""
+    registered as fit (calibrated or not: the same labels) is the one scored above."""
     external = result.get("external") or {}
-    if final is model:
+    if not result["refit"]:
         return {"test": result.get("test_macro_f1", float("nan")), **external}
     classifier = saved_model.Classifier(final, task.label_names)
     scores = _gate_scores(classifier, preparation, test, task, sets, list(external))
