@@ -260,13 +260,20 @@ def evaluate(classifier: Any, task: Task, evalset: EvalSet, n_bins: int = 10) ->
     if articles:
         # Macro-F1 over the labels the set has: a set without pro_russia articles (NYT) would
         # otherwise average in a zero for that label, whatever the model does.
-        present = [label for label in labels if label in set(y_true)]
+        present = labels_present(labels, y_true)
         scores = evaluation.metrics(y_true, predicted, present)
         bins = evaluation.confidence_bins(y_true, predicted, top, n_bins)
         scores["ece"] = evaluation.expected_calibration_error(bins)
         scores["log_loss"] = evaluation.log_loss(y_true, probabilities, classes)
     scores["n"] = len(articles)
     return SetScore(evalset.name, task.name, labels, len(articles), len(gold), scores, frame, bins)
+
+
+def labels_present(labels: Sequence[str], gold: Sequence[str]) -> list[str]:
+    """The task's ``labels`` that ``gold`` has, in task order: what a set's macro-F1 (and its
+    report) averages over, so a set without pro_russia articles is not scored as if a zero."""
+    have = set(gold)
+    return [label for label in labels if label in have]
 
 
 def _title(article: Article) -> str:
@@ -302,8 +309,7 @@ def write_artifacts(
     ]
     if result.n_scored:
         gold, predicted = frame["gold"].tolist(), frame["predicted"].tolist()
-        present = [label for label in result.labels if label in set(gold)]
-        report = evaluation.report(gold, predicted, present)
+        report = evaluation.report(gold, predicted, labels_present(result.labels, gold))
         (folder / "report.txt").write_text(report, encoding="utf-8")
         paths += [
             folder / "report.txt",

@@ -180,11 +180,11 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
             for scored in result.scores:
                 for key in TAGGED:
                     value = scored.metrics.get(key)
-                    # no value (nothing scored): an earlier evaluation's tag would contradict it
-                    text = None if value is None else f"{value:.4f}"
-                    version_tags[f"eval.{scored.set_name}.{key}"] = (
-                        str(int(value)) if key == "n" else text
-                    )
+                    if value is None:  # nothing scored: an earlier tag would contradict it
+                        text = None
+                    else:
+                        text = str(int(value)) if key == "n" else f"{value:.4f}"
+                    version_tags[f"eval.{scored.set_name}.{key}"] = text
             tracking.tag_version(model.name, model.version, version_tags)
 
 
