@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import re
 import types
 import unicodedata
@@ -134,6 +135,12 @@ def parse_txt(raw: str, article_id: str, source: str = "") -> Article:
 
 def _is_broken_link(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
+
+
+def input_stat(path: Path) -> os.stat_result:
+    """``path``'s stat, or the link's own when its target is gone (it is listed as an input,
+    read as unreadable)."""
+    return path.lstat() if _is_broken_link(path) else path.stat()
 
 
 def unreadable_error(file: Path | str, exc: OSError) -> NewsclfError:
@@ -326,7 +333,7 @@ class Source:
         files = [path] if path.is_file() or self.resolved_format() == "hf_disk" else self.files()
         for file in files:
             for f in sorted(file.rglob("*")) if file.is_dir() else [file]:
-                st = f.lstat() if _is_broken_link(f) else f.stat()
+                st = input_stat(f)
                 digest.update(
                     f"{f}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}\n".encode()
                 )

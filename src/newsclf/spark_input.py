@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from newsclf.articles import UTF16_JSONL, Source, jsonl_row, unreadable_error
+from newsclf.articles import UTF16_JSONL, Source, input_stat, jsonl_row, unreadable_error
 from newsclf.errors import NewsclfError, first_line
 
 MAGIC = b"PAR1"
@@ -72,8 +72,7 @@ class Inputs:
     def _local_files(self) -> list[InputFile]:
         files = []
         for f in self.source.files():
-            # a link whose target is gone is listed (the local engine counts it as unreadable)
-            stat = f.lstat() if f.is_symlink() and not f.exists() else f.stat()
+            stat = input_stat(f)  # a link whose target is gone: the link's own
             files.append(InputFile(str(f), str(f), stat.st_size, stat.st_mtime_ns))
         return files
 
