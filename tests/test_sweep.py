@@ -120,12 +120,29 @@ def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):
     )
     assert proc.returncode != 0
     assert "newsclf-train: error: " in proc.stderr and "nowhere: no dataset here" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr  # the error line, not Hydra's traceback
     _, runs = _runs(tmp_path)
     (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
     (trial,) = [r for r in runs if r.data.tags["newsclf.stage"] == "train"]
     assert trial.info.status == "FINISHED"  # the good trial ran to the end
     assert parent.info.status == "FAILED"  # the sweep did not, but the parent has its best
     assert parent.data.tags["newsclf.best_run_id"] == trial.info.run_id
+
+
+def test_a_failed_trial_of_the_basic_sweeper_ends_the_sweep_with_its_error_line(tmp_path, dataset):
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        f"dataset_dir={dataset / 'topic'}",
+        "model.pipeline.classifier.C=-1",
+        "register=false",
+        env=_env(),
+        ok=False,
+    )
+    assert proc.returncode != 0
+    line = "newsclf-train: error: model.pipeline.classifier: The 'C' parameter"
+    assert line in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_slurm_preset_composes(tmp_path):

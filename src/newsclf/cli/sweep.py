@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 ENV_RUN_ID = "NEWSCLF_SWEEP_RUN_ID"
 MARKER = "mlflow_sweep.json"
 RESULTS = "optimization_results.yaml"  # written by the Optuna sweeper
+
+
+class TrialFailed(CompactHydraException):
+    """A trial's user error, re-raised for Hydra to record: Hydra prints a compact
+    exception's message alone where it would print another's traceback."""
 
 
 class SweepRun(Callback):
@@ -156,8 +162,9 @@ def trial(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
     try:
         return fn(cfg)
     except NewsclfError as exc:
-        print(f"newsclf-train: error: {exc}", file=sys.stderr)
-        raise
+        message = f"newsclf-train: error: {exc}"
+        print(message, file=sys.stderr)  # now, not only once the sweeper looks at the batch
+        raise TrialFailed(message) from None
 
 
 def parent_run_id() -> str | None:
