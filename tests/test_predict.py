@@ -244,3 +244,35 @@ def test_duplicate_texts_are_the_same_under_every_models_preparation(tmp_path):
         result = run_job(source, models, out, JobSettings(n_jobs=1, dedupe_text=True))
         assert result.rejected_by_reason == {"duplicate_text": 1}, name
         assert pd.read_parquet(out)["id"].tolist() == ["a0", "a1"]
+
+
+def test_drift_counts_of_words_beside_other_features_are_those_of_the_words_alone():
+    """A model whose words sit in a FeatureUnion after other columns (the stance default's rule
+    cues come beside them) reports the same documents-per-term profile as the words alone."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+
+    from newsclf.models import RuleCues
+    from newsclf.predict import _model_stats
+
+    def words():
+        return make_pipeline(HashingVectorizer(n_features=2**10, norm=None), TfidfTransformer())
+
+    cues = RuleCues(rules="stance", labels=["anti_russia", "neutral", "pro_russia"])
+    union = Pipeline(
+        [
+            ("vectorizer", FeatureUnion([("cues", cues), ("words", words())])),
+            ("classifier", LogisticRegression()),
+        ]
+    ).fit(TEXTS, LABELS)
+    alone = Pipeline([("vectorizer", words()), ("classifier", LogisticRegression())])
+    alone.fit(TEXTS, LABELS)
+    texts = ["gas prices", "troops and tanks near the gas field", "Moscow denies it"]
+    stats = {}
+    for name, pipe in (("union", union), ("alone", alone)):
+        classifier = Classifier(pipe, ["economy", "military"])
+        _, features = classifier.predict_with_features(texts)
+        stats[name] = _model_stats(classifier, texts, features, sample=0)
+    assert Classifier(union, []).weighting_start == cues.transform([""]).shape[1] > 0
+    assert stats["alone"].term_docs is not None and stats["alone"].term_docs.sum() > 0
+    np.testing.assert_array_equal(stats["union"].term_docs, stats["alone"].term_docs)

@@ -195,9 +195,10 @@ def _model_stats(classifier: object, texts: list[str], features: object, sample:
     weighting = getattr(classifier, "weighting", None)
     if weighting is not None and features is not None and hasattr(features, "tocsr"):
         present = features.tocsr()
-        if present.shape[1] == len(weighting.idf_):
+        start, width = getattr(classifier, "weighting_start", 0), len(weighting.idf_)
+        if present.shape[1] >= start + width:  # documents per term of the idf's columns
             counts = np.bincount(present.indices, minlength=present.shape[1])
-            stats.term_docs = counts.astype(np.int64)
+            stats.term_docs = counts[start : start + width].astype(np.int64)
     vectorizer = getattr(classifier, "vectorizer", None)
     if vectorizer is None or not texts:
         return stats

@@ -152,13 +152,46 @@ class Classifier:
 
     @property
     def weighting(self) -> object | None:
-        """The step feeding the classifier when it holds training idf weights (a fitted
-        ``TfidfVectorizer`` or ``TfidfTransformer``, after hashing too), for the drift signal."""
+        """The fitted idf weights (a ``TfidfVectorizer`` or ``TfidfTransformer``, after hashing
+        too) among the features the classifier sees, for the drift signal: the step feeding it
+        or, when that step is a ``FeatureUnion`` (words beside rule cues), its first part
+        holding them; their columns start at ``weighting_start``."""
+        found = self._idf_columns
+        return found[0] if found else None
+
+    @property
+    def weighting_start(self) -> int:
+        found = self._idf_columns
+        return found[1] if found else 0
+
+    @cached_property
+    def _idf_columns(self) -> tuple[object, int] | None:
         if isinstance(self.pipeline, Pipeline) and len(self.pipeline) > 1:
-            step = self.pipeline[-2]
-            if getattr(step, "idf_", None) is not None:
-                return step
+            return _idf_step(self.pipeline[-2])
         return None
+
+
+def _idf_step(step: object) -> tuple[object, int] | None:
+    """(the fitted idf step, the first of its columns in ``step``'s output) of a transformer
+    that holds one: itself, a ``Pipeline`` ending in it, or a part of a ``FeatureUnion``."""
+    from sklearn.pipeline import FeatureUnion
+
+    if getattr(step, "idf_", None) is not None:
+        return step, 0
+    if isinstance(step, Pipeline):
+        return _idf_step(step[-1])
+    if isinstance(step, FeatureUnion):
+        start = 0
+        for _, part in step.transformer_list:
+            if part == "drop":
+                continue
+            if isinstance(part, str):  # "passthrough": its width is the input's
+                return None
+            found = _idf_step(part)
+            if found:
+                return found[0], start + found[1]
+            start += part.transform([""]).shape[1]  # the part's width, e.g. rule cues
+    return None
 
 
 def _transform(steps: Pipeline, texts: list[str]) -> object:
