@@ -281,6 +281,69 @@ def test_a_gold_article_displaces_an_earlier_unlabelled_copy_of_its_text(
             assert (out / task / name).read_text() == (ref / task / name).read_text(), name
 
 
+def test_annotated_copies_of_a_text_lend_missing_labels_and_their_conflicts_are_named(
+    tmp_path, corpus
+):
+    """Of two annotated articles with one text, the second was rejected as duplicate_text with
+    its labels: a stance label the kept article lacked was lost, and a topic label that
+    contradicted the kept one went unnoticed. Now the first is kept with its labels and
+    takes those it lacks from the copy; contradicting labels are warned of and listed."""
+    articles, labels = corpus
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    first, second = sorted(i for i in rows if (articles / f"{i}.txt").exists())[:2]
+    copies = tmp_path / "copies"
+    shutil.copytree(articles, copies)
+    shutil.copy(articles / f"{first}.txt", copies / "zz_conflict.txt")
+    shutil.copy(articles / f"{second}.txt", copies / "zz_lender.txt")
+    other_topic = next(t for t in ("economy", "military") if t != rows[first][1])
+    stance = rows[second][2]
+    edited = [lines[0], *(line for line in lines[1:] if not line.startswith(f"{second},"))]
+    edited += [
+        f"{second},{rows[second][1]},,original",  # no stance label: its copy has one
+        f"zz_conflict,{other_topic},{rows[first][2]},original",
+        f"zz_lender,,{stance},original",
+    ]
+    annotations = tmp_path / "labels.csv"
+    annotations.write_text("\n".join(edited) + "\n", encoding="utf-8")
+    proc = run_cli(
+        tmp_path,
+        "newsclf-dataset",
+        f"source.path={copies}",
+        f"annotations.path={annotations}",
+        "output_dir=out",
+        "log_to_mlflow=false",
+    )
+    warning = (
+        f"topic: 1 annotated articles repeat the text of an article annotated with another "
+        f"label; the kept article's label is used (first: zz_conflict '{other_topic}', kept "
+        f"{first} '{rows[first][1]}')"
+    )
+    assert warning in proc.stderr + proc.stdout
+    with (tmp_path / "out/topic/label_conflicts.csv").open(encoding="utf-8") as fh:
+        assert list(csv.DictReader(fh)) == [
+            {
+                "kept_id": first,
+                "kept_label": rows[first][1],
+                "copy_id": "zz_conflict",
+                "copy_label": other_topic,
+            }
+        ]
+    assert not (tmp_path / "out/stance/label_conflicts.csv").exists()
+    dd, _ = datasets.load(tmp_path / "out/stance")
+    names = dd["train"].features["label"].names
+    found = [
+        (names[r["label"]], r["label_source"])
+        for split in dd.values()
+        for r in split
+        if r["id"] == second
+    ]
+    assert found == [(stance, "gold")]
+    topic, _ = datasets.load(tmp_path / "out/topic")
+    ids = [r["id"] for split in topic.values() for r in split]
+    assert first in ids and "zz_conflict" not in ids and "zz_lender" not in ids
+
+
 def test_without_text_dedupe_no_text_is_in_two_splits(tmp_path, corpus):
     """dedupe_text=false keeps repeated texts. Gold articles with the same text were split
     independently (the same text in train and test, without a word), and a weakly labelled

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import os
@@ -28,7 +30,7 @@ from newsclf.cli import (
     user_errors,
 )
 from newsclf.errors import NewsclfError
-from newsclf.labelling.gold import annotation_paths, load_annotations
+from newsclf.labelling.gold import annotation_paths, load_annotations, merge_copies, text_copies
 from newsclf.tasks import Task
 
 if TYPE_CHECKING:
@@ -133,15 +135,23 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 "records were rejected before their id was known; see "
                 f"{_keep_rejects(output_dir, ingested)}"
             ) from None
+        # annotated articles rejected as copies of a kept article's text (few: gold only)
+        copies = list(text_copies(ingested.rejects_csv, set().union(*gold.values())))
         split = datasets.SplitConfig(**cfg.split)
         plans, reports, files = [], {}, {}
         for key, task in tasks.items():
             labels = {k: v for k, v in gold[task.name].items() if k in ingested.gold_articles}
+            taken, conflicts = merge_copies(gold[task.name], copies)
+            labels.update({k: v for k, v in taken.items() if k in ingested.gold_articles})
             weak_labels, files[key] = None, {}
+            if conflicts:
+                files[key] = {"label_conflicts.csv": _conflicts_csv(conflicts)}
+                _warn_conflicts(task.name, conflicts, output_dir / task.name)
             if key in rule_sets:
-                weak_labels, files[key], reports[key] = weak_labelling.fit_weak_labels(
+                weak_labels, weak_files, reports[key] = weak_labelling.fit_weak_labels(
                     cfg, rule_sets[key], ingested.votes[key]
                 )
+                files[key].update(weak_files)
             folder = output_dir / f".{task.name}.tmp-{os.getpid()}"
             shutil.rmtree(folder, ignore_errors=True)
             folders.append(folder)
@@ -213,6 +223,29 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
         ingested.close()
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _conflicts_csv(conflicts: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, list(conflicts[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(conflicts)
+    return out.getvalue()
+
+
+def _warn_conflicts(task: str, conflicts: list[dict[str, str]], folder: Path) -> None:
+    first = conflicts[0]
+    log.warning(
+        "%s: %d annotated articles repeat the text of an article annotated with another label; "
+        "the kept article's label is used (first: %s %r, kept %s %r); see %s",
+        task,
+        len(conflicts),
+        first["copy_id"],
+        first["copy_label"],
+        first["kept_id"],
+        first["kept_label"],
+        folder / "label_conflicts.csv",
+    )
 
 
 def _keep_rejects(folder: Path, ingested: build.Ingested) -> Path:

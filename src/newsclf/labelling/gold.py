@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
@@ -106,3 +106,37 @@ def annotation_paths(value) -> str | list[str] | None:
     if value is None or isinstance(value, str):
         return value
     return [str(v) for v in value]
+
+
+def text_copies(rejects_csv: Path, ids: Collection[str]) -> Iterator[tuple[str, str]]:
+    """(copy, kept article) for each article of ``ids`` that a dataset build rejected as a
+    copy of another's text (``duplicate_text``, "same text as <id>" in ``rejects.csv``)."""
+    prefix = "same text as "
+    with rejects_csv.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            copy = row["reason"] == "duplicate_text" and row["detail"].startswith(prefix)
+            if copy and row["id"] in ids:
+                yield row["id"], row["detail"][len(prefix) :]
+
+
+def merge_copies(
+    gold: Mapping[str, str], copies: Iterable[tuple[str, str]]
+) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """One task's gold labels of articles kept in place of their text's copies: the labels
+    the kept articles lack, taken from their first labelled copy, and the conflicts, copies
+    whose label differs from the kept article's (which stays). ``copies`` are (copy, kept
+    article) pairs in input order."""
+    taken: dict[str, str] = {}
+    conflicts: list[dict[str, str]] = []
+    for copy, kept in copies:
+        label = gold.get(copy)
+        if label is None:
+            continue
+        kept_label = gold.get(kept) or taken.get(kept)
+        if kept_label is None:
+            taken[kept] = label
+        elif kept_label != label:
+            conflicts.append(
+                {"kept_id": kept, "kept_label": kept_label, "copy_id": copy, "copy_label": label}
+            )
+    return taken, conflicts
