@@ -47,3 +47,35 @@ def test_cli_exports_articles_that_lack_one_tasks_label(tmp_path):
     assert f"0 already annotated; exported the {len(rows)} most worth labelling of {len(rows)}" in (
         out
     )
+
+
+def test_a_text_labelled_under_another_id_is_not_proposed_again(tmp_path):
+    """Syndicated copies: the unlabelled copy read first is kept and the annotated one is
+    rejected as its duplicate_text (or, with dedupe_text=false, both are kept); either way
+    the text is labelled and the copy was proposed for labelling all the same."""
+    labels = make_corpus(tmp_path / "c", n_per_topic=4)
+    rows = list(csv.DictReader(labels.open()))
+    articles = tmp_path / "c/articles"
+    labelled = rows[0]["article_id"]
+    (articles / "aaa_copy.txt").write_bytes((articles / f"{labelled}.txt").read_bytes())
+    some = tmp_path / "some.csv"
+    with some.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(rows[0])
+    for dedupe in ("true", "false"):
+        run_cli(
+            tmp_path,
+            "newsclf-annotate",
+            f"source.path={articles}",
+            "strategy=conflict",
+            "k=1000",
+            f"annotations.path={some}",
+            f"dedupe_text={dedupe}",
+            f"output.path=out-{dedupe}.csv",
+            "output.overwrite=true",
+        )
+        with (tmp_path / f"out-{dedupe}.csv").open() as fh:
+            proposed = {r["article_id"] for r in csv.DictReader(fh)}
+        assert len(proposed) == len(rows) - 1, dedupe  # every other article
+        assert "aaa_copy" not in proposed and labelled not in proposed, dedupe

@@ -14,14 +14,14 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from newsclf.articles import Article
+from newsclf.articles import Article, Reject
 from newsclf.errors import NewsclfError
 from newsclf.labelling.rules import ABSTAIN, RuleSet
 from newsclf.tasks import Task
@@ -78,6 +78,30 @@ def model_scores(
             pairs = zip(frame["label"], frame["probability"], strict=True)
             for i, (label, prob) in enumerate(pairs):
                 out[start + i][key] = (1.0 - float(prob), f"{label} {float(prob):.2f}", 0)
+    return out
+
+
+def with_text_copies(
+    articles: Sequence[Article],
+    rejects: Sequence[Reject],
+    annotated: Mapping[str, Collection[str]],
+) -> dict[str, set[str]]:
+    """``annotated`` (task key -> labelled ids) plus the articles whose text a labelled
+    article repeats: a copy rejected as ``duplicate_text`` ("same text as <id>") or, with
+    ``dedupe_text=false``, another article kept with it. Their text needs no label again."""
+    prefix = "same text as "
+    ids_by_text: dict[str, list[str]] = defaultdict(list)
+    for article in articles:
+        ids_by_text[article.text].append(article.id)
+    text_of = {article.id: article.text for article in articles}
+    out = {key: set(ids) for key, ids in annotated.items()}
+    for key, ids in annotated.items():
+        for r in rejects:
+            if r.id in ids and r.reason == "duplicate_text" and r.detail.startswith(prefix):
+                out[key].add(r.detail[len(prefix) :])
+        for i in ids:
+            if i in text_of:
+                out[key].update(ids_by_text[text_of[i]])
     return out
 
 

@@ -72,6 +72,8 @@ def export(cfg: DictConfig) -> dict:
     )
     # an article labelled for one task only is still a candidate, for the others
     annotated = {key: set(gold.get(task.name, {})) for key, task in tasks.items()}
+    # a text labelled under another id (a syndicated copy) is not proposed again
+    annotated = annotate.with_text_copies(result.articles, result.rejects, annotated)
     complete = set.intersection(*annotated.values()) if annotated else set()
     kept_ids = {a.id for a in result.articles}
     if models:
