@@ -409,3 +409,39 @@ def test_top_features_of_a_cue_model_name_words_and_rules():
     assert "rule:west_as_culprit=pro_russia" in features["pro_russia"]
     assert "rule:condemns_kremlin=anti_russia" in features["anti_russia"]
     assert any(" " in f and not f.startswith("rule:") for f in features["neutral"])  # bigrams
+
+
+def test_declared_floats_follow_scikit_learns_parameter_kinds():
+    from newsclf.models import declared_floats
+
+    cfg = OmegaConf.create(
+        {
+            "seed": 3,
+            "pipeline": {
+                "_target_": "newsclf.models.text_pipeline",
+                "vectorizer": {
+                    "_target_": "sklearn.pipeline.make_pipeline",
+                    "_args_": [
+                        {"_target_": "sklearn.feature_extraction.text.TfidfVectorizer", "max_df": 1}
+                    ],
+                },
+                "classifier": {
+                    "_target_": "sklearn.linear_model.LogisticRegression",
+                    "C": 10,
+                    "tol": 1,
+                    "max_iter": 300,
+                    "random_state": "${seed}",
+                },
+            },
+        }
+    )
+    declared_floats(cfg)
+    classifier = cfg.pipeline.classifier
+    assert (type(classifier.C), type(classifier.tol), type(classifier.max_iter)) == (
+        float,
+        float,
+        int,
+    )
+    assert OmegaConf.is_interpolation(classifier, "random_state")
+    # max_df takes a count (int) or a share (float): 1 stays the count it says
+    assert type(cfg.pipeline.vectorizer._args_[0].max_df) is int

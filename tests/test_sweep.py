@@ -175,7 +175,8 @@ def test_submitit_launcher_runs_trials_under_one_parent(tmp_path, dataset):
     assert parent.data.tags["newsclf.launcher"] == "LocalLauncher"
     assert len(trials) == 2
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
-    assert sorted(t.data.params["model.pipeline.classifier.C"] for t in trials) == ["1", "10"]
+    # C is a real number to scikit-learn: 1 and 10 are logged as the YAML writes 10.0
+    assert sorted(t.data.params["model.pipeline.classifier.C"] for t in trials) == ["1.0", "10.0"]
 
 
 def test_a_sweep_keeps_secrets_out_of_tags_and_hydra_records(tmp_path, dataset):

@@ -328,3 +328,26 @@ def test_the_gate_scores_challenger_and_champion_alike(built, tmp_path):
     out = " ".join(fourth.stdout.split())
     assert "champion v3 not compared (gate.compare_to_champion=false)" in out
     assert "no champion yet" not in out
+
+
+def test_a_whole_number_override_of_a_real_parameter_is_logged_as_the_yaml_writes_it(
+    built, tmp_path
+):
+    """C=10 on the command line was logged as "10" beside the YAML default's "10.0": two
+    values of one setting in MLflow's run comparison. Parameters scikit-learn declares real
+    numbers only become floats; an integer count (max_iter) stays an integer."""
+    run_cli(
+        tmp_path,
+        "newsclf-train",
+        "task=topic",
+        f"dataset_dir={built / 'data/datasets/topic'}",
+        "model.pipeline.classifier.C=10",
+        "model.pipeline.classifier.max_iter=300",
+        "register=false",
+    )
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("newsclf-topic").experiment_id])
+    params = run.data.params
+    assert params["model.pipeline.classifier.C"] == "10.0"
+    assert params["model.pipeline.classifier.max_iter"] == "300"
+    assert params["model.pipeline.classifier.random_state"] == params["seed"]

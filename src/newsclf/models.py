@@ -125,6 +125,62 @@ def build_model(cfg: DictConfig | Mapping[str, Any]) -> Pipeline:
     return model
 
 
+def declared_floats(cfg: DictConfig) -> None:
+    """Make whole numbers floats, in place, for the parameters scikit-learn declares real
+    numbers only: ``C=10`` on the command line is then ``10.0``, as ``C: 10.0`` in the YAML
+    is, so one setting is one value among MLflow's params whichever way it was written.
+    Parameters that take an integer too (``max_df``: 1 is a count, 1.0 a share) and
+    interpolations stay as they are."""
+    from omegaconf import ListConfig
+
+    nodes: list[Any] = [cfg]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, ListConfig):
+            nodes.extend(v for v in node if isinstance(v, DictConfig | ListConfig))
+            continue
+        if not isinstance(node, DictConfig):
+            continue
+        constraints = _declared_constraints(node.get("_target_"))
+        for key in list(node.keys()):
+            if OmegaConf.is_interpolation(node, str(key)):
+                continue
+            value = node[key]
+            if isinstance(value, DictConfig | ListConfig):
+                nodes.append(value)
+            elif type(value) is int and _reals_only(constraints.get(str(key))):
+                node[key] = float(value)
+
+
+def _declared_constraints(target: object) -> dict:
+    """scikit-learn's declared parameter constraints of the class ``target`` names ({} for
+    anything else)."""
+    import importlib
+
+    if not isinstance(target, str) or "." not in target:
+        return {}
+    module, name = target.rsplit(".", 1)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return {}  # instantiate names the problem
+    constraints = getattr(cls, "_parameter_constraints", None) if isinstance(cls, type) else None
+    return constraints if isinstance(constraints, dict) else {}
+
+
+def _reals_only(constraints: object) -> bool:
+    """Whether a parameter's constraints admit real numbers and no integer kind."""
+    from numbers import Integral, Real
+
+    if not isinstance(constraints, list):
+        return False
+    kinds = [getattr(c, "type", c) for c in constraints]  # an Interval's number kind
+    kinds = [k for k in kinds if isinstance(k, type)]
+    if any(issubclass(k, Integral) for k in kinds):
+        return False
+    return any(issubclass(k, Real) for k in kinds)
+
+
 def check_parameters(model: BaseEstimator) -> None:
     """Check the parameters of ``model`` and of every estimator in it as scikit-learn's
     ``fit`` would (``C=-1``, ``C=abc``, ``ngram_range=[2,1]``), before any fit starts: one

@@ -76,6 +76,7 @@ def _train(cfg: DictConfig) -> dict:
     sweep.check_optimize_metric(cfg)
     _check_external_minimums(cfg)
     task = Task.from_config(cfg.task)
+    models.declared_floats(cfg.model)  # C=10 and C: 10.0 are one param value in MLflow
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
     if cfg.get("calibrate") not in CALIBRATE:
