@@ -88,3 +88,48 @@ def test_several_annotation_files_and_none(tmp_path):
     exported.write_text("article_id,topic\n1,b\n", encoding="utf-8")
     with pytest.raises(NewsclfError, match=r"next\.csv:2: 1 is annotated twice"):
         load_annotations([first, exported], [TOPIC])
+
+
+def test_an_empty_annotations_file_is_named(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"labels\.csv: empty annotations file"):
+        load_annotations(path, [TOPIC])
+
+
+def test_missing_column_says_which_file_lacks_the_tasks_column(tmp_path):
+    from newsclf.labelling.gold import missing_column
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("article_id,topik\n1,a\n", encoding="utf-8")
+    header = tmp_path / "header.csv"
+    header.write_text("article_id,topic\n", encoding="utf-8")
+    assert missing_column(wrong, TOPIC) == f"{wrong} has no 'topic' column (has article_id, topik)"
+    assert missing_column([header], TOPIC) == f"{header} has no annotation rows"
+    ok = tmp_path / "ok.csv"
+    ok.write_text("article_id,topic\n2,b\n", encoding="utf-8")
+    assert missing_column([wrong, ok], TOPIC) == ""  # a file has it: the reason is elsewhere
+
+
+def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tmp_path):
+    from tests.conftest import error_line, make_corpus, run_cli
+
+    labels = make_corpus(tmp_path / "c", n_per_topic=3)
+    topic_only = tmp_path / "topic_only.csv"
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    topic_only.write_text(
+        "\n".join(",".join(line.split(",")[:2]) for line in lines) + "\n", encoding="utf-8"
+    )
+    proc = run_cli(
+        tmp_path,
+        "newsclf-dataset",
+        f"source.path={tmp_path / 'c/articles'}",
+        f"annotations.path={topic_only}",
+        "log_to_mlflow=false",
+        "weak.enabled=false",
+        ok=False,
+    )
+    assert error_line(proc).endswith(
+        f"{topic_only} has no 'stance' column (has article_id, topic) (a task you do not "
+        "want is left out with '~task@tasks.stance')"
+    )

@@ -30,7 +30,13 @@ from newsclf.cli import (
     user_errors,
 )
 from newsclf.errors import NewsclfError
-from newsclf.labelling.gold import annotation_paths, load_annotations, merge_copies, text_copies
+from newsclf.labelling.gold import (
+    annotation_paths,
+    load_annotations,
+    merge_copies,
+    missing_column,
+    text_copies,
+)
 from newsclf.tasks import Task
 
 if TYPE_CHECKING:
@@ -166,7 +172,15 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 gold_in_train=bool(cfg.weak.gold_in_train),
                 votes_names=rule_sets[key].names if key in rule_sets else [],
             )
-            build.check_labels(plan, ingested.votes.get(key), ingested.n_kept)
+            try:
+                build.check_labels(plan, ingested.votes.get(key), ingested.n_kept)
+            except NewsclfError as exc:  # say why, when it is the annotations' columns
+                why = missing_column(paths, task)
+                if not why:
+                    raise
+                raise NewsclfError(
+                    f"{exc}: {why} (a task you do not want is left out with '~task@tasks.{key}')"
+                ) from None
             plans.append(plan)
         written = build.write(ingested, plans)
         manifests = {}

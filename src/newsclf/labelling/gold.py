@@ -76,6 +76,8 @@ def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             if path.suffix.lower() not in (".jsonl", ".json"):
                 reader = csv.DictReader(fh)
+                if reader.fieldnames is None:  # not even a header: most likely a mistake
+                    raise NewsclfError(f"{path}: empty annotations file (no header row)")
                 return [(reader.line_num, row) for row in reader]
             rows = []
             for line_no, line in enumerate(fh, start=1):
@@ -99,6 +101,25 @@ def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
         raise NewsclfError(f"{path}: cannot read annotations ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise NewsclfError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def missing_column(path: str | Path | Sequence[str | Path] | None, task: Task) -> str:
+    """Why the annotation files give ``task`` no label, when the reason is its column: each
+    file without it, with the columns it has ("" when a file has the column)."""
+    if path is None:
+        return "no annotations file (annotations.path=null)"
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    column, reasons = task.annotation_column, []
+    for one in paths:
+        rows = _numbered_rows(Path(one))
+        if not rows:
+            reasons.append(f"{one} has no annotation rows")
+            continue
+        columns = sorted({key for _, row in rows for key in row})
+        if column in columns:
+            return ""
+        reasons.append(f"{one} has no {column!r} column (has {', '.join(columns)})")
+    return "; ".join(reasons)
 
 
 def annotation_paths(value) -> str | list[str] | None:
