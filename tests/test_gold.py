@@ -133,3 +133,17 @@ def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tm
         f"{topic_only} has no 'stance' column (has article_id, topic) (a task you do not "
         "want is left out with '~task@tasks.stance')"
     )
+
+
+def test_text_copies_skip_a_reject_whose_first_copy_is_not_named(tmp_path):
+    from newsclf.labelling.gold import text_copies
+
+    rejects = tmp_path / "rejects.csv"
+    rejects.write_text(
+        "id,source,reason,detail\n"
+        "b,s,duplicate_text,same text as a\n"
+        "c,s,duplicate_text,same text as an earlier article\n"
+        "d,s,duplicate_id,id seen earlier in the input\n",
+        encoding="utf-8",
+    )
+    assert list(text_copies(rejects, {"b", "c", "d"})) == [("b", "a")]

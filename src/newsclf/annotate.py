@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from newsclf.articles import Article, Reject
+from newsclf.articles import Article, Reject, kept_copy_id
 from newsclf.errors import NewsclfError
 from newsclf.labelling.rules import ABSTAIN, RuleSet
 from newsclf.tasks import Task
@@ -89,7 +89,6 @@ def with_text_copies(
     """``annotated`` (task key -> labelled ids) plus the articles whose text a labelled
     article repeats: a copy rejected as ``duplicate_text`` ("same text as <id>") or, with
     ``dedupe_text=false``, another article kept with it. Their text needs no label again."""
-    prefix = "same text as "
     ids_by_text: dict[str, list[str]] = defaultdict(list)
     for article in articles:
         ids_by_text[article.text].append(article.id)
@@ -97,8 +96,8 @@ def with_text_copies(
     out = {key: set(ids) for key, ids in annotated.items()}
     for key, ids in annotated.items():
         for r in rejects:
-            if r.id in ids and r.reason == "duplicate_text" and r.detail.startswith(prefix):
-                out[key].add(r.detail[len(prefix) :])
+            if r.id in ids and (kept := kept_copy_id(r.reason, r.detail)):
+                out[key].add(kept)
         for i in ids:
             if i in text_of:
                 out[key].update(ids_by_text[text_of[i]])

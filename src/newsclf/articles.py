@@ -64,6 +64,18 @@ class Reject:
 
 Record = Article | Reject
 
+_SAME_TEXT = "same text as "
+_UNNAMED_FIRST = "an earlier article"  # the first copy's id was not kept (batch prediction)
+
+
+def kept_copy_id(reason: str, detail: str) -> str | None:
+    """The id of the article a ``duplicate_text`` reject repeats ("same text as <id>" in its
+    detail); None for other rejects and when the first copy is not named."""
+    if reason != "duplicate_text" or not detail.startswith(_SAME_TEXT):
+        return None
+    kept = detail[len(_SAME_TEXT) :]
+    return None if kept == _UNNAMED_FIRST else kept
+
 
 # --------------------------------------------------------------------------- parsing
 

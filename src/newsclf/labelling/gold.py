@@ -132,12 +132,12 @@ def annotation_paths(value) -> str | list[str] | None:
 def text_copies(rejects_csv: Path, ids: Collection[str]) -> Iterator[tuple[str, str]]:
     """(copy, kept article) for each article of ``ids`` that a dataset build rejected as a
     copy of another's text (``duplicate_text``, "same text as <id>" in ``rejects.csv``)."""
-    prefix = "same text as "
+    from newsclf.articles import kept_copy_id  # scikit-learn's import: only when used
+
     with rejects_csv.open(encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
-            copy = row["reason"] == "duplicate_text" and row["detail"].startswith(prefix)
-            if copy and row["id"] in ids:
-                yield row["id"], row["detail"][len(prefix) :]
+            if row["id"] in ids and (kept := kept_copy_id(row["reason"], row["detail"])):
+                yield row["id"], kept
 
 
 def merge_copies(
