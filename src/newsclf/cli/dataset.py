@@ -141,8 +141,10 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 "records were rejected before their id was known; see "
                 f"{_keep_rejects(output_dir, ingested)}"
             ) from None
-        # annotated articles rejected as copies of a kept article's text (few: gold only)
-        copies = list(text_copies(ingested.rejects_csv, set().union(*gold.values())))
+        # annotated articles rejected as copies of a kept article's text (few: gold only);
+        # rejects.csv (as long as the input, for a crawl) is read only when there are some
+        rejected = set().union(*gold.values()) - ingested.gold_articles.keys()
+        copies = list(text_copies(ingested.rejects_csv, rejected)) if rejected else []
         split = datasets.SplitConfig(**cfg.split)
         plans, reports, files = [], {}, {}
         for key, task in tasks.items():
