@@ -69,3 +69,22 @@ def test_tampered_newsclf_model_refused_and_code_replaced_for_spark(tmp_path, ml
     import pandas as pd
 
     assert loaded.predict(pd.DataFrame({"text": ["gas"]}))["label"].tolist() == ["economy"]
+
+
+def test_pyfunc_loader_trusts_the_types_its_model_config_names(tmp_path, mlflow_uri):
+    import pandas as pd
+
+    pipe = Pipeline(
+        [
+            ("v", TfidfVectorizer()),
+            ("a", FunctionTransformer(abs, accept_sparse=True)),  # builtins.abs: not trusted
+            ("c", LogisticRegression()),
+        ]
+    ).fit(TEXTS, LABELS)
+    tracking.configure(mlflow_uri)
+    with tracking.run("newsclf-topic", "unit"):
+        uri = saved_model.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
+    with pytest.raises(Exception, match=r"untrusted types builtins\.abs"):
+        mlflow.pyfunc.load_model(uri)
+    loaded = mlflow.pyfunc.load_model(uri, model_config={"trusted_types": ["builtins.abs"]})
+    assert loaded.predict(pd.DataFrame({"text": ["gas"]}))["label"].tolist() == ["economy"]

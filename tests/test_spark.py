@@ -32,6 +32,8 @@ def setup(tmp_path_factory):
     rows[303]["text"] = "rouble inflation exports gas prices market. " * 5000  # truncated
     for row in rows[:40:3]:  # boilerplate, recorded by both engines
         row["text"] += "\n\nShare this: Facebook Twitter Email\n\nAdvertisement"
+    for row in rows[50:56]:  # a title that reads as boilerplate once it is the text's first line
+        row["title"] = "Read more: summit envoy treaty talks"
     half = len(rows) // 2  # two files: order across files matters for duplicates
     (folder / "in").mkdir()
     pd.DataFrame(rows[:half]).to_parquet(folder / "in" / "a.parquet")

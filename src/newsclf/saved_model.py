@@ -39,6 +39,9 @@ SKOPS_FILE = "artifacts/model.skops"  # the fitted pipeline
 PREPARATION_FILE = "artifacts/preparation.json"  # how it prepares raw articles
 NO_LABEL = ""  # a logged model's label for an article with nothing left to classify
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")  # the code MLflow runs to load it
+# The keys ``mlflow.pyfunc.load_model(..., model_config=...)`` may set (pyfunc_model.py): MLflow
+# passes a loader's model_config on only for keys the model was logged with.
+MODEL_CONFIG = {"trusted_types": [], "prepared_input": False}
 
 # Types a newsclf model may contain beyond skops' defaults. Loading refuses anything else, so a
 # tampered model file cannot smuggle in a callable; users extend the list knowingly.
@@ -476,6 +479,7 @@ def log_model(
                 signature=_signature(labels),
                 input_example=example,
                 pip_requirements=_requirements(),
+                model_config=MODEL_CONFIG,
                 metadata={"newsclf_task": task, "newsclf_labels": list(labels), "format": "skops"},
             )
     return info.model_uri
@@ -620,4 +624,16 @@ def verified_model_copy(model: LoadedModel, folder: Path) -> str:
     for code in target.glob("*.py"):
         code.unlink()
     shutil.copy(MODEL_CODE, target / MODEL_CODE.name)
+    _accept_model_config(target)
     return str(target)
+
+
+def _accept_model_config(folder: Path) -> None:
+    """Let the model in ``folder`` take newsclf's load-time ``model_config`` keys: a model
+    logged before newsclf gave them would otherwise ignore Spark's ``prepared_input``."""
+    from mlflow.models import Model
+
+    model = Model.load(folder)
+    flavor = model.flavors.get("python_function", {})
+    flavor["model_config"] = {**MODEL_CONFIG, **(flavor.get("model_config") or {})}
+    model.save(folder / "MLmodel")
