@@ -1,6 +1,7 @@
 """No secret reaches a tracking server, its artifacts, the console or Hydra's run folder: a
-dataset build and a training run logged through a real ``mlflow server`` with every form of
-credential in the tracking URI and the config, then the store and every file are searched."""
+dataset build, training runs and a parallel sweep logged through a real ``mlflow server`` with
+every form of credential in the tracking URI and the config, then the store and every file are
+searched."""
 
 from __future__ import annotations
 
@@ -66,5 +67,13 @@ def _log_runs(cwd: Path, server: MlflowServer) -> None:
             f"dataset_dir={cwd / 'ds' / 'topic'}", *extra, env=env,
         )  # fmt: skip
         console += [train.stdout, train.stderr]
+    # a sweep's trials run in worker processes, which print MLflow's "View run ... at <uri>"
+    sweep = run_cli(
+        cwd, "newsclf-train", "--multirun", "hydra/launcher=parallel",
+        f"mlflow.tracking_uri=http://alice:{password}@{host}", "task=topic", "register=false",
+        f"dataset_dir={cwd / 'ds' / 'topic'}", "model.pipeline.classifier.C=1,10", env=env,
+    )  # fmt: skip
+    assert "View run" in sweep.stdout + sweep.stderr  # what would carry the password
+    console += [sweep.stdout, sweep.stderr]
     config = "".join(p.read_text() for p in server.artifacts.rglob("config.yaml"))
     (cwd / "console.txt").write_text("\n".join(console) + config)

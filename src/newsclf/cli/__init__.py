@@ -161,6 +161,7 @@ def user_errors(prog: str) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
+                redact_output()  # again: a sweep trial may run in a fresh worker process
                 redact_hydra_record()
                 return fn(*args, **kwargs)
             except NewsclfError as exc:
@@ -252,9 +253,7 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
 
     @functools.wraps(hydra_main)
     def main() -> Any:
-        sys.stdout = _RedactingStream(sys.stdout)
-        sys.stderr = _RedactingStream(sys.stderr)
-        _redact_log_records()
+        redact_output()
         problem = _unwritable_working_directory(sys.argv[1:])
         if problem:
             fail(prog, problem)
@@ -264,6 +263,16 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
             interrupted(prog, exc)
 
     return main
+
+
+def redact_output() -> None:
+    """Mask credentials in everything this process prints or logs from now on (once per
+    process: the console script's, and each worker's that a sweep launcher starts)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _RedactingStream):
+            setattr(sys, name, _RedactingStream(stream))
+    _redact_log_records()
 
 
 class _RedactingStream:

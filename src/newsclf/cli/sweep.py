@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from newsclf.cli import console, lazy_import, redact_hydra_record
+from newsclf.cli import console, lazy_import, redact_hydra_record, redact_output
 from newsclf.errors import NewsclfError
 from newsclf.redact import redact_text
 
@@ -158,6 +158,7 @@ def trial(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
     """Run one trial. A user error fails this trial only, after one line naming it: Hydra
     records the failed job, the other trials go on, and the sweeper decides (Optuna tolerates
     ``max_failure_rate``; the basic sweeper fails the sweep once its batch is done)."""
+    redact_output()  # a trial may run in a fresh worker process (joblib, submitit)
     redact_hydra_record()  # as user_errors does for a plain run
     try:
         return fn(cfg)
