@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from newsclf.cli.predict import run_prediction
+from newsclf.cli.predict import check_preparation_overrides, run_prediction
 from newsclf.errors import NewsclfError
 from tests.conftest import BIN
 from tests.predict_support import article_rows, predict_config, register_models, write_jsonl
@@ -262,3 +262,13 @@ def test_disk_full_leaves_no_predictions_file(store, tmp_path):
     one_line_error(proc, r"cannot write \(No space left on device\); committed chunks are kept")
     left = proc.stdout.split()
     assert "p.parquet" not in left and ".p.parquet.parts" in left  # parts kept to resume
+
+
+def test_cleaning_settings_without_preparation_config_are_one_error_line(tmp_path):
+    proc = cli(tmp_path, "max_chars=5000", "clean.fix_text=false", "output.path=out.parquet")
+    one_line_error(proc, r"^newsclf-predict: error: max_chars, clean\.fix_text: used with prep")
+    assert not (tmp_path / "out.parquet").exists()
+    cfg = predict_config("sqlite:///unused.db", "preparation=config", "max_chars=5000")
+    check_preparation_overrides(cfg, ["preparation=config", "max_chars=5000", "clean=default"])
+    with pytest.raises(NewsclfError, match=r"^clean: used with preparation=config only"):
+        check_preparation_overrides(predict_config("sqlite:///unused.db"), ["clean=default"])

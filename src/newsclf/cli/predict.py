@@ -7,10 +7,12 @@ import atexit
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import (
@@ -127,6 +129,21 @@ def prepared_models(cfg: DictConfig, models: list[LoadedModel]) -> list[LoadedMo
     return [replace(m, preparation=preparation) for m in models]
 
 
+def check_preparation_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Command-line settings of ``max_chars`` or ``clean`` apply with ``preparation=config``
+    only: under the default (``model``) they would be ignored, so they are an error."""
+    if cfg.preparation != "model":
+        return
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    ignored = [k for k in keys if k == "max_chars" or k.split(".")[0].split("@")[0] == "clean"]
+    if ignored:
+        raise NewsclfError(
+            f"{', '.join(ignored)}: used with preparation=config only; the default, "
+            "preparation=model, prepares each article as the model's training data was. Add "
+            "preparation=config to apply them"
+        )
+
+
 def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResult:
     """Load the models, then run the job on the configured engine."""
     if cfg.engine not in ("local", "spark"):
@@ -197,6 +214,7 @@ def main(cfg: DictConfig) -> None:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
+    check_preparation_overrides(cfg, HydraConfig.get().overrides.task)
     with Progress(*columns, transient=True) as progress:
         result = run_prediction(cfg, progress)
     summary(result)
