@@ -4,6 +4,10 @@ concurrent promotions serialised by the lock file beside the database."""
 from __future__ import annotations
 
 import multiprocessing
+import socket
+import subprocess
+import sys
+import time
 
 import mlflow
 import pytest
@@ -85,6 +89,38 @@ def test_promotion_lock_waits_then_names_holder_and_breaks_stale_locks(mlflow_ur
             taken = mlflow.MlflowClient().get_registered_model("m" + tracking.LOCK_SUFFIX)
             assert taken.tags["newsclf.lock_holder"] != held.tags["newsclf.lock_holder"]
     assert [m.name for m in mlflow.MlflowClient().search_registered_models()] == []
+
+
+def test_promotion_lock_of_a_dead_local_job_is_broken_at_once(mlflow_uri):
+    tracking.configure(mlflow_uri)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a job that has ended
+    dead.wait()
+    holder = f"{socket.gethostname()}:{dead.pid}:0000"
+    mlflow.MlflowClient().create_registered_model(
+        "m" + tracking.LOCK_SUFFIX,
+        tags={"newsclf.lock_holder": holder, "newsclf.lock_since": f"{time.time():.3f}"},
+    )
+    with tracking._registry_lock("m", timeout=5, stale_after=600):
+        taken = mlflow.MlflowClient().get_registered_model("m" + tracking.LOCK_SUFFIX)
+        assert taken.tags["newsclf.lock_holder"] != holder
+
+
+def test_a_held_promotion_lock_is_renewed_and_never_goes_stale(mlflow_uri):
+    tracking.configure(mlflow_uri)
+    client = mlflow.MlflowClient()
+    with tracking._registry_lock("m", timeout=5, stale_after=2):
+        first = float(_lock_tags(client)["newsclf.lock_since"])
+        time.sleep(3)  # longer than stale_after: a live holder's lock must not be broken
+        waiting = tracking._registry_lock("m", timeout=1, stale_after=2)
+        with pytest.raises(NewsclfError, match="held by"):
+            waiting.__enter__()
+        since = float(_lock_tags(client)["newsclf.lock_since"])
+        assert since > first
+    assert [m.name for m in client.search_registered_models()] == []
+
+
+def _lock_tags(client: mlflow.MlflowClient) -> dict[str, str]:
+    return client.get_registered_model("m" + tracking.LOCK_SUFFIX).tags
 
 
 def test_failed_promotion_leaves_no_half_registered_version(mlflow_uri, monkeypatch):

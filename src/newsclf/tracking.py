@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -520,7 +521,7 @@ def register_gated(
     score: Callable[[str], Any] | None = None,
     tags: Mapping[str, str] | None = None,
     lock_timeout: float = 600.0,
-    stale_after: float = 1800.0,
+    stale_after: float = 120.0,
 ) -> Registration:
     """Register ``model_uri`` as a new version of ``name`` and move the champion alias to it when
     ``decide(champion score)`` (an object with ``promote`` and ``reason``) says so.
@@ -566,17 +567,17 @@ def _delete_version_quietly(name: str, version: str) -> None:
 
 
 @contextmanager
-def promotion_lock(
-    name: str, timeout: float = 600.0, stale_after: float = 1800.0
-) -> Iterator[None]:
+def promotion_lock(name: str, timeout: float = 600.0, stale_after: float = 120.0) -> Iterator[None]:
     """Hold the lock that serialises champion decisions for registered model ``name``.
 
     Against a local store (SQLite file or ``file:`` folder) it is an OS file lock beside the
     store, released by the OS if the holder dies. Against a tracking server, whose clients share
     no file system, it is a registered model named ``<name>.promotion-lock``: creating a
     registered model is atomic in the server's database (the name is its primary key), so
-    exactly one job gets it; it is deleted on release. A lock older than ``stale_after`` seconds
-    (its holder died) is broken. Waiting longer than ``timeout`` seconds raises NewsclfError.
+    exactly one job gets it; it is deleted on release. Its holder renews it every
+    ``stale_after / 4`` seconds; a lock not renewed for ``stale_after`` seconds, or whose holder
+    is a process of this host that has ended, is broken. Waiting longer than ``timeout`` seconds
+    raises NewsclfError.
     """
     path = _local_lock_path(mlflow.get_registry_uri(), name)
     if path is None:
@@ -631,7 +632,7 @@ def _registry_lock(name: str, timeout: float, stale_after: float) -> Iterator[No
         holder, since = _lock_holder(client, lock_name)
         if holder == token:  # our create went through, then a retried request found it
             break
-        if holder is not None and time.time() - since > stale_after:
+        if holder is not None and (time.time() - since > stale_after or _dead_here(holder)):
             log.warning("breaking stale promotion lock %s of %s", lock_name, holder)
             _release_registry_lock(client, lock_name, holder)
             continue
@@ -641,10 +642,46 @@ def _registry_lock(name: str, timeout: float, stale_after: float) -> Iterator[No
             )
         time.sleep(wait * random.uniform(0.5, 1.5))
         wait = min(wait * 2, 2.0)
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_heartbeat, args=(client, lock_name, token, stop, stale_after / 4), daemon=True
+    )
+    beat.start()
     try:
         yield
     finally:
+        stop.set()
+        beat.join()
         _release_registry_lock(client, lock_name, token)
+
+
+def _heartbeat(
+    client: MlflowClient, lock_name: str, token: str, stop: threading.Event, every: float
+) -> None:
+    """Renew the lock's time while it is held: only a lock whose holder stopped renewing it
+    (died) grows stale, however long a promotion takes."""
+    while not stop.wait(max(every, 0.5)):
+        try:
+            if _lock_holder(client, lock_name)[0] != token:
+                return  # broken meanwhile: another job's lock now
+            client.set_registered_model_tag(lock_name, "newsclf.lock_since", f"{time.time():.3f}")
+        except Exception as exc:  # the server away for a moment: the next beat tries again
+            log.debug("could not renew promotion lock %s: %s", lock_name, first_line(exc))
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether the lock holder ``host:pid:nonce`` is a process of this host that has ended."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: alive
+        return False
+    return False
 
 
 def _lock_holder(client: MlflowClient, lock_name: str) -> tuple[str | None, float]:

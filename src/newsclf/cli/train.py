@@ -632,7 +632,7 @@ def _register_and_gate(
             **{f"eval.{k}.macro_f1": f"{v:.4f}" for k, v in external.items()},
         },
         lock_timeout=float(lock.get("timeout_s", 600)),
-        stale_after=float(lock.get("stale_after_s", 1800)),
+        stale_after=float(lock.get("stale_after_s", 120)),
     )
     for key, value in (outcome.champion_score or {}).items():
         metric = "champion_test_macro_f1" if key == "test" else f"champion_{key}_macro_f1"
