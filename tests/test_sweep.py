@@ -129,6 +129,29 @@ def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):
     assert parent.data.tags["newsclf.best_run_id"] == trial.info.run_id
 
 
+def test_an_optuna_sweep_goes_on_after_a_failed_trial_and_counts_it(tmp_path, dataset):
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        "experiment=topic_sweep",
+        "hydra.sweeper.n_trials=2",
+        f"dataset_dir=choice({dataset / 'topic'},{tmp_path / 'nowhere'})",
+        env=_env(),
+        ok=False,
+    )
+    # the sampler's seed draws one good and one missing dataset for the one batch of two
+    assert proc.stdout.count(str(tmp_path / "nowhere")) >= 1, proc.stdout
+    assert proc.returncode == 0, proc.stderr  # the study ends; a failed trial is a FAIL in it
+    assert "nowhere: no dataset here" in proc.stderr
+    assert "2 trials, 1 finished, 1 failed" in proc.stdout
+    _, runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["sweep_n_trials"] == 2
+    assert parent.data.metrics["sweep_n_finished"] == 1
+
+
 def test_a_failed_trial_of_the_basic_sweeper_ends_the_sweep_with_its_error_line(tmp_path, dataset):
     proc = run(
         tmp_path,

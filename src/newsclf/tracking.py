@@ -425,11 +425,16 @@ def start_sweep(experiment: str, run_name: str, tags: Mapping[str, str]) -> str:
 
 
 def finish_sweep(
-    parent_run_id: str, metric: str, artifacts: Sequence[Path] = (), failed: bool = False
+    parent_run_id: str,
+    metric: str,
+    artifacts: Sequence[Path] = (),
+    failed: bool = False,
+    n_launched: int = 0,
 ) -> dict[str, Any]:
     """Close a sweep's parent run. It gets the best trial's (highest ``metric``) params, that
     metric, tags naming the trial and the trial counts; returns the same as a summary. It ends
-    FINISHED when a trial has the metric, FAILED otherwise or when ``failed``."""
+    FINISHED when a trial has the metric, FAILED otherwise or when ``failed``. ``n_launched``:
+    the trials the launcher started, counting those that failed before starting a run."""
     with _mlflow_errors():
         client = MlflowClient()
         trials = mlflow.search_runs(
@@ -446,7 +451,7 @@ def finish_sweep(
         ]
         summary: dict[str, Any] = {
             "run_id": parent_run_id,
-            "n_trials": len(trials),
+            "n_trials": max(len(trials), n_launched),
             "n_finished": sum(t.info.status == "FINISHED" for t in trials),
             "best_run_id": None,
         }

@@ -91,7 +91,10 @@ class SweepRun(Callback):
         assert self.sweep_dir is not None
         try:
             result = tracking.finish_sweep(
-                self.run_id, str(config.optimize_metric), [self.sweep_dir / RESULTS]
+                self.run_id,
+                str(config.optimize_metric),
+                [self.sweep_dir / RESULTS],
+                n_launched=launched(self.sweep_dir),
             )
         except NewsclfError as exc:
             print(f"newsclf-train: error: {exc}", file=sys.stderr)
@@ -108,17 +111,26 @@ class SweepRun(Callback):
             return
         run_id, self.run_id = self.run_id, None
         try:
-            tracking.finish_sweep(run_id, self.metric, [], failed=True)
+            assert self.sweep_dir is not None
+            n_launched = launched(self.sweep_dir)
+            tracking.finish_sweep(run_id, self.metric, [], failed=True, n_launched=n_launched)
         except Exception as exc:  # at exit, with the server perhaps gone: log, never raise
             log.warning("sweep run %s not closed: %s", run_id, exc)
             tracking.abandon_sweep(run_id)
 
 
+def launched(sweep_dir: Path) -> int:
+    """Trials the launcher started, failed ones included: Hydra gives each job its folder
+    ``<sweep dir>/<job number>`` (cluster jobs write theirs to the shared sweep folder)."""
+    return sum(p.name.isdigit() and p.is_dir() for p in sweep_dir.iterdir())
+
+
 def summary(result: dict, metric: str) -> None:
     out = console(soft_wrap=True)
+    failed = result["n_trials"] - result["n_finished"]
     out.print(
         f"[bold]newsclf-train sweep[/]: {result['n_trials']} trials, {result['n_finished']} "
-        f"finished; parent run {result['run_id']}"
+        f"finished{f', {failed} failed' if failed else ''}; parent run {result['run_id']}"
     )
     if result.get("best_run_id"):
         out.print(
