@@ -4,6 +4,7 @@ child run under it; the cluster launcher presets compose, and a submitit launche
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import mlflow
@@ -77,6 +78,16 @@ def test_topic_sweep_preset_leaves_parent_with_best_trial(tmp_path, dataset):
     assert f"parent run {parent.info.run_id}" in proc.stdout
     assert "newsclf-train sweep: 4 trials, 4 finished" in proc.stdout
     assert client.search_registered_models() == []  # the preset does not register trials
+
+    # the printed command registers the winner (the preset's own register: false overridden)
+    (line,) = [x for x in proc.stdout.splitlines() if "register it with a plain run: " in x]
+    command = shlex.split(line.split("register it with a plain run: ", 1)[1])
+    assert command[0] == "newsclf-train" and command[-1] == "register=true"
+    rerun = run(tmp_path, *command, env=_env())
+    assert "registered newsclf-topic version 1 (champion" in rerun.stdout
+    assert "C=" in parent.data.tags["newsclf.best_overrides"]
+    plain = run(tmp_path, *command[:-1], env=_env())  # as the preset has it: says so
+    assert "not registered (register=false; add register=true)" in plain.stdout
 
 
 def test_real_sweep_preset_ranks_trials_by_the_real_dev_sets(tmp_path, dataset):

@@ -14,6 +14,7 @@ import atexit
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -137,6 +138,14 @@ def summary(result: dict, metric: str) -> None:
             f"  best {metric} {result['best_value']:.4f}: run {result['best_run_name']} "
             f"({result['best_run_id']}) with {result['best_overrides'] or 'the defaults'}"
         )
+        out.print(f"  register it with a plain run: {register_command(result['best_overrides'])}")
+
+
+def register_command(overrides: str) -> str:
+    """The command that trains and registers a trial: its overrides with ``register=true``
+    (sweep presets set ``register: false``), quoted for the shell."""
+    kept = [o for o in overrides.split() if not o.lstrip("+~").startswith("register=")]
+    return shlex.join(["newsclf-train", *kept, "register=true"])
 
 
 def check_optimize_metric(cfg: DictConfig) -> None:

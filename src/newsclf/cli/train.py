@@ -681,6 +681,8 @@ def summary(result: dict) -> None:
             + ("; refit on train + validation, as the gate scored it" if result["refit"] else "")
             + f"; run {result['run_id']}"
         )
+    elif not sweep.in_multirun():  # e.g. a sweep preset's register: false, rerun as it is
+        out.print(f"  not registered (register=false; add register=true); run {result['run_id']}")
 
 
 def _run(cfg: DictConfig) -> float:
