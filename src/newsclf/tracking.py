@@ -68,6 +68,8 @@ def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
             check_reachable(uri)
         elif _sqlite_path(uri) is not None:
             _init_sqlite(uri)
+        elif _is_database(uri):
+            check_database(uri)
 
 
 def _is_http(uri: str) -> bool:
@@ -154,6 +156,29 @@ def _sqlite_file(dbapi_connection: Any) -> str | None:
     except Exception:
         return None
     return None
+
+
+def _is_database(uri: str) -> bool:
+    """A database store MLflow opens with SQLAlchemy (``postgresql+psycopg2://...``)."""
+    return uri.split("://", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "mssql")
+
+
+def check_database(uri: str) -> None:
+    """Raise a one-line NewsclfError unless the database store at ``uri`` takes a connection:
+    MLflow would retry a refused password for about two minutes, then raise a traceback."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    args = {"connect_timeout": 10} if uri.startswith("postgresql") else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=args)
+        with engine.connect():
+            pass
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise NewsclfError(
+            f"MLflow store {redact('uri', uri)}: cannot connect ({first_line(cause)})"
+        ) from None
 
 
 def check_reachable(uri: str) -> None:

@@ -114,3 +114,23 @@ def test_train_with_unreachable_server_fails_before_reading_the_dataset(tmp_path
     )
     assert f"tracking server unreachable: {dead}" in error_line(proc)
     assert "dataset-not-read" not in proc.stderr
+
+
+def test_a_database_store_refusing_the_password_is_one_line_before_reading_input(
+    tmp_path, postgres
+):
+    uri = postgres.create_database(f"pw_{uuid.uuid4().hex[:8]}")
+    wrong = uri.replace(":pg-secret-for-tests@", ":not-the-password@")
+    assert wrong != uri
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        f"mlflow.tracking_uri={wrong}",
+        f"dataset_dir={tmp_path / 'dataset-not-read'}",
+        env=_env(wrong),
+        ok=False,
+    )
+    line = error_line(proc)
+    assert "cannot connect" in line and "password authentication failed" in line, line
+    assert "not-the-password" not in proc.stderr + proc.stdout
+    assert "dataset-not-read" not in proc.stderr

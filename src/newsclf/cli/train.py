@@ -82,8 +82,9 @@ def _train(cfg: DictConfig) -> dict:
     if cfg.get("calibrate") not in CALIBRATE:
         raise NewsclfError(f"calibrate: {cfg.calibrate!r} is not one of temperature, null")
     uris = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
-    server = any(str(uri).startswith(("http://", "https://")) for uri in uris if uri)
-    if server:  # a server that does not answer fails the job before any input is read
+    remote = ("http://", "https://", "postgresql", "mysql", "mssql")  # a server or a database
+    server = any(str(uri).startswith(remote) for uri in uris if uri)
+    if server:  # a store that does not answer fails the job before any input is read
         tracking.configure(*uris)
     names = task.label_names
     out_of_core = cfg.model.get("out_of_core")  # stream the train split, never load it whole
