@@ -292,6 +292,11 @@ def test_malformed_jsonl_line_is_named_or_rejected(tmp_path):
     path.write_text(f"{good}\n{{broken\n", encoding="utf-8")
     with pytest.raises(NewsclfError, match=r"a\.jsonl:2: malformed JSON line \(.* at column 2\)"):
         ingest(Source(path=str(path)), Cleaner())
+    path.write_text(f'{good}\n{{"text": "no end\n', encoding="utf-8")
+    message = r"a\.jsonl:2: malformed JSON line \(Unterminated string starting at column 10\)$"
+    with pytest.raises(NewsclfError, match=message):
+        ingest(Source(path=str(path)), Cleaner())
+    path.write_text(f"{good}\n{{broken\n", encoding="utf-8")
     result = ingest(Source(path=str(path), on_error="reject"), Cleaner())
     assert len(result.articles) == 1
     assert result.rejects[0].reason == "malformed_record"

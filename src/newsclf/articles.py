@@ -536,7 +536,8 @@ def json_row(line: str, where: str, on_error: str = "raise") -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        problem = f"{where}: malformed JSON line ({exc.msg} at column {exc.colno})"
+        at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at"
+        problem = f"{where}: malformed JSON line ({exc.msg}{at} column {exc.colno})"
     except (ValueError, RecursionError) as exc:  # valid JSON beyond Python's limits
         problem = f"{where}: unreadable JSON line ({first_line(exc)})"
     else:

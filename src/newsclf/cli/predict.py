@@ -187,8 +187,9 @@ def summary(result: JobResult) -> None:
         top = ", ".join(f"{k} {v['share']:.0%}" for k, v in list(info["labels"].items())[:4])
         drift = info["drift"]
         warn = f" [red]drift: {'; '.join(drift['warning'])}[/]" if drift["warning"] else ""
+        version = f" v{model['version']}" if model["version"] else ""  # none for runs:/...
         lines.append(
-            f"  {task} ({model['name']} v{model['version']}): {top}; "
+            f"  {task} ({model['name']}{version}): {top}; "
             f"low-confidence {info['low_confidence_share']:.1%}, "
             f"OOV words {_value(drift['oov_word_share'])}, "
             f"vocabulary JS {_value(drift['vocabulary_js'])}{warn}"
