@@ -3,6 +3,8 @@ team's model prefix (mlflow.model_prefix, NEWSCLF_MODEL_PREFIX with mlflow=serve
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hydra import compose, initialize_config_dir
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -12,7 +14,7 @@ from sklearn.pipeline import Pipeline
 import newsclf.cli  # registers the ${newsclf.seeds:} resolver
 from newsclf import saved_model, tracking
 from newsclf.cli.predict import run_prediction
-from tests.conftest import ROOT
+from tests.conftest import ROOT, error_line, run_cli
 from tests.predict_support import article_rows, predict_config, write_jsonl
 
 assert newsclf.cli
@@ -64,3 +66,17 @@ def test_predict_uses_the_prefixed_champions(tmp_path):
         "stance": "team-a-stance",
     }
     assert result.n_predicted == 60
+
+
+def test_a_prefix_mlflow_cannot_name_models_with_fails_before_training(tmp_path):
+    proc = run_cli(
+        tmp_path,
+        "newsclf-train",
+        "mlflow.model_prefix=team/a-",
+        f"dataset_dir={tmp_path / 'not-read'}",
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        ok=False,
+    )
+    line = error_line(proc)
+    assert "mlflow.model_prefix: 'team/a-' cannot hold '/' or ':'" in line, line
+    assert not (tmp_path / "mlflow.db").exists()  # before the store, the dataset, the fit

@@ -81,6 +81,12 @@ def _train(cfg: DictConfig) -> dict:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")
     if cfg.get("calibrate") not in CALIBRATE:
         raise NewsclfError(f"calibrate: {cfg.calibrate!r} is not one of temperature, null")
+    prefix = str(cfg.mlflow.model_prefix)
+    if cfg.register and ("/" in prefix or ":" in prefix):  # found only after training, else
+        raise NewsclfError(
+            f"mlflow.model_prefix: {prefix!r} cannot hold '/' or ':' (MLflow's registered "
+            "model names); use e.g. team-a- (NEWSCLF_MODEL_PREFIX)"
+        )
     uris = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     remote = ("http://", "https://", "postgresql", "mysql", "mssql")  # a server or a database
     server = any(str(uri).startswith(remote) for uri in uris if uri)
