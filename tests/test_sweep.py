@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, error_line
 from tests.integration.helpers import build_dataset, run
 
 
@@ -187,6 +188,22 @@ def test_slurm_preset_composes(tmp_path):
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert (launcher["cpus_per_task"], launcher["timeout_min"]) == (2, 60)
     assert launcher["setup"] == ["export MLFLOW_HTTP_REQUEST_MAX_RETRIES=4"]
+
+
+def test_the_slurm_launcher_off_a_slurm_cluster_is_one_line_before_any_trial(tmp_path, dataset):
+    env = {**_env(), "PATH": str(Path(sys.executable).parent)}  # no srun on it
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        "hydra/launcher=slurm",
+        f"dataset_dir={dataset / 'topic'}",
+        "register=false",
+        env=env,
+        ok=False,
+    )
+    assert "hydra/launcher=slurm: no SLURM here (srun is not on the PATH)" in error_line(proc)
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_submitit_launcher_runs_trials_under_one_parent(tmp_path, dataset):

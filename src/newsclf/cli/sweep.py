@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,7 @@ class SweepRun(Callback):
 
     def _start(self, config: DictConfig) -> None:
         check_optimize_metric(config)
+        check_launcher(config)
         tracking.configure(config.mlflow.tracking_uri, config.mlflow.registry_uri)
         experiment = tracking.experiment_name(config.mlflow.experiment_prefix, config.task.name)
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
@@ -146,6 +148,18 @@ def register_command(overrides: str) -> str:
     (sweep presets set ``register: false``), quoted for the shell."""
     kept = [o for o in overrides.split() if not o.lstrip("+~").startswith("register=")]
     return shlex.join(["newsclf-train", *kept, "register=true"])
+
+
+def check_launcher(cfg: DictConfig) -> None:
+    """One line, before any trial, for the SLURM launcher off a SLURM cluster (submitit's
+    own error is a traceback)."""
+    target = str(cfg.hydra.launcher.get("_target_", ""))
+    if target.endswith("SlurmLauncher") and shutil.which("srun") is None:
+        raise NewsclfError(
+            "hydra/launcher=slurm: no SLURM here (srun is not on the PATH); run the sweep from "
+            "a SLURM login node, or on this machine with hydra/launcher=parallel or "
+            "hydra/launcher=submitit_local"
+        )
 
 
 def check_optimize_metric(cfg: DictConfig) -> None:
