@@ -22,6 +22,9 @@ SECRET = "S3cr/t@x"
         f"+extra.db='postgresql://db/x?sslmode=require&password={SECRET}'",
         # Hydra's launchers print a sweep's overrides with ":" escaped
         f"#0 : mlflow.tracking_uri=http\\://alice\\:{SECRET}@127.0.0.1\\:5077",
+        # Hydra's dict syntax, with Hadoop's dotted setting names
+        f"+spark.conf={{fs.s3a.secret.key:{SECRET},spark.executor.memory: 4g}}",
+        f"'+spark.conf={{token: \"{SECRET}\", s3_secret_key:{SECRET}}}'",
     ],
 )
 def test_secret_forms_are_masked(text):
@@ -39,13 +42,18 @@ def test_hosts_and_harmless_text_stay():
     "key",
     ["password", "passwd", "pwd", "db_pwd", "secret", "client_secret", "token", "hf_token",
      "accessToken", "api_key", "apikey", "auth", "auth_header", "authorization",
-     "private_key", "credentials", "credential_file", "access_key", "mlflow.password"],
+     "private_key", "credentials", "credential_file", "access_key", "mlflow.password",
+     "spark.conf.fs.s3a.secret.key", "fs.s3a.access.key", "fs.azure.sas.token"],
 )  # fmt: skip
 def test_secret_keys(key):
     assert is_secret_key(key)
 
 
-@pytest.mark.parametrize("key", ["token_pattern", "author", "authors", "secretary", "key", "C"])
+@pytest.mark.parametrize(
+    "key",
+    ["token_pattern", "author", "authors", "secretary", "key", "C", "vectorizer.token_pattern",
+     "model.key", "spark.executor.memory"],
+)  # fmt: skip
 def test_harmless_keys(key):
     assert not is_secret_key(key)
 

@@ -4,9 +4,9 @@ console, log files and Hydra's record of the command line.
 Two rules. A value whose key looks like a secret (``password``, ``db_pwd``, ``auth_header``,
 ``hf_token``, ...) becomes ``***``, whole. In any text, a URI loses its user information
 (``http://user:pw@host``, ``http://TOKEN@host`` and ``http://:TOKEN@host`` all become
-``http://***@host``) and ``key=value`` pairs with a secret-looking key (query strings, Hydra
-overrides) keep the key and lose the value. List items are values of their list's key, never
-keys: ``- foreign secretary`` is a labelling term and stays as it is.
+``http://***@host``) and ``key=value`` pairs and ``{key: value}`` items with a secret-looking
+key (query strings, Hydra overrides) keep the key and lose the value. List items are values of
+their list's key, never keys: ``- foreign secretary`` is a labelling term and stays as it is.
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ def _words(key: str) -> list[str]:
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a config key (or the last part of a dotted one) names a secret."""
-    words = _words(str(key).rsplit(".", 1)[-1])
+    """Whether a config key (or the last part of a dotted one) names a secret; a last part
+    that is only ``key`` or ``token`` is read with the part before it, as Hadoop and Spark
+    spell their settings (``fs.s3a.secret.key``, ``fs.azure.sas.token``)."""
+    parts = str(key).split(".")
+    words = _words(parts[-1])
+    if len(parts) > 1 and words in (["key"], ["token"]):
+        words = _words(parts[-2]) + words
     if not words:
         return False
     if any(w in _SECRET_WORDS or "password" in w or "passwd" in w for w in words):
@@ -55,10 +60,28 @@ _KEY_VALUE = re.compile(r"(?P<key>[A-Za-z_+~][\w.\-]*)=(?P<value>'[^']*'|\"[^\"]
 
 def redact_text(text: str) -> str:
     """``text`` with URI user information and secret-keyed ``key=value`` values masked."""
-    if "@" not in text and "=" not in text:
+    if "@" not in text and "=" not in text and "{" not in text:
         return text
     text = _URI_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    if "{" in text:
+        text = _mask_dict_items(text)
     return _mask_pairs(text)
+
+
+# Hydra's dict syntax on the command line: +spark.conf={fs.s3a.secret.key:VALUE,...}
+_DICT_ITEM = re.compile(
+    r"(?P<lead>[{,]\s*)(?P<key>[A-Za-z_][\w.\-]*)(?P<sep>\s*:\s*)"
+    r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s,}'\"]*)"
+)
+
+
+def _mask_dict_items(text: str) -> str:
+    def mask(m: re.Match) -> str:
+        if not is_secret_key(m["key"]):
+            return m[0]
+        return f"{m['lead']}{m['key']}{m['sep']}{MASK}"
+
+    return _DICT_ITEM.sub(mask, text)
 
 
 def _mask_pairs(text: str) -> str:

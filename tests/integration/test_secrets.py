@@ -18,7 +18,8 @@ EMPTY_USER = "tok4e1bEMPTY"  # an empty user name and a token as password
 QUERY = "q4e1bQUERY"  # a password in a query string
 KEYED = {"pwd": "k4e1bPWD", "auth_header": "k4e1bAUTH", "private_key": "k4e1bPRIV"}
 KEYED |= {"db_password": "k4e1bDBPW", "api_key": "k4e1bAPI", "access_key": "k4e1bACC"}
-SECRETS = [PASSWORD.split("/")[0], TOKEN_USER, EMPTY_USER, QUERY, *KEYED.values()]
+HADOOP = "k4e1bS3A"  # a dict override, Hadoop's dotted setting name as its key
+SECRETS = [PASSWORD.split("/")[0], TOKEN_USER, EMPTY_USER, QUERY, HADOOP, *KEYED.values()]
 
 
 def test_no_secret_is_logged(tmp_path):
@@ -50,6 +51,7 @@ def _log_runs(cwd: Path, server: MlflowServer) -> None:
         f"+extra.token_uri='https://{TOKEN_USER}@mlflow.example.org'",
         f"+extra.empty_user_uri='https://:{EMPTY_USER}@mlflow.example.org'",
         *(f"+extra.{key}={value}" for key, value in KEYED.items()),
+        f"+extra.conf={{fs.s3a.secret.key:{HADOOP},spark.executor.memory:4g}}",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["COLUMNS"] = "200"
