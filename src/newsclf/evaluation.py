@@ -23,12 +23,17 @@ from sklearn.metrics import (
 
 
 def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
-    """Accuracy, macro-F1 and per-class precision / recall / F1 (flat names for MLflow)."""
+    """Accuracy, macro-F1 and per-class precision / recall / F1 (flat names for MLflow).
+
+    Macro-F1 averages over the ``labels`` that ``y_true`` has, as ``newsclf-evaluate`` does: a
+    label a small split lacks would count as an F1 of 0 however good the model."""
     labels = list(labels)
+    gold = set(y_true)
+    averaged = [label for label in labels if label in gold] or labels
     out = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(
-            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+            f1_score(y_true, y_pred, labels=averaged, average="macro", zero_division=0)
         ),
     }
     precision, recall, f1, support = precision_recall_fscore_support(
