@@ -112,7 +112,7 @@ def test_missing_column_says_which_file_lacks_the_tasks_column(tmp_path):
 
 
 def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tmp_path):
-    from tests.conftest import error_line, make_corpus, run_cli
+    from tests.conftest import SEEDS, error_line, make_corpus, run_cli
 
     labels = make_corpus(tmp_path / "c", n_per_topic=3)
     topic_only = tmp_path / "topic_only.csv"
@@ -133,6 +133,27 @@ def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tm
         f"{topic_only} has no 'stance' column (has article_id, topic) (a task you do not "
         "want is left out with '~task@tasks.stance')"
     )
+    # with the labelling rules on (they vote on the bundled corpus), weak labels alone would
+    # have built it, without a validation or test split (newsclf-train registered NaN metrics)
+    seeds_topic_only = tmp_path / "seeds_topic_only.csv"
+    lines = (SEEDS / "labels.csv").read_text(encoding="utf-8").splitlines()
+    seeds_topic_only.write_text(
+        "\n".join(",".join(line.split(",")[:2]) for line in lines) + "\n", encoding="utf-8"
+    )
+    proc = run_cli(
+        tmp_path,
+        "newsclf-dataset",
+        f"annotations.path={seeds_topic_only}",
+        "log_to_mlflow=false",
+        f"output_dir={tmp_path / 'ds'}",
+        ok=False,
+    )
+    assert error_line(proc).endswith(
+        f"task stance: no gold labels: {seeds_topic_only} has no 'stance' column (has article_id, "
+        "topic); weak labels alone give no validation or test split (leave the task out with "
+        "'~task@tasks.stance', or build a weak-only dataset with annotations.path=null)"
+    )
+    assert not list((tmp_path / "ds").iterdir())  # no dataset, nothing half-written
 
 
 def test_text_copies_skip_a_reject_whose_first_copy_is_not_named(tmp_path):

@@ -183,6 +183,14 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 raise NewsclfError(
                     f"{exc}: {why} (a task you do not want is left out with '~task@tasks.{key}')"
                 ) from None
+            if not labels and paths is not None and (why := missing_column(paths, task)):
+                # weak labels alone would build it, with no validation or test split: a typo
+                # in a column name must not pass as a weak-only dataset
+                raise NewsclfError(
+                    f"task {task.name}: no gold labels: {why}; weak labels alone give no "
+                    f"validation or test split (leave the task out with '~task@tasks.{key}', "
+                    "or build a weak-only dataset with annotations.path=null)"
+                )
             plans.append(plan)
         written = build.write(ingested, plans)
         manifests = {}
