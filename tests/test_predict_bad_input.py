@@ -272,3 +272,14 @@ def test_cleaning_settings_without_preparation_config_are_one_error_line(tmp_pat
     check_preparation_overrides(cfg, ["preparation=config", "max_chars=5000", "clean=default"])
     with pytest.raises(NewsclfError, match=r"^clean: used with preparation=config only"):
         check_preparation_overrides(predict_config("sqlite:///unused.db"), ["clean=default"])
+
+
+def test_json_files_are_read_with_the_documented_pattern_override(store, tmp_path):
+    folder = tmp_path / "json"
+    folder.mkdir()
+    write_jsonl(folder / "a.json", article_rows(3))
+    with pytest.raises(NewsclfError, match=r"no input files \(pattern '\*\.jsonl'\)"):
+        run_prediction(predict_config(store, "source=jsonl", f"source.path={folder}"))
+    result, table, _ = predict(store, tmp_path, "source=jsonl", f"source.path={folder}",
+                               "source.pattern=*.json")  # fmt: skip
+    assert result.n_predicted == len(table) == 3
