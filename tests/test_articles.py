@@ -98,6 +98,10 @@ def test_mojibake_is_fixed():
         "Advertisement",
         "Related: Kremlin denies involvement in the blast",
         "We use cookies to improve your experience. Accept all or manage settings.",
+        "Related stories",
+        "Related posts: The sanctions that backfired",
+        "©2022 Example Media L.P.",
+        "Copyright 2023 Example News. All rights reserved.",
     ],
 )
 def test_boilerplate_rules_match_page_noise(paragraph):
@@ -111,6 +115,12 @@ def test_prose_is_not_boilerplate():
         "imports from Russia had fallen to a record low, according to a newsletter."
     )
     assert cleaner.rule_for(prose) is None
+    # short wire paragraphs that open with a rule's word are news, not page furniture
+    for sentence in (
+        "Related sanctions on Russian banks were announced on Monday by the EU.",
+        "Copyright lawsuits against Russian state media grew in 2023.",
+    ):
+        assert cleaner.rule_for(sentence) is None, sentence
     assert not is_latin_filler("Et tu, Brute? The senate met in Rome on Tuesday to discuss it.")
 
 

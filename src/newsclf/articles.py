@@ -915,9 +915,14 @@ DEFAULT_BOILERPLATE = {
     r"copy link)\b[\s|·,]*)*",
     "newsletter": r".{0,80}\b(sign up|subscribe)\b.{0,120}\b(newsletter|inbox|briefing)\b.{0,80}",
     "advertisement": r"(advertisement|advert|sponsored( content)?|ad)\W*",
-    "related_links": r"(related|read more|see also|more on this story|most read)\b.{0,160}",
+    # "Related:" or "Related stories", never a sentence that opens with the word "Related"
+    "related_links": r"(related(\s+(articles?|stories|content|coverage|news|links|posts|reading|"
+    r"topics))?\s*[:|»›>–—-]|related\s+(articles?|stories|content|coverage|links|posts|reading|"
+    r"topics)\b|read more\b|see also\b|more on this story\b|most read\b).{0,160}",
     "cookie_notice": r".{0,80}\b(cookies?)\b.{0,160}\b(accept|consent|policy|settings)\b.{0,80}",
-    "copyright": r"(©|\(c\)|copyright)\s.{0,120}",
+    # a copyright line, never a sentence about copyright ("Copyright lawsuits grew ...")
+    "copyright": r"(©|\(c\)|copyright\s*(©|\(c\)|\d{4}\b)).{0,120}"
+    r"|.{0,120}\ball rights reserved\b.{0,40}",
 }
 
 
