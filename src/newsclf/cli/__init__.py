@@ -172,13 +172,20 @@ def user_errors(prog: str) -> Callable:
                 cause = exc.__cause__
                 if isinstance(cause, OmegaConfBaseException):
                     fail(prog, config_problem(cause))
-                fail(prog, str(cause) if isinstance(cause, NewsclfError) else first_line(exc))
+                fail(prog, str(cause) if isinstance(cause, NewsclfError) else _why(exc, cause))
             except KeyboardInterrupt as exc:
                 interrupted(prog, exc)
 
         return wrapper
 
     return decorate
+
+
+def _why(exc: InstantiationException, cause: BaseException | None) -> str:
+    """Hydra's "Error in call to target 'X':" line with the error it stands for (e.g. an
+    unknown config key: "got an unexpected keyword argument 'delimiter'")."""
+    head = first_line(exc).rstrip(":")
+    return f"{head}: {first_line(cause)}" if cause is not None else head
 
 
 def fail(prog: str, message: str) -> NoReturn:
