@@ -436,3 +436,19 @@ def test_cli_rejects_stale_files_task_keys_and_unreadable_sets(store, tmp_path):
     tags = client.get_model_version("newsclf-stance", "1").tags
     assert tags["eval.own.n"] == "0" and "eval.own.macro_f1" not in tags
     assert "eval.own.accuracy" not in tags
+
+
+def test_an_unset_path_of_an_evaluation_set_is_named_by_its_full_key(tmp_path):
+    from tests.conftest import error_line, run_cli
+
+    # before: "path: missing mandatory value; set it on the command line (path=...)", a key
+    # that does not exist; with the source path alone, "???: annotations file does not exist"
+    proc = run_cli(tmp_path, "newsclf-evaluate", "evaluation=own", ok=False)
+    key = "evaluation.own.annotations.path"
+    assert error_line(proc).endswith(f"{key}: missing mandatory value; set it on the command "
+                                     f"line ({key}=...)")  # fmt: skip
+    proc = run_cli(
+        tmp_path, "newsclf-evaluate", "evaluation=own", "evaluation.own.annotations.path=a.csv",
+        ok=False,
+    )  # fmt: skip
+    assert "evaluation.own.source.path: missing mandatory value" in error_line(proc)

@@ -221,6 +221,17 @@ def config_problem(exc: OmegaConfBaseException) -> str:
     return f"{key}: {message[0] if message else type(exc).__name__}"
 
 
+def check_complete(cfg: DictConfig, key: str) -> None:
+    """One line naming the first mandatory value (``???``) left unset under ``key`` by its
+    full key: the error a nested config would give names only its last part (``path``)."""
+    node = OmegaConf.select(cfg, key, default=None)
+    if isinstance(node, DictConfig) and (missing := sorted(OmegaConf.missing_keys(node))):
+        full = missing[0]  # from the config's root
+        raise NewsclfError(
+            f"{full}: missing mandatory value; set it on the command line ({full}=...)"
+        )
+
+
 def check_types(cfg: DictConfig, spec: Mapping[str, tuple[tuple[type, ...], str]]) -> None:
     """Each key of ``spec`` (dotted) holds a value of one of its types, else one line naming
     the key and what is allowed (Hydra passes ``n_jobs=abc`` through as a string)."""

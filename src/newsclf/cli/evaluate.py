@@ -22,6 +22,7 @@ from rich.table import Table
 from newsclf.cli import (
     BOOL,
     POSITIVE,
+    check_complete,
     check_types,
     console,
     console_script,
@@ -78,6 +79,7 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
     """Load the models, read every set, check every set's labels, then score, write and log.
     Returns the results, the sets and the lines about skipped model x set pairs."""
     check_types(cfg, CONFIG_TYPES)  # Hydra passes calibration_bins=abc through as a string
+    check_complete(cfg, "evaluation")  # an unset path fails before the models load
     tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     # a model under a task's key (models.topic=...) must be of that task; a pickle-format
     # model, which carries no task, takes it from there

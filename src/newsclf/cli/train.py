@@ -24,6 +24,7 @@ from newsclf.cli import (
     NUMBER,
     OPTIONAL_POSITIVE,
     POSITIVE,
+    check_complete,
     check_types,
     console,
     console_script,
@@ -420,6 +421,7 @@ def _evaluation_sets(cfg: DictConfig) -> dict[str, object]:
                 "set configured (add evaluation=real_dev or evaluation=[nyt_dev,...])"
             )
         return {}
+    check_complete(cfg, "evaluation")
     sets_cfg = OmegaConf.to_container(cfg.evaluation, resolve=True)
     missing = sorted(set(cfg.gate.get("external") or {}) - set(sets_cfg))
     if missing:
