@@ -47,6 +47,11 @@ def test_cli_exports_articles_that_lack_one_tasks_label(tmp_path):
     assert f"0 already annotated; exported the {len(rows)} most worth labelling of {len(rows)}" in (
         out
     )
+    # the export carries the topic labels the articles have: only the stance is left to fill
+    exported = {r["article_id"]: r for r in csv.DictReader((tmp_path / "annotate/next.csv").open())}
+    assert {i: (r["topic"], r["stance"]) for i, r in exported.items()} == {
+        r["article_id"]: (r["topic"], "") for r in rows
+    }
 
 
 def test_a_text_labelled_under_another_id_is_not_proposed_again(tmp_path):

@@ -135,9 +135,12 @@ def write_export(
     id_column: str = "article_id",
     overwrite: bool = False,
     excerpt_chars: int = 400,
+    gold: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[Path, Path]:
-    """Write the annotations CSV (exactly ``id_column`` + one empty column per task, what
-    ``load_annotations`` reads back) and a context CSV beside it for the annotator.
+    """Write the annotations CSV (exactly ``id_column`` + one column per task, what
+    ``load_annotations`` reads back) and a context CSV beside it for the annotator. A task's
+    cell holds the article's label from ``gold`` (task name -> id -> label) where it has one,
+    so only the empty cells are left to fill.
 
     An existing file is kept (it may hold labels already typed in) unless ``overwrite``.
     """
@@ -146,7 +149,12 @@ def write_export(
     check_output(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = [id_column, *(t.annotation_column for t in tasks)]
-    _atomic_csv(path, columns, [[c.article.id, *([""] * len(tasks))] for c in candidates])
+    gold = gold or {}
+    rows = [
+        [c.article.id, *(gold.get(t.name, {}).get(c.article.id, "") for t in tasks)]
+        for c in candidates
+    ]
+    _atomic_csv(path, columns, rows)
     hint_columns = sorted({key for c in candidates for key in c.hints})
     rows = [
         [

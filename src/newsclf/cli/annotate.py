@@ -87,6 +87,7 @@ def export(cfg: DictConfig) -> dict:
         cfg.output.path,
         cfg.annotations.id_column,
         cfg.output.overwrite,
+        gold=gold,
     )
     return {
         "n_input": result.n_input,
