@@ -66,3 +66,18 @@ def test_a_validation_split_without_mistakes_sharpens_scores_at_most_tenfold():
     # log loss alone would push T toward 0 and every probability to exactly 1
     scores = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]])
     assert calibration.fit_temperature(scores, [0, 1, 0]) == pytest.approx(0.1, rel=1e-3)
+
+
+def test_a_temperature_at_its_floor_is_a_warning(mlflow_uri, caplog):
+    from omegaconf import OmegaConf
+
+    from newsclf import tracking
+    from newsclf.cli.train import _fit_temperature
+
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression(C=1.0)).fit(TEXTS, LABELS)
+    tracking.configure(mlflow_uri)
+    cfg = OmegaConf.create({"calibrate": "temperature"})
+    with tracking.run("newsclf-topic", "unit"), caplog.at_level("WARNING"):
+        temperature = _fit_temperature(cfg, model, {"validation": (TEXTS, LABELS)}, None)
+    assert temperature == pytest.approx(calibration.MIN_TEMPERATURE, rel=1e-2)
+    assert "stopped at its floor 0.10" in caplog.text

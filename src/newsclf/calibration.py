@@ -22,7 +22,8 @@ from scipy.special import log_softmax, softmax
 # T is searched in [0.1, 10]. A validation split the model gets all right would push T toward 0
 # (every probability 1.0, nothing left to rank by confidence); real articles are harder than
 # any validation split of the training corpus, so no fit may sharpen scores more than 10x.
-_LOG_T_BOUNDS = (float(np.log(0.1)), float(np.log(10.0)))
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 10.0
+_LOG_T_BOUNDS = (float(np.log(MIN_TEMPERATURE)), float(np.log(MAX_TEMPERATURE)))
 
 
 def softmax_scores(classifier: Any, features: Any) -> np.ndarray | None:

@@ -402,6 +402,13 @@ def _fit_temperature(cfg: DictConfig, model, data: dict, shared) -> float | None
     scores = scores[known]
     y = [classes.index(gold[i]) for i in known]
     temperature = calibration.fit_temperature(scores, y)
+    if temperature <= calibration.MIN_TEMPERATURE * 1.01:
+        log.warning(
+            "calibrate: the temperature stopped at its floor %.2f (the validation split is all "
+            "right or nearly so, too small to calibrate on): probabilities stay overconfident; "
+            "a larger validation split, or calibrate=null",
+            calibration.MIN_TEMPERATURE,
+        )
     tracking.log_metrics(
         {
             "calibration_temperature": temperature,
