@@ -672,3 +672,16 @@ def test_file_the_system_will_not_read_is_one_line_or_an_unreadable_record(tmp_p
         list(Source(path=str(texts)).read())
     with pytest.raises(NewsclfError, match=r"t\.csv: cannot be read \(Permission denied\)$"):
         list(Source(path=str(table)).read())
+
+
+def test_a_missing_date_column_is_one_warning_not_an_error(tmp_path, caplog):
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text(
+            f"id,title,text,published\n{name},T,Gas prices rose.,2024-01-01\n", encoding="utf-8"
+        )
+    source = Source(path=str(tmp_path), format="csv", date_column="pubdate")
+    with caplog.at_level("WARNING"):
+        result = ingest(source, Cleaner())
+    assert len(result.articles) == 2 and not any(a.date for a in result.articles)
+    warnings = [r.getMessage() for r in caplog.records if "no date column" in r.getMessage()]
+    assert len(warnings) == 1 and "'pubdate' (has: id, title, text, published)" in warnings[0]

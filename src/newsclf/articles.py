@@ -229,6 +229,7 @@ class Source:
         # read once per record: a plain tuple (Hydra passes a ListConfig, whose iteration
         # costs 20 us a record); the field itself stays as given (it is part of a job's identity)
         self._meta_columns = tuple(self.meta_columns)
+        self._warned_date = False  # a source without its date column says so once
         if self.on_error not in ("raise", "reject"):
             raise NewsclfError(f"source.on_error: {self.on_error!r} is not one of raise, reject")
         try:
@@ -376,6 +377,16 @@ class Source:
             raise NewsclfError(
                 f"{file}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)}); "
                 "set source.text_column / id_column / title_column"
+            )
+        if self.date_column and self.date_column not in columns and not self._warned_date:
+            # dates are optional, so no error; but a misspelt column must not pass unnoticed
+            self._warned_date = True
+            log.warning(
+                "%s: no date column %r (has: %s); dates are left empty (set source.date_column, "
+                "or source.date_column=null to read none)",
+                file,
+                self.date_column,
+                ", ".join(columns),
             )
 
     # -- helpers
