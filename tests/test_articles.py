@@ -677,7 +677,8 @@ def test_file_the_system_will_not_read_is_one_line_or_an_unreadable_record(tmp_p
 def test_a_missing_date_column_is_one_warning_not_an_error(tmp_path, caplog):
     for name in ("a.csv", "b.csv"):
         (tmp_path / name).write_text(
-            f"id,title,text,published\n{name},T,Gas prices rose.,2024-01-01\n", encoding="utf-8"
+            f"id,title,text,published\n{name},T,Gas prices rose in {name}.,2024-01-01\n",
+            encoding="utf-8",
         )
     source = Source(path=str(tmp_path), format="csv", date_column="pubdate")
     with caplog.at_level("WARNING"):
