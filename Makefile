@@ -17,7 +17,7 @@ run: install  ## build both datasets, train + register both models, predict the 
 	$(BIN)/newsclf-dataset
 	$(BIN)/newsclf-train task=topic
 	$(BIN)/newsclf-train task=stance model=tfidf_cues_logreg
-	$(BIN)/newsclf-predict output.path=predictions/seeds.parquet
+	$(BIN)/newsclf-predict output.path=predictions/seeds.parquet output.overwrite=true  # this target's own file, with the new champions
 	@if [ -d "$${NEWSCLF_SHARED_DATA:-../shared/data}/nyt-russia-ukraine" ]; then \
 	  $(BIN)/newsclf-evaluate evaluation=real_dev; \
 	else echo "newsclf-evaluate: no real labelled sets at $${NEWSCLF_SHARED_DATA:-../shared/data}, skipped"; fi
