@@ -321,6 +321,9 @@ def test_hf_dataset_from_disk(tmp_path):
     result = ingest(Source(path=str(tmp_path / "ds"), format="hf_disk"), Cleaner())
     assert [a.id for a in result.articles] == ["x1", "x2"]
     assert Source(path=str(tmp_path / "ds")).resolved_format() == "hf_disk"
+    datasets.DatasetDict({"train": ds, "validation": ds}).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(NewsclfError, match=r"dd: no split 'test' \(has: train, validation\)"):
+        ingest(Source(path=str(tmp_path / "dd"), format="hf_disk", split="test"), Cleaner())
 
 
 def test_hf_load_dataset_by_path(tmp_path):

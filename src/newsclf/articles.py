@@ -442,7 +442,14 @@ class Source:
         import datasets
 
         ds = datasets.load_from_disk(self.path)
-        return ds[self.split] if isinstance(ds, datasets.DatasetDict) else ds
+        if not isinstance(ds, datasets.DatasetDict):
+            return ds
+        if self.split not in ds:
+            raise NewsclfError(
+                f"{self.path}: no split {self.split!r} (has: {', '.join(ds)}); "
+                "set source.split"
+            )
+        return ds[self.split]
 
     def _read_hf(self, fmt: str) -> Iterator[Record]:
         import datasets  # heavy import, only when used
