@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -111,15 +112,18 @@ def test_missing_column_says_which_file_lacks_the_tasks_column(tmp_path):
     assert missing_column([wrong, ok], TOPIC) == ""  # a file has it: the reason is elsewhere
 
 
+def _topic_column_only(labels: Path, out: Path) -> Path:
+    """A copy of an annotations CSV (article_id, topic, stance, ...) with its first two columns."""
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    out.write_text("\n".join(",".join(line.split(",")[:2]) for line in lines) + "\n", "utf-8")
+    return out
+
+
 def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tmp_path):
     from tests.conftest import SEEDS, error_line, make_corpus, run_cli
 
     labels = make_corpus(tmp_path / "c", n_per_topic=3)
-    topic_only = tmp_path / "topic_only.csv"
-    lines = labels.read_text(encoding="utf-8").splitlines()
-    topic_only.write_text(
-        "\n".join(",".join(line.split(",")[:2]) for line in lines) + "\n", encoding="utf-8"
-    )
+    topic_only = _topic_column_only(labels, tmp_path / "topic_only.csv")
     proc = run_cli(
         tmp_path,
         "newsclf-dataset",
@@ -135,11 +139,7 @@ def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tm
     )
     # with the labelling rules on (they vote on the bundled corpus), weak labels alone would
     # have built it, without a validation or test split (newsclf-train registered NaN metrics)
-    seeds_topic_only = tmp_path / "seeds_topic_only.csv"
-    lines = (SEEDS / "labels.csv").read_text(encoding="utf-8").splitlines()
-    seeds_topic_only.write_text(
-        "\n".join(",".join(line.split(",")[:2]) for line in lines) + "\n", encoding="utf-8"
-    )
+    seeds_topic_only = _topic_column_only(SEEDS / "labels.csv", tmp_path / "seeds_topic.csv")
     proc = run_cli(
         tmp_path,
         "newsclf-dataset",
