@@ -446,8 +446,7 @@ class Source:
             return ds
         if self.split not in ds:
             raise NewsclfError(
-                f"{self.path}: no split {self.split!r} (has: {', '.join(ds)}); "
-                "set source.split"
+                f"{self.path}: no split {self.split!r} (has: {', '.join(ds)}); set source.split"
             )
         return ds[self.split]
 
