@@ -926,6 +926,7 @@ _LOWER_LETTERS = bytes(b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 32 
 _STOP_WORDS_BYTES = frozenset(w.encode("ascii") for w in ENGLISH_STOP_WORDS)
 _HAS_TEXT = re.compile(r"[^\W_]", re.UNICODE)
 
+_LINK_NOUNS = "articles?|stories|content|coverage|links|posts|reading|topics"  # "Related ..."
 DEFAULT_BOILERPLATE = {
     "share_prompt": r"(share|tweet|email|print)( this( article| story| page)?)?\b"
     r"[\s:|·\-]*((facebook|twitter|x|email|e-mail|print|linkedin|whatsapp|telegram|reddit|"
@@ -933,9 +934,8 @@ DEFAULT_BOILERPLATE = {
     "newsletter": r".{0,80}\b(sign up|subscribe)\b.{0,120}\b(newsletter|inbox|briefing)\b.{0,80}",
     "advertisement": r"(advertisement|advert|sponsored( content)?|ad)\W*",
     # "Related:" or "Related stories", never a sentence that opens with the word "Related"
-    "related_links": r"(related(\s+(articles?|stories|content|coverage|news|links|posts|reading|"
-    r"topics))?\s*[:|»›>–—-]|related\s+(articles?|stories|content|coverage|links|posts|reading|"
-    r"topics)\b|read more\b|see also\b|more on this story\b|most read\b).{0,160}",
+    "related_links": rf"(related(\s+({_LINK_NOUNS}|news))?\s*[:|»›>–—-]|related\s+({_LINK_NOUNS})\b"
+    r"|read more\b|see also\b|more on this story\b|most read\b).{0,160}",
     "cookie_notice": r".{0,80}\b(cookies?)\b.{0,160}\b(accept|consent|policy|settings)\b.{0,80}",
     # a copyright line, never a sentence about copyright ("Copyright lawsuits grew ...")
     "copyright": r"(©|\(c\)|copyright\s*(©|\(c\)|\d{4}\b)).{0,120}"
