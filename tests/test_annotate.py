@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from newsclf.annotate import rank
-from newsclf.articles import Article
+from newsclf.annotate import rank, with_text_copies
+from newsclf.articles import Article, Reject
 from tests.conftest import make_corpus, run_cli
 
 
@@ -84,3 +84,17 @@ def test_a_text_labelled_under_another_id_is_not_proposed_again(tmp_path):
             proposed = {r["article_id"] for r in csv.DictReader(fh)}
         assert len(proposed) == len(rows) - 1, dedupe  # every other article
         assert "aaa_copy" not in proposed and labelled not in proposed, dedupe
+
+
+def test_a_body_labelled_under_another_title_counts_as_labelled():
+    """dedupe_text=false keeps a syndicated copy under another headline: its body is the
+    labelled one's, so it needs no label again (the match was on title + body); with
+    dedupe_text it is a duplicate_text reject naming the kept article."""
+    kept = [
+        Article("a", "Kyiv talks resume", "Same body."),
+        Article("b", "Talks resume in Kyiv", "Same body."),
+        Article("c", "Kyiv talks resume", "Another body."),
+    ]
+    assert with_text_copies(kept, [], {"topic": {"b"}}) == {"topic": {"a", "b"}}
+    rejects = [Reject("b", "s", "duplicate_text", "same text as a")]
+    assert with_text_copies(kept[::2], rejects, {"topic": {"b"}}) == {"topic": {"a", "b"}}

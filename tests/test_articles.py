@@ -153,6 +153,24 @@ def test_clean_and_dedupe_rejects_with_reasons():
     assert len(kept) + len(reasons) == len(records)
 
 
+def test_a_body_repeated_under_another_title_is_a_duplicate_text():
+    """Syndicated copies carry another outlet's headline. The key was title + body, so the
+    copy was kept and the same body could land in train and test; now the body decides."""
+    records = [
+        Article("a", "Kyiv talks resume", "Same body.\n\nSecond paragraph."),
+        Article("b", "Talks resume in Kyiv", "Same body.\n\nSecond paragraph."),
+        Article("c", "Kyiv talks resume", "A different body."),
+    ]
+    out = [r for r in clean_and_dedupe(records, Cleaner()) if isinstance(r, Article | Reject)]
+    assert [r.id for r in out if isinstance(r, Article)] == ["a", "c"]
+    assert [(r.id, r.reason, r.detail) for r in out if isinstance(r, Reject)] == [
+        ("b", "duplicate_text", "same text as a")
+    ]
+    assert len(out) == len(records)  # kept + rejected = input
+    kept = clean_and_dedupe(records, Cleaner(), dedupe_text=False)
+    assert [r.id for r in kept if isinstance(r, Article)] == ["a", "b", "c"]
+
+
 def test_txt_folder_ids_are_file_stems(tmp_path):
     (tmp_path / "b.txt").write_text("Monday, 1 May 2023\nB\n\nBody b.", encoding="utf-8")
     (tmp_path / "a.txt").write_text("Monday, 1 May 2023\nA\n\nBody a.", encoding="utf-8")

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from newsclf import build, datasets
-from newsclf.articles import Article, Cleaner, Source, ingest
+from newsclf.articles import Article, Cleaner, Reject, Source, clean_and_dedupe, ingest
 from newsclf.labelling.gold import load_annotations
 from newsclf.labelling.rules import load_rules
 from newsclf.labelling.weak import weak_labels
@@ -247,6 +247,71 @@ def test_duplicates_across_chunks_are_rejected_like_the_in_memory_ingest(tmp_pat
     assert n == (6, 3, 3)
 
 
+def test_a_body_repeated_under_another_title_is_rejected_like_the_in_memory_ingest(tmp_path):
+    """A syndicated copy under another headline repeats the body: it is the duplicate_text,
+    in any chunk, as the in-memory ingest decides (the key was title + body)."""
+    records = [
+        Article("a", "Kyiv talks resume", "Same body."),
+        Article("b", "Other title", "Other body."),
+        Article("c", "Talks resume in Kyiv", "Same body."),  # a later chunk
+        Article("d", "", "Same body."),  # no title at all
+        Article("e", "Kyiv talks resume", "A fresh body."),  # a's title, another body
+    ]
+    ingested = build.ingest(records, Cleaner(), True, {}, {}, tmp_path, chunk_size=2)
+    try:
+        with ingested.rejects_csv.open(encoding="utf-8") as fh:
+            rejects = [(r["id"], r["reason"], r["detail"]) for r in csv.DictReader(fh)]
+        n = (ingested.n_input, ingested.n_kept, ingested.n_rejected)
+    finally:
+        ingested.close()
+    in_memory = list(clean_and_dedupe(records, Cleaner()))
+    assert rejects == [(r.id, r.reason, r.detail) for r in in_memory if isinstance(r, Reject)]
+    assert rejects == [
+        ("c", "duplicate_text", "same text as a"),
+        ("d", "duplicate_text", "same text as a"),
+    ]
+    assert n == (5, 3, 2)  # kept + rejected = input
+    assert sum(isinstance(r, Article) for r in in_memory) == 3
+
+
+def _retitled(article: Path, copy: Path, title: str) -> None:
+    """``copy``: the seed-format ``article`` (date line, title line, body) under ``title``."""
+    date, _, body = article.read_text(encoding="utf-8").split("\n", 2)
+    copy.write_text(f"{date}\n{title}\n{body}", encoding="utf-8")
+
+
+@pytest.mark.parametrize("chunk_size", [1000, 3])
+def test_retitled_copies_are_rejected_and_leave_the_datasets_as_without_them(
+    tmp_path, corpus, chunk_size
+):
+    """Copies of a gold article (read first) and of an unlabelled one (read last) under other
+    headlines were kept: the same body in two rows, possibly in train and test. Now both are
+    duplicate_text rejects and the datasets are the ones built without them."""
+    articles, labels = corpus
+    labelled = {line.split(",")[0] for line in labels.read_text().splitlines()[1:]}
+    present = sorted({p.stem for p in articles.glob("*.txt")} - {"zz_copy", "empty_01"})
+    gold_id = next(i for i in present if i in labelled)
+    weak_id = next(i for i in present if i not in labelled)
+    copies = tmp_path / "copies"
+    shutil.copytree(articles, copies)
+    _retitled(articles / f"{gold_id}.txt", copies / "aaa_retitled.txt", "Another outlet's take")
+    _retitled(articles / f"{weak_id}.txt", copies / "zzz_retitled.txt", "Wire: the same story")
+    size = f"chunk_size={chunk_size}"
+    out = _cli_build(tmp_path, copies, labels, f"copies{chunk_size}", size)
+    ref = _cli_build(tmp_path, articles, labels, f"ref{chunk_size}", size)
+    for task in ("topic", "stance"):
+        dd, manifest = datasets.load(out / task)
+        dd_ref, manifest_ref = datasets.load(ref / task)
+        assert manifest.fingerprint == manifest_ref.fingerprint
+        assert _rows(dd) == _rows(dd_ref)
+        assert manifest.n_input == manifest_ref.n_input + 2 == manifest.n_kept + manifest.n_rejected
+        assert manifest.n_kept == manifest_ref.n_kept
+        with (out / task / "rejects.csv").open(encoding="utf-8") as fh:
+            rejects = [(r["id"], r["reason"], r["detail"]) for r in csv.DictReader(fh)]
+        assert rejects[0] == ("aaa_retitled", "duplicate_text", f"same text as {gold_id}")
+        assert rejects[-1] == ("zzz_retitled", "duplicate_text", f"same text as {weak_id}")
+
+
 @pytest.mark.parametrize("chunk_size", [1000, 3])
 def test_a_gold_article_displaces_an_earlier_unlabelled_copy_of_its_text(
     tmp_path, corpus, chunk_size
@@ -375,6 +440,35 @@ def test_without_text_dedupe_no_text_is_in_two_splits(tmp_path, corpus):
         assert all(len(splits) == 1 for splits in split_of_text.values())
         gold = [*dd["validation"]["id"], *dd["test"]["id"]]
         assert any(i.startswith("gold_copy_") for i in gold)  # the case is tested
+
+
+def test_without_text_dedupe_retitled_copies_share_a_split(tmp_path, corpus):
+    """dedupe_text=false: gold copies of a body under other headlines were split as other
+    texts, so one body could be in train and in test. Now a body is in one split, in the
+    chunked build as in the in-memory one."""
+    articles, labels = corpus
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    labelled = [line.split(",")[0] for line in lines[1:]]
+    copies = tmp_path / "copies"
+    shutil.copytree(articles, copies)
+    extra = []
+    for n, article_id in enumerate(labelled[:12]):
+        _retitled(articles / f"{article_id}.txt", copies / f"gold_copy_{n:02d}.txt", f"Copy {n}")
+        row = next(line for line in lines if line.startswith(f"{article_id},"))
+        extra.append(row.replace(article_id, f"gold_copy_{n:02d}", 1))
+    with_copies = tmp_path / "labels.csv"
+    with_copies.write_text("\n".join([*lines, *extra]) + "\n", encoding="utf-8")
+    out = _cli_build(tmp_path, copies, with_copies, "kept", "dedupe_text=false", "chunk_size=7")
+    dd, manifest = datasets.load(out / "topic")
+    assert manifest.n_rejected == 1  # the empty article; every copy is kept
+    split_of_body: dict[str, set[str]] = {}
+    for split in datasets.SPLITS:
+        for row in dd[split]:
+            body = row["text"].split("\n\n", 1)[1] if row["title"] else row["text"]
+            split_of_body.setdefault(body, set()).add(split)
+    assert all(len(splits) == 1 for splits in split_of_body.values())
+    gold = [*dd["validation"]["id"], *dd["test"]["id"]]
+    assert any(i.startswith("gold_copy_") for i in gold)  # the case is tested
 
 
 def test_weighted_label_model_equals_the_full_fit():

@@ -53,6 +53,27 @@ def test_bad_split_fractions():
         datasets.SplitConfig(validation=0.6, test=0.5)
 
 
+def test_copies_of_a_body_under_other_titles_share_a_split():
+    """dedupe_text=false keeps copies: gold copies of a body under another headline were
+    split as other texts, and weak ones joined train beside a test copy (leakage). Now a body
+    is in one split, and weak copies of a validation or test body stay out of train."""
+    arts, gold = _articles(60)
+    gold_copies = [replace(a, id=f"g{a.id}", title=f"Other {a.id}") for a in arts[:30]]
+    gold.update({c.id: gold[c.id[1:]] for c in gold_copies})
+    weak_copies = [replace(a, id=f"w{a.id}", title="") for a in arts]
+    weak = {c.id: (gold[c.id[1:]], 0.9) for c in weak_copies}
+    dd = datasets.build(arts + gold_copies + weak_copies, gold, TASK, datasets.SplitConfig(), weak)
+    split_of_body: dict[str, set[str]] = {}
+    for split in datasets.SPLITS:
+        for row in dd[split]:
+            body = row["text"].split("\n\n", 1)[1] if row["title"] else row["text"]
+            split_of_body.setdefault(body, set()).add(split)
+    assert all(len(splits) == 1 for splits in split_of_body.values())
+    weak_ids = {i for i in dd["train"]["id"] if i.startswith("w")}
+    assert weak_ids == {f"w{i}" for i in dd["train"]["id"] if i.startswith("id")}
+    assert {"validation", "test"} <= {s for splits in split_of_body.values() for s in splits}
+
+
 def test_build_has_classlabel_and_disjoint_splits():
     arts, gold = _articles(60)
     dd = datasets.build(arts, gold, TASK, datasets.SplitConfig())

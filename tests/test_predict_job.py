@@ -152,6 +152,24 @@ def test_dedupe_text_rejects_repeated_texts(store, tmp_path):
     assert result.n_predicted == 29
 
 
+def test_dedupe_text_rejects_a_body_repeated_under_another_title(store, tmp_path):
+    """A syndicated copy under another headline (or none) repeats the body: with dedupe_text
+    it is a duplicate_text (the key was title + body, so it got a second prediction)."""
+    rows = article_rows(30)
+    rows[20]["text"] = rows[3]["text"]  # title "Report 20", not "Report 3"
+    rows[25]["text"], rows[25]["title"] = rows[3]["text"], ""
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = _run(store, source, tmp_path / "p.parquet", "dedupe_text=true", "chunk_size=7")
+    assert result.rejected_by_reason == {"duplicate_text": 2}
+    assert result.n_input == 30 == result.n_predicted + result.n_rejected
+    rejects = pd.read_csv(tmp_path / "p.parquet.rejects.csv")
+    assert rejects[["id", "reason", "detail"]].values.tolist() == [
+        ["a000020", "duplicate_text", "same text as an earlier article"],
+        ["a000025", "duplicate_text", "same text as an earlier article"],
+    ]
+    assert "a000003" in set(pq.read_table(tmp_path / "p.parquet").column("id").to_pylist())
+
+
 def test_resumed_job_remembers_the_ids_of_repeated_texts(store, tmp_path):
     """With dedupe_text, an article rejected for its text still claims its id: a later
     article with that id is a duplicate_id in a job resumed after the first one's chunk

@@ -722,6 +722,35 @@ def test_a_broken_link_counts_in_a_spark_job_as_locally(spark, setup):
     assert ours.n_input == local.n_input == 11 == ours.n_predicted + ours.n_rejected
 
 
+def test_a_body_repeated_under_another_title_is_a_duplicate_on_both_engines(spark, setup, tmp_path):
+    """With dedupe_text, a copy of a body under another headline (or none) is a duplicate_text
+    on both engines, for models that prepare alike or not, in either order (the key was the
+    text, title included)."""
+    from newsclf.batch import run_job
+
+    _, store = setup
+    rows = article_rows(12)
+    rows[7]["text"] = rows[3]["text"]  # title "Report 7", not "Report 3"
+    rows[9]["text"], rows[9]["title"] = rows[3]["text"], ""
+    (tmp_path / "in").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "in" / "a.parquet")
+    source, topic, stance = _models_that_prepare_differently(store, tmp_path / "in")
+    settings = JobSettings(dedupe_text=True)
+    for name, models in (("t", [topic]), ("ts", [topic, stance]), ("st", [stance, topic])):
+        local = run_job(source, models, tmp_path / f"{name}.parquet", settings)
+        ours = run_spark_job(source, models, tmp_path / name, settings, spark=spark)
+        for result in (local, ours):
+            assert result.rejected_by_reason == {"duplicate_text": 2}, name
+            assert result.n_input == 12 == result.n_predicted + result.n_rejected, name
+        local_rejects = pd.read_csv(tmp_path / f"{name}.parquet.rejects.csv")
+        spark_rejects = pd.read_parquet(tmp_path / f"{name}.rejects")
+        for rejects in (local_rejects, spark_rejects):
+            assert rejects[["id", "reason"]].values.tolist() == [
+                [rows[7]["id"], "duplicate_text"],
+                [rows[9]["id"], "duplicate_text"],
+            ], name
+
+
 def test_duplicate_texts_are_the_same_under_every_models_preparation_as_locally(
     spark, setup, tmp_path
 ):

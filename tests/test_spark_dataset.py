@@ -140,6 +140,52 @@ def test_both_engines_keep_the_gold_copy_of_a_repeated_text(spark, tmp_path):
         ]
 
 
+def test_both_engines_reject_a_body_repeated_under_another_title(spark, tmp_path):
+    """Syndicated copies under other headlines (or none) repeat the body: each is a
+    duplicate_text naming the article kept, on both engines (Spark hashed title + body), and
+    the datasets are those built without the copies."""
+    rows = article_rows(90)
+    for i, row in enumerate(rows):
+        if i % 4 == 0:
+            row["text"] = "Russia " + row["text"]
+    by_id = {row["id"]: row for row in rows}  # labelled: every third
+    topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
+    labels = ["article_id,topic,stance"]
+    labels += [f"a{i:06d},{topics[i % 6]},{stances[i // 3 % 3]}" for i in range(0, 90, 3)]
+    (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (tmp_path / "parquet").mkdir()
+    pd.DataFrame(rows[:40]).to_parquet(tmp_path / "parquet" / "a.parquet")
+    pd.DataFrame(rows[40:]).to_parquet(tmp_path / "parquet" / "b.parquet")
+    reference = build_datasets(_config(tmp_path, "parquet", "reference"))
+    copies = tmp_path / "copies"
+    (copies / "parquet").mkdir(parents=True)
+    (copies / "labels.csv").write_text((tmp_path / "labels.csv").read_text(), encoding="utf-8")
+    # a copy of gold a000063 (in the next file) first, of unlabelled ones later
+    rows.insert(0, {**by_id["a000063"], "id": "retitled-gold", "title": "Another outlet"})
+    rows.insert(20, {**by_id["a000010"], "id": "retitled-same-file", "title": "Wire copy"})
+    rows.append({**by_id["a000020"], "id": "untitled", "title": ""})
+    pd.DataFrame(rows[:40]).to_parquet(copies / "parquet" / "a.parquet")
+    pd.DataFrame(rows[40:]).to_parquet(copies / "parquet" / "b.parquet")
+    local = build_datasets(_config(copies, "parquet", "local"))
+    on_spark = build_datasets(_config(copies, "parquet", "spark", "engine=spark"))
+    for task in ("topic", "stance"):
+        a, b, ref = local[task], on_spark[task], reference[task]
+        assert a.fingerprint == b.fingerprint == ref.fingerprint
+        assert (a.n_gold, a.n_kept, a.n_rejected) == (b.n_gold, b.n_kept, b.n_rejected)
+        assert (a.n_gold, a.n_kept) == (ref.n_gold, ref.n_kept)
+        assert a.n_input == 93 == a.n_kept + a.n_rejected and a.n_rejected == 3
+        for name in ("rejects.csv", "votes.csv", "labeling_report.md"):
+            local_file = (copies / "local" / task / name).read_text(encoding="utf-8")
+            spark_file = (copies / "spark" / task / name).read_text(encoding="utf-8")
+            assert local_file == spark_file, name
+        rejects = pd.read_csv(copies / "local" / task / "rejects.csv")
+        assert rejects[["id", "reason", "detail"]].values.tolist() == [
+            ["retitled-gold", "duplicate_text", "same text as a000063"],
+            ["retitled-same-file", "duplicate_text", "same text as a000010"],
+            ["untitled", "duplicate_text", "same text as a000020"],
+        ]
+
+
 def test_a_bad_record_on_spark_is_one_newsclf_error(spark, inputs):
     bad = inputs / "bad"
     bad.mkdir()

@@ -88,11 +88,12 @@ def with_text_copies(
 ) -> dict[str, set[str]]:
     """``annotated`` (task key -> labelled ids) plus the articles whose text a labelled
     article repeats: a copy rejected as ``duplicate_text`` ("same text as <id>") or, with
-    ``dedupe_text=false``, another article kept with it. Their text needs no label again."""
+    ``dedupe_text=false``, another article kept with it. Their text needs no label again.
+    The same text is the same body, whatever the title, as de-duplication has it."""
     ids_by_text: dict[str, list[str]] = defaultdict(list)
     for article in articles:
-        ids_by_text[article.text].append(article.id)
-    text_of = {article.id: article.text for article in articles}
+        ids_by_text[article.body].append(article.id)
+    text_of = {article.id: article.body for article in articles}
     out = {key: set(ids) for key, ids in annotated.items()}
     for key, ids in annotated.items():
         for r in rejects:

@@ -38,7 +38,8 @@ _EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "
 
 @dataclass(frozen=True)
 class Article:
-    """One news article. ``text`` (title + body) is what models read."""
+    """One news article. ``text`` (title + body) is what models read; ``body`` is what makes
+    two articles the same text (de-duplication: syndicated copies carry other headlines)."""
 
     id: str
     title: str
@@ -50,6 +51,12 @@ class Article:
     @property
     def text(self) -> str:
         return f"{self.title}\n\n{self.body}" if self.title else self.body
+
+
+def body_of(title: str | None, text: str) -> str:
+    """The body of an article whose title is ``title`` and ``Article.text`` is ``text``: the
+    inverse of ``Article.text``, for rows that keep the text and title only."""
+    return text[len(title) + 2 :] if title else text
 
 
 @dataclass(frozen=True)
@@ -1387,7 +1394,8 @@ class IngestResult:
 def clean_and_dedupe(
     records: Iterable[Record], cleaner: Cleaner, dedupe_text: bool = True
 ) -> Iterator[Record | Removal]:
-    """Clean articles; reject empty ones, repeated ids and (optionally) repeated texts.
+    """Clean articles; reject empty ones, repeated ids and (optionally) repeated texts: a
+    cleaned body seen before, whatever the title (a syndicated copy under another headline).
 
     Yields kept articles, rejects and boilerplate removals, in input order.
     """
@@ -1407,7 +1415,8 @@ def clean_and_dedupe(
             continue
         seen_ids.add(article.id)
         if dedupe_text:
-            key = hashlib.blake2b(article.text.encode("utf-8"), digest_size=16).digest()
+            # the body, not title + body: else a retitled copy could sit in train and test
+            key = hashlib.blake2b(article.body.encode("utf-8"), digest_size=16).digest()
             if key in seen_texts:
                 yield Reject(
                     article.id, article.source, "duplicate_text", f"same text as {seen_texts[key]}"

@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 INTEGER_COLUMNS = ("truncated_chars",)
 
-STATE_VERSION = 1
+# 2: a committed chunk's _text_key digests the cleaned body, no longer title + body; a job
+# an older newsclf left half done starts over rather than mix the two kinds of key
+STATE_VERSION = 2
 _NOT_IDENTITY = ("n_jobs", "resume", "mkdir", "overwrite", "max_oov_share", "max_vocabulary_js")
 REJECT_COLUMNS = ["id", "source", "reason", "detail"]
 REMOVAL_COLUMNS = ["article_id", "rule", "text"]

@@ -1,15 +1,16 @@
 """The dataset build in chunks, with memory flat in the corpus size (``newsclf-dataset``).
 
 Pass 1 reads the source ``chunk_size`` records at a time: each chunk is cleaned, de-duplicated
-(64-bit digests of ids and texts, :class:`newsclf.batch.HashSet64`), labelled by each task's
+(64-bit digests of ids and bodies, :class:`newsclf.batch.HashSet64`), labelled by each task's
 rules, and its kept articles are written, sorted by id, to a staging run (an Arrow file) with
 their votes. Rejects and removed boilerplate go straight to CSV files. What stays in memory:
 the digests (8 bytes per article), the articles that have a gold label, and per task a count of
 each distinct (vote pattern, target mention, gold label): the label model is fitted on those
 counts, which is the same EM as on the full label matrix, in memory bounded by the number of
-distinct vote patterns rather than the number of articles. Of articles with the same text, a
-gold one is kept: an unlabelled copy staged before it is found in the runs at the end of the
-pass and rejected then (its votes taken out of the counts, its reject put in input order).
+distinct vote patterns rather than the number of articles. Of articles with the same text
+(the same cleaned body, whatever the title), a gold one is kept: an unlabelled copy staged
+before it is found in the runs at the end of the pass and rejected then (its votes taken out
+of the counts, its reject put in input order).
 
 Pass 2 merges the runs in id order and writes each task's splits chunk by chunk (Hugging Face
 Arrow files and Parquet), hashing the dataset fingerprint on the way: the rows, their order
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from newsclf.articles import Article, Cleaner, Record, Reject, Removal
+from newsclf.articles import Article, Cleaner, Record, Reject, Removal, body_of
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
@@ -233,8 +234,8 @@ def _ingest(
     result.votes = {key: TaskVotes(key, len(r.rules)) for key, r in rule_sets.items()}
     result.gold_votes = {key: {} for key in rule_sets}
     seen_ids, seen_texts = HashSet64(), HashSet64()
-    duplicates: dict[int, list[int]] = {}  # text digest -> rows of rejects.csv to fix
-    # Of articles with the same text, one with a gold label is kept, else the first: so a text
+    duplicates: dict[int, list[int]] = {}  # body digest -> rows of rejects.csv to fix
+    # Of articles with the same body, one with a gold label is kept, else the first: so a body
     # digest -> the id of the gold article kept with it (as few as the annotations), and the
     # digests whose first, unlabelled copy was staged before a gold copy came (the copy is
     # found in the runs and rejected at the end)
@@ -274,7 +275,8 @@ def _ingest(
             text_keys: dict[int, int] = {}
             if dedupe_text:
                 unique = [a for (a, _), new in zip(candidates, new_id, strict=True) if new]
-                digests = np.fromiter((text_key(a.text) for a in unique), np.uint64)
+                # the body, as articles.clean_and_dedupe: a retitled copy is the same text
+                digests = np.fromiter((text_key(a.body) for a in unique), np.uint64)
                 new_text = iter(seen_texts.add_new(digests).tolist())
                 key_of = iter(digests.tolist())
             for (article, _), new in zip(candidates, new_id, strict=True):
@@ -336,7 +338,7 @@ def _stage(
         "date": [a.date for a, _ in kept],
         "title": [a.title for a, _ in kept],
         "text": [a.text for a, _ in kept],
-        "text_key": text_keys,
+        "text_key": text_keys,  # the body's digest (0 without dedupe_text)
         # where its reject would go, should a later gold copy of its text displace it
         "source": [a.source for a, _ in kept],
         "reject_at": [r for r, _ in places],
@@ -433,7 +435,7 @@ def _name_duplicates(
     displacing: Mapping[int, str],
     late: list[tuple[int, int, Reject]],
 ) -> None:
-    """Rewrite rejects.csv: fill in ``same text as <id>`` (from a scan of the runs' id and text
+    """Rewrite rejects.csv: fill in ``same text as <id>`` (from a scan of the runs' id and body
     digest, or the gold article that displaced the first copy) and put the displaced articles'
     rejects where they belong in input order."""
     first: dict[int, str] = dict(displacing)
@@ -644,13 +646,13 @@ def plan_splits(
     gold: Mapping[str, str], task: Task, split, articles: Mapping[str, Article]
 ) -> dict[str, str]:
     """Gold article id -> split, as :func:`newsclf.datasets.build` assigns them (stratified,
-    articles ordered by id, those with the same text in one split)."""
+    articles ordered by id, those with the same body in one split)."""
     from newsclf.datasets import stratified_split
 
     ids = sorted(gold)
     names = task.label_names
-    texts = [articles[a].text for a in ids]
-    assignment = stratified_split([names.index(gold[a]) for a in ids], split, texts)
+    bodies = [articles[a].body for a in ids]
+    assignment = stratified_split([names.index(gold[a]) for a in ids], split, bodies)
     return dict(zip(ids, assignment, strict=True))
 
 
@@ -727,8 +729,8 @@ def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:
 
     hashers = {p.key: hashlib.sha256() for p in plans}
     writers: dict[str, dict[str, _SplitWriter]] = {}
-    held_out: dict[str, dict[bytes, str]] = {}  # texts of validation/test (gold, small)
-    copies: Counter = Counter()  # weak rows left out of train as copies of those texts
+    held_out: dict[str, dict[bytes, str]] = {}  # bodies of validation/test (gold, small)
+    copies: Counter = Counter()  # weak rows left out of train as copies of those bodies
     votes_files = {}
     for p in plans:
         feats = features(p.task)
@@ -738,7 +740,7 @@ def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:
         }
         names = p.task.label_names
         held_out[p.key] = {
-            hashlib.blake2b(ingested.gold_articles[a].text.encode(), digest_size=16).digest(): s
+            hashlib.blake2b(ingested.gold_articles[a].body.encode(), digest_size=16).digest(): s
             for a, s in p.assignment.items()
             if s != "train"
         }
@@ -774,8 +776,9 @@ def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:
             if lab == ABSTAIN:
                 continue
             text = row["text"]
-            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-            if digest in held_out[p.key]:  # a copy of a test text (dedupe_text=false)
+            body = body_of(row["title"], text)
+            digest = hashlib.blake2b(body.encode(), digest_size=16).digest()
+            if digest in held_out[p.key]:  # a copy of a test body (dedupe_text=false)
                 copies[p.key] += 1
                 continue
             train = writers[p.key]["train"]
@@ -784,7 +787,7 @@ def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:
         fh.close()
     for key, n in copies.items():
         log.warning(
-            "%s: %d weakly labelled articles repeat a validation or test text and are left out "
+            "%s: %d weakly labelled articles repeat a validation or test body and are left out "
             "of train (dedupe_text=false)",
             key,
             n,

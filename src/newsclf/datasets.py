@@ -15,7 +15,7 @@ from pathlib import Path
 import datasets as hf
 import numpy as np
 
-from newsclf.articles import Article, Reject, Removal
+from newsclf.articles import Article, Reject, Removal, body_of
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
@@ -45,7 +45,7 @@ def stratified_split(
 
     Unlike ``train_test_split(stratify=...)`` this works for labels with one or two examples:
     a label's first example goes to train, its second to test, its third to validation.
-    Positions with the same ``groups`` value (the same text) share the split of the first of
+    Positions with the same ``groups`` value (the same body) share the split of the first of
     them, which is split by its label; without repeated groups the result is the same as
     without ``groups``.
     """
@@ -114,8 +114,9 @@ def build(
             + (f" (and {len(weak_only)} weak labels)" if weak else "")
         )
     labels = [names.index(gold[a.id]) for a in labelled]
-    assignment = stratified_split(labels, split, [a.text for a in labelled])
-    held_out = {a.text for a, name in zip(labelled, assignment, strict=True) if name != "train"}
+    # grouped by body, as duplicates are found: a retitled copy is the same text
+    assignment = stratified_split(labels, split, [a.body for a in labelled])
+    held_out = {a.body for a, name in zip(labelled, assignment, strict=True) if name != "train"}
     rows = {name: {k: [] for k in features(task)} for name in SPLITS}
 
     def add(name: str, article: Article, label: str, source: str, confidence: float) -> None:
@@ -135,7 +136,7 @@ def build(
             continue
         add(name, article, gold[article.id], "gold", 1.0)
     for article in weak_only:
-        if article.text not in held_out:  # a copy of a test text (dedupe_text=false)
+        if article.body not in held_out:  # a copy of a test body (dedupe_text=false)
             add("train", article, weak[article.id][0], "weak", weak[article.id][1])
     feats = features(task)
     info = hf.DatasetInfo(description=task.description, features=feats)
@@ -153,8 +154,9 @@ def _id(article: Article) -> str:
 def _check_disjoint(dd: hf.DatasetDict) -> None:
     seen: dict[str, str] = {}
     for name in SPLITS:
-        for text in dd[name]["text"]:
-            other = seen.setdefault(text, name)
+        for title, text in zip(dd[name]["title"], dd[name]["text"], strict=True):
+            # by body, as duplicates are found: a retitled copy is the same text
+            other = seen.setdefault(body_of(title, text), name)
             if other != name:  # cannot happen after de-duplication; guards against leaks
                 raise NewsclfError(f"the same text is in both {other} and {name} splits")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from newsclf import vectorize
-from newsclf.articles import Cleaner, Record, Reject, Removal
+from newsclf.articles import Article, Cleaner, Record, Reject, Removal
 from newsclf.saved_model import (  # noqa: F401  # Classifier, load_pipeline: see below
     Classifier,
     LoadedModel,
@@ -89,7 +89,8 @@ class ChunkResult:
     """A chunk of input records, cleaned and predicted (before id de-duplication).
 
     ``frame`` has one row per non-empty article, in input order: id, ``_text_key`` (a 64-bit
-    digest of the text), ``_source``, ``truncated_chars`` and every task's prediction columns.
+    digest of the cleaned body: the duplicate key), ``_source``, ``truncated_chars`` and every
+    task's prediction columns.
     """
 
     n_records: int
@@ -109,9 +110,9 @@ def text_key(text: str) -> int:
 
 
 def same_texts(*texts: Sequence[str | None]) -> Sequence[str]:
-    """Each article's texts under the distinct preparations, joined: what a duplicate must
-    repeat, so no model loses the prediction of a text it reads differently. One
-    preparation's texts are returned as they are."""
+    """Each article's texts (its bodies, the duplicate key) under the distinct preparations,
+    joined: what a duplicate must repeat, so no model loses the prediction of a text it reads
+    differently. One preparation's texts are returned as they are."""
     if len(texts) == 1:
         return texts[0]  # type: ignore[return-value]
     return [DUPLICATE_SEPARATOR.join(t or "" for t in each) for each in zip(*texts, strict=True)]
@@ -125,26 +126,28 @@ def process_chunk(
     Each model reads the article as its own :class:`Preparation` makes it; an article empty
     under any model's preparation is rejected (empty_text), whatever the order of the models.
     The first model's decides the removals reported. Models whose preparation differs prepare
-    the kept articles again with theirs; the duplicate key is then of the text under each.
+    the kept articles again with theirs; the duplicate key is then of the body under each (the
+    body, not title + body: a syndicated copy under another headline is a duplicate).
     """
     primary = models[0].preparation if models else Preparation()
     kept, rejects, removals = prepare_records(records, primary.cleaner, primary.max_chars)
-    others: dict[str, list[str | None]] = {}  # the texts of each other preparation
+    others: dict[str, list[Article | None]] = {}  # the articles of each other preparation
     for model in models:
         key = model.preparation.key
         if key != primary.key and key not in others:
             raw = [p.original for p in kept]
-            others[key] = model.preparation.texts([a.title for a in raw], [a.body for a in raw])
+            others[key] = model.preparation.articles([a.title for a in raw], [a.body for a in raw])
     # Else an article one model cleans to nothing gets "" and NaN from it, and which articles
     # are rejected would depend on which model comes first.
-    empty = {i for texts in others.values() for i, text in enumerate(texts) if text is None}
+    empty = {i for arts in others.values() for i, a in enumerate(arts) if a is None}
     if empty:
         kept, rejects = _reject_empty(records, kept, rejects, empty)
-        others = {k: [t for i, t in enumerate(v) if i not in empty] for k, v in others.items()}
+        others = {k: [a for i, a in enumerate(v) if i not in empty] for k, v in others.items()}
     texts = [p.article.text for p in kept]
+    bodies = [[a.body for a in arts] for arts in others.values()]  # none is None any more
     frame: dict[str, list] = {
         "id": [p.article.id for p in kept],
-        "_text_key": [text_key(t) for t in same_texts(texts, *others.values())],
+        "_text_key": [text_key(b) for b in same_texts([p.article.body for p in kept], *bodies)],
         "_source": [p.article.source for p in kept],
         "truncated_chars": [p.truncated_chars for p in kept],
     }
@@ -155,7 +158,7 @@ def process_chunk(
                 model_texts: list[str | None] = texts
                 out, features = model.classifier.predict_with_features(texts)
             else:
-                model_texts = others[model.preparation.key]
+                model_texts = [a.text for a in others[model.preparation.key]]
                 out, features = predict_frame(model.classifier, [], model_texts), None
             frame[f"{model.task}_label"] = out["label"].tolist()
             frame[f"{model.task}_probability"] = out["probability"].tolist()

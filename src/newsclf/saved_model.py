@@ -301,11 +301,16 @@ class Preparation:
     def texts(self, titles: Sequence[object], bodies: Sequence[object]) -> list[str | None]:
         """Model texts of raw titles and bodies (missing ones empty); None where nothing of
         the body is left after cleaning (``newsclf-predict`` rejects those as empty_text)."""
-        out: list[str | None] = []
+        return [a.text if a else None for a in self.articles(titles, bodies)]
+
+    def articles(self, titles: Sequence[object], bodies: Sequence[object]) -> list[Article | None]:
+        """Raw titles and bodies (missing ones empty) prepared as articles; None where nothing
+        of the body is left after cleaning."""
+        out: list[Article | None] = []
         for i, (title, body) in enumerate(zip(titles, bodies, strict=True)):
             article = Article(str(i), _text_or_empty(title), _text_or_empty(body))
             prepared = self.prepare(article).article
-            out.append(prepared.text if prepared.body.strip() else None)
+            out.append(prepared if prepared.body.strip() else None)
         return out
 
 

@@ -3,7 +3,7 @@
 Articles are prepared exactly as by the local engine (each model's
 ``newsclf.saved_model.Preparation`` in a ``mapInArrow`` stage, boilerplate removals recorded;
 a row whose text, title or id is not a string is rejected as ``wrong_type``, as locally), ids
-(and, if asked, texts) are de-duplicated keeping the first in input order (file path, then
+(and, if asked, bodies) are de-duplicated keeping the first in input order (file path, then
 row), and each task's model runs through ``mlflow.pyfunc.spark_udf`` on the prepared texts.
 The models given to Spark are verified copies: the skops file passed newsclf's trusted-type
 check when the model was loaded, and the model code file is newsclf's own, so executors run no
@@ -176,7 +176,8 @@ def mark_duplicates(
     the first in input order is kept; of the same text, the first row where the boolean column
     ``preferred`` is true, if any (the dataset build's gold articles). With ``first_id``, also
     the id of the row kept with the same text (the one a duplicate_text row repeats). ``text``
-    names the column compared."""
+    names the column compared: the cleaned body (under each model's preparation), as the local
+    engines compare, not title + body."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -203,15 +204,20 @@ def mark_duplicates(
     )
 
 
-def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Callable[..., Iterator]:
-    """The ``mapInArrow`` function: raw rows -> id, the text of each preparation, emptiness,
-    truncation, position, the boilerplate removed (as the local engine reports it) and the
-    reason a row is rejected before cleaning (``wrong_type``)."""
+def _clean_batches(
+    source: Source, preparations: Sequence[Preparation], dedupe_text: bool = False
+) -> Callable[..., Iterator]:
+    """The ``mapInArrow`` function: raw rows -> id, the text of each preparation, the
+    duplicate key (``_same``: with ``dedupe_text`` the bodies under each, joined as
+    ``predict.same_texts`` joins them; else empty), emptiness, truncation, position, the
+    boilerplate removed (as the local engine reports it) and the reason a row is rejected
+    before cleaning (``wrong_type``)."""
 
     def clean(batches: Iterator, arrow_schema) -> Iterator:
         import pyarrow as pa
 
         columns = ["id", "empty", "truncated_chars", "source", "removals", "reject", "detail"]
+        columns += ["_same"]
         texts = [f"text_{i}" for i in range(len(preparations))]
         reading = lenient(source)  # bad records become rejects; the driver applies on_error
         for batch in batches:
@@ -225,7 +231,7 @@ def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Calla
                     where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
                     record = reading.row_to_record(row, where)
                 if not isinstance(record, Article):  # nothing to predict: no text
-                    values = (None, False, 0, where, [], record.reason, record.detail)
+                    values = (None, False, 0, where, [], record.reason, record.detail, "")
                     for k, v in zip([*columns, *texts], [*values, *[""] * len(texts)], strict=True):
                         out[k].append(v)
                     continue
@@ -234,6 +240,7 @@ def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Calla
                 prepared = preparations[0].prepare(record)
                 out["id"].append(prepared.article.id)
                 out["text_0"].append(prepared.article.text)
+                bodies = [prepared.article.body]
                 empty = not prepared.article.body.strip()
                 out["truncated_chars"].append(prepared.truncated_chars)
                 out["source"].append(where)
@@ -245,7 +252,11 @@ def _clean_batches(source: Source, preparations: Sequence[Preparation]) -> Calla
                     blank = not article.body.strip()
                     empty = empty or blank  # empty under any model's preparation, as locally
                     out[f"text_{i}"].append("" if blank else article.text)
+                    bodies.append("" if blank else article.body)
                 out["empty"].append(empty)
+                # bodies, not texts: a retitled copy is a duplicate (predict.process_chunk);
+                # nothing without dedupe_text, so the bodies do not cross to Spark twice
+                out["_same"].append(DUPLICATE_SEPARATOR.join(bodies) if dedupe_text else "")
             out["_file"] = batch.column("_file")
             out["_row"] = batch.column("_row")
             yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
@@ -303,18 +314,17 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     schema = (
         "id string, empty boolean, truncated_chars long, source string, "
         "removals array<struct<rule: string, text: string>>, reject string, detail string, "
+        "_same string, "
         + "".join(f"text_{i} string, " for i in range(len(preparations)))
         + "_file string, _row long"
     )
     parts = read_parquet(spark, source, groups)
-    clean = _clean_batches(source, preparations)
+    clean = _clean_batches(source, preparations, settings.dedupe_text)
     cleaned = map_inputs(spark, parts, errors, inputs, clean, schema)
     cleaned = cleaned.withColumnRenamed("text_0", "text")
     texts = ["text", *(f"text_{i}" for i in range(1, len(preparations)))]
-    # a duplicate repeats the text under every preparation (predict.same_texts)
-    same = F.concat_ws(DUPLICATE_SEPARATOR, *texts) if len(texts) > 1 else F.col("text")
-    marked = mark_duplicates(cleaned.withColumn("_same", same), settings.dedupe_text, text="_same")
-    marked = marked.drop("_same")
+    # a duplicate repeats the body under every preparation (predict.same_texts)
+    marked = mark_duplicates(cleaned, settings.dedupe_text, text="_same").drop("_same")
     # Score every row once (rejects too: far fewer than the rest), then keep only the small
     # columns, so what Spark caches does not grow with the texts.
     scored = marked

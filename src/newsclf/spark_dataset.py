@@ -3,8 +3,9 @@
 Parquet or JSONL records are parsed, cleaned and voted on by each task's labelling rules in a
 ``mapInArrow`` stage, exactly as the local engine does it (the same ``Source.row_to_record``,
 ``Cleaner`` and ``RuleSet``: a row whose text, title or id is not a string is a ``wrong_type``
-reject, or with ``on_error=raise`` one error line naming file and record); ids and texts are
-de-duplicated keeping the first in input order (file path, then row). The driver then receives
+reject, or with ``on_error=raise`` one error line naming file and record); ids and texts (the
+cleaned bodies, whatever the titles) are de-duplicated keeping the first in input order (file
+path, then row). The driver then receives
 what the local engine's pass 1 leaves (:class:`newsclf.build.Ingested`): the counts, the rejects
 and removed boilerplate as CSV files in input order, the gold-labelled articles, each task's
 vote-pattern counts (a Spark ``groupBy``) and the kept articles sorted by id as one staging run.
@@ -48,19 +49,18 @@ def _clean_and_vote(
     source: Source, cleaner: Cleaner, rule_sets: Mapping, annotated: Mapping, jsonl: bool
 ) -> Callable[..., Iterator[pa.RecordBatch]]:
     """The ``mapInArrow`` function: raw rows (JSONL: lines, parsed here as the local engine
-    parses them) -> cleaned article, removals, each task's votes (int8 bytes, as the local
-    engine stages them), target mention and gold label."""
+    parses them) -> cleaned article (its text and, the duplicate key, its body), removals, each
+    task's votes (int8 bytes, as the local engine stages them), target mention and gold
+    label."""
     import numpy as np
 
     reading = lenient(source)  # bad records become rejects; the driver applies on_error
 
     def run(batches: Iterator[pa.RecordBatch], arrow_schema: pa.Schema) -> Iterator:
+        columns = ("id", "date", "title", "text", "body", "empty")
         for batch in batches:
             rows = batch.to_pylist()
-            out: dict[str, list] = {
-                k: []
-                for k in ("id", "date", "title", "text", "empty", "source", "reject", "detail")
-            }
+            out: dict[str, list] = {k: [] for k in (*columns, "source", "reject", "detail")}
             out["removals"], out["_file"], out["_row"] = [], [], []
             articles: list[Article] = []
             where_kept: list[int] = []
@@ -87,15 +87,16 @@ def _clean_and_vote(
                     article, removed = cleaner.clean(record)
                     removals = [{"rule": r.rule, "text": r.text} for r in removed]
                     empty = not article.body.strip()
-                    values = [article.id, article.date, article.title, article.text, empty]
+                    values = [article.id, article.date, article.title, article.text]
+                    values += [article.body, empty]  # the body: the duplicate key
                     reject, detail = None, None
                     if not empty:
                         articles.append(article)
                         where_kept.append(i)
                 else:
-                    values = [record.id, None, None, None, False]
+                    values = [record.id, None, None, None, None, False]
                     reject, detail = record.reason, record.detail
-                for k, v in zip(("id", "date", "title", "text", "empty"), values, strict=True):
+                for k, v in zip(columns, values, strict=True):
                     out[k].append(v)
                 out["source"].append(where)
                 out["reject"].append(reject)
@@ -129,7 +130,8 @@ def _schema(rule_sets: Mapping, annotated: Mapping) -> str:
     tasks = "".join(f"votes_{k} binary, mentions_{k} boolean, " for k in rule_sets)
     tasks += "".join(f"gold_{k} string, " for k in annotated)
     return (
-        "id string, date string, title string, text string, empty boolean, source string, "
+        "id string, date string, title string, text string, body string, empty boolean, "
+        "source string, "
         "reject string, detail string, removals array<struct<rule: string, text: string>>, "
         f"{tasks}_file string, _row long"
     )
@@ -190,7 +192,9 @@ def _ingest(
     gold = F.lit(False)  # of articles with the same text, one with a gold label is kept
     for key in annotated:
         gold = gold | (F.col(f"gold_{key}") != "")
-    marked = mark_duplicates(staged, dedupe_text, first_id=True, preferred=gold)
+    # the same text is the same body, as locally (a retitled copy is a duplicate)
+    marked = mark_duplicates(staged, dedupe_text, first_id=True, preferred=gold, text="body")
+    marked = marked.drop("body")
     marked = marked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         if source.on_error == "raise":
