@@ -275,6 +275,26 @@ def test_ctrl_c_in_dataset_is_one_line(tmp_path):
     ]
 
 
+def test_ctrl_c_while_a_command_is_imported_is_one_line(tmp_path):
+    """Ctrl-C in the first second, while Hydra and scikit-learn are still being imported, is
+    the same one line as during the work (it was a traceback through the imports)."""
+    (tmp_path / "slow_command.py").write_text("raise KeyboardInterrupt\n")
+    script = "from newsclf.launch import _launcher; _launcher('newsclf-x', 'slow_command')()"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["newsclf-x: interrupted; rerun the same command"]
+
+
+def test_console_scripts_go_through_the_launcher():
+    """Every installed console script imports its command through newsclf.launch."""
+    for name in ("dataset", "train", "predict", "annotate", "evaluate"):
+        text = (BIN / f"newsclf-{name}").read_text(encoding="utf-8")
+        assert f"from newsclf.launch import {name}" in text, text
+
+
 def test_ctrl_c_inside_a_constructor_is_still_one_line(tmp_path):
     """Ctrl-C that lands while a ZipFile has its file open but not yet its state (as when a
     model or wheel is being read) leaves an object whose __del__ fails at exit: the user still
