@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from newsclf import evaluation
-from newsclf.articles import Article, Record, Reject, Source
+from newsclf.articles import Article, Record, Reject, Source, id_unknown
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import load_annotations
 from newsclf.predict import prepare_records
@@ -61,8 +61,9 @@ class EvalSet:
         """
         key = (task.name, task.annotation_column, tuple(task.label_names))
         if key not in self._gold:
-            seen = {a.id for a in self.articles} | {r.id for r in self.rejects if r.id}
-            unnamed = sum(r.id is None for r in self.rejects)
+            seen = {a.id for a in self.articles}
+            seen |= {r.id for r in self.rejects if r.id and not id_unknown(r)}
+            unnamed = sum(id_unknown(r) for r in self.rejects)
             known = None if unnamed else seen
             gold = load_annotations(self.annotations, [task], self.id_column, known)[task.name]
             missing = sorted(set(gold) - seen)
