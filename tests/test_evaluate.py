@@ -185,6 +185,27 @@ def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path, monkeypatch
     assert reads == [1]  # the source was read once for both preparations
 
 
+def test_a_sets_rejects_are_in_input_order(tmp_path):
+    """A repeated id was rejected after every other reject of the set (rejects.csv listed
+    line 3's duplicate after line 4's empty text and line 5's malformed row)."""
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "id,title,text\na1,One,gas\na1,Again,oil\na2,Two,\na3,Three,too,many\na4,Four,tank\n",
+        encoding="utf-8",
+    )
+    cfg = {
+        "source": {"_target_": "newsclf.articles.Source", "path": str(path), "on_error": "reject"},
+        "annotations": {"path": str(tmp_path / "g.csv"), "id_column": "id"},
+    }
+    evalset = evalsets.load_set("mine", cfg).prepare(Preparation())
+    assert [(r.source.rpartition(":")[2], r.reason) for r in evalset.rejects] == [
+        ("3", "duplicate_id"),
+        ("4", "empty_text"),
+        ("5", "malformed_record"),
+    ]
+    assert [a.id for a in evalset.articles] == ["a1", "a4"]
+
+
 def test_labels_of_ids_the_set_lacks_are_named_when_a_record_had_no_id(tmp_path, caplog):
     """A record without an id (a malformed CSV line) may be any labelled article, so a labels
     file naming ids the set lacks cannot stop the run; it is named in a warning instead of

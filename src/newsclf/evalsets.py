@@ -106,15 +106,23 @@ class RawSet:
             kept, rejects, _ = prepare_records(
                 self.records, preparation.cleaner, preparation.max_chars
             )
+            # (input position, reject): the repeated ids go among the other rejects where
+            # they were read, not after them all (rejects.csv lists records in input order)
+            position = {id(record): i for i, record in enumerate(self.records)}
+            kept_at = {position[id(p.original)] for p in kept}
+            at_reject = (i for i in range(len(self.records)) if i not in kept_at)
+            placed = list(zip(at_reject, rejects, strict=True))
             articles, seen = [], set()
             for prepared in kept:
                 a = prepared.article
                 if a.id in seen:
                     reason = "id seen earlier in the set"
-                    rejects.append(Reject(a.id, a.source, "duplicate_id", reason))
+                    at = position[id(prepared.original)]
+                    placed.append((at, Reject(a.id, a.source, "duplicate_id", reason)))
                     continue
                 seen.add(a.id)
                 articles.append(a)
+            rejects = [r for _, r in sorted(placed, key=lambda item: item[0])]
             self._prepared[key] = EvalSet(
                 self.name,
                 articles,
