@@ -407,9 +407,32 @@ def log_text(text: str, name: str) -> None:
     mlflow.log_text(text, name)
 
 
+class _NoSchemaOfNoRows(logging.Filter):
+    """Drops MLflow's "Failed to infer schema for Hugging Face dataset. Exception: " (an empty
+    StopIteration): it samples rows to infer a schema, and an empty split has none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to infer schema")
+
+
+@contextmanager
+def _quiet_schema(empty: bool) -> Iterator[None]:
+    """While an empty split is logged, MLflow's schema warning is dropped (the split is still
+    logged, with 0 rows in its profile and no schema); other splits warn as before."""
+    if not empty:
+        yield
+        return
+    logger, quiet = logging.getLogger("mlflow.data.huggingface_dataset"), _NoSchemaOfNoRows()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def log_dataset(split: Any, path: str | Path, name: str, digest: str, context: str) -> None:
     """Log a Hugging Face dataset split as the run's MLflow dataset input."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_schema(split.num_rows == 0):
         # MLflow warns that the integer label column cannot hold missing values; it never does.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         dataset = mlflow.data.from_huggingface(
