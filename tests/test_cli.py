@@ -88,6 +88,17 @@ def test_both_models_registered_with_champion(workdir):
         assert dataset_runs and dataset_runs[0].inputs.dataset_inputs
 
 
+def test_lock_files_are_hidden(workdir):
+    """filelock's files were left in sight beside the database (mlflow.db.lock,
+    mlflow.db.newsclf-topic.promotion.lock). They stay (deleting a lock file that another
+    process is waiting on lets a third lock a new file: two holders) but are hidden, as the
+    predictions' .<output>.lock is."""
+    in_sight = [p for p in workdir.rglob("*.lock") if not p.name.startswith(".")]
+    assert in_sight == []
+    for name in (".mlflow.db.lock", ".mlflow.db.newsclf-topic.promotion.lock"):
+        assert (workdir / name).exists(), name
+
+
 def test_predictions_one_row_per_seed_article(workdir):
     path = workdir / "predictions" / "seeds.parquet"
     table = pq.read_table(path).to_pandas()

@@ -93,21 +93,29 @@ def _init_sqlite(uri: str) -> None:
     """
     path = _sqlite_path(uri)
     assert path is not None
+    lock = _lock_beside(path, ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{path}.lock", timeout=300), _mlflow_errors(uri):
+        with FileLock(str(lock), timeout=300), _mlflow_errors(uri):
             if not path.exists():
                 _create_sqlite_store(path, uri)
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
     except FileLockTimeout:
-        raise NewsclfError(f"MLflow at {uri}: {path}.lock held by another process") from None
+        raise NewsclfError(f"MLflow at {uri}: {lock} held by another process") from None
     except OSError as exc:  # e.g. a working directory the user cannot write
         raise NewsclfError(
             f"MLflow store {path}: cannot write ({exc.strerror}); run from a writable folder "
             "or set mlflow.tracking_uri"
         ) from None
+
+
+def _lock_beside(db: Path, suffix: str) -> Path:
+    """The lock file ``.<db name><suffix>`` beside a SQLite store: hidden, as it is left there.
+    A released lock file is not deleted: a process waiting on it would then hold a lock on a
+    deleted file while another locks a new one (two holders); so it is out of sight instead."""
+    return db.with_name(f".{db.name}{suffix}")
 
 
 def _create_sqlite_store(path: Path, uri: str) -> None:
@@ -652,7 +660,7 @@ def _local_lock_path(registry_uri: str, name: str) -> Path | None:
     safe = re.sub(r"[^\w.-]", "_", name)
     db = _sqlite_path(registry_uri)
     if db is not None:
-        return db.with_name(f"{db.name}.{safe}.promotion.lock")
+        return _lock_beside(db, f".{safe}.promotion.lock")
     if registry_uri.startswith("file:"):
         folder = Path(re.sub(r"^file:(//)?", "", registry_uri))
     elif "://" not in registry_uri and ":" not in registry_uri.split("/", 1)[0]:
