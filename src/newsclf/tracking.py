@@ -18,7 +18,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,9 +189,34 @@ def check_database(uri: str) -> None:
         ) from None
 
 
+class _Dropping(logging.Filter):
+    """Drops the records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+@contextmanager
+def _dropping(logger: str, prefix: str) -> Iterator[None]:
+    """While inside, the records of ``logger`` starting with ``prefix`` are not printed."""
+    target, drop = logging.getLogger(logger), _Dropping(prefix)
+    target.addFilter(drop)
+    try:
+        yield
+    finally:
+        target.removeFilter(drop)
+
+
 def check_reachable(uri: str) -> None:
     """Raise a one-line NewsclfError unless the tracking server at ``uri`` answers."""
-    with _mlflow_errors(uri):
+    # urllib3 warns "Retrying (Retry(total=...)) after connection broken by ..." on each retry
+    # of a server that does not answer, before the one line this check gives (which names the
+    # retries): only that line is printed
+    with _dropping("urllib3.connectionpool", "Retrying"), _mlflow_errors(uri):
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)
 
@@ -415,32 +440,16 @@ def log_text(text: str, name: str) -> None:
     mlflow.log_text(text, name)
 
 
-class _NoSchemaOfNoRows(logging.Filter):
-    """Drops MLflow's "Failed to infer schema for Hugging Face dataset. Exception: " (an empty
-    StopIteration): it samples rows to infer a schema, and an empty split has none."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to infer schema")
-
-
-@contextmanager
-def _quiet_schema(empty: bool) -> Iterator[None]:
-    """While an empty split is logged, MLflow's schema warning is dropped (the split is still
-    logged, with 0 rows in its profile and no schema); other splits warn as before."""
-    if not empty:
-        yield
-        return
-    logger, quiet = logging.getLogger("mlflow.data.huggingface_dataset"), _NoSchemaOfNoRows()
-    logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        logger.removeFilter(quiet)
-
-
 def log_dataset(split: Any, path: str | Path, name: str, digest: str, context: str) -> None:
     """Log a Hugging Face dataset split as the run's MLflow dataset input."""
-    with warnings.catch_warnings(), _quiet_schema(split.num_rows == 0):
+    # MLflow infers a schema from a sample of rows: of an empty split's none, it warns "Failed
+    # to infer schema ... Exception: " (an empty StopIteration); the split is logged without
+    with (
+        warnings.catch_warnings(),
+        _dropping("mlflow.data.huggingface_dataset", "Failed to infer schema")
+        if split.num_rows == 0
+        else nullcontext(),
+    ):
         # MLflow warns that the integer label column cannot hold missing values; it never does.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         dataset = mlflow.data.from_huggingface(
