@@ -12,6 +12,7 @@ from newsclf.articles import (
     Reject,
     Source,
     clean_and_dedupe,
+    id_unknown,
     ingest,
     is_latin_filler,
     parse_date,
@@ -613,9 +614,11 @@ def test_parquet_cell_that_is_not_utf8_costs_its_row_not_the_batch(tmp_path):
         list(Source(path=str(path), chunk_rows=4).read())
 
 
-@pytest.mark.parametrize(("raw_id", "expected"), [(" r6 ", "r6"), ("", None), ("   ", None)])
+@pytest.mark.parametrize(
+    ("raw_id", "expected"), [(" r6 ", "r6"), ("", "a.parquet:1"), ("   ", "a.parquet:1")]
+)
 def test_parquet_reject_id_is_normalised_like_an_article_id(tmp_path, raw_id, expected):
-    # a padded id names the reject as the annotations name the article; a blank one names none
+    # a padded id names the reject as the annotations name the article; a blank one: its place
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     path = tmp_path / "a.parquet"
@@ -623,6 +626,23 @@ def test_parquet_reject_id_is_normalised_like_an_article_id(tmp_path, raw_id, ex
     pq.write_table(pa.table({"id": [raw_id], "title": ["t"], "text": text}), path)
     [reject] = Source(path=str(path), on_error="reject").read()
     assert (reject.id, reject.reason) == (expected, "malformed_record")
+
+
+def test_malformed_records_are_named_by_their_file_and_record(tmp_path):
+    """A record that cannot be parsed has no id of its own: its reject is named by where it is
+    (file name and line), so the rejects file says which record (the id was empty)."""
+    jsonl = tmp_path / "a.jsonl"
+    good = json.dumps({"id": "1", "title": "t", "text": "body"})
+    jsonl.write_text(f"{good}\n{{broken\n", encoding="utf-8")
+    csv_path = tmp_path / "b.csv"
+    csv_path.write_text("id,title,text\n1,A,gas\n2,B,tank,extra\n", encoding="utf-8")
+    for path, place in ((jsonl, "a.jsonl:2"), (csv_path, "b.csv:3")):
+        records = list(Source(path=str(path), on_error="reject").read())
+        [reject] = [r for r in records if isinstance(r, Reject)]
+        assert (reject.id, reject.reason) == (place, "malformed_record")
+        assert reject.source == f"{path}:{place.rpartition(':')[2]}"
+        assert id_unknown(reject)  # still a record whose own id was never read
+    assert not id_unknown(Reject("a1", f"{jsonl}:1", "wrong_type", "bad"))
 
 
 def test_rejects_keep_the_id_that_could_be_read(tmp_path):

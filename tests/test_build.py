@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from newsclf import build, datasets
-from newsclf.articles import Article, Cleaner, Reject, Source, clean_and_dedupe, ingest
+from newsclf.articles import Article, Cleaner, Reject, Source, clean_and_dedupe, ingest, parse_txt
 from newsclf.labelling.gold import load_annotations
 from newsclf.labelling.rules import load_rules
 from newsclf.labelling.weak import weak_labels
@@ -344,6 +344,50 @@ def test_a_gold_article_displaces_an_earlier_unlabelled_copy_of_its_text(
         assert (out / task / "votes.csv").read_text() == (ref / task / "votes.csv").read_text()
         for name in ("labeling_report.md", "labeling_report.json"):
             assert (out / task / name).read_text() == (ref / task / name).read_text(), name
+
+
+def _jsonl_with_a_broken_line(articles: Path, path: Path, broken: str) -> int:
+    """The articles as JSONL, the line of article ``broken`` cut short; returns its number."""
+    lines = []
+    for file in sorted(articles.glob("*.txt")):
+        a = parse_txt(file.read_text(encoding="utf-8"), file.stem)
+        line = json.dumps({"id": a.id, "title": a.title, "text": a.body})
+        lines.append(line[:20] if a.id == broken else line)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return sorted(p.stem for p in articles.glob("*.txt")).index(broken) + 1
+
+
+def test_a_malformed_record_is_named_by_its_place_and_so_is_its_annotation(tmp_path, corpus):
+    """A JSONL line that cannot be parsed is rejected under the id ``<file>:<line>`` (it was
+    empty); an annotation naming that article stops the build with one line naming the
+    annotation, the record and why it was rejected (it said only "N records were rejected
+    before their id was known")."""
+    articles, labels = corpus
+    labelled = [line.split(",")[0] for line in labels.read_text().splitlines()[1:]]
+    names = sorted(p.stem for p in articles.glob("*.txt"))
+    unlabelled = next(n for n in names if n not in labelled and n.startswith("economy"))
+
+    def dataset(path: Path, out: str, ok: bool = True):
+        return run_cli(
+            tmp_path, "newsclf-dataset", "source=jsonl", f"source.path={path}",
+            "source.on_error=reject", f"annotations.path={labels}", f"output_dir={out}",
+            "log_to_mlflow=false", ok=ok,
+        )  # fmt: skip
+
+    def rejects(folder: Path) -> list[tuple[str, str]]:
+        with (folder / "rejects.csv").open(encoding="utf-8") as fh:
+            return [(r["id"], r["reason"]) for r in csv.DictReader(fh)]
+
+    plain = tmp_path / "plain.jsonl"
+    at = _jsonl_with_a_broken_line(articles, plain, unlabelled)
+    dataset(plain, "plain")
+    assert (f"plain.jsonl:{at}", "malformed_record") in rejects(tmp_path / "plain" / "topic")
+    gold = tmp_path / "gold.jsonl"
+    at = _jsonl_with_a_broken_line(articles, gold, labelled[0])
+    line = error_line(dataset(gold, "gold", ok=False))
+    assert f"{labels}:2: annotation names unknown article {labelled[0]!r}" in line
+    assert f"malformed_record: {gold}:{at}: malformed JSON line" in line
+    assert (f"gold.jsonl:{at}", "malformed_record") in rejects(tmp_path / "gold")
 
 
 def test_annotated_copies_of_a_text_lend_missing_labels_and_their_conflicts_are_named(

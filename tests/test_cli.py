@@ -88,6 +88,17 @@ def test_both_models_registered_with_champion(workdir):
         assert dataset_runs and dataset_runs[0].inputs.dataset_inputs
 
 
+def test_lock_files_are_hidden(workdir):
+    """filelock's files were left in sight beside the database (mlflow.db.lock,
+    mlflow.db.newsclf-topic.promotion.lock). They stay (deleting a lock file that another
+    process is waiting on lets a third lock a new file: two holders) but are hidden, as the
+    predictions' .<output>.lock is."""
+    in_sight = [p for p in workdir.rglob("*.lock") if not p.name.startswith(".")]
+    assert in_sight == []
+    for name in (".mlflow.db.lock", ".mlflow.db.newsclf-topic.promotion.lock"):
+        assert (workdir / name).exists(), name
+
+
 def test_predictions_one_row_per_seed_article(workdir):
     path = workdir / "predictions" / "seeds.parquet"
     table = pq.read_table(path).to_pandas()
@@ -226,3 +237,31 @@ def test_predict_errors_before_reading_input(tmp_path):
     assert "models:/newsclf-topic@champion" in msg
     msg = error_line(run(tmp_path, "newsclf-train", "dataset_dir=nowhere", ok=False))
     assert "nowhere: no dataset here" in msg
+
+
+def test_an_empty_split_is_logged_without_mlflow_schema_warnings(tmp_path):
+    """split.validation=0 leaves the validation split empty: logging it as a dataset input made
+    MLflow warn "Failed to infer schema for Hugging Face dataset. Exception: " (its sample of
+    no rows). The split is still logged (0 rows), with no warning, by the dataset run and by
+    newsclf-train."""
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = (f"mlflow.tracking_uri={uri}", "~tasks.stance")
+    dataset = run(
+        tmp_path, "newsclf-dataset", f"source.path={corpus / 'articles'}",
+        f"annotations.path={corpus / 'labels.csv'}", "split.validation=0", "output_dir=ds",
+        *common,
+    )  # fmt: skip
+    train = run(tmp_path, "newsclf-train", "task=topic", "dataset_dir=ds/topic", common[0])
+    procs = [dataset, train]
+    for proc in procs:
+        assert "Failed to infer schema" not in proc.stderr and "Exception:" not in proc.stderr
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("newsclf-topic").experiment_id
+    runs = client.search_runs([experiment])
+    assert {r.data.tags["newsclf.stage"] for r in runs} == {"dataset", "train"}
+    for logged in runs:
+        inputs = {i.dataset.name: i.dataset for i in logged.inputs.dataset_inputs}
+        assert sorted(inputs) == [f"newsclf-topic-{s}" for s in ("test", "train", "validation")]
+        assert json.loads(inputs["newsclf-topic-validation"].profile)["num_rows"] == 0

@@ -38,7 +38,7 @@ def test_parallel_sweep_on_sqlite_records_every_job(tmp_path, monkeypatch):
         client, "newsclf-topic", "newsclf-topic", proc.stdout + proc.stderr
     )
     assert counts["trials"] == counts["versions"] == 8
-    assert (tmp_path / "mlflow.db.newsclf-topic.promotion.lock").exists()
+    assert (tmp_path / ".mlflow.db.newsclf-topic.promotion.lock").exists()
 
 
 def test_two_concurrent_promotions_leave_the_better_champion(tmp_path, monkeypatch):

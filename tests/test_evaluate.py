@@ -185,6 +185,27 @@ def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path, monkeypatch
     assert reads == [1]  # the source was read once for both preparations
 
 
+def test_a_sets_rejects_are_in_input_order(tmp_path):
+    """A repeated id was rejected after every other reject of the set (rejects.csv listed
+    line 3's duplicate after line 4's empty text and line 5's malformed row)."""
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "id,title,text\na1,One,gas\na1,Again,oil\na2,Two,\na3,Three,too,many\na4,Four,tank\n",
+        encoding="utf-8",
+    )
+    cfg = {
+        "source": {"_target_": "newsclf.articles.Source", "path": str(path), "on_error": "reject"},
+        "annotations": {"path": str(tmp_path / "g.csv"), "id_column": "id"},
+    }
+    evalset = evalsets.load_set("mine", cfg).prepare(Preparation())
+    assert [(r.source.rpartition(":")[2], r.reason) for r in evalset.rejects] == [
+        ("3", "duplicate_id"),
+        ("4", "empty_text"),
+        ("5", "malformed_record"),
+    ]
+    assert [a.id for a in evalset.articles] == ["a1", "a4"]
+
+
 def test_labels_of_ids_the_set_lacks_are_named_when_a_record_had_no_id(tmp_path, caplog):
     """A record without an id (a malformed CSV line) may be any labelled article, so a labels
     file naming ids the set lacks cannot stop the run; it is named in a warning instead of
@@ -427,15 +448,46 @@ def test_cli_rejects_stale_files_task_keys_and_unreadable_sets(store, tmp_path):
         float(tags["eval.own.macro_f1"]), abs=1e-3
     )
 
-    # then only the empty article is labelled: nothing scored, nothing stale left
+    # then only the empty article is labelled: nothing scored, nothing stale left; as
+    # newsclf-predict and newsclf-dataset when nothing is kept: exit 2, one line, the rejects
     _write_labels([g for g in gold if g["id"] == "a000005"], labels)
-    run_cli(tmp_path, "newsclf-evaluate", *args)
+    proc = run_cli(tmp_path, "newsclf-evaluate", *args, ok=False)
+    line = error_line(proc)
+    assert line.startswith("newsclf-evaluate: error: nothing scored: ") and ".png" not in line
+    assert "newsclf-stance v1 on own (1 labelled, all rejected (empty_text 1))" in line
+    assert line.endswith(f"see {Path('out/newsclf-topic-v1/own/rejects.csv')}")
+    assert ".png" not in proc.stdout
     assert sorted(p.name for p in own.iterdir()) == [
         "misclassified.csv", "predictions.csv", "rejects.csv"
     ]  # fmt: skip
     tags = client.get_model_version("newsclf-stance", "1").tags
     assert tags["eval.own.n"] == "0" and "eval.own.macro_f1" not in tags
     assert "eval.own.accuracy" not in tags
+
+
+def test_a_model_that_scores_nothing_on_a_set_claims_no_plots(store, tmp_path):
+    """A model whose every labelled article of a set was rejected was said to have its
+    confusion matrix and reliability plot written; now one line says nothing was scored (the
+    other model's scores still make the run a success)."""
+    articles, labels, gold = _write_set(tmp_path, n=30)
+    for row in gold:  # stance labels only on the article that is empty after cleaning
+        row["stance"] = row["stance"] if row["id"] == "a000005" else ""
+    _write_labels(gold, labels)
+    proc = run_cli(
+        tmp_path, "newsclf-evaluate", f"mlflow.tracking_uri={store}", "evaluation=own",
+        f"evaluation.own.source.path={articles}", f"evaluation.own.annotations.path={labels}",
+        "output_dir=out",
+    )  # fmt: skip
+    out = " ".join(proc.stdout.split())
+    stance = Path("out/newsclf-stance-v1")
+    assert (
+        f"newsclf-stance v1: nothing scored on own (1 labelled, all rejected (empty_text 1)); "
+        f"no plots; see {stance / 'own' / 'rejects.csv'}"
+    ) in out
+    assert f"files in {stance}" not in out
+    assert f"files in {Path('out/newsclf-topic-v1')}" in out and "confusion_matrix.png" in out
+    assert not list((tmp_path / stance).rglob("*.png"))
+    assert (tmp_path / "out/newsclf-topic-v1/own/confusion_matrix.png").exists()
 
 
 def test_an_unset_path_of_an_evaluation_set_is_named_by_its_full_key(tmp_path):

@@ -190,6 +190,32 @@ def test_duplicate_ids_and_empty_texts(store, tmp_path):
     assert table["id"].tolist() == ["a000000", "a000001", "a000002", "a000003"]
 
 
+@pytest.mark.parametrize("n_jobs", ["1", "2"])
+def test_rejects_are_in_input_order(store, tmp_path, n_jobs):
+    """The rejects file lists records in input order: a chunk's duplicate_id and
+    duplicate_text rejects came after its other rejects (duplicate_id first on line 2, written
+    after line 4's empty text and line 5's broken line)."""
+    rows = article_rows(6)
+    rows[1]["id"] = rows[0]["id"]  # line 2: duplicate_id
+    rows[3]["text"] = ""  # line 4: empty_text
+    rows[5].update(title=rows[2]["title"], text=rows[2]["text"])  # line 7: duplicate_text
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(4, '{"id": "broken", "text": ')  # line 5: malformed_record
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, _, rejects = predict(
+        store, tmp_path, "source=jsonl", f"source.path={path}", "dedupe_text=true",
+        f"n_jobs={n_jobs}", "chunk_size=4",
+    )  # fmt: skip
+    line_of = [s.rpartition(":")[2] for s in rejects["source"]]
+    assert list(zip(line_of, rejects["reason"], strict=True)) == [
+        ("2", "duplicate_id"),
+        ("4", "empty_text"),
+        ("5", "malformed_record"),
+        ("7", "duplicate_text"),
+    ]
+
+
 def test_bad_model_uris(store, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", article_rows(3))
     base = (store, "source=jsonl", f"source.path={source}")

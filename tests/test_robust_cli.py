@@ -324,3 +324,24 @@ def test_ctrl_c_inside_a_constructor_is_still_one_line(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "newsclf-x: interrupted after 3 chunks; rerun to resume"
     ], done.stderr
+
+
+@pytest.mark.parametrize("script", ["newsclf-train", "newsclf-predict"])
+def test_an_unreachable_server_is_one_line_without_retry_warnings(tmp_path, script):
+    """Before the one-line error, urllib3 printed a "Retrying (Retry(total=...)) after
+    connection broken by ..." warning per retry of the reachability check (through Hydra's
+    log handler, on stdout)."""
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0")
+    proc = run_cli(tmp_path, script, f"mlflow.tracking_uri={dead}", env=env, ok=False)
+    line = error_line(proc)
+    assert line == (
+        f"{script}: error: tracking server unreachable: {dead} (connection refused; gave up "
+        "after 2 retries, see MLFLOW_HTTP_REQUEST_MAX_RETRIES)"
+    )
+    printed = proc.stdout + proc.stderr
+    assert "Retrying" not in printed and "urllib3" not in printed
+    assert [out for out in printed.splitlines() if out.strip()] == [line]

@@ -27,7 +27,7 @@ def test_new_store_is_the_one_mlflow_creates(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ours = tmp_path / "ours" / "mlflow.db"
     tracking.configure(f"sqlite:///{ours}")
-    assert sorted(p.name for p in ours.parent.iterdir()) == ["mlflow.db", "mlflow.db.lock"]
+    assert sorted(p.name for p in ours.parent.iterdir()) == [".mlflow.db.lock", "mlflow.db"]
     theirs = tmp_path / "theirs.db"
     MlflowClient(tracking_uri=f"sqlite:///{theirs}").search_experiments(max_results=1)
     assert _schema(ours) == _schema(theirs)

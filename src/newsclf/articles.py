@@ -75,6 +75,21 @@ _SAME_TEXT = "same text as "
 _UNNAMED_FIRST = "an earlier article"  # the first copy's id was not kept (batch prediction)
 
 
+def place_id(where: str) -> str:
+    """The id of a record whose own id could not be read (a ``malformed_record``): where it is,
+    ``<file name>:<line or row>`` from its source ``<file>:<line or row>``, so the rejects file
+    says which record (an empty id did not), whichever folder the input was read from."""
+    return where.rpartition("/")[2]
+
+
+def id_unknown(reject: Reject) -> bool:
+    """Whether ``reject``'s record was rejected before its own id was read: no id, or its place
+    as id (:func:`place_id`). An annotation naming an id missing from the input may be it."""
+    if reject.id is None:
+        return True
+    return reject.reason == "malformed_record" and reject.id == place_id(reject.source)
+
+
 def kept_copy_id(reason: str, detail: str) -> str | None:
     """The id of the article a ``duplicate_text`` reject repeats ("same text as <id>" in its
     detail); None for other rejects and when the first copy is not named."""
@@ -436,9 +451,8 @@ class Source:
             where = f"{file}:{record_no}"
             if "__reject__" in row:
                 problem = row["__reject__"]
-                yield functools.partial(
-                    Reject, row.get("__id__"), where, "malformed_record", problem
-                )
+                record_id = row.get("__id__") or place_id(where)
+                yield functools.partial(Reject, record_id, where, "malformed_record", problem)
                 continue
             if not checked:
                 self.check_columns(file, row.keys())

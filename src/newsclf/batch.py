@@ -481,6 +481,22 @@ def _dedupe(
     return frame[keep], rejects
 
 
+def _in_input_order(result: ChunkResult, dup_rejects: list[Reject]) -> list[Reject]:
+    """The chunk's rejects in input order: the duplicates found among its predicted rows were
+    written after all its other rejects (a duplicate id on line 2 after an empty text on line
+    4). ``result.rejects`` are the records missing from ``result.frame``, in input order; a
+    duplicate goes where its row (the same id and source) was."""
+    if not dup_rejects:
+        return result.rejects
+    frame = result.frame
+    kept_at = set(frame["_at"].tolist())
+    at_reject = [i for i in range(result.n_records) if i not in kept_at]
+    row_at = dict(zip(zip(frame["id"], frame["_source"], strict=True), frame["_at"], strict=True))
+    placed = [*zip(at_reject, result.rejects, strict=True)]
+    placed += [(row_at[(r.id, r.source)], r) for r in dup_rejects]
+    return [r for _, r in sorted(placed, key=lambda item: item[0])]
+
+
 def _commit_chunk(
     parts: Path,
     state: JobState,
@@ -493,7 +509,7 @@ def _commit_chunk(
 ) -> None:
     """Write the chunk's parts, then the checkpoint that makes them count (atomically)."""
     i = state.chunks
-    rejects = result.rejects + dup_rejects
+    rejects = _in_input_order(result, dup_rejects)
     _atomic_write_table(
         pa.Table.from_pandas(frame, preserve_index=False), parts / f"part-{i:06d}.parquet"
     )

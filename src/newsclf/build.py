@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from newsclf.articles import Article, Cleaner, Record, Reject, Removal, body_of
+from newsclf.articles import Article, Cleaner, Record, Reject, Removal, body_of, id_unknown
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
@@ -85,6 +85,7 @@ class Ingested:
     # staged articles rejected at the end of pass 1: a later copy of their text has a gold label
     displaced: set[str] = field(default_factory=set)
     unnamed_rejects: int = 0  # records rejected before their id was known
+    first_unnamed: Reject | None = None  # the first of them (named in the annotations' error)
     first_reject: Reject | None = None
     seconds: float = 0.0
 
@@ -258,8 +259,9 @@ def _ingest(
             n_reject_rows += 1
             result.reject_counts[r.reason] += 1
             result.first_reject = result.first_reject or r
-            if r.id is None:
+            if id_unknown(r):  # an annotation of an id not read may be this record
                 result.unnamed_rejects += 1
+                result.first_unnamed = result.first_unnamed or r
             elif r.id in gold_ids:
                 result.seen_annotated.add(r.id)
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from newsclf import evaluation
-from newsclf.articles import Article, Record, Reject, Source
+from newsclf.articles import Article, Record, Reject, Source, id_unknown
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import load_annotations
 from newsclf.predict import prepare_records
@@ -61,8 +61,9 @@ class EvalSet:
         """
         key = (task.name, task.annotation_column, tuple(task.label_names))
         if key not in self._gold:
-            seen = {a.id for a in self.articles} | {r.id for r in self.rejects if r.id}
-            unnamed = sum(r.id is None for r in self.rejects)
+            seen = {a.id for a in self.articles}
+            seen |= {r.id for r in self.rejects if r.id and not id_unknown(r)}
+            unnamed = sum(id_unknown(r) for r in self.rejects)
             known = None if unnamed else seen
             gold = load_annotations(self.annotations, [task], self.id_column, known)[task.name]
             missing = sorted(set(gold) - seen)
@@ -105,15 +106,23 @@ class RawSet:
             kept, rejects, _ = prepare_records(
                 self.records, preparation.cleaner, preparation.max_chars
             )
+            # (input position, reject): the repeated ids go among the other rejects where
+            # they were read, not after them all (rejects.csv lists records in input order)
+            position = {id(record): i for i, record in enumerate(self.records)}
+            kept_at = {position[id(p.original)] for p in kept}
+            at_reject = (i for i in range(len(self.records)) if i not in kept_at)
+            placed = list(zip(at_reject, rejects, strict=True))
             articles, seen = [], set()
             for prepared in kept:
                 a = prepared.article
                 if a.id in seen:
                     reason = "id seen earlier in the set"
-                    rejects.append(Reject(a.id, a.source, "duplicate_id", reason))
+                    at = position[id(prepared.original)]
+                    placed.append((at, Reject(a.id, a.source, "duplicate_id", reason)))
                     continue
                 seen.add(a.id)
                 articles.append(a)
+            rejects = [r for _, r in sorted(placed, key=lambda item: item[0])]
             self._prepared[key] = EvalSet(
                 self.name,
                 articles,

@@ -89,8 +89,9 @@ class ChunkResult:
     """A chunk of input records, cleaned and predicted (before id de-duplication).
 
     ``frame`` has one row per non-empty article, in input order: id, ``_text_key`` (a 64-bit
-    digest of the cleaned body: the duplicate key), ``_source``, ``truncated_chars`` and every
-    task's prediction columns.
+    digest of the cleaned body: the duplicate key), ``_source``, ``_at`` (its position in the
+    chunk), ``truncated_chars`` and every task's prediction columns. ``rejects`` are the other
+    records, in input order.
     """
 
     n_records: int
@@ -145,10 +146,14 @@ def process_chunk(
         others = {k: [a for i, a in enumerate(v) if i not in empty] for k, v in others.items()}
     texts = [p.article.text for p in kept]
     bodies = [[a.body for a in arts] for arts in others.values()]  # none is None any more
+    position = {id(record): i for i, record in enumerate(records)}
     frame: dict[str, list] = {
         "id": [p.article.id for p in kept],
         "_text_key": [text_key(b) for b in same_texts([p.article.body for p in kept], *bodies)],
         "_source": [p.article.source for p in kept],
+        # where each article was in the chunk: the duplicates found later among these rows
+        # are put back in input order among the chunk's other rejects
+        "_at": [position[id(p.original)] for p in kept],
         "truncated_chars": [p.truncated_chars for p in kept],
     }
     stats: dict[str, ModelStats] = {}

@@ -23,7 +23,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from newsclf.articles import Article, Cleaner, Reject, Removal, Source, jsonl_row
+from newsclf.articles import (
+    Article,
+    Cleaner,
+    Reject,
+    Removal,
+    Source,
+    id_unknown,
+    jsonl_row,
+    place_id,
+)
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.errors import NewsclfError
 from newsclf.labelling.rules import apply_rule_sets
@@ -78,7 +87,7 @@ def _clean_and_vote(
                     record = Reject(None, where, "unreadable", row["__unreadable__"])
                 elif "__reject__" in row:
                     record: Article | Reject = Reject(
-                        None, where, "malformed_record", row["__reject__"]
+                        place_id(where), where, "malformed_record", row["__reject__"]
                     )
                 else:
                     record = reading.row_to_record(row, where)
@@ -286,8 +295,9 @@ def _collect(
             result.reject_counts[row["reason"]] += 1
             reject = Reject(row["id"], row["source"], row["reason"], row["d"])
             result.first_reject = result.first_reject or reject
-            if row["id"] is None:
+            if id_unknown(reject):  # an annotation of an id not read may be this record
                 result.unnamed_rejects += 1
+                result.first_unnamed = result.first_unnamed or reject
             elif row["id"] in gold_ids:
                 result.seen_annotated.add(row["id"])
     removals = marked.select(*order, "id", F.posexplode("removals").alias("i", "r"))

@@ -18,7 +18,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,21 +93,29 @@ def _init_sqlite(uri: str) -> None:
     """
     path = _sqlite_path(uri)
     assert path is not None
+    lock = _lock_beside(path, ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{path}.lock", timeout=300), _mlflow_errors(uri):
+        with FileLock(str(lock), timeout=300), _mlflow_errors(uri):
             if not path.exists():
                 _create_sqlite_store(path, uri)
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
     except FileLockTimeout:
-        raise NewsclfError(f"MLflow at {uri}: {path}.lock held by another process") from None
+        raise NewsclfError(f"MLflow at {uri}: {lock} held by another process") from None
     except OSError as exc:  # e.g. a working directory the user cannot write
         raise NewsclfError(
             f"MLflow store {path}: cannot write ({exc.strerror}); run from a writable folder "
             "or set mlflow.tracking_uri"
         ) from None
+
+
+def _lock_beside(db: Path, suffix: str) -> Path:
+    """The lock file ``.<db name><suffix>`` beside a SQLite store: hidden, as it is left there.
+    A released lock file is not deleted: a process waiting on it would then hold a lock on a
+    deleted file while another locks a new one (two holders); so it is out of sight instead."""
+    return db.with_name(f".{db.name}{suffix}")
 
 
 def _create_sqlite_store(path: Path, uri: str) -> None:
@@ -181,9 +189,34 @@ def check_database(uri: str) -> None:
         ) from None
 
 
+class _Dropping(logging.Filter):
+    """Drops the records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+@contextmanager
+def _dropping(logger: str, prefix: str) -> Iterator[None]:
+    """While inside, the records of ``logger`` starting with ``prefix`` are not printed."""
+    target, drop = logging.getLogger(logger), _Dropping(prefix)
+    target.addFilter(drop)
+    try:
+        yield
+    finally:
+        target.removeFilter(drop)
+
+
 def check_reachable(uri: str) -> None:
     """Raise a one-line NewsclfError unless the tracking server at ``uri`` answers."""
-    with _mlflow_errors(uri):
+    # urllib3 warns "Retrying (Retry(total=...)) after connection broken by ..." on each retry
+    # of a server that does not answer, before the one line this check gives (which names the
+    # retries): only that line is printed
+    with _dropping("urllib3.connectionpool", "Retrying"), _mlflow_errors(uri):
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)
 
@@ -409,7 +442,14 @@ def log_text(text: str, name: str) -> None:
 
 def log_dataset(split: Any, path: str | Path, name: str, digest: str, context: str) -> None:
     """Log a Hugging Face dataset split as the run's MLflow dataset input."""
-    with warnings.catch_warnings():
+    # MLflow infers a schema from a sample of rows: of an empty split's none, it warns "Failed
+    # to infer schema ... Exception: " (an empty StopIteration); the split is logged without
+    with (
+        warnings.catch_warnings(),
+        _dropping("mlflow.data.huggingface_dataset", "Failed to infer schema")
+        if split.num_rows == 0
+        else nullcontext(),
+    ):
         # MLflow warns that the integer label column cannot hold missing values; it never does.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         dataset = mlflow.data.from_huggingface(
@@ -629,7 +669,7 @@ def _local_lock_path(registry_uri: str, name: str) -> Path | None:
     safe = re.sub(r"[^\w.-]", "_", name)
     db = _sqlite_path(registry_uri)
     if db is not None:
-        return db.with_name(f"{db.name}.{safe}.promotion.lock")
+        return _lock_beside(db, f".{safe}.promotion.lock")
     if registry_uri.startswith("file:"):
         folder = Path(re.sub(r"^file:(//)?", "", registry_uri))
     elif "://" not in registry_uri and ":" not in registry_uri.split("/", 1)[0]:

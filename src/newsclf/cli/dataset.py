@@ -136,10 +136,18 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
         except NewsclfError as exc:
             if "unknown article" not in str(exc) or not ingested.unnamed_rejects:
                 raise
+            # the annotated article may be a record rejected before its id was read: name that
+            # record (its detail starts with file:line) and why, so the user can fix it
+            n, first = ingested.unnamed_rejects, ingested.first_unnamed
+            which = (
+                "the record rejected before its id was known:"
+                if n == 1
+                else f"one of the {n} records rejected before their id was known, first:"
+            )
             raise NewsclfError(
-                f"{exc}: it is not among the articles read, and {ingested.unnamed_rejects} "
-                "records were rejected before their id was known; see "
-                f"{_keep_rejects(output_dir, ingested)}"
+                f"{exc}: not among the articles read; it may be {which} "
+                f"{first.reason}: {first.detail or first.source}; "
+                f"see {_keep_rejects(output_dir, ingested)}"
             ) from None
         # annotated articles rejected as copies of a kept article's text (few: gold only);
         # rejects.csv (as long as the input, for a crawl) is read only when there are some

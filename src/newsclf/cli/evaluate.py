@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -230,11 +231,46 @@ def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
     for result in results:
         if result.folder is None:
             continue
+        # plots are written only for a set with articles scored: claim them for no other
+        for scored in result.scores:
+            if not scored.n_scored:
+                rejects = result.folder / scored.set_name / "rejects.csv"
+                out.print(
+                    f"  [yellow]{_model_label(result.model)}: nothing scored on "
+                    f"{_not_scored(result, scored, sets)}; no plots; see {rejects}[/]"
+                )
+        if not any(scored.n_scored for scored in result.scores):
+            continue
         where = f"run {result.run_id}, " if result.run_id else ""
         out.print(
             f"  {_model_label(result.model)}: {where}files in {result.folder} "
-            "(misclassified.csv, confusion_matrix.png, reliability.png per set)"
+            "(misclassified.csv, confusion_matrix.png, reliability.png per set scored)"
         )
+
+
+def _not_scored(result: ModelResult, scored: evalsets.SetScore, sets: dict) -> str:
+    """``<set> (<n> labelled, all rejected (<reasons>))``: why a set gave a model nothing to
+    score, from the rejects of its labelled articles."""
+    evalset = sets[scored.set_name].prepare(result.model.preparation)
+    gold = evalset.gold(result.task)
+    reasons = Counter(r.reason for r in evalset.rejects if r.id in gold)
+    why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    return f"{scored.set_name} ({scored.n_gold} labelled, all rejected{f' ({why})' if why else ''})"
+
+
+def check_scored(results: list[ModelResult], sets: dict) -> None:
+    """Raise a NewsclfError when no model scored any article (every labelled article of every
+    set rejected), as newsclf-predict and newsclf-dataset stop when nothing is kept: exit 2, one
+    line, after the files and the version tags were brought up to date (no earlier plots or
+    scores are left beside the rejects)."""
+    pairs = [(r, s) for r in results for s in r.scores]
+    if not pairs or any(s.n_scored for _, s in pairs):
+        return
+    first, scored = pairs[0]
+    where = [f"{_model_label(r.model)} on {_not_scored(r, s, sets)}" for r, s in pairs]
+    raise NewsclfError(
+        f"nothing scored: {'; '.join(where)}; see {first.folder / scored.set_name / 'rejects.csv'}"
+    )
 
 
 def _value(x: float | None) -> str:
@@ -245,7 +281,9 @@ def _value(x: float | None) -> str:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
 @user_errors("newsclf-evaluate")
 def main(cfg: DictConfig) -> None:
-    summary(*evaluate_models(cfg))
+    results, sets, skipped = evaluate_models(cfg)
+    check_scored(results, sets)
+    summary(results, sets, skipped)
 
 
 main = console_script("newsclf-evaluate", main)
