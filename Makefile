@@ -60,4 +60,4 @@ bench-real: install  ## the default models trained on the bundled corpus, scored
 	$(BIN)/python benchmarks/real.py $(BENCH_REAL_ARGS)
 
 clean:
-	rm -rf data predictions evaluations outputs multirun mlruns mlflow.db
+	rm -rf data predictions evaluations outputs multirun mlruns mlflow.db .mlflow.db*.lock mlflow.db.*lock

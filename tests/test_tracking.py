@@ -4,7 +4,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from newsclf import saved_model, tracking
+from newsclf import saved_model, store_uri, tracking
 from newsclf.errors import NewsclfError
 
 TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"]
@@ -65,3 +65,21 @@ def test_wrong_task_missing_alias_and_foreign_models(logged, tmp_path):
     mlflow.sklearn.save_model(LogisticRegression().fit([[0], [1]], [0, 1]), str(foreign))
     with pytest.raises(NewsclfError, match="not a newsclf model"):
         saved_model.load_model(str(foreign))
+
+
+@pytest.mark.parametrize(
+    ("uri", "remote"),
+    [
+        ("http://127.0.0.1:5000", True),
+        ("https://mlflow.example.org", True),
+        ("postgresql+psycopg2://u@db/mlflow", True),
+        ("postgresql://db/mlflow", True),
+        ("mysql+pymysql://db/mlflow", True),
+        ("sqlite:///mlflow.db", False),
+        ("file:///tmp/mlruns", False),
+        ("databricks", False),
+        ("postgresqlish:///x", False),
+    ],
+)
+def test_remote_stores_are_servers_and_databases(uri, remote):
+    assert store_uri.is_remote(uri) is remote

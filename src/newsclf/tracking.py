@@ -35,6 +35,7 @@ from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from newsclf.errors import NewsclfError, first_line
 from newsclf.redact import redact, redact_text, redact_tree
+from newsclf.store_uri import is_database, is_http
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +65,12 @@ def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
     for uri in dict.fromkeys(u for u in (tracking_uri, registry_uri) if u):
-        if _is_http(uri):
+        if is_http(uri):
             check_reachable(uri)
         elif _sqlite_path(uri) is not None:
             _init_sqlite(uri)
-        elif _is_database(uri):
+        elif is_database(uri):
             check_database(uri)
-
-
-def _is_http(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -164,11 +161,6 @@ def _sqlite_file(dbapi_connection: Any) -> str | None:
     except Exception:
         return None
     return None
-
-
-def _is_database(uri: str) -> bool:
-    """A database store MLflow opens with SQLAlchemy (``postgresql+psycopg2://...``)."""
-    return uri.split("://", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "mssql")
 
 
 def check_database(uri: str) -> None:

@@ -35,6 +35,7 @@ from newsclf.cli import (
 )
 from newsclf.errors import NewsclfError
 from newsclf.redact import redact_text
+from newsclf.store_uri import is_remote
 from newsclf.tasks import Task
 
 batch = lazy_import("newsclf.batch")
@@ -89,8 +90,7 @@ def _train(cfg: DictConfig) -> dict:
             "model names); use e.g. team-a- (NEWSCLF_MODEL_PREFIX)"
         )
     uris = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
-    remote = ("http://", "https://", "postgresql", "mysql", "mssql")  # a server or a database
-    server = any(str(uri).startswith(remote) for uri in uris if uri)
+    server = any(is_remote(str(uri)) for uri in uris if uri)
     if server:  # a store that does not answer fails the job before any input is read
         tracking.configure(*uris)
     names = task.label_names
