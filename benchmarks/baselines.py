@@ -55,7 +55,6 @@ def plain_pipeline(seed: int = 42):
             solver="saga",
             tol=1e-3,
             max_iter=300,
-            class_weight="balanced",
             random_state=seed,
         ),
     )
