@@ -10,17 +10,33 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
+
+
+def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C: one line. A batch job says how far it got (``KeyboardInterrupt(message)``)."""
+    print(f"{prog}: {interrupt_message(exc)}", file=sys.stderr)
+    # Ctrl-C can land inside a constructor (a ZipFile with its file open but not yet its
+    # state): its __del__ then fails at exit, and Python prints "Exception ignored" and a
+    # traceback after the one line. After an interrupt such teardown errors are only noise.
+    sys.unraisablehook = _quiet
+    sys.exit(130)
+
+
+def _quiet(_unraisable: object) -> None:
+    """An unraisable-exception hook that reports nothing."""
+
+
+def interrupt_message(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else "interrupted; rerun the same command"
 
 
 def _launcher(prog: str, module: str) -> Callable[[], Any]:
     def main() -> Any:
         try:
             command = importlib.import_module(module).main
-        except KeyboardInterrupt:
-            print(f"{prog}: interrupted; rerun the same command", file=sys.stderr)
-            sys.unraisablehook = lambda _unraisable: None  # half-built objects' teardown noise
-            sys.exit(130)  # 128 + SIGINT, as an interrupted command exits
+        except KeyboardInterrupt as exc:
+            interrupted(prog, exc)
         return command()
 
     main.__doc__ = f"The ``{prog}`` console script ({module}.main)."

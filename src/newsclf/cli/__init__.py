@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from newsclf.errors import NewsclfError, first_line
+from newsclf.launch import interrupt_message, interrupted
 from newsclf.redact import redact_text, redact_tree
 
 # Our own progress and summaries replace the libraries' per-file progress bars.
@@ -42,7 +43,7 @@ def _interrupted_hook(exc_type: type[BaseException], exc: BaseException, tb: Any
     if not issubclass(exc_type, KeyboardInterrupt):
         _previous_hook(exc_type, exc, tb)
         return
-    print(f"{Path(sys.argv[0]).name}: {_interrupt_message(exc)}", file=sys.stderr, flush=True)
+    print(f"{Path(sys.argv[0]).name}: {interrupt_message(exc)}", file=sys.stderr, flush=True)
     os._exit(130)  # after a KeyboardInterrupt Python would kill itself with SIGINT instead
 
 
@@ -192,24 +193,6 @@ def fail(prog: str, message: str) -> NoReturn:
     logging.getLogger(prog).debug("failed", exc_info=True)
     print(f"{prog}: error: {message}", file=sys.stderr)
     sys.exit(2)
-
-
-def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
-    """Ctrl-C: one line. A batch job says how far it got (``KeyboardInterrupt(message)``)."""
-    print(f"{prog}: {_interrupt_message(exc)}", file=sys.stderr)
-    # Ctrl-C can land inside a constructor (a ZipFile with its file open but not yet its
-    # state): its __del__ then fails at exit, and Python prints "Exception ignored" and a
-    # traceback after the one line. After an interrupt such teardown errors are only noise.
-    sys.unraisablehook = _quiet
-    sys.exit(130)
-
-
-def _quiet(_unraisable: object) -> None:
-    """An unraisable-exception hook that reports nothing."""
-
-
-def _interrupt_message(exc: BaseException) -> str:
-    return str(exc.args[0]) if exc.args else "interrupted; rerun the same command"
 
 
 def config_problem(exc: OmegaConfBaseException) -> str:
