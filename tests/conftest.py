@@ -151,6 +151,16 @@ def run_cli(
     return proc
 
 
+def splits_of_bodies(dd) -> dict[str, set[str]]:
+    """Each body of a DatasetDict (its text without the title) -> the splits it is in."""
+    out: dict[str, set[str]] = {}
+    for split, rows in dd.items():
+        for row in rows:
+            body = row["text"].split("\n\n", 1)[1] if row["title"] else row["text"]
+            out.setdefault(body, set()).add(split)
+    return out
+
+
 def error_line(proc: subprocess.CompletedProcess) -> str:
     """The one "error:" line a console script prints for bad input (exit 2, no traceback)."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)

@@ -20,7 +20,7 @@ from newsclf.labelling.gold import load_annotations
 from newsclf.labelling.rules import load_rules
 from newsclf.labelling.weak import weak_labels
 from newsclf.tasks import Task
-from tests.conftest import ROOT, error_line, make_corpus, run_cli
+from tests.conftest import ROOT, error_line, make_corpus, run_cli, splits_of_bodies
 
 CONFIGS = ROOT / "configs"
 
@@ -280,6 +280,23 @@ def _retitled(article: Path, copy: Path, title: str) -> None:
     copy.write_text(f"{date}\n{title}\n{body}", encoding="utf-8")
 
 
+def _two_copies_rejected(
+    out: Path, ref: Path, task: str
+) -> tuple[datasets.Manifest, datasets.Manifest, list]:
+    """A build with two copies added (``out``) against the build without them (``ref``): the
+    same dataset, two more articles read, as many kept. Both manifests and ``out``'s rejects
+    (id, reason, detail)."""
+    dd, manifest = datasets.load(out / task)
+    dd_ref, manifest_ref = datasets.load(ref / task)
+    assert manifest.fingerprint == manifest_ref.fingerprint
+    assert _rows(dd) == _rows(dd_ref)
+    assert manifest.n_input == manifest_ref.n_input + 2 == manifest.n_kept + manifest.n_rejected
+    assert manifest.n_kept == manifest_ref.n_kept
+    with (out / task / "rejects.csv").open(encoding="utf-8") as fh:
+        rejects = [(r["id"], r["reason"], r["detail"]) for r in csv.DictReader(fh)]
+    return manifest, manifest_ref, rejects
+
+
 @pytest.mark.parametrize("chunk_size", [1000, 3])
 def test_retitled_copies_are_rejected_and_leave_the_datasets_as_without_them(
     tmp_path, corpus, chunk_size
@@ -300,14 +317,7 @@ def test_retitled_copies_are_rejected_and_leave_the_datasets_as_without_them(
     out = _cli_build(tmp_path, copies, labels, f"copies{chunk_size}", size)
     ref = _cli_build(tmp_path, articles, labels, f"ref{chunk_size}", size)
     for task in ("topic", "stance"):
-        dd, manifest = datasets.load(out / task)
-        dd_ref, manifest_ref = datasets.load(ref / task)
-        assert manifest.fingerprint == manifest_ref.fingerprint
-        assert _rows(dd) == _rows(dd_ref)
-        assert manifest.n_input == manifest_ref.n_input + 2 == manifest.n_kept + manifest.n_rejected
-        assert manifest.n_kept == manifest_ref.n_kept
-        with (out / task / "rejects.csv").open(encoding="utf-8") as fh:
-            rejects = [(r["id"], r["reason"], r["detail"]) for r in csv.DictReader(fh)]
+        rejects = _two_copies_rejected(out, ref, task)[2]
         assert rejects[0] == ("aaa_retitled", "duplicate_text", f"same text as {gold_id}")
         assert rejects[-1] == ("zzz_retitled", "duplicate_text", f"same text as {weak_id}")
 
@@ -330,15 +340,8 @@ def test_a_gold_article_displaces_an_earlier_unlabelled_copy_of_its_text(
     out = _cli_build(tmp_path, copies, labels, f"copies{chunk_size}", size)
     ref = _cli_build(tmp_path, articles, labels, f"ref{chunk_size}", size)
     for task in ("topic", "stance"):
-        dd, manifest = datasets.load(out / task)
-        dd_ref, manifest_ref = datasets.load(ref / task)
-        assert manifest.fingerprint == manifest_ref.fingerprint
-        assert _rows(dd) == _rows(dd_ref)
+        manifest, manifest_ref, rejects = _two_copies_rejected(out, ref, task)
         assert (manifest.n_gold, manifest.n_weak) == (manifest_ref.n_gold, manifest_ref.n_weak)
-        assert manifest.n_input == manifest_ref.n_input + 2 == manifest.n_kept + manifest.n_rejected
-        assert manifest.n_kept == manifest_ref.n_kept
-        with (out / task / "rejects.csv").open(encoding="utf-8") as fh:
-            rejects = [(r["id"], r["reason"], r["detail"]) for r in csv.DictReader(fh)]
         assert rejects[0] == ("aaa_copy", "duplicate_text", f"same text as {gold_id}")
         assert rejects[-1] == ("zzz_copy", "duplicate_text", f"same text as {gold_id}")
         assert (out / task / "votes.csv").read_text() == (ref / task / "votes.csv").read_text()
@@ -505,11 +508,7 @@ def test_without_text_dedupe_retitled_copies_share_a_split(tmp_path, corpus):
     out = _cli_build(tmp_path, copies, with_copies, "kept", "dedupe_text=false", "chunk_size=7")
     dd, manifest = datasets.load(out / "topic")
     assert manifest.n_rejected == 1  # the empty article; every copy is kept
-    split_of_body: dict[str, set[str]] = {}
-    for split in datasets.SPLITS:
-        for row in dd[split]:
-            body = row["text"].split("\n\n", 1)[1] if row["title"] else row["text"]
-            split_of_body.setdefault(body, set()).add(split)
+    split_of_body = splits_of_bodies(dd)
     assert all(len(splits) == 1 for splits in split_of_body.values())
     gold = [*dd["validation"]["id"], *dd["test"]["id"]]
     assert any(i.startswith("gold_copy_") for i in gold)  # the case is tested

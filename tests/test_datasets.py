@@ -7,6 +7,7 @@ from newsclf import datasets
 from newsclf.articles import Article
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
+from tests.conftest import splits_of_bodies
 
 TASK = Task("topic", {"a": "A", "b": "B", "c": "C"})
 
@@ -63,11 +64,7 @@ def test_copies_of_a_body_under_other_titles_share_a_split():
     weak_copies = [replace(a, id=f"w{a.id}", title="") for a in arts]
     weak = {c.id: (gold[c.id[1:]], 0.9) for c in weak_copies}
     dd = datasets.build(arts + gold_copies + weak_copies, gold, TASK, datasets.SplitConfig(), weak)
-    split_of_body: dict[str, set[str]] = {}
-    for split in datasets.SPLITS:
-        for row in dd[split]:
-            body = row["text"].split("\n\n", 1)[1] if row["title"] else row["text"]
-            split_of_body.setdefault(body, set()).add(split)
+    split_of_body = splits_of_bodies(dd)
     assert all(len(splits) == 1 for splits in split_of_body.values())
     weak_ids = {i for i in dd["train"]["id"] if i.startswith("w")}
     assert weak_ids == {f"w{i}" for i in dd["train"]["id"] if i.startswith("id")}

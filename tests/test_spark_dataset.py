@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -103,24 +104,36 @@ def test_spark_engine_without_labelling_rules_keeps_the_gold_labels(spark, input
         assert (a.fingerprint, a.n_gold, a.n_kept) == (b.fingerprint, b.n_gold, b.n_kept)
 
 
-def test_both_engines_keep_the_gold_copy_of_a_repeated_text(spark, tmp_path):
-    """Of articles with the same text, the one with a gold label is kept, wherever it comes:
-    an unlabelled copy before it (in the same file and in an earlier one) is the reject."""
+def _labelled_rows(folder: Path) -> tuple[list[dict], dict[str, dict]]:
+    """90 article rows (a quarter about Russia) and their ids; every third is labelled in
+    ``folder/labels.csv``."""
     rows = article_rows(90)
     for i, row in enumerate(rows):
         if i % 4 == 0:
             row["text"] = "Russia " + row["text"]
     by_id = {row["id"]: row for row in rows}  # labelled: every third
-    rows.insert(0, {**by_id["a000063"], "id": "copy-first"})  # a000063: in the next file
-    rows.insert(5, {**by_id["a000006"], "id": "copy-same-file"})
-    rows.append({**by_id["a000063"], "id": "copy-last"})
     topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
     labels = ["article_id,topic,stance"]
     labels += [f"a{i:06d},{topics[i % 6]},{stances[i // 3 % 3]}" for i in range(0, 90, 3)]
-    (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
-    (tmp_path / "parquet").mkdir()
-    pd.DataFrame(rows[:40]).to_parquet(tmp_path / "parquet" / "a.parquet")
-    pd.DataFrame(rows[40:]).to_parquet(tmp_path / "parquet" / "b.parquet")
+    (folder / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return rows, by_id
+
+
+def _two_parquet_files(folder: Path, rows: list[dict]) -> None:
+    """``rows`` in two Parquet files, a.parquet (the first 40) and b.parquet."""
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows[:40]).to_parquet(folder / "a.parquet")
+    pd.DataFrame(rows[40:]).to_parquet(folder / "b.parquet")
+
+
+def test_both_engines_keep_the_gold_copy_of_a_repeated_text(spark, tmp_path):
+    """Of articles with the same text, the one with a gold label is kept, wherever it comes:
+    an unlabelled copy before it (in the same file and in an earlier one) is the reject."""
+    rows, by_id = _labelled_rows(tmp_path)  # labelled: every third
+    rows.insert(0, {**by_id["a000063"], "id": "copy-first"})  # a000063: in the next file
+    rows.insert(5, {**by_id["a000006"], "id": "copy-same-file"})
+    rows.append({**by_id["a000063"], "id": "copy-last"})
+    _two_parquet_files(tmp_path / "parquet", rows)
     local = build_datasets(_config(tmp_path, "parquet", "local"))
     on_spark = build_datasets(_config(tmp_path, "parquet", "spark", "engine=spark"))
     for task in ("topic", "stance"):
@@ -144,28 +157,17 @@ def test_both_engines_reject_a_body_repeated_under_another_title(spark, tmp_path
     """Syndicated copies under other headlines (or none) repeat the body: each is a
     duplicate_text naming the article kept, on both engines (Spark hashed title + body), and
     the datasets are those built without the copies."""
-    rows = article_rows(90)
-    for i, row in enumerate(rows):
-        if i % 4 == 0:
-            row["text"] = "Russia " + row["text"]
-    by_id = {row["id"]: row for row in rows}  # labelled: every third
-    topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
-    labels = ["article_id,topic,stance"]
-    labels += [f"a{i:06d},{topics[i % 6]},{stances[i // 3 % 3]}" for i in range(0, 90, 3)]
-    (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
-    (tmp_path / "parquet").mkdir()
-    pd.DataFrame(rows[:40]).to_parquet(tmp_path / "parquet" / "a.parquet")
-    pd.DataFrame(rows[40:]).to_parquet(tmp_path / "parquet" / "b.parquet")
+    rows, by_id = _labelled_rows(tmp_path)
+    _two_parquet_files(tmp_path / "parquet", rows)
     reference = build_datasets(_config(tmp_path, "parquet", "reference"))
     copies = tmp_path / "copies"
-    (copies / "parquet").mkdir(parents=True)
+    copies.mkdir()
     (copies / "labels.csv").write_text((tmp_path / "labels.csv").read_text(), encoding="utf-8")
     # a copy of gold a000063 (in the next file) first, of unlabelled ones later
     rows.insert(0, {**by_id["a000063"], "id": "retitled-gold", "title": "Another outlet"})
     rows.insert(20, {**by_id["a000010"], "id": "retitled-same-file", "title": "Wire copy"})
     rows.append({**by_id["a000020"], "id": "untitled", "title": ""})
-    pd.DataFrame(rows[:40]).to_parquet(copies / "parquet" / "a.parquet")
-    pd.DataFrame(rows[40:]).to_parquet(copies / "parquet" / "b.parquet")
+    _two_parquet_files(copies / "parquet", rows)
     local = build_datasets(_config(copies, "parquet", "local"))
     on_spark = build_datasets(_config(copies, "parquet", "spark", "engine=spark"))
     for task in ("topic", "stance"):
