@@ -648,15 +648,23 @@ def test_malformed_records_are_named_by_their_file_and_record(tmp_path):
 def test_rejects_keep_the_id_that_could_be_read(tmp_path):
     """A JSONL record with a string id but a field of the wrong type, and an undecodable .txt
     file (its id is its file's stem), are rejected under that id, not an empty one; a record
-    whose id itself is of the wrong type has none."""
+    whose id itself is of the wrong type is named by its place, an unreadable table file by its
+    name."""
     path = tmp_path / "a.jsonl"
     path.write_text(
         '{"id": "a1", "title": 123, "text": "gas"}\n{"id": 7, "title": "t", "text": "oil"}\n',
         encoding="utf-8",
     )
     records = list(Source(path=str(path), on_error="reject").read())
-    assert [(r.id, r.reason) for r in records] == [("a1", "wrong_type"), (None, "wrong_type")]
+    assert [(r.id, r.reason) for r in records] == [
+        ("a1", "wrong_type"),
+        ("a.jsonl:2", "wrong_type"),
+    ]
     assert "column 'title' holds int 123" in records[0].detail
+    assert [id_unknown(r) for r in records] == [False, True]  # an annotation may name the 2nd
+    (tmp_path / "b.jsonl").write_bytes(b"\xff\xfe{}")
+    [reject] = Source(path=str(tmp_path / "b.jsonl"), on_error="reject").read()
+    assert (reject.id, reject.reason, id_unknown(reject)) == ("b.jsonl", "unreadable", True)
     texts = tmp_path / "texts"
     texts.mkdir()
     (texts / "story-9.txt").write_bytes(b"Monday, 1 May 2017\nGas\n\nCaf\xe9 prices.\n")

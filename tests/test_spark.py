@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from newsclf.articles import Source
+from newsclf.articles import Reject, Source
 from newsclf.batch import JobSettings
 from newsclf.cli.predict import load_models, prepared_models, run_prediction
 from newsclf.errors import NewsclfError
@@ -142,10 +142,11 @@ def test_spark_rejects_wrong_types_as_the_local_engine_does(spark, setup):
         }
     )
     assert result.n_input == local.n_input == 60 == result.n_predicted + result.n_rejected
-    columns = ["source", "reason", "detail"]
+    columns = ["id", "source", "reason", "detail"]  # the same ids: read, or the place
     theirs = pd.read_parquet(folder / "typed-spark.rejects")[columns]
     ours = pd.read_csv(f"{local_out}.rejects.csv", dtype=str)[columns]
     assert sorted(theirs.values.tolist()) == sorted(ours.values.tolist())
+    assert theirs["id"].notna().all()
     details = set(theirs["detail"])
     typed = folder / "typed"
     assert f"{typed / 'b.parquet'}:1: column 'title' holds int 0, not a string" in details
@@ -242,11 +243,11 @@ def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, s
         )
         assert result.rejected_by_reason == local.rejected_by_reason == {"unreadable": 2}
         assert result.n_input == local.n_input == 22 == result.n_predicted + result.n_rejected
-        theirs = pd.read_parquet(folder / "m-spark.rejects")[["source", "reason", "detail"]]
+        columns = ["id", "source", "reason", "detail"]  # an unreadable file: named by its name
+        theirs = pd.read_parquet(folder / "m-spark.rejects")[columns]
         ours = pd.read_csv(f"{folder}/m.parquet.rejects.csv", dtype=str)
-        assert sorted(theirs.values.tolist()) == sorted(
-            ours[["source", "reason", "detail"]].values.tolist()
-        )
+        assert sorted(theirs.values.tolist()) == sorted(ours[columns].values.tolist())
+        assert "d.parquet" in theirs["id"].tolist()
         assert str(mixed / "b.parquet") in theirs["source"].tolist()
         assert any("missing column(s) title" in d for d in theirs["detail"])
 
@@ -376,7 +377,7 @@ def test_a_jsonl_files_columns_are_checked_as_by_the_local_reader(spark, tmp_pat
     readable, errors = spark_input.Inputs(spark, source).jsonl()
     assert [f.shown for f in readable] == [str(tmp_path / "a.jsonl")]
     plain = Source(path=str(tmp_path), format="jsonl", on_error="reject", title_column=None)
-    local = [r for r in plain.read() if r.id is None]
+    local = [r for r in plain.read() if isinstance(r, Reject)]
     assert [(e.file.shown, e.detail, e.row) for e in errors] == [
         (local[0].source, local[0].detail, 1)
     ]
@@ -699,7 +700,7 @@ def test_a_broken_link_is_one_unreadable_file_as_locally(spark, tmp_path, fmt):
         (folder / "a.jsonl").write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
     (folder / f"b.{fmt}").symlink_to(tmp_path / f"gone.{fmt}")
     local = Source(path=str(folder), format=fmt, on_error="reject")
-    ours = [(r.source, r.reason, r.detail) for r in local.read() if r.id is None]
+    ours = [(r.source, r.reason, r.detail) for r in local.read() if isinstance(r, Reject)]
     assert [(s, why) for s, why, _ in ours] == [(str(folder / f"b.{fmt}"), "unreadable")]
     # (a file:// URI is listed by Hadoop's local file system, which leaves such links out)
     inputs = spark_input.Inputs(spark, Source(path=str(folder), format=fmt, on_error="reject"))

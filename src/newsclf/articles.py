@@ -76,10 +76,15 @@ _UNNAMED_FIRST = "an earlier article"  # the first copy's id was not kept (batch
 
 
 def place_id(where: str) -> str:
-    """The id of a record whose own id could not be read (a ``malformed_record``): where it is,
-    ``<file name>:<line or row>`` from its source ``<file>:<line or row>``, so the rejects file
-    says which record (an empty id did not), whichever folder the input was read from."""
+    """The id of a record whose own id could not be read (a ``malformed_record``, a
+    ``wrong_type`` id, an ``unreadable`` file): where it is, ``<file name>:<line or row>`` from
+    its source ``<file>:<line or row>`` (a whole file: its name), so the rejects file says which
+    record (an empty id did not), whichever folder the input was read from."""
     return where.rpartition("/")[2]
+
+
+# the rejects that can be named by their place instead of an id (see place_id)
+_PLACE_NAMED = frozenset({"malformed_record", "wrong_type", "unreadable"})
 
 
 def id_unknown(reject: Reject) -> bool:
@@ -87,7 +92,7 @@ def id_unknown(reject: Reject) -> bool:
     as id (:func:`place_id`). An annotation naming an id missing from the input may be it."""
     if reject.id is None:
         return True
-    return reject.reason == "malformed_record" and reject.id == place_id(reject.source)
+    return reject.reason in _PLACE_NAMED and reject.id == place_id(reject.source)
 
 
 def kept_copy_id(reason: str, detail: str) -> str | None:
@@ -322,9 +327,10 @@ class Source:
                 if skip:
                     skip -= 1
                     continue
-                # a .txt article's id is its file's stem, known even when the file is not
-                txt_id = file.stem if fmt == "txt" else None
-                yield Reject(id=txt_id, source=str(file), reason="unreadable", detail=str(exc))
+                # a .txt article's id is its file's stem, known even when the file is not;
+                # a table file's records are unknown: the reject is named by the file
+                file_id = file.stem if fmt == "txt" else place_id(str(file))
+                yield Reject(id=file_id, source=str(file), reason="unreadable", detail=str(exc))
 
     def files(self) -> list[Path]:
         """The input files, sorted (a clear error when there are none)."""
@@ -518,10 +524,10 @@ class Source:
                 )
                 if self.on_error == "raise":
                     raise NewsclfError(problem)
-                # the id, when it is a readable string, names the reject (empty would not)
+                # the id, when it is a readable string, names the reject; else its place
                 raw_id = row.get(self.id_column) if self.id_column else None
                 readable = raw_id.strip() if isinstance(raw_id, str) else ""
-                return Reject(readable or None, source, "wrong_type", problem)
+                return Reject(readable or place_id(source), source, "wrong_type", problem)
         title, body = cell(self.title_column), cell(self.text_column)
         article_id = cell(self.id_column).strip() or content_id(title, body)
         return Article(

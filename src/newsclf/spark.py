@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from newsclf.articles import Article, Reject, Source
+from newsclf.articles import Article, Reject, Source, place_id
 from newsclf.batch import JobResult, JobSettings, JobState, job_fingerprint, overwrite_refused
 from newsclf.errors import NewsclfError, first_line
 from newsclf.predict import DUPLICATE_SEPARATOR
@@ -226,12 +226,13 @@ def _clean_batches(
             for row in rows:
                 if row.get("_error"):  # a file the local engine counts as one record
                     where = file_path(row["_file"])
-                    record = Reject(None, where, "unreadable", row["_error"])
+                    record = Reject(place_id(where), where, "unreadable", row["_error"])
                 else:
                     where = f"{file_path(row['_file'])}:{row['_row'] + 1}"
                     record = reading.row_to_record(row, where)
                 if not isinstance(record, Article):  # nothing to predict: no text
-                    values = (None, False, 0, where, [], record.reason, record.detail, "")
+                    # its id as locally (read, or its place): never a duplicate (mark_duplicates)
+                    values = (record.id, False, 0, where, [], record.reason, record.detail, "")
                     for k, v in zip([*columns, *texts], [*values, *[""] * len(texts)], strict=True):
                         out[k].append(v)
                     continue

@@ -84,7 +84,7 @@ def _clean_and_vote(
                 elif jsonl:
                     row = row["_parsed"]
                 if "__unreadable__" in row:
-                    record = Reject(None, where, "unreadable", row["__unreadable__"])
+                    record = Reject(place_id(where), where, "unreadable", row["__unreadable__"])
                 elif "__reject__" in row:
                     record: Article | Reject = Reject(
                         place_id(where), where, "malformed_record", row["__reject__"]
