@@ -388,3 +388,22 @@ def test_logged_model_takes_pandas_missing_values_as_missing(store):
     missing = predict("t", pd.NA, "string")
     assert missing.loc[0, "label"] == "" and np.isnan(missing.loc[0, "probability"])
     pd.testing.assert_frame_equal(predict(pd.NA, body, "string"), predict(None, body, object))
+
+
+def test_logged_model_gives_no_prediction_for_values_that_are_not_text(store):
+    """A number, bytes or a list as text or title gets what an empty article gets (label "" and
+    NaN), as newsclf-predict rejects it as wrong_type, not a prediction for str(value); the
+    string rows beside it are predicted as alone."""
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model("models:/newsclf-topic@champion")
+    body = article_rows(1)[0]["text"]
+    bad = [12, b"gas prices", ["troops", "tank"]]
+    out = model.predict(pd.DataFrame({"text": [*bad, body]}))
+    assert out["label"].tolist()[:3] == ["", "", ""]
+    assert out["probability"].iloc[:3].isna().all()
+    alone = model.predict(pd.DataFrame({"text": [body]}))
+    assert out.iloc[3:].reset_index(drop=True).equals(alone)
+    titled = model.predict(pd.DataFrame({"title": [7, "Gas"], "text": [body, body]}))
+    assert titled.loc[0, "label"] == "" and titled.loc[1, "label"] != ""

@@ -20,8 +20,8 @@ from newsclf.saved_model import Classifier, Preparation, load_pipeline, predict_
 class NewsclfModel(mlflow.pyfunc.PythonModel):
     """pyfunc model: a DataFrame of raw articles (``title`` optional, ``text``) in; ``label``,
     ``probability`` and ``probability_<label>`` per label out. An article with no body text
-    left after cleaning gets the label ``""`` and NaN probabilities (``newsclf-predict``
-    rejects it as empty_text).
+    left after cleaning, or whose text or title is not a string, gets the label ``""`` and
+    NaN probabilities (``newsclf-predict`` rejects it as empty_text or wrong_type).
 
     ``model_config`` (given when loading): ``trusted_types``, extra skops types to trust;
     ``prepared_input: true`` takes ``text`` as already prepared (newsclf's Spark engine,

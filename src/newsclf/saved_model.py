@@ -300,26 +300,31 @@ class Preparation:
 
     def texts(self, titles: Sequence[object], bodies: Sequence[object]) -> list[str | None]:
         """Model texts of raw titles and bodies (missing ones empty); None where nothing of
-        the body is left after cleaning (``newsclf-predict`` rejects those as empty_text)."""
+        the body is left after cleaning (``newsclf-predict`` rejects those as empty_text) or a
+        title or body is not text (a number, bytes, a list: rejected as wrong_type there)."""
         return [a.text if a else None for a in self.articles(titles, bodies)]
 
     def articles(self, titles: Sequence[object], bodies: Sequence[object]) -> list[Article | None]:
         """Raw titles and bodies (missing ones empty) prepared as articles; None where nothing
-        of the body is left after cleaning."""
+        of the body is left after cleaning, or a title or body is not text."""
         out: list[Article | None] = []
         for i, (title, body) in enumerate(zip(titles, bodies, strict=True)):
-            article = Article(str(i), _text_or_empty(title), _text_or_empty(body))
-            prepared = self.prepare(article).article
+            title_text, body_text = _text_cell(title), _text_cell(body)
+            if title_text is None or body_text is None:
+                out.append(None)  # str() of it would be scored as if it were words
+                continue
+            prepared = self.prepare(Article(str(i), title_text, body_text)).article
             out.append(prepared if prepared.body.strip() else None)
         return out
 
 
-def _text_or_empty(value: object) -> str:
+def _text_cell(value: object) -> str | None:
     """A text cell as a string: a missing value (None, NaN, pd.NA of pandas' string dtype,
-    NaT; pandas' and Spark's) is empty, not the text "<NA>"."""
+    NaT; pandas' and Spark's) is empty, not the text "<NA>"; any other value that is not a
+    string is None."""
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
-    return str(value)
+    return value if isinstance(value, str) else None
 
 
 def predict_frame(
