@@ -11,9 +11,10 @@ as the model prepares articles, scored as ``newsclf-evaluate`` scores them). Pri
 each set's macro-F1 and of the sets' mean.
 
 Why: the real sets have 130-200 labelled articles per task, and one champion's macro-F1 on them
-moves by up to 0.04 with the sample it was fit on. Compare models and corpora by these means,
-not by one fit. Extra arguments are Hydra overrides of the train config
-(``model.pipeline.classifier.C=30``). The real sets are only scored, never trained on.
+moves by up to 0.04 with the sample it was fit on. Compare models by these means, not by one
+fit; compare corpora with ``corpus_compare.py`` (a changed corpus also has other splits).
+Extra arguments are Hydra overrides of the train config (``model.pipeline.classifier.C=30``).
+The real sets are only scored, never trained on.
 """
 
 from __future__ import annotations
