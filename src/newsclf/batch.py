@@ -38,7 +38,13 @@ from filelock import FileLock, Timeout
 
 from newsclf.articles import Record, Reject, Source
 from newsclf.errors import NewsclfError
-from newsclf.predict import ChunkResult, prediction_columns, process_chunk, text_key
+from newsclf.predict import (
+    ChunkResult,
+    in_input_order,
+    prediction_columns,
+    process_chunk,
+    text_key,
+)
 from newsclf.report import job_summary
 from newsclf.saved_model import SKOPS_FILE, LoadedModel
 
@@ -489,12 +495,9 @@ def _in_input_order(result: ChunkResult, dup_rejects: list[Reject]) -> list[Reje
     if not dup_rejects:
         return result.rejects
     frame = result.frame
-    kept_at = set(frame["_at"].tolist())
-    at_reject = [i for i in range(result.n_records) if i not in kept_at]
     row_at = dict(zip(zip(frame["id"], frame["_source"], strict=True), frame["_at"], strict=True))
-    placed = [*zip(at_reject, result.rejects, strict=True)]
-    placed += [(row_at[(r.id, r.source)], r) for r in dup_rejects]
-    return [r for _, r in sorted(placed, key=lambda item: item[0])]
+    later = [(row_at[(r.id, r.source)], r) for r in dup_rejects]
+    return in_input_order(result.n_records, frame["_at"].tolist(), result.rejects, later)
 
 
 def _commit_chunk(

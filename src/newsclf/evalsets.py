@@ -23,7 +23,7 @@ from newsclf import evaluation
 from newsclf.articles import Article, Record, Reject, Source, id_unknown
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import load_annotations
-from newsclf.predict import prepare_records
+from newsclf.predict import in_input_order, prepare_records
 from newsclf.saved_model import LoadedModel, Preparation
 from newsclf.tasks import Task
 
@@ -106,23 +106,20 @@ class RawSet:
             kept, rejects, _ = prepare_records(
                 self.records, preparation.cleaner, preparation.max_chars
             )
-            # (input position, reject): the repeated ids go among the other rejects where
-            # they were read, not after them all (rejects.csv lists records in input order)
+            # the repeated ids go among the other rejects where they were read, not after
+            # them all (rejects.csv lists records in input order)
             position = {id(record): i for i, record in enumerate(self.records)}
-            kept_at = {position[id(p.original)] for p in kept}
-            at_reject = (i for i in range(len(self.records)) if i not in kept_at)
-            placed = list(zip(at_reject, rejects, strict=True))
-            articles, seen = [], set()
-            for prepared in kept:
+            kept_at = [position[id(p.original)] for p in kept]
+            articles, seen, repeated = [], set(), []
+            for prepared, at in zip(kept, kept_at, strict=True):
                 a = prepared.article
                 if a.id in seen:
                     reason = "id seen earlier in the set"
-                    at = position[id(prepared.original)]
-                    placed.append((at, Reject(a.id, a.source, "duplicate_id", reason)))
+                    repeated.append((at, Reject(a.id, a.source, "duplicate_id", reason)))
                     continue
                 seen.add(a.id)
                 articles.append(a)
-            rejects = [r for _, r in sorted(placed, key=lambda item: item[0])]
+            rejects = in_input_order(len(self.records), kept_at, rejects, repeated)
             self._prepared[key] = EvalSet(
                 self.name,
                 articles,

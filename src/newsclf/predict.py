@@ -61,6 +61,21 @@ def prepare_records(
     return kept, rejects, removals
 
 
+def in_input_order(
+    n_records: int,
+    kept_at: Iterable[int],
+    rejects: Sequence[Reject],
+    later: Iterable[tuple[int, Reject]],
+) -> list[Reject]:
+    """The rejects of ``n_records`` records in input order: ``rejects`` are the records not at
+    the positions ``kept_at``, in input order (:func:`prepare_records`); ``later`` the rejects
+    found among the kept ones afterwards (repeated ids or texts), with their positions."""
+    kept = set(kept_at)
+    at_reject = (i for i in range(n_records) if i not in kept)
+    placed = [*zip(at_reject, rejects, strict=True), *later]
+    return [r for _, r in sorted(placed, key=lambda item: item[0])]
+
+
 @dataclass
 class ModelStats:
     """Per-model counts for the drift signal of the batch report, summed over chunks.
@@ -110,13 +125,19 @@ def text_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def same_texts(*texts: Sequence[str | None]) -> Sequence[str]:
-    """Each article's texts (its bodies, the duplicate key) under the distinct preparations,
+def same_text(texts: Sequence[str | None]) -> str:
+    """One article's texts (its bodies, the duplicate key) under the distinct preparations,
     joined: what a duplicate must repeat, so no model loses the prediction of a text it reads
-    differently. One preparation's texts are returned as they are."""
+    differently (newsclf-predict's local and Spark engines alike)."""
+    return DUPLICATE_SEPARATOR.join(t or "" for t in texts)
+
+
+def same_texts(*texts: Sequence[str | None]) -> Sequence[str]:
+    """:func:`same_text` of each article, given each preparation's texts of all articles.
+    One preparation's texts are returned as they are."""
     if len(texts) == 1:
         return texts[0]  # type: ignore[return-value]
-    return [DUPLICATE_SEPARATOR.join(t or "" for t in each) for each in zip(*texts, strict=True)]
+    return [same_text(each) for each in zip(*texts, strict=True)]
 
 
 def process_chunk(

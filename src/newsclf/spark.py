@@ -32,7 +32,7 @@ from pathlib import Path
 from newsclf.articles import Article, Reject, Source, place_id
 from newsclf.batch import JobResult, JobSettings, JobState, job_fingerprint, overwrite_refused
 from newsclf.errors import NewsclfError, first_line
-from newsclf.predict import DUPLICATE_SEPARATOR
+from newsclf.predict import same_text
 from newsclf.report import job_summary
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
 from newsclf.spark_input import FileError, InputFile, Inputs, wanted_columns
@@ -209,7 +209,7 @@ def _clean_batches(
 ) -> Callable[..., Iterator]:
     """The ``mapInArrow`` function: raw rows -> id, the text of each preparation, the
     duplicate key (``_same``: with ``dedupe_text`` the bodies under each, joined as
-    ``predict.same_texts`` joins them; else empty), emptiness, truncation, position, the
+    ``predict.same_text`` joins them; else empty), emptiness, truncation, position, the
     boilerplate removed (as the local engine reports it) and the reason a row is rejected
     before cleaning (``wrong_type``)."""
 
@@ -257,7 +257,7 @@ def _clean_batches(
                 out["empty"].append(empty)
                 # bodies, not texts: a retitled copy is a duplicate (predict.process_chunk);
                 # nothing without dedupe_text, so the bodies do not cross to Spark twice
-                out["_same"].append(DUPLICATE_SEPARATOR.join(bodies) if dedupe_text else "")
+                out["_same"].append(same_text(bodies) if dedupe_text else "")
             out["_file"] = batch.column("_file")
             out["_row"] = batch.column("_row")
             yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
@@ -324,7 +324,7 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     cleaned = map_inputs(spark, parts, errors, inputs, clean, schema)
     cleaned = cleaned.withColumnRenamed("text_0", "text")
     texts = ["text", *(f"text_{i}" for i in range(1, len(preparations)))]
-    # a duplicate repeats the body under every preparation (predict.same_texts)
+    # a duplicate repeats the body under every preparation (predict.same_text)
     marked = mark_duplicates(cleaned, settings.dedupe_text, text="_same").drop("_same")
     # Score every row once (rejects too: far fewer than the rest), then keep only the small
     # columns, so what Spark caches does not grow with the texts.
