@@ -1,13 +1,15 @@
 """Whether new articles would help the default models on real news: fits on the same random
-samples of the bundled corpus, without and with the new articles, scored on the real dev sets.
+samples of a corpus (the bundled one), without and with the new articles, scored on the real
+dev sets.
 
     .venv/bin/python benchmarks/corpus_compare.py --add DIR [--add DIR ...] [--task stance] \
-        [--fits 8] [--fraction 0.9] [--workdir DIR] [override ...]
+        [--base DIR] [--fits 8] [--fraction 0.9] [--workdir DIR] [override ...]
 
 Each ``--add`` folder holds ``articles/<article_id>.txt`` and ``labels.csv`` in the bundled
-corpus's format (``seeds/labels.csv``'s columns). The bundled corpus and, per folder, the
-corpus with its articles added are built with ``newsclf-dataset``. Fit i draws its sample
-(``--fraction`` of the bundled corpus's train + validation, seed ``seed + i``) by article id;
+corpus's format (``seeds/labels.csv``'s columns); so does ``--base``, the corpus they are added
+to (default: the bundled corpus, ``seeds/``). The base corpus and, per folder, the base with its
+articles added are built with ``newsclf-dataset``. Fit i draws its sample
+(``--fraction`` of the base corpus's train + validation, seed ``seed + i``) by article id;
 the candidate's fit i is the same sample plus every added article. Printed and written
 (``benchmarks/results/corpus_compare.{md,json}``): each set's mean macro-F1 without and with,
 the mean and sd of the paired differences, and in how many fits the candidate scored higher.
@@ -43,10 +45,10 @@ SEEDS = ROOT / "seeds"
 DEFAULT_MODEL = {"topic": "tfidf_logreg", "stance": "tfidf_cues_logreg"}
 
 
-def merged_corpus(added: Path, into: Path) -> None:
-    """``into``: the bundled corpus and ``added``'s articles (links) and labels."""
+def merged_corpus(folders: list[Path], into: Path) -> None:
+    """``into``: the articles (links) and labels of ``folders``, in order."""
     (into / "articles").mkdir(parents=True)
-    for folder in (SEEDS, added):
+    for folder in folders:
         for path in sorted((folder / "articles").glob("*.txt")):
             link = into / "articles" / path.name
             if link.exists():
@@ -54,11 +56,11 @@ def merged_corpus(added: Path, into: Path) -> None:
             link.symlink_to(path.resolve())
     with (into / "labels.csv").open("w", encoding="utf-8", newline="") as out:
         writer = None
-        for folder in (SEEDS, added):
+        for folder in folders:
             with (folder / "labels.csv").open(encoding="utf-8", newline="") as fh:
                 reader = csv.DictReader(fh)
-                writer = writer or csv.DictWriter(out, reader.fieldnames or [])
-                if folder == SEEDS:
+                if writer is None:
+                    writer = csv.DictWriter(out, reader.fieldnames or [])
                     writer.writeheader()
                 writer.writerows(reader)
 
@@ -86,7 +88,7 @@ def gold_rows(dataset_dir: Path, splits: tuple[str, ...]) -> dict[str, tuple[str
 
 
 def paired_scores(cfg, base_dir: Path, added_dirs: dict[str, Path], fits: int, fraction: float):
-    """Corpus name ("bundled" and each added folder's) -> fit -> set -> macro-F1."""
+    """Corpus name ("base" and each added folder's) -> fit -> set -> macro-F1."""
     task = Task.from_config(cfg.task)
     _, manifest = datasets.load(base_dir)
     preparation = saved_model.training_preparation(manifest, cfg.max_chars, base_dir)
@@ -115,11 +117,11 @@ def paired_scores(cfg, base_dir: Path, added_dirs: dict[str, Path], fits: int, f
                     out[f"{name} pro_russia recall"] = scored.metrics["recall_pro_russia"]
         return out
 
-    results: dict[str, list[dict[str, float]]] = {"bundled": [], **{n: [] for n in new}}
+    results: dict[str, list[dict[str, float]]] = {"base": [], **{n: [] for n in new}}
     for i in range(fits):
         keep = np.random.default_rng(cfg.seed + i).random(len(ids)) < fraction
         sample = [pool[k] for k, kept in zip(ids, keep, strict=True) if kept]
-        results["bundled"].append(score(sample))
+        results["base"].append(score(sample))
         for name, rows in new.items():
             results[name].append(score(sample + rows))
         print(f"fit {i + 1}/{fits} done", flush=True)
@@ -127,7 +129,7 @@ def paired_scores(cfg, base_dir: Path, added_dirs: dict[str, Path], fits: int, f
 
 
 def summary(results: dict, added: dict[str, int]) -> list[dict]:
-    base = results["bundled"]
+    base = results["base"]
     rows = []
     for name, fits in results.items():
         for metric in base[0]:
@@ -151,13 +153,14 @@ def summary(results: dict, added: dict[str, int]) -> list[dict]:
 def table(rows: list[dict], info: dict) -> str:
     lines = [
         f"{info['date']}, task {info['task']}, {info['fits']} paired fits on "
-        f"{info['fraction']:.0%} of the bundled corpus's train + validation each.",
+        f"{info['fraction']:.0%} of the base corpus's train + validation each "
+        f"(base: {info['base']}).",
         "",
         "| corpus | articles added | metric | mean | difference (mean) | sd | fits higher |",
         "|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        same = r["corpus"] == "bundled"
+        same = r["corpus"] == "base"
         lines.append(
             f"| {r['corpus']} | {r['added']} | {r['metric']} | {r['mean']:.3f} | "
             + ("- | - | - |" if same else f"{r['diff_mean']:+.3f} | {r['diff_sd']:.3f} | ")
@@ -169,6 +172,7 @@ def table(rows: list[dict], info: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--add", type=Path, action="append", required=True)
+    parser.add_argument("--base", type=Path, default=SEEDS, help="default: the bundled corpus")
     parser.add_argument("--task", default="topic", choices=sorted(DEFAULT_MODEL))
     parser.add_argument("--fits", type=int, default=8)
     parser.add_argument("--fraction", type=float, default=0.9)
@@ -179,19 +183,23 @@ def main() -> None:
     shared = os.environ.get("NEWSCLF_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
     os.environ["NEWSCLF_SHARED_DATA"] = str(Path(shared).resolve())
     wd = measure.fresh_workdir(args.workdir, "newsclf-corpus-compare-")
-    base = build(wd, "bundled") / args.task
+    base_folder = args.base.resolve()
     added = {}
-    for folder in args.add:
-        name = folder.resolve().name
-        merged_corpus(folder.resolve(), wd / name / "corpus")
+    for name, folders in [("base", [base_folder])] + [
+        (f.resolve().name, [base_folder, f.resolve()]) for f in args.add
+    ]:
         corpus = wd / name / "corpus"
-        added[name] = build(
-            wd,
-            name,
-            f"source.path={corpus / 'articles'}",
-            f"annotations.path={corpus / 'labels.csv'}",
+        merged_corpus(folders, corpus)
+        added[name] = (
+            build(
+                wd,
+                name,
+                f"source.path={corpus / 'articles'}",
+                f"annotations.path={corpus / 'labels.csv'}",
+            )
+            / args.task
         )
-        added[name] /= args.task
+    base = added.pop("base")
     overrides = [f"task={args.task}", f"model={DEFAULT_MODEL[args.task]}", "evaluation=real_dev"]
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, *args.overrides])
@@ -199,6 +207,7 @@ def main() -> None:
     rows = summary(results, sizes)
     info = {
         "task": args.task,
+        "base": str(base_folder),
         "fits": args.fits,
         "fraction": args.fraction,
         "date": time.strftime("%Y-%m-%d %H:%M"),
