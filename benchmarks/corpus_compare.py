@@ -32,14 +32,11 @@ from pathlib import Path
 
 import measure
 import numpy as np
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+import real_subsamples
 
-from newsclf import datasets, evalsets, models, saved_model
-from newsclf.tasks import Task
+from newsclf import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 SEEDS = ROOT / "seeds"
 DEFAULT_MODEL = {"topic": "tfidf_logreg", "stance": "tfidf_cues_logreg"}
@@ -89,11 +86,7 @@ def gold_rows(dataset_dir: Path, splits: tuple[str, ...]) -> dict[str, tuple[str
 
 def paired_scores(cfg, base_dir: Path, added_dirs: dict[str, Path], fits: int, fraction: float):
     """Corpus name ("base" and each added folder's) -> fit -> set -> macro-F1."""
-    task = Task.from_config(cfg.task)
-    _, manifest = datasets.load(base_dir)
-    preparation = saved_model.training_preparation(manifest, cfg.max_chars, base_dir)
-    raw = evalsets.load_sets(OmegaConf.to_container(cfg.evaluation, resolve=True))
-    sets = {name: s.prepare(preparation) for name, s in raw.items()}
+    sets = real_subsamples.prepared_sets(cfg, base_dir)
     everything = ("train", "validation", "test")
     base_all = gold_rows(base_dir, everything)
     pool = gold_rows(base_dir, ("train", "validation"))
@@ -104,18 +97,7 @@ def paired_scores(cfg, base_dir: Path, added_dirs: dict[str, Path], fits: int, f
     }
 
     def score(rows: list[tuple[str, str]]) -> dict[str, float]:
-        model = models.fit(
-            models.build_model(cfg.model), [t for t, _ in rows], [y for _, y in rows]
-        )
-        classifier = saved_model.Classifier(model, task.label_names)
-        out = {}
-        for name, evalset in sets.items():
-            scored = evalsets.evaluate(classifier, task, evalset)
-            if scored is not None:
-                out[name] = scored.metrics["macro_f1"]
-                if "recall_pro_russia" in scored.metrics:
-                    out[f"{name} pro_russia recall"] = scored.metrics["recall_pro_russia"]
-        return out
+        return real_subsamples.fit_scores(cfg, sets, [t for t, _ in rows], [y for _, y in rows])
 
     results: dict[str, list[dict[str, float]]] = {"base": [], **{n: [] for n in new}}
     for i in range(fits):
@@ -174,14 +156,9 @@ def main() -> None:
     parser.add_argument("--add", type=Path, action="append", required=True)
     parser.add_argument("--base", type=Path, default=SEEDS, help="default: the bundled corpus")
     parser.add_argument("--task", default="topic", choices=sorted(DEFAULT_MODEL))
-    parser.add_argument("--fits", type=int, default=8)
-    parser.add_argument("--fraction", type=float, default=0.9)
-    parser.add_argument("--workdir", type=Path, help="build the datasets here (emptied first)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config")
+    real_subsamples.add_fit_arguments(parser)
     args = parser.parse_args()
-    shared = os.environ.get("NEWSCLF_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-    os.environ["NEWSCLF_SHARED_DATA"] = str(Path(shared).resolve())
+    real_subsamples.use_shared_data()
     wd = measure.fresh_workdir(args.workdir, "newsclf-corpus-compare-")
     base_folder = args.base.resolve()
     added = {}
@@ -200,9 +177,7 @@ def main() -> None:
             / args.task
         )
     base = added.pop("base")
-    overrides = [f"task={args.task}", f"model={DEFAULT_MODEL[args.task]}", "evaluation=real_dev"]
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, *args.overrides])
+    cfg = real_subsamples.real_dev_config(args.task, DEFAULT_MODEL[args.task], args.overrides)
     results, sizes = paired_scores(cfg, base, added, args.fits, args.fraction)
     rows = summary(results, sizes)
     info = {
@@ -214,9 +189,7 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         "workdir": str(wd),
     }
-    markdown = table(rows, info)
-    measure.write_results(args.out, "corpus_compare", info, rows, markdown)
-    print(markdown)
+    measure.write_results(args.out, "corpus_compare", info, rows, table(rows, info))
 
 
 if __name__ == "__main__":

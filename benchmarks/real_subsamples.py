@@ -39,35 +39,75 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 
 
-def scores(cfg, dataset_dir: Path, fits: int, fraction: float) -> dict[str, list[float]]:
-    """Set name -> macro-F1 of each fit (and ``mean``: the sets' mean per fit)."""
-    task = Task.from_config(cfg.task)
-    dd, manifest = datasets.load(dataset_dir)
+def real_dev_config(task: str, model: str, overrides: list[str]):
+    """The train config of ``task`` with ``model`` and the real dev sets (``evaluation``)."""
+    base = [f"task={task}", f"model={model}", "evaluation=real_dev"]
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose("train", overrides=[*base, *overrides])
+
+
+def prepared_sets(cfg, dataset_dir: Path) -> dict[str, evalsets.EvalSet]:
+    """The real dev sets as the model trained on ``dataset_dir`` prepares articles."""
+    _, manifest = datasets.load(dataset_dir)
     preparation = saved_model.training_preparation(manifest, cfg.max_chars, dataset_dir)
     raw = evalsets.load_sets(OmegaConf.to_container(cfg.evaluation, resolve=True))
-    sets = {name: s.prepare(preparation) for name, s in raw.items()}
+    return {name: s.prepare(preparation) for name, s in raw.items()}
+
+
+def fit_scores(cfg, sets: dict, texts: list[str], labels: list[str]) -> dict[str, float]:
+    """Set name -> macro-F1 of ``cfg.model`` fit on ``texts`` (and ``<set> pro_russia
+    recall`` where the set has pro_russia articles)."""
+    task = Task.from_config(cfg.task)
+    model = models.fit(models.build_model(cfg.model), texts, labels)
+    classifier = saved_model.Classifier(model, task.label_names)
+    out = {}
+    for name, evalset in sets.items():
+        scored = evalsets.evaluate(classifier, task, evalset)
+        if scored is not None:
+            out[name] = scored.metrics["macro_f1"]
+            if "recall_pro_russia" in scored.metrics:
+                out[f"{name} pro_russia recall"] = scored.metrics["recall_pro_russia"]
+    return out
+
+
+def scores(cfg, dataset_dir: Path, fits: int, fraction: float) -> dict[str, list[float]]:
+    """Set name -> macro-F1 of each fit (and ``mean``: the sets' mean per fit)."""
+    dd, manifest = datasets.load(dataset_dir)
+    sets = prepared_sets(cfg, dataset_dir)
     texts = list(dd["train"]["text"]) + list(dd["validation"]["text"])
     names = manifest.labels
     labels = [names[i] for i in list(dd["train"]["label"]) + list(dd["validation"]["label"])]
     out: dict[str, list[float]] = {}
     for i in range(fits):
         keep = np.random.default_rng(cfg.seed + i).random(len(texts)) < fraction
-        model = models.fit(
-            models.build_model(cfg.model),
+        this = fit_scores(
+            cfg,
+            sets,
             [t for t, k in zip(texts, keep, strict=True) if k],
             [y for y, k in zip(labels, keep, strict=True) if k],
         )
-        classifier = saved_model.Classifier(model, task.label_names)
-        this = {}
-        for name, evalset in sets.items():
-            scored = evalsets.evaluate(classifier, task, evalset)
-            if scored is not None:
-                this[name] = scored.metrics["macro_f1"]
+        this = {k: v for k, v in this.items() if not k.endswith("recall")}
         this["mean"] = float(np.mean(list(this.values())))
         for name, value in this.items():
             out.setdefault(name, []).append(value)
         print(f"fit {i + 1}/{fits}: " + ", ".join(f"{k} {v:.3f}" for k, v in this.items()))
     return out
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--fits``, ``--fraction``, ``--workdir``, ``--out`` and Hydra overrides."""
+    parser.add_argument("--fits", type=int, default=8)
+    parser.add_argument("--fraction", type=float, default=0.9)
+    parser.add_argument("--workdir", type=Path, help="build the datasets here (emptied first)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config")
+
+
+def use_shared_data() -> None:
+    """``NEWSCLF_SHARED_DATA`` made absolute (default ``<repo>/../shared/data``): the dataset
+    builds run in other folders."""
+    shared = os.environ.get("NEWSCLF_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
+    os.environ["NEWSCLF_SHARED_DATA"] = str(Path(shared).resolve())
 
 
 def table(rows: list[dict], info: dict) -> str:
@@ -90,19 +130,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="topic")
     parser.add_argument("--model", default="tfidf_logreg")
-    parser.add_argument("--fits", type=int, default=8)
-    parser.add_argument("--fraction", type=float, default=0.9)
-    parser.add_argument("--workdir", type=Path, help="build the datasets here (emptied first)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config")
+    add_fit_arguments(parser)
     args = parser.parse_args()
-    shared = os.environ.get("NEWSCLF_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-    os.environ["NEWSCLF_SHARED_DATA"] = str(Path(shared).resolve())
+    use_shared_data()
     wd = measure.fresh_workdir(args.workdir, "newsclf-real-subsamples-")
     subprocess.run([str(BIN / "newsclf-dataset")], cwd=wd, check=True, capture_output=True)
-    overrides = [f"task={args.task}", f"model={args.model}", "evaluation=real_dev"]
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, *args.overrides])
+    cfg = real_dev_config(args.task, args.model, args.overrides)
     per_set = scores(cfg, wd / "data" / "datasets" / args.task, args.fits, args.fraction)
     rows = [
         {
