@@ -299,3 +299,30 @@ def test_ascii_control_check_by_byte_translation_equals_the_regex(text):
 def test_any_fixer_check_by_byte_translation_equals_the_regex(text):
     expected = articles._FTFY_ANY_FIXER.search(text) is not None
     assert articles._any_fixer_acts_on(text) == expected
+
+
+@SETTINGS
+@given(text=st.one_of(ANY_TEXT, st.text(st.sampled_from("ab\x1a\n£Â€é\ufffd\x81"), max_size=20)))
+def test_possible_encoding_of_the_non_ascii_characters_equals_ftfys(text):
+    for encoding in ftfy.chardata.ENCODING_REGEXES:
+        expected = ftfy.chardata.possible_encoding(text, encoding)
+        assert articles._possible_encoding(text, encoding) == expected, encoding
+
+
+def test_the_mojibake_repair_step_checks_encodings_by_the_non_ascii_characters():
+    chardata = articles._fix_encoding_step.__globals__["chardata"]
+    assert chardata.possible_encoding is articles._possible_encoding
+    assert ftfy.chardata.possible_encoding is not articles._possible_encoding
+
+
+@SETTINGS
+@given(
+    words=st.lists(
+        st.one_of(WORDS, st.text(string.ascii_letters, min_size=8, max_size=30)), max_size=150
+    ),
+    accent=st.sampled_from(["", " Ünï", "£ "]),
+)
+def test_latin_filler_of_long_words_past_the_prefix_matches_the_full_test(words, accent):
+    # long words: the first words run on beyond the prefix read first, which then holds fewer
+    paragraph = accent + " ".join(words)
+    assert is_latin_filler(paragraph) == _latin_filler_reference(paragraph)

@@ -972,16 +972,7 @@ def is_latin_filler(paragraph: str) -> bool:
     and a long paragraph (a whole article without paragraph breaks) costs no more than a short
     one.
     """
-    if not has_non_ascii_word_char(paragraph):
-        # The same words, found faster: the word characters are all ASCII, so the words are
-        # the runs of [A-Za-z], which a byte translation and split find (as bytes)
-        data = paragraph.encode("utf-8").translate(_LOWER_LETTERS)
-        words = data.split(None, FILLER_WORDS)[:FILLER_WORDS]  # the last item: the rest
-        stop_words = _STOP_WORDS_BYTES
-    else:
-        found = itertools.islice(_WORD.finditer(paragraph), FILLER_WORDS)
-        words = [m.group().lower() for m in found]
-        stop_words = ENGLISH_STOP_WORDS
+    words, stop_words = _filler_words(paragraph)
     if len(words) < 6:
         return False
     share = lambda hits: sum(hits) / len(words)  # noqa: E731
@@ -993,6 +984,35 @@ def is_latin_filler(paragraph: str) -> bool:
     if share(map(LOREM_WORDS.__contains__, words)) >= 0.6:
         return True
     return english <= 0.15 and share(w.endswith(_LATIN_ENDINGS) for w in words) >= 0.3
+
+
+# Characters of a paragraph's start that hold its first FILLER_WORDS words in ordinary text
+_FILLER_PREFIX = 12 * FILLER_WORDS
+
+
+def _filler_words(paragraph: str) -> tuple[list, frozenset]:
+    """The first ``FILLER_WORDS`` words of a paragraph, lower case, and the stop words to
+    look them up in (bytes or str, as the words are). Found in the paragraph's first
+    ``_FILLER_PREFIX`` characters when those hold more words: all but the last of them are
+    whole words (only the last can run on beyond the cut), so a long paragraph costs no more
+    than a short one."""
+    if len(paragraph) > _FILLER_PREFIX:
+        words, stop_words = _first_words(paragraph[:_FILLER_PREFIX], FILLER_WORDS + 1)
+        if len(words) > FILLER_WORDS:
+            return words[:FILLER_WORDS], stop_words
+    return _first_words(paragraph, FILLER_WORDS)
+
+
+def _first_words(text: str, n: int) -> tuple[list, frozenset]:
+    """At most ``n`` first words (runs of letters) of ``text``, lower case, with their stop
+    words."""
+    if not has_non_ascii_word_char(text):
+        # The same words, found faster: the word characters are all ASCII, so the words are
+        # the runs of [A-Za-z], which a byte translation and split find (as bytes)
+        data = text.encode("utf-8").translate(_LOWER_LETTERS)
+        return data.split(None, n)[:n], _STOP_WORDS_BYTES  # the last item: the rest
+    found = itertools.islice(_WORD.finditer(text), n)
+    return [m.group().lower() for m in found], ENGLISH_STOP_WORDS
 
 
 # ASCII text that ``ftfy.fix_text`` provably returns unchanged lacks all of these: its fixes
@@ -1197,13 +1217,41 @@ def _fast_fix_encoding_step() -> Callable | None:
         return step
     namespace = {**step.__globals__, "is_bad": _is_bad}
     chardata = step.__globals__.get("chardata")
+    faster = {}
     altered = getattr(chardata, "ALTERED_UTF8_RE", None)
     leads = _lead_bytes(altered) if isinstance(altered, re.Pattern) else None
     if leads is not None:
-        namespace["chardata"] = types.SimpleNamespace(
-            **{**vars(chardata), "ALTERED_UTF8_RE": _LeadByteSearch(altered, leads)}
-        )
+        faster["ALTERED_UTF8_RE"] = _LeadByteSearch(altered, leads)
+    if _encoding_regexes_take_all_ascii(chardata):
+        faster["possible_encoding"] = _possible_encoding
+    if faster:
+        namespace["chardata"] = types.SimpleNamespace(**{**vars(chardata), **faster})
     return types.FunctionType(step.__code__, namespace, step.__name__, step.__defaults__)
+
+
+def _encoding_regexes_take_all_ascii(chardata: object) -> bool:
+    """Whether ftfy's ``possible_encoding`` is a regex ``^[...]*$`` per encoding that takes
+    every ASCII character but ``\x1a`` (which sloppy encodings read as U+FFFD)."""
+    regexes = getattr(chardata, "ENCODING_REGEXES", None)
+    if not isinstance(regexes, dict) or not callable(getattr(chardata, "possible_encoding", None)):
+        return False
+    ascii_but_sub = "".join(chr(c) for c in range(0x80) if c != 0x1A)
+    return all(
+        isinstance(rx, re.Pattern)
+        and rx.pattern.startswith("^[")
+        and rx.pattern.endswith("]*$")
+        and rx.match(ascii_but_sub) is not None
+        for rx in regexes.values()
+    )
+
+
+def _possible_encoding(text: str, encoding: str) -> bool:
+    """``ftfy.chardata.possible_encoding(text, encoding)``: whether every character of the
+    text is one the encoding's regex takes, checked for the characters it may not take only
+    (its non-ASCII ones and ``\x1a``): ftfy's regex matches the whole text, several times a
+    repair step."""
+    rest = non_ascii_chars(text) + ("\x1a" if "\x1a" in text else "")
+    return ftfy.chardata.possible_encoding(rest, encoding)
 
 
 _fix_encoding_step = _fast_fix_encoding_step()
@@ -1248,12 +1296,18 @@ def _fix_segment(text: str, config: ftfy.TextFixerConfig) -> str:
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
+_PRINTABLE_ASCII_AND_HIGH = _PRINTABLE_ASCII + _HIGH_BYTES
+
+
 def _printable(line: str) -> bool:
-    """``line.isprintable()``; for ASCII a byte deletion, several times faster than looking up
-    every character."""
+    """``line.isprintable()``; its ASCII characters checked by a byte deletion, several times
+    faster than looking up every character, and only its non-ASCII ones looked up."""
     if line.isascii():
         return not line.encode("ascii").translate(None, _PRINTABLE_ASCII)
-    return line.isprintable()
+    data = line.encode("utf-8", "surrogatepass")
+    if data.translate(None, _PRINTABLE_ASCII_AND_HIGH):  # an unprintable ASCII character
+        return False
+    return data.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass").isprintable()
 
 
 def _collapse_spaces(line: str) -> str:
@@ -1332,6 +1386,8 @@ class Cleaner:
         Paragraphs stay separated by a blank line and lines within a paragraph by a newline,
         so the boilerplate filter can look at page-furniture lines one by one.
         """
+        if not text:  # an article without a title: nothing to fix
+            return text
         if self.fix_text:
             text = _fix_text(text, self.straight_quotes)
         elif self.straight_quotes and _has_curly_quotes(text):
