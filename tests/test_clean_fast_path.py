@@ -326,3 +326,10 @@ def test_latin_filler_of_long_words_past_the_prefix_matches_the_full_test(words,
     # long words: the first words run on beyond the prefix read first, which then holds fewer
     paragraph = accent + " ".join(words)
     assert is_latin_filler(paragraph) == _latin_filler_reference(paragraph)
+
+
+@SETTINGS
+@given(text=st.text(st.sampled_from("ab \n\x7f\x80\xa0£Âé\xff"), max_size=40))
+def test_non_ascii_runs_of_latin_1_text_equal_the_regexs(text):
+    runs = [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
+    assert list(articles.non_ascii_runs(text)) == runs
