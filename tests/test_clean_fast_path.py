@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from unittest import mock
 
 import ftfy
@@ -333,3 +334,22 @@ def test_latin_filler_of_long_words_past_the_prefix_matches_the_full_test(words,
 def test_non_ascii_runs_of_latin_1_text_equal_the_regexs(text):
     runs = [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
     assert list(articles.non_ascii_runs(text)) == runs
+
+
+def _split_and_joined(text: str) -> str:
+    """What Cleaner.normalize's paragraph and line splits make of a normalised text."""
+    paragraphs = re.split(r"\n\s*\n", text)
+    lines = (
+        "\n".join(line for line in map(articles._collapse_spaces, p.split("\n")) if line)
+        for p in paragraphs
+    )
+    return "\n\n".join(p for p in lines if p)
+
+
+@SETTINGS
+@given(text=st.one_of(TEXT, st.text(st.sampled_from(" a\t\xa0\u2028\x0b\x0c\x1c.é"), max_size=30)))
+def test_normalize_of_one_line_equals_the_paragraph_and_line_splits(text):
+    text = text.replace("\n", " ").replace("\r", " ")  # one line
+    cleaner = Cleaner(fix_text=False, straight_quotes=False)
+    expected = _split_and_joined(unicodedata.normalize("NFKC", text))
+    assert cleaner.normalize(text) == expected

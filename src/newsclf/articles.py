@@ -1420,6 +1420,8 @@ class Cleaner:
         text = unicodedata.normalize(self.unicode_form, text)
         if "\r" in text:  # found by memchr; the replacements search for two characters
             text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\n" not in text:  # one line: what the paragraph and line splits below make of it
+            return _collapse_spaces(text)
         paragraphs = re.split(r"\n\s*\n", text)
         lines = (
             "\n".join(line for line in map(_collapse_spaces, p.split("\n")) if line)
@@ -1447,7 +1449,7 @@ class Cleaner:
         title = " ".join(self.normalize(article.title).split())
         kept, removed = [], []
         for paragraph in self.normalize(article.body).split("\n\n"):
-            rule = self.rule_for(" ".join(paragraph.split("\n")))
+            rule = self.rule_for(paragraph.replace("\n", " "))
             if rule:
                 removed.append(Removal(article.id, rule, paragraph))
                 continue
