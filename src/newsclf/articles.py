@@ -1256,9 +1256,12 @@ def _fast_fix_encoding_step() -> Callable | None:
 
 def _encoding_regexes_take_all_ascii(chardata: object) -> bool:
     """Whether ftfy's ``possible_encoding`` is a regex ``^[...]*$`` per encoding that takes
-    every ASCII character but ``\x1a`` (which sloppy encodings read as U+FFFD)."""
+    every ASCII character but ``\x1a`` (which sloppy encodings read as U+FFFD), the ASCII
+    one's taking nothing else."""
     regexes = getattr(chardata, "ENCODING_REGEXES", None)
     if not isinstance(regexes, dict) or not callable(getattr(chardata, "possible_encoding", None)):
+        return False
+    if getattr(regexes.get("ascii"), "pattern", None) != "^[\x00-\x7f]*$":
         return False
     ascii_but_sub = "".join(chr(c) for c in range(0x80) if c != 0x1A)
     return all(
@@ -1275,8 +1278,17 @@ def _possible_encoding(text: str, encoding: str) -> bool:
     text is one the encoding's regex takes, checked for the characters it may not take only
     (its non-ASCII ones and ``\x1a``): ftfy's regex matches the whole text, several times a
     repair step."""
-    rest = non_ascii_chars(text) + ("\x1a" if "\x1a" in text else "")
-    return ftfy.chardata.possible_encoding(rest, encoding)
+    if encoding == "ascii":  # its regex: [\x00-\x7f]*
+        return text.isascii()
+    return ftfy.chardata.possible_encoding(_not_always_encodable(text), encoding)
+
+
+# a repair step checks one text against several encodings
+@functools.lru_cache(maxsize=4)
+def _not_always_encodable(text: str) -> str:
+    """The characters of ``text`` that an encoding's regex may not take: its non-ASCII ones
+    and ``\x1a``."""
+    return non_ascii_chars(text) + ("\x1a" if "\x1a" in text else "")
 
 
 _fix_encoding_step = _fast_fix_encoding_step()
@@ -1313,9 +1325,16 @@ def _fix_segment(text: str, config: ftfy.TextFixerConfig) -> str:
                 if getattr(config, name) and _FTFY_ACTS_ON[name].search(text):
                     text = ftfy.FIXERS[name](text)
         if config.normalization is not None:
-            text = unicodedata.normalize(config.normalization, text)
+            text = _normalized(config.normalization, text)
         if text == original:
             return text
+
+
+# _fix_segment's last round normalises the text its previous round ended with again
+@functools.lru_cache(maxsize=8)
+def _normalized(form: str, text: str) -> str:
+    """``unicodedata.normalize(form, text)``, the last few answers kept."""
+    return unicodedata.normalize(form, text)
 
 
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
