@@ -173,13 +173,13 @@ def _ngrams(
     # Split at runs of spaces (no empty words to drop), keep words of two or more bytes (a word
     # character is at least one), and number the chunk's distinct words.
     words = pc.ascii_split_whitespace(docs)
-    doc = pc.list_parent_indices(words).to_numpy()
+    doc = pc.list_parent_indices(words).to_numpy().astype(np.int32)  # half the bytes to move
     words = pc.list_flatten(words)
     long = pc.greater_equal(pc.binary_length(words), 2)
     encoded = words.filter(long).dictionary_encode()
     doc = doc[long.to_numpy(zero_copy_only=False)]
     vocabulary = encoded.dictionary
-    ids = encoded.indices.to_numpy().astype(np.int64)
+    ids = encoded.indices.to_numpy()
     parts_rows, parts_keys, parts_strings = [], [], [vocabulary]
     if min_n == 1:
         parts_rows.append(doc)
@@ -199,9 +199,9 @@ def _ngrams(
             )
         )
         parts_rows.append(doc[:-1][same])
-        parts_keys.append(pairs.indices.to_numpy().astype(np.int64) + len(vocabulary))
-    rows = np.concatenate(parts_rows) if parts_rows else np.empty(0, np.int64)
-    keys = np.concatenate(parts_keys) if parts_keys else np.empty(0, np.int64)
+        parts_keys.append(pairs.indices.to_numpy() + np.int32(len(vocabulary)))
+    rows = np.concatenate(parts_rows) if parts_rows else np.empty(0, np.int32)
+    keys = np.concatenate(parts_keys) if parts_keys else np.empty(0, np.int32)
     return rows, keys, parts_strings
 
 
@@ -279,7 +279,13 @@ def _grouped_by_row(
     values = np.ones(n, np.int8) if weights is None else weights.astype(np.int8)
     by_column = np.empty(n_columns + 1, index), np.empty(n, index), np.empty(n, np.int8)
     _sparsetools.coo_tocsr(
-        n_columns, n_rows, n, columns.astype(index), rows.astype(index), values, *by_column
+        n_columns,
+        n_rows,
+        n,
+        columns.astype(index, copy=False),
+        rows.astype(index, copy=False),
+        values,
+        *by_column,
     )
     by_row = np.empty(n_rows + 1, index), np.empty(n, index), np.empty(n, np.int8)
     _sparsetools.csr_tocsc(n_columns, n_rows, *by_column, *by_row)
