@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from unittest import mock
 
 import ftfy
@@ -299,3 +300,56 @@ def test_ascii_control_check_by_byte_translation_equals_the_regex(text):
 def test_any_fixer_check_by_byte_translation_equals_the_regex(text):
     expected = articles._FTFY_ANY_FIXER.search(text) is not None
     assert articles._any_fixer_acts_on(text) == expected
+
+
+@SETTINGS
+@given(text=st.one_of(ANY_TEXT, st.text(st.sampled_from("ab\x1a\n£Â€é\ufffd\x81"), max_size=20)))
+def test_possible_encoding_of_the_non_ascii_characters_equals_ftfys(text):
+    for encoding in ftfy.chardata.ENCODING_REGEXES:
+        expected = ftfy.chardata.possible_encoding(text, encoding)
+        assert articles._possible_encoding(text, encoding) == expected, encoding
+
+
+def test_the_mojibake_repair_step_checks_encodings_by_the_non_ascii_characters():
+    chardata = articles._fix_encoding_step.__globals__["chardata"]
+    assert chardata.possible_encoding is articles._possible_encoding
+    assert ftfy.chardata.possible_encoding is not articles._possible_encoding
+
+
+@SETTINGS
+@given(
+    words=st.lists(
+        st.one_of(WORDS, st.text(string.ascii_letters, min_size=8, max_size=30)), max_size=150
+    ),
+    accent=st.sampled_from(["", " Ünï", "£ "]),
+)
+def test_latin_filler_of_long_words_past_the_prefix_matches_the_full_test(words, accent):
+    # long words: the first words run on beyond the prefix read first, which then holds fewer
+    paragraph = accent + " ".join(words)
+    assert is_latin_filler(paragraph) == _latin_filler_reference(paragraph)
+
+
+@SETTINGS
+@given(text=st.text(st.sampled_from("ab \n\x7f\x80\xa0£Âé\xff"), max_size=40))
+def test_non_ascii_runs_of_latin_1_text_equal_the_regexs(text):
+    runs = [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
+    assert list(articles.non_ascii_runs(text)) == runs
+
+
+def _split_and_joined(text: str) -> str:
+    """What Cleaner.normalize's paragraph and line splits make of a normalised text."""
+    paragraphs = re.split(r"\n\s*\n", text)
+    lines = (
+        "\n".join(line for line in map(articles._collapse_spaces, p.split("\n")) if line)
+        for p in paragraphs
+    )
+    return "\n\n".join(p for p in lines if p)
+
+
+@SETTINGS
+@given(text=st.one_of(TEXT, st.text(st.sampled_from(" a\t\xa0\u2028\x0b\x0c\x1c.é"), max_size=30)))
+def test_normalize_of_one_line_equals_the_paragraph_and_line_splits(text):
+    text = text.replace("\n", " ").replace("\r", " ")  # one line
+    cleaner = Cleaner(fix_text=False, straight_quotes=False)
+    expected = _split_and_joined(unicodedata.normalize("NFKC", text))
+    assert cleaner.normalize(text) == expected

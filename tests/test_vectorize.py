@@ -222,6 +222,25 @@ def test_training_fits_the_same_model_as_scikit_learn():
 
 @SETTINGS
 @given(
+    cells=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 9)), max_size=60),
+    signed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_cell_sums_by_counting_sort_equal_those_by_sorting(cells, signed, seed):
+    """The linear-time grouping of cells (scipy's conversions) sums what sorting them does:
+    empty rows, a cell repeated in one row and the same column in adjacent rows."""
+    rng = np.random.default_rng(seed)
+    rows = np.array([r for r, _ in cells], dtype=np.int64)  # in any order
+    columns = np.array([c for _, c in cells], dtype=np.int32)
+    weights = rng.choice([-1.0, 1.0], len(cells)) if signed else None
+    fast = vectorize._cell_sums(rows, columns, weights, 7, 10)
+    slow = vectorize._cell_sums_by_sorting(rows, columns, weights, 7, 10)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.tolist() == b.tolist()
+
+
+@SETTINGS
+@given(
     texts=st.lists(TEXT, max_size=8),
     ngram_range=st.sampled_from([(1, 1), (1, 2), (2, 2)]),
     lowercase=st.booleans(),

@@ -919,6 +919,7 @@ _NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
 _ASCII_BYTES = bytes(range(0x80))
 _NON_ASCII_CHAR = re.compile(r"[^\x00-\x7f]")
 _ASCII_CHAR = re.compile(r"[\x00-\x7f]")
+_HIGH_TO_MARK = bytes(b if b < 0x80 else 0x80 for b in range(256))  # non-ASCII bytes to 0x80
 
 
 def non_ascii_chars(text: str) -> str:
@@ -939,10 +940,22 @@ def has_non_ascii_word_char(text: str) -> bool:
 def non_ascii_runs(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each maximal run of non-ASCII characters, as ``finditer`` of
     ``[^\x00-\x7f]+`` gives them: Python's regex engine scans for a single character class
-    three times faster than for a repeated one, so each run is found by two such scans."""
+    three times faster than for a repeated one, so each run is found by two such scans, its
+    start, in a Latin-1 text (one byte a character), by memchr instead."""
+    try:
+        marked = text.encode("latin-1").translate(_HIGH_TO_MARK)
+    except UnicodeEncodeError:
+        marked = None
     pos = 0
-    while (found := _NON_ASCII_CHAR.search(text, pos)) is not None:
-        start = found.start()
+    while True:
+        if marked is not None:
+            start = marked.find(0x80, pos)
+            if start < 0:
+                return
+        elif (found := _NON_ASCII_CHAR.search(text, pos)) is not None:
+            start = found.start()
+        else:
+            return
         after = _ASCII_CHAR.search(text, start)
         pos = len(text) if after is None else after.start()
         yield start, pos
@@ -978,16 +991,7 @@ def is_latin_filler(paragraph: str) -> bool:
     and a long paragraph (a whole article without paragraph breaks) costs no more than a short
     one.
     """
-    if not has_non_ascii_word_char(paragraph):
-        # The same words, found faster: the word characters are all ASCII, so the words are
-        # the runs of [A-Za-z], which a byte translation and split find (as bytes)
-        data = paragraph.encode("utf-8").translate(_LOWER_LETTERS)
-        words = data.split(None, FILLER_WORDS)[:FILLER_WORDS]  # the last item: the rest
-        stop_words = _STOP_WORDS_BYTES
-    else:
-        found = itertools.islice(_WORD.finditer(paragraph), FILLER_WORDS)
-        words = [m.group().lower() for m in found]
-        stop_words = ENGLISH_STOP_WORDS
+    words, stop_words = _filler_words(paragraph)
     if len(words) < 6:
         return False
     share = lambda hits: sum(hits) / len(words)  # noqa: E731
@@ -999,6 +1003,35 @@ def is_latin_filler(paragraph: str) -> bool:
     if share(map(LOREM_WORDS.__contains__, words)) >= 0.6:
         return True
     return english <= 0.15 and share(w.endswith(_LATIN_ENDINGS) for w in words) >= 0.3
+
+
+# Characters of a paragraph's start that hold its first FILLER_WORDS words in ordinary text
+_FILLER_PREFIX = 12 * FILLER_WORDS
+
+
+def _filler_words(paragraph: str) -> tuple[list, frozenset]:
+    """The first ``FILLER_WORDS`` words of a paragraph, lower case, and the stop words to
+    look them up in (bytes or str, as the words are). Found in the paragraph's first
+    ``_FILLER_PREFIX`` characters when those hold more words: all but the last of them are
+    whole words (only the last can run on beyond the cut), so a long paragraph costs no more
+    than a short one."""
+    if len(paragraph) > _FILLER_PREFIX:
+        words, stop_words = _first_words(paragraph[:_FILLER_PREFIX], FILLER_WORDS + 1)
+        if len(words) > FILLER_WORDS:
+            return words[:FILLER_WORDS], stop_words
+    return _first_words(paragraph, FILLER_WORDS)
+
+
+def _first_words(text: str, n: int) -> tuple[list, frozenset]:
+    """At most ``n`` first words (runs of letters) of ``text``, lower case, with their stop
+    words."""
+    if not has_non_ascii_word_char(text):
+        # The same words, found faster: the word characters are all ASCII, so the words are
+        # the runs of [A-Za-z], which a byte translation and split find (as bytes)
+        data = text.encode("utf-8").translate(_LOWER_LETTERS)
+        return data.split(None, n)[:n], _STOP_WORDS_BYTES  # the last item: the rest
+    found = itertools.islice(_WORD.finditer(text), n)
+    return [m.group().lower() for m in found], ENGLISH_STOP_WORDS
 
 
 # ASCII text that ``ftfy.fix_text`` provably returns unchanged lacks all of these: its fixes
@@ -1079,6 +1112,8 @@ _NO_FIXER_ASCII = bytes(b for b in range(0x80) if not _FTFY_ANY_FIXER.match(chr(
 _HIGH_BYTES = bytes(range(0x80, 0x100))
 
 
+# _fix_segment's last round checks the text its previous round ended with again
+@functools.lru_cache(maxsize=8)
 def _any_fixer_acts_on(text: str) -> bool:
     """``_FTFY_ANY_FIXER.search(text) is not None``, found faster: deleting the ASCII bytes
     no fixer acts on from the text's UTF-8 leaves the ASCII ones a fixer acts on (any at all
@@ -1176,20 +1211,30 @@ def _lead_bytes(pattern: re.Pattern) -> bytes | None:
 
 class _LeadByteSearch:
     """``pattern.search(data)`` for a bytes regex whose matches all start with one of
-    ``leads``: a match is tried only where such a byte is, found by a single-class scan (a
-    regex of alternatives is searched a position at a time, ten times slower)."""
+    ``leads``: a match is tried only where such a byte is, leftmost first (a regex of
+    alternatives is searched a position at a time, ten times slower). The lead bytes present
+    are found by one byte deletion and their places by ``bytes.find`` (memchr): mojibake's
+    lead bytes are few in a text, where a scan for a class of them took 15 us a BBC article."""
 
     def __init__(self, pattern: re.Pattern, leads: bytes) -> None:
         self.pattern = pattern
-        self.leads = re.compile(b"[" + b"".join(re.escape(bytes([b])) for b in leads) + b"]")
+        self.not_leads = bytes(b for b in range(256) if b not in leads)
 
     def search(self, data: bytes) -> re.Match | None:
-        pos = 0
-        while (lead := self.leads.search(data, pos)) is not None:
-            if (found := self.pattern.match(data, lead.start())) is not None:
+        for at in self._lead_positions(data):
+            if (found := self.pattern.match(data, at)) is not None:
                 return found
-            pos = lead.start() + 1
         return None
+
+    def _lead_positions(self, data: bytes) -> list[int]:
+        """Where a lead byte is in ``data``, in order."""
+        positions = []
+        for lead in set(data.translate(None, self.not_leads)):
+            at = data.find(lead)
+            while at >= 0:
+                positions.append(at)
+                at = data.find(lead, at + 1)
+        return sorted(positions)
 
 
 def _fast_fix_encoding_step() -> Callable | None:
@@ -1203,13 +1248,53 @@ def _fast_fix_encoding_step() -> Callable | None:
         return step
     namespace = {**step.__globals__, "is_bad": _is_bad}
     chardata = step.__globals__.get("chardata")
+    faster = {}
     altered = getattr(chardata, "ALTERED_UTF8_RE", None)
     leads = _lead_bytes(altered) if isinstance(altered, re.Pattern) else None
     if leads is not None:
-        namespace["chardata"] = types.SimpleNamespace(
-            **{**vars(chardata), "ALTERED_UTF8_RE": _LeadByteSearch(altered, leads)}
-        )
+        faster["ALTERED_UTF8_RE"] = _LeadByteSearch(altered, leads)
+    if _encoding_regexes_take_all_ascii(chardata):
+        faster["possible_encoding"] = _possible_encoding
+    if faster:
+        namespace["chardata"] = types.SimpleNamespace(**{**vars(chardata), **faster})
     return types.FunctionType(step.__code__, namespace, step.__name__, step.__defaults__)
+
+
+def _encoding_regexes_take_all_ascii(chardata: object) -> bool:
+    """Whether ftfy's ``possible_encoding`` is a regex ``^[...]*$`` per encoding that takes
+    every ASCII character but ``\x1a`` (which sloppy encodings read as U+FFFD), the ASCII
+    one's taking nothing else."""
+    regexes = getattr(chardata, "ENCODING_REGEXES", None)
+    if not isinstance(regexes, dict) or not callable(getattr(chardata, "possible_encoding", None)):
+        return False
+    if getattr(regexes.get("ascii"), "pattern", None) != "^[\x00-\x7f]*$":
+        return False
+    ascii_but_sub = "".join(chr(c) for c in range(0x80) if c != 0x1A)
+    return all(
+        isinstance(rx, re.Pattern)
+        and rx.pattern.startswith("^[")
+        and rx.pattern.endswith("]*$")
+        and rx.match(ascii_but_sub) is not None
+        for rx in regexes.values()
+    )
+
+
+def _possible_encoding(text: str, encoding: str) -> bool:
+    """``ftfy.chardata.possible_encoding(text, encoding)``: whether every character of the
+    text is one the encoding's regex takes, checked for the characters it may not take only
+    (its non-ASCII ones and ``\x1a``): ftfy's regex matches the whole text, several times a
+    repair step."""
+    if encoding == "ascii":  # its regex: [\x00-\x7f]*
+        return text.isascii()
+    return ftfy.chardata.possible_encoding(_not_always_encodable(text), encoding)
+
+
+# a repair step checks one text against several encodings
+@functools.lru_cache(maxsize=4)
+def _not_always_encodable(text: str) -> str:
+    """The characters of ``text`` that an encoding's regex may not take: its non-ASCII ones
+    and ``\x1a``."""
+    return non_ascii_chars(text) + ("\x1a" if "\x1a" in text else "")
 
 
 _fix_encoding_step = _fast_fix_encoding_step()
@@ -1246,20 +1331,33 @@ def _fix_segment(text: str, config: ftfy.TextFixerConfig) -> str:
                 if getattr(config, name) and _FTFY_ACTS_ON[name].search(text):
                     text = ftfy.FIXERS[name](text)
         if config.normalization is not None:
-            text = unicodedata.normalize(config.normalization, text)
+            text = _normalized(config.normalization, text)
         if text == original:
             return text
+
+
+# _fix_segment's last round normalises the text its previous round ended with again
+@functools.lru_cache(maxsize=8)
+def _normalized(form: str, text: str) -> str:
+    """``unicodedata.normalize(form, text)``, the last few answers kept."""
+    return unicodedata.normalize(form, text)
 
 
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
+_PRINTABLE_ASCII_AND_HIGH = _PRINTABLE_ASCII + _HIGH_BYTES
+
+
 def _printable(line: str) -> bool:
-    """``line.isprintable()``; for ASCII a byte deletion, several times faster than looking up
-    every character."""
+    """``line.isprintable()``; its ASCII characters checked by a byte deletion, several times
+    faster than looking up every character, and only its non-ASCII ones looked up."""
     if line.isascii():
         return not line.encode("ascii").translate(None, _PRINTABLE_ASCII)
-    return line.isprintable()
+    data = line.encode("utf-8", "surrogatepass")
+    if data.translate(None, _PRINTABLE_ASCII_AND_HIGH):  # an unprintable ASCII character
+        return False
+    return data.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass").isprintable()
 
 
 def _collapse_spaces(line: str) -> str:
@@ -1338,12 +1436,18 @@ class Cleaner:
         Paragraphs stay separated by a blank line and lines within a paragraph by a newline,
         so the boilerplate filter can look at page-furniture lines one by one.
         """
+        if not text:  # an article without a title: nothing to fix
+            return text
         if self.fix_text:
             text = _fix_text(text, self.straight_quotes)
         elif self.straight_quotes and _has_curly_quotes(text):
             text = ftfy.fixes.uncurl_quotes(text)
         text = unicodedata.normalize(self.unicode_form, text)
-        paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n"))
+        if "\r" in text:  # found by memchr; the replacements search for two characters
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\n" not in text:  # one line: what the paragraph and line splits below make of it
+            return _collapse_spaces(text)
+        paragraphs = re.split(r"\n\s*\n", text)
         lines = (
             "\n".join(line for line in map(_collapse_spaces, p.split("\n")) if line)
             for p in paragraphs
@@ -1370,7 +1474,7 @@ class Cleaner:
         title = " ".join(self.normalize(article.title).split())
         kept, removed = [], []
         for paragraph in self.normalize(article.body).split("\n\n"):
-            rule = self.rule_for(" ".join(paragraph.split("\n")))
+            rule = self.rule_for(paragraph.replace("\n", " "))
             if rule:
                 removed.append(Removal(article.id, rule, paragraph))
                 continue
