@@ -345,3 +345,15 @@ def test_an_unreachable_server_is_one_line_without_retry_warnings(tmp_path, scri
     printed = proc.stdout + proc.stderr
     assert "Retrying" not in printed and "urllib3" not in printed
     assert [out for out in printed.splitlines() if out.strip()] == [line]
+
+
+def test_a_fractional_retry_setting_is_one_line(tmp_path):
+    """MLflow reads MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR as an int: 0.1 used to end in a
+    ValueError traceback from inside MLflow's first request."""
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.1"}
+    server = "http://127.0.0.1:9"  # checked before any request is made
+    proc = run_cli(tmp_path, "newsclf-train", f"mlflow.tracking_uri={server}", env=env, ok=False)
+    assert error_line(proc) == (
+        "newsclf-train: error: MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR='0.1': MLflow takes a whole "
+        "number here"
+    )

@@ -367,7 +367,8 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
             .when(F.col("dup_id"), "id seen earlier in the input")
             .otherwise("same text as an earlier article")
         )
-        scored.filter(F.col("reason").isNotNull()).select(
+        # in input order, as the local engine writes them (few rows: the sort is cheap)
+        scored.filter(F.col("reason").isNotNull()).orderBy("_file", "_row").select(
             "id", "source", "reason", detail.alias("detail")
         ).write.parquet(rejects_tmp)
         removals = scored.select(

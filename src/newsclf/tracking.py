@@ -61,6 +61,7 @@ def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
     """
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)
+        _check_whole_number(key)
     mlflow.set_tracking_uri(tracking_uri)
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
@@ -71,6 +72,16 @@ def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
             _init_sqlite(uri)
         elif is_database(uri):
             check_database(uri)
+
+
+def _check_whole_number(key: str) -> None:
+    """MLflow reads the variable ``key`` as an int, and a value such as 0.1 would fail deep
+    inside its first HTTP request: say so when the job starts."""
+    value = os.environ[key]
+    try:
+        int(value)
+    except ValueError:
+        raise NewsclfError(f"{key}={value!r}: MLflow takes a whole number here") from None
 
 
 def _sqlite_path(uri: str) -> Path | None:
