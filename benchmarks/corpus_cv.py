@@ -15,7 +15,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from newsclf.articles import Cleaner, Source, ingest
+from newsclf.articles import Source, ingest
+from newsclf.cleaning import Cleaner
 from newsclf.labelling.gold import load_annotations
 from newsclf.models import build_model
 from newsclf.tasks import Task

@@ -30,7 +30,8 @@ import datasets as hf
 import numpy as np
 from omegaconf import OmegaConf
 
-from newsclf.articles import Cleaner, Source, ingest
+from newsclf.articles import Source, ingest
+from newsclf.cleaning import Cleaner
 from newsclf.datasets import features
 from newsclf.labelling.gold import load_annotations
 from newsclf.tasks import Task

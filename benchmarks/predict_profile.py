@@ -27,7 +27,8 @@ import baselines
 from bbc import shared_bbc
 
 from newsclf import batch, predict, saved_model
-from newsclf.articles import Cleaner, Source
+from newsclf.articles import Source
+from newsclf.cleaning import Cleaner
 
 CHUNK = 2000  # newsclf-predict's default chunk_size
 

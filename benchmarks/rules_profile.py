@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from newsclf.articles import Article, Cleaner, Source, ingest
+from newsclf.articles import Article, Source, ingest
+from newsclf.cleaning import Cleaner
 from newsclf.labelling.rules import load_rules
 from newsclf.tasks import Task
 

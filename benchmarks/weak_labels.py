@@ -34,7 +34,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from newsclf.annotate import conflict_scores, rank
-from newsclf.articles import Cleaner, Source, ingest
+from newsclf.articles import Source, ingest
+from newsclf.cleaning import Cleaner
 from newsclf.labelling.gold import load_annotations
 from newsclf.labelling.label_model import make_label_model
 from newsclf.labelling.rules import ABSTAIN, label_articles, load_rules

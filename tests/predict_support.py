@@ -15,7 +15,8 @@ from sklearn.pipeline import Pipeline
 
 import newsclf.cli  # registers the ${newsclf.seeds:} resolver
 from newsclf import saved_model, tracking
-from newsclf.articles import Cleaner, Source, ingest
+from newsclf.articles import Source, ingest
+from newsclf.cleaning import Cleaner
 from tests.conftest import FILLER, ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus
 
 assert newsclf.cli

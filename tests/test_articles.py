@@ -8,16 +8,15 @@ import pytest
 
 from newsclf.articles import (
     Article,
-    Cleaner,
     Reject,
     Source,
     clean_and_dedupe,
     id_unknown,
     ingest,
-    is_latin_filler,
     parse_date,
     parse_txt,
 )
+from newsclf.cleaning import Cleaner, is_latin_filler
 from newsclf.errors import NewsclfError
 from tests.conftest import SEED_ARTICLE
 

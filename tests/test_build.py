@@ -15,7 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from newsclf import build, datasets
-from newsclf.articles import Article, Cleaner, Reject, Source, clean_and_dedupe, ingest, parse_txt
+from newsclf.articles import Article, Reject, Source, clean_and_dedupe, ingest, parse_txt
+from newsclf.cleaning import Cleaner
 from newsclf.labelling.gold import load_annotations
 from newsclf.labelling.rules import load_rules
 from newsclf.labelling.weak import weak_labels

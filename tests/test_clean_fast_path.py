@@ -13,23 +13,22 @@ import ftfy
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from newsclf import articles
-from newsclf.articles import (
+from newsclf import cleaning
+from newsclf.articles import Article, non_ascii_chars, parse_txt
+from newsclf.cleaning import (
     _BADNESS_WIDTH,
     _LATIN_ENDINGS,
     _WORD,
-    ENGLISH_STOP_WORDS,
     FILLER_WORDS,
     LOREM_WORDS,
-    Article,
     Cleaner,
     _fix_text,
     _ftfy_is_noop,
     _has_curly_quotes,
     _is_bad,
     is_latin_filler,
-    parse_txt,
 )
 from tests.conftest import SEED_ARTICLE
 
@@ -54,7 +53,7 @@ class AlwaysFtfyCleaner(Cleaner):
         def fix_text(text: str, uncurl: bool) -> str:
             return ftfy.fix_text(text, uncurl_quotes=uncurl)
 
-        with mock.patch.object(articles, "_fix_text", fix_text):
+        with mock.patch.object(cleaning, "_fix_text", fix_text):
             return super().normalize(text)
 
 
@@ -101,7 +100,7 @@ def test_uncurling_is_skipped_only_where_it_changes_nothing(text):
     if not _has_curly_quotes(text):
         assert ftfy.fixes.uncurl_quotes(text) == text
     fast = Cleaner(fix_text=False).normalize(text)
-    with mock.patch.object(articles, "_has_curly_quotes", lambda _: True):  # as before
+    with mock.patch.object(cleaning, "_has_curly_quotes", lambda _: True):  # as before
         assert fast == Cleaner(fix_text=False).normalize(text)
 
 
@@ -189,26 +188,26 @@ def test_latin_filler_on_punctuated_text_matches_the_full_test(text):
 ALL_CHARACTERS = "".join(map(chr, range(0x110000)))
 
 
-@pytest.mark.parametrize("name", articles._FTFY_FIXERS)
+@pytest.mark.parametrize("name", cleaning._FTFY_FIXERS)
 def test_each_ftfy_fixer_leaves_text_without_its_characters_alone(name):
-    others = articles._FTFY_ACTS_ON[name].sub("", ALL_CHARACTERS)
+    others = cleaning._FTFY_ACTS_ON[name].sub("", ALL_CHARACTERS)
     assert ftfy.FIXERS[name](others) == others
     assert ftfy.FIXERS[name](others[::-1]) == others[::-1]
 
 
 def test_the_all_fixers_class_is_the_union_of_theirs():
-    each = set().union(*(r.findall(ALL_CHARACTERS) for r in articles._FTFY_ACTS_ON.values()))
-    assert set(articles._FTFY_ANY_FIXER.findall(ALL_CHARACTERS)) == each
+    each = set().union(*(r.findall(ALL_CHARACTERS) for r in cleaning._FTFY_ACTS_ON.values()))
+    assert set(cleaning._FTFY_ANY_FIXER.findall(ALL_CHARACTERS)) == each
 
 
 def test_the_mojibake_repair_step_uses_the_fast_check_and_leaves_ftfy_alone():
-    step = articles._fix_encoding_step
+    step = cleaning._fix_encoding_step
     assert step.__globals__["is_bad"] is _is_bad
-    assert isinstance(step.__globals__["chardata"].ALTERED_UTF8_RE, articles._LeadByteSearch)
+    assert isinstance(step.__globals__["chardata"].ALTERED_UTF8_RE, cleaning._LeadByteSearch)
     assert ftfy._fix_encoding_one_step_and_explain.__globals__["chardata"] is ftfy.chardata
     assert ftfy._fix_encoding_one_step_and_explain.__globals__["is_bad"] is ftfy.badness.is_bad
     for text in ("Â£5m and itâ€™s", "café", "plain", "Ã©tÃ©\nnaÃ¯ve"):
-        assert articles._fix_encoding(text) == ftfy.fix_encoding(text)
+        assert cleaning._fix_encoding(text) == ftfy.fix_encoding(text)
 
 
 # Any character at all, lone surrogates (from undecodable input) included, in short runs.
@@ -221,19 +220,19 @@ ANY_TEXT = st.text(
 @SETTINGS
 @given(text=ANY_TEXT)
 def test_non_ascii_helpers_equal_the_regexes_they_replace(text):
-    assert articles.non_ascii_chars(text) == "".join(re.findall(r"[^\x00-\x7f]", text))
+    assert non_ascii_chars(text) == "".join(re.findall(r"[^\x00-\x7f]", text))
     expected_word = re.search(r"[^\W\x00-\x7f]", text) is not None
-    assert articles.has_non_ascii_word_char(text) == expected_word
+    assert cleaning.has_non_ascii_word_char(text) == expected_word
     runs = [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
-    assert list(articles.non_ascii_runs(text)) == runs
+    assert list(cleaning.non_ascii_runs(text)) == runs
 
 
 def test_non_ascii_helpers_on_surrogates_words_and_runs_at_the_ends():
-    assert articles.non_ascii_chars("a\udcff b£") == "\udcff£"
-    assert articles.has_non_ascii_word_char("£ — \udcff") is False
-    assert articles.has_non_ascii_word_char("ab £ é") is True
-    assert list(articles.non_ascii_runs("Â£5 ££")) == [(0, 2), (4, 6)]
-    assert list(articles.non_ascii_runs("plain")) == []
+    assert non_ascii_chars("a\udcff b£") == "\udcff£"
+    assert cleaning.has_non_ascii_word_char("£ — \udcff") is False
+    assert cleaning.has_non_ascii_word_char("ab £ é") is True
+    assert list(cleaning.non_ascii_runs("Â£5 ££")) == [(0, 2), (4, 6)]
+    assert list(cleaning.non_ascii_runs("plain")) == []
 
 
 def test_every_whitespace_character_but_space_is_unprintable():
@@ -245,13 +244,13 @@ def test_every_whitespace_character_but_space_is_unprintable():
 
 def test_printable_equals_isprintable_for_every_character():
     for c in ALL_CHARACTERS:
-        assert articles._printable(f"ab{c}") == f"ab{c}".isprintable(), hex(ord(c))
+        assert cleaning._printable(f"ab{c}") == f"ab{c}".isprintable(), hex(ord(c))
 
 
 @SETTINGS
 @given(text=st.text(st.sampled_from(" ab\t\n\xa0\u2028\u3000\x1c\x7f\u200b.é"), max_size=30))
 def test_collapse_spaces_equals_split_and_join(text):
-    assert articles._collapse_spaces(text) == " ".join(text.split())
+    assert cleaning._collapse_spaces(text) == " ".join(text.split())
 
 
 ALTERED = ftfy.chardata.ALTERED_UTF8_RE
@@ -264,17 +263,17 @@ BYTES = st.lists(
 @SETTINGS
 @given(data=BYTES)
 def test_lead_byte_search_finds_what_the_regex_search_finds(data):
-    leads = articles._lead_bytes(ALTERED)
+    leads = cleaning._lead_bytes(ALTERED)
     assert leads is not None
-    fast = articles._LeadByteSearch(ALTERED, leads).search(data)
+    fast = cleaning._LeadByteSearch(ALTERED, leads).search(data)
     slow = ALTERED.search(data)
     assert (fast and fast.span()) == (slow and slow.span())
 
 
 def test_lead_bytes_of_patterns_with_and_without_a_class_first():
-    assert articles._lead_bytes(re.compile(b"[a-c]x|dy")) == b"abcd"
-    assert articles._lead_bytes(re.compile(b"a*b")) is None
-    assert articles._lead_bytes(re.compile(b"x|.y")) is None
+    assert cleaning._lead_bytes(re.compile(b"[a-c]x|dy")) == b"abcd"
+    assert cleaning._lead_bytes(re.compile(b"a*b")) is None
+    assert cleaning._lead_bytes(re.compile(b"x|.y")) is None
 
 
 @SETTINGS
@@ -285,21 +284,21 @@ def test_lead_bytes_of_patterns_with_and_without_a_class_first():
     ).map("".join)
 )
 def test_mojibake_repair_equals_ftfys_fix_encoding(text):
-    assert articles._fix_encoding(text) == ftfy.fix_encoding(text)
+    assert cleaning._fix_encoding(text) == ftfy.fix_encoding(text)
 
 
 @SETTINGS
 @given(text=ASCII)
 def test_ascii_control_check_by_byte_translation_equals_the_regex(text):
-    found = bool(text.encode("ascii").translate(None, articles._NOT_FTFY_CONTROLS))
-    assert found == (articles._FTFY_ASCII_CONTROLS.search(text) is not None)
+    found = bool(text.encode("ascii").translate(None, cleaning._NOT_FTFY_CONTROLS))
+    assert found == (cleaning._FTFY_ASCII_CONTROLS.search(text) is not None)
 
 
 @SETTINGS
 @given(text=st.one_of(ANY_TEXT, TEXT))
 def test_any_fixer_check_by_byte_translation_equals_the_regex(text):
-    expected = articles._FTFY_ANY_FIXER.search(text) is not None
-    assert articles._any_fixer_acts_on(text) == expected
+    expected = cleaning._FTFY_ANY_FIXER.search(text) is not None
+    assert cleaning._any_fixer_acts_on(text) == expected
 
 
 @SETTINGS
@@ -307,13 +306,13 @@ def test_any_fixer_check_by_byte_translation_equals_the_regex(text):
 def test_possible_encoding_of_the_non_ascii_characters_equals_ftfys(text):
     for encoding in ftfy.chardata.ENCODING_REGEXES:
         expected = ftfy.chardata.possible_encoding(text, encoding)
-        assert articles._possible_encoding(text, encoding) == expected, encoding
+        assert cleaning._possible_encoding(text, encoding) == expected, encoding
 
 
 def test_the_mojibake_repair_step_checks_encodings_by_the_non_ascii_characters():
-    chardata = articles._fix_encoding_step.__globals__["chardata"]
-    assert chardata.possible_encoding is articles._possible_encoding
-    assert ftfy.chardata.possible_encoding is not articles._possible_encoding
+    chardata = cleaning._fix_encoding_step.__globals__["chardata"]
+    assert chardata.possible_encoding is cleaning._possible_encoding
+    assert ftfy.chardata.possible_encoding is not cleaning._possible_encoding
 
 
 @SETTINGS
@@ -333,14 +332,14 @@ def test_latin_filler_of_long_words_past_the_prefix_matches_the_full_test(words,
 @given(text=st.text(st.sampled_from("ab \n\x7f\x80\xa0£Âé\xff"), max_size=40))
 def test_non_ascii_runs_of_latin_1_text_equal_the_regexs(text):
     runs = [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
-    assert list(articles.non_ascii_runs(text)) == runs
+    assert list(cleaning.non_ascii_runs(text)) == runs
 
 
 def _split_and_joined(text: str) -> str:
     """What Cleaner.normalize's paragraph and line splits make of a normalised text."""
     paragraphs = re.split(r"\n\s*\n", text)
     lines = (
-        "\n".join(line for line in map(articles._collapse_spaces, p.split("\n")) if line)
+        "\n".join(line for line in map(cleaning._collapse_spaces, p.split("\n")) if line)
         for p in paragraphs
     )
     return "\n\n".join(p for p in lines if p)

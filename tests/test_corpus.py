@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from newsclf.articles import Cleaner, parse_txt
+from newsclf.articles import parse_txt
+from newsclf.cleaning import Cleaner
 from tests.conftest import ROOT, SEEDS
 
 SPAN = 12

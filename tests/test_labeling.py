@@ -363,7 +363,8 @@ def test_default_stance_rules_read_who_is_blamed():
 def test_grouped_matchers_find_what_one_flat_alternation_finds(name):
     """The matchers group terms by first letter for speed; on real text they must find exactly
     the matches (term, label, span) of the plain longest-first alternation."""
-    from newsclf.articles import Cleaner, Source, ingest
+    from newsclf.articles import Source, ingest
+    from newsclf.cleaning import Cleaner
 
     task = Task.from_config(OmegaConf.load(ROOT / f"configs/task/{name}.yaml"))
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/labeling/{name}.yaml"))

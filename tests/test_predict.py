@@ -174,7 +174,7 @@ def test_workers_keep_their_memory_and_the_parent_is_left_alone():
 def _models_that_prepare_differently() -> tuple[LoadedModel, LoadedModel]:
     """A topic model with the default preparation, and a stance model whose preparation also
     drops "Statement from the ministry..." paragraphs."""
-    from newsclf.articles import DEFAULT_BOILERPLATE
+    from newsclf.cleaning import DEFAULT_BOILERPLATE
     from newsclf.saved_model import Preparation
 
     rule = {**DEFAULT_BOILERPLATE, "statement": r"statement from the ministry.*"}

@@ -650,7 +650,7 @@ def _models_that_prepare_differently(store: str, folder: Path):
     preparing articles with one more boilerplate rule ("Statement from the ministry...")."""
     import dataclasses
 
-    from newsclf.articles import DEFAULT_BOILERPLATE
+    from newsclf.cleaning import DEFAULT_BOILERPLATE
     from newsclf.saved_model import Preparation
 
     cfg = predict_config(store, "source=parquet", f"source.path={folder}")

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from newsclf.articles import Article, Cleaner, Record, Reject, Removal, body_of, id_unknown
+from newsclf.articles import Article, Record, Reject, body_of, id_unknown
+from newsclf.cleaning import Cleaner, Removal
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import datasets as hf
 import numpy as np
 
-from newsclf.articles import Article, Reject, Removal, body_of
+from newsclf.articles import Article, Reject, body_of
+from newsclf.cleaning import Removal
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from newsclf import vectorize
-from newsclf.articles import Article, Cleaner, Record, Reject, Removal
+from newsclf.articles import Article, Record, Reject
+from newsclf.cleaning import Cleaner, Removal
 from newsclf.saved_model import (  # noqa: F401  # Classifier, load_pipeline: see below
     Classifier,
     LoadedModel,

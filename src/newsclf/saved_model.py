@@ -25,7 +25,8 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 
 from newsclf import vectorize
-from newsclf.articles import DEFAULT_BOILERPLATE, Article, Cleaner, Removal
+from newsclf.articles import Article
+from newsclf.cleaning import DEFAULT_BOILERPLATE, Cleaner, Removal
 from newsclf.errors import NewsclfError, first_line
 
 if TYPE_CHECKING:

@@ -23,17 +23,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from newsclf.articles import (
-    Article,
-    Cleaner,
-    Reject,
-    Removal,
-    Source,
-    id_unknown,
-    jsonl_row,
-    place_id,
-)
+from newsclf.articles import Article, Reject, Source, id_unknown, jsonl_row, place_id
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
+from newsclf.cleaning import Cleaner, Removal
 from newsclf.errors import NewsclfError
 from newsclf.labelling.rules import apply_rule_sets
 from newsclf.spark import (

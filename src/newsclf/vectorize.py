@@ -30,7 +30,7 @@ try:  # the sparse conversions of scipy.sparse, for a linear-time grouping of ce
 except ImportError:  # pragma: no cover  # a scipy without them: cells are sorted instead
     _sparsetools = None
 
-from newsclf.articles import has_non_ascii_word_char
+from newsclf.cleaning import has_non_ascii_word_char
 
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 # The same tokens as the default pattern: maximal runs of two or more word characters.
