@@ -179,15 +179,15 @@ def test_shared_features_give_the_models_of_plain_fits(path):
 def test_shared_features_from_worker_processes_equal_one_pass(path, monkeypatch):
     """newsclf-train vectorises chunks of each split in worker processes: the rows, stacked in
     order, are those of one pass over the split."""
-    from newsclf.cli.train import _SharedFeatures
+    from newsclf.fitting import SharedFeatures
 
     model = build_model(_model_config(path, task="topic"))
     if not shares_features(model):
         return
-    monkeypatch.setattr(_SharedFeatures, "CHUNK", 7)  # several chunks per split
+    monkeypatch.setattr(SharedFeatures, "CHUNK", 7)  # several chunks per split
     texts, labels = _data(per_label=8)
     data = {"train": (texts[:30], labels[:30]), "validation": (texts[30:], labels[30:])}
-    shared = _SharedFeatures.start(model, data, n_jobs=2)
+    shared = SharedFeatures.start(model, data, n_jobs=2)
     for split, (split_texts, _) in data.items():
         got, want = shared.splits[split].result(timeout=120), front_features(model, split_texts)
         assert got.shape == want.shape
@@ -199,17 +199,17 @@ def test_shared_features_not_started_are_cancelled_when_the_job_ends(monkeypatch
     not started are cancelled (the interpreter would otherwise wait for all of them at exit)."""
     from concurrent.futures import CancelledError
 
-    from newsclf.cli.train import _SharedFeatures
+    from newsclf.fitting import SharedFeatures
 
     model = build_model(_model_config(MODEL_CONFIGS[0], task="topic"))
     assert shares_features(model)
-    monkeypatch.setattr(_SharedFeatures, "CHUNK", 1)  # one task per text
+    monkeypatch.setattr(SharedFeatures, "CHUNK", 1)  # one task per text
     texts, labels = _data(per_label=40)
-    shared = _SharedFeatures.start(model, {"train": (texts, labels)}, n_jobs=2)
-    _SharedFeatures.stop_all()
+    shared = SharedFeatures.start(model, {"train": (texts, labels)}, n_jobs=2)
+    SharedFeatures.stop_all()
     with pytest.raises(CancelledError):
         shared.splits["train"].result(timeout=120)
-    assert not _SharedFeatures._pools
+    assert not SharedFeatures._pools
 
 
 def _dense(matrix) -> np.ndarray:

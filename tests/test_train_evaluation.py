@@ -273,16 +273,16 @@ def test_evaluation_prepares_articles_as_the_model_does(tmp_path):
 def test_fits_read_the_splits_as_the_dataset_dict_has_them(built, tmp_path):
     """newsclf-train reads the splits' texts and labels with pyarrow, to start its fits before
     Hugging Face datasets is imported: the same rows as the DatasetDict; another layout -> None."""
-    from newsclf.cli.train import _read_splits
+    from newsclf.fitting import read_splits
 
     folder = built / "data/datasets/topic"
     dd, manifest = datasets.load(folder)
-    data = _read_splits(str(folder), manifest.labels)
+    data = read_splits(str(folder), manifest.labels)
     for split in datasets.SPLITS:
         assert data[split][0] == dd[split]["text"]
         assert data[split][1] == [manifest.labels[i] for i in dd[split]["label"]]
-    assert _read_splits(str(tmp_path), manifest.labels) is None
-    assert _read_splits(str(folder), manifest.labels[:1]) is None  # a label it cannot name
+    assert read_splits(str(tmp_path), manifest.labels) is None
+    assert read_splits(str(folder), manifest.labels[:1]) is None  # a label it cannot name
 
 
 def test_the_gate_scores_challenger_and_champion_alike(built, tmp_path):

@@ -5,15 +5,11 @@ Returns the optimised metric (``optimize_metric``) so Hydra sweepers can use it.
 
 from __future__ import annotations
 
-import json
 import logging
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
-from typing import ClassVar
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -43,11 +39,10 @@ calibration = lazy_import("newsclf.calibration")
 datasets = lazy_import("newsclf.datasets")
 evalsets = lazy_import("newsclf.evalsets")
 evaluation = lazy_import("newsclf.evaluation")
+fits = lazy_import("newsclf.fitting")
 hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
-np = lazy_import("numpy")
 saved_model = lazy_import("newsclf.saved_model")
-scipy_sparse = lazy_import("scipy.sparse")
 sklearn_base = lazy_import("sklearn.base")
 tracking = lazy_import("newsclf.tracking")
 
@@ -59,7 +54,8 @@ def train(cfg: DictConfig) -> dict:
     try:
         return _train(cfg)
     finally:  # a job that fails early must not wait for the rest of the vectorising
-        _SharedFeatures.stop_all()
+        if "newsclf.fitting" in sys.modules:  # else no pool was started: no import
+            fits.SharedFeatures.stop_all()
 
 
 CONFIG_TYPES = {
@@ -100,7 +96,7 @@ def _train(cfg: DictConfig) -> dict:
     # logging of the config and datasets (on two cores, seconds per job); the refit on train +
     # validation too, when one is wanted. A streamed fit forks worker processes, so it starts
     # later, with the imports done.
-    data = None if out_of_core else _read_splits(cfg.dataset_dir, names)
+    data = None if out_of_core else fits.read_splits(cfg.dataset_dir, names)
     if data is not None:
         model, shared, fitting, refitting = _start_fits(cfg, data, names)
     dd, manifest = datasets.load(cfg.dataset_dir)
@@ -139,7 +135,7 @@ def _train(cfg: DictConfig) -> dict:
         result["run_id"] = run_id
         tracking.describe_experiment(experiment, tracking.experiment_description(task))
         if fitting is None:
-            fitting = _in_thread(_fit, model, dd, data, names, out_of_core)
+            fitting = fits.in_thread(_fit, model, dd, data, names, out_of_core)
         tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
         for split in datasets.SPLITS:
             tracking.log_dataset(
@@ -225,43 +221,13 @@ def _train(cfg: DictConfig) -> dict:
     return result
 
 
-def _read_splits(dataset_dir: str, names: list[str]) -> dict | None:
-    """Each split's texts and label names, read from the dataset folder's Arrow files
-    (``hf/<split>``, as ``save_to_disk`` writes them) with pyarrow alone, so that the fits
-    start before Hugging Face datasets is imported (a second of CPU); None for any other
-    layout (the DatasetDict is then read as usual)."""
-    import pyarrow as pa
-
-    data = {}
-    try:
-        for split in SPLITS:
-            folder = Path(dataset_dir) / "hf" / split
-            state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-            if set(state) & {"_indices_data_files", "_indices_filename"}:
-                return None
-            texts: list[str] = []
-            labels: list[str] = []
-            for file in state["_data_files"]:
-                with pa.memory_map(str(folder / file["filename"])) as source:
-                    table = pa.ipc.open_stream(source).read_all()
-                texts += table.column("text").to_pylist()
-                labels += [names[i] for i in table.column("label").to_pylist()]
-            data[split] = (texts, labels)
-    except (OSError, ValueError, KeyError, IndexError, TypeError, pa.ArrowException):
-        return None
-    return data
-
-
-SPLITS = ("train", "validation", "test")  # newsclf.datasets.SPLITS, without its imports
-
-
 def _start_fits(cfg: DictConfig, data: dict, names: list[str]) -> tuple:
     """The model, its shared split features, and the fit and refit (futures), started."""
     model = models.build_model(cfg.model)
     n_jobs = batch.resolve_n_jobs(int(cfg.get("n_jobs", 1)))
-    shared = _SharedFeatures.start(model, data, n_jobs)
+    shared = fits.SharedFeatures.start(model, data, n_jobs)
     refitting = _start_refit(cfg, model, data, names, shared)
-    fitting = _in_thread(_fit, model, None, data, names, None, shared)
+    fitting = fits.in_thread(_fit, model, None, data, names, None, shared)
     return model, shared, fitting, refitting
 
 
@@ -278,84 +244,6 @@ def _fit(
     else:
         models.fit(model, *data["train"])
     return time.perf_counter() - started
-
-
-class _SharedFeatures:
-    """The features of each split, computed once (train, then validation, then test) when the
-    model's first step learns nothing (see ``models.shares_features``): the fit on train, the
-    refit on train + validation and the evaluation all use them, instead of each tokenising
-    its texts again. Chunks of texts are vectorised in ``n_jobs`` worker processes, beside the
-    imports and MLflow set-up this process does meanwhile (tokenising holds the GIL); a thread
-    gathers them. The models are those of plain fits."""
-
-    CHUNK = 1_000  # texts per worker task
-    _pools: ClassVar[list] = []  # pools still working (stop_all cancels what they have not started)
-
-    def __init__(self, splits: dict[str, Future]) -> None:
-        self.splits = splits
-
-    @classmethod
-    def stop_all(cls) -> None:
-        while cls._pools:
-            cls._pools.pop().shutdown(wait=False, cancel_futures=True)
-
-    @classmethod
-    def start(cls, model, data: dict, n_jobs: int = 1) -> _SharedFeatures | None:
-        if not models.shares_features(model):
-            return None
-        splits: dict[str, Future] = {s: Future() for s in data}
-        chunks = {
-            s: [texts[i : i + cls.CHUNK] for i in range(0, len(texts), cls.CHUNK)] or [[]]
-            for s, (texts, _) in data.items()
-        }
-        workers = min(n_jobs, sum(map(len, chunks.values())))
-        pool = batch.worker_pool(workers) if workers > 1 else None
-        if pool is not None:  # submitted here: the workers fork from this, the main, thread
-            cls._pools.append(pool)
-            parts = {
-                s: [pool.submit(models.front_features, model, c) for c in cs]
-                for s, cs in chunks.items()
-            }
-
-        def vectorize() -> None:
-            try:
-                for split, future in splits.items():
-                    try:
-                        if pool is None:
-                            future.set_result(models.front_features(model, data[split][0]))
-                        else:
-                            future.set_result(_stack([p.result() for p in parts[split]]))
-                    except BaseException as exc:
-                        future.set_exception(exc)
-            finally:
-                if pool is not None:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    if pool in cls._pools:
-                        cls._pools.remove(pool)
-
-        threading.Thread(target=vectorize, name="newsclf-vectorize", daemon=True).start()
-        return cls(splits)
-
-    def fit(self, model, data: dict, splits: tuple[str, ...]) -> None:
-        """Fit ``model`` on ``splits`` together, as on their texts concatenated in order."""
-        parts = [self.splits[s].result() for s in splits]
-        features = parts[0] if len(parts) == 1 else scipy_sparse.vstack(parts, format="csr")
-        texts = [t for s in splits for t in data[s][0]]
-        labels = [y for s in splits for y in data[s][1]]
-        models.fit_on_features(model, texts, features, labels)
-
-    def predict(self, model, split: str) -> list:
-        """``model.predict`` of the split's texts."""
-        return model[1:].predict(self.splits[split].result())
-
-
-def _stack(parts: list) -> object:
-    """Feature rows of consecutive chunks, one matrix (sparse, or dense for dense parts)."""
-    if len(parts) == 1:
-        return parts[0]
-    if all(scipy_sparse.issparse(p) for p in parts):
-        return scipy_sparse.vstack(parts, format="csr")
-    return np.vstack([p.toarray() if scipy_sparse.issparse(p) else p for p in parts])
 
 
 REFIT = ("train+validation", "none")
@@ -476,25 +364,10 @@ def _start_refit(cfg: DictConfig, model, data: dict, names: list[str], shared=No
             shared.fit(final, data, ("train", "validation"))
             return final, time.perf_counter() - started
 
-        return _in_thread(refit)
+        return fits.in_thread(refit)
     texts = list(data["train"][0]) + list(data["validation"][0])
     both = {"train": (texts, list(data["train"][1]) + list(data["validation"][1]))}
-    return _in_thread(lambda: (final, _fit(final, {}, both, names, None)))
-
-
-def _in_thread(fn: Callable, *args: object) -> Future:
-    """``fn(*args)`` in a new daemon thread: an error in the main thread ends the process
-    without waiting for a solver. ``result()`` of the future raises what ``fn`` raised."""
-    future: Future = Future()
-
-    def work() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    threading.Thread(target=work, name=f"newsclf-{fn.__name__}", daemon=True).start()
-    return future
+    return fits.in_thread(lambda: (final, _fit(final, {}, both, names, None)))
 
 
 def _refit(cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core, started=None):
@@ -540,7 +413,7 @@ def _start_top_features(cfg: DictConfig, model, data: dict, refitting, fitting, 
         fitted = final()
         return fitted, models.top_features(fitted, texts, int(cfg.top_features))
 
-    return _in_thread(rows)
+    return fits.in_thread(rows)
 
 
 def _log_top_features(cfg: DictConfig, model, texts: list[str], started=None) -> None:
