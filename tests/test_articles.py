@@ -459,15 +459,20 @@ def test_hugging_face_stream_failing_mid_way_is_one_error(tmp_path):
 
 
 def test_json_files_a_jsonl_folder_would_skip_are_named(tmp_path):
-    """.json files count as JSONL when a folder's format is detected, but the default pattern
-    reads *.jsonl: such a folder is refused with the files named, not half read; an explicit
-    pattern reads what it says."""
+    """.json files count as JSONL when a folder's format is detected, but the pattern *.jsonl
+    (the default, and the jsonl source's) skips them: such a folder is refused with the files
+    named, not half read; another pattern reads what it says. The jsonl source used to skip
+    them without a word."""
     row = json.dumps({"id": "1", "title": "t", "text": "body"})
     (tmp_path / "a.jsonl").write_text(row + "\n", encoding="utf-8")
     (tmp_path / "b.json").write_text(row.replace('"1"', '"2"') + "\n", encoding="utf-8")
-    with pytest.raises(NewsclfError, match=r"holds \.json files \(b\.json\) that the default"):
-        list(Source(path=str(tmp_path)).read())
-    for pattern, ids in (("*.json", ["2"]), ("*.jsonl", ["1"])):
+    for source in (
+        Source(path=str(tmp_path)),
+        Source(path=str(tmp_path), format="jsonl", pattern="*.jsonl"),
+    ):
+        with pytest.raises(NewsclfError, match=r"holds \.json files \(b\.json\) that the pat"):
+            list(source.read())
+    for pattern, ids in (("*.json", ["2"]), ("*.json*", ["1", "2"])):
         source = Source(path=str(tmp_path), format="jsonl", pattern=pattern)
         assert [a.id for a in source.read()] == ids
 

@@ -433,17 +433,18 @@ class Source:
         )
 
     def check_no_json_skipped(self, folder: Path | str, names: Iterable[str], fmt: str) -> None:
-        """A folder read as JSONL by the default pattern (``*.jsonl``) must not hold ``.json``
-        files: they count as JSONL when the format is detected, and would be skipped silently."""
-        if fmt != "jsonl" or self.pattern != "*.txt":
+        """A folder read as JSONL by the pattern ``*.jsonl`` (the default, and the ``jsonl``
+        source's) must not hold ``.json`` files: they count as JSONL when the format is
+        detected, and would be skipped silently."""
+        if fmt != "jsonl" or self.file_pattern(fmt) != "*.jsonl":
             return
         skipped = sorted(n for n in names if n.lower().endswith(".json"))
         if skipped:
             raise NewsclfError(
                 f"{folder}: holds .json files ({', '.join(skipped[:3])}"
-                f"{', ...' if len(skipped) > 3 else ''}) that the default pattern '*.jsonl' "
-                "would skip; set source.format=jsonl and source.pattern: '*.json' to read them, "
-                "'*.jsonl' to skip them"
+                f"{', ...' if len(skipped) > 3 else ''}) that the pattern '*.jsonl' "
+                "would skip; set source.pattern='*.json' to read them (or '*.json*' for both), or "
+                "move them out of the folder"
             )
 
     def _read_txt(self, file: Path) -> Record:
