@@ -227,6 +227,17 @@ def test_bad_model_uris(store, tmp_path):
     mlflow.sklearn.save_model(LogisticRegression().fit([[0], [1]], [0, 1]), str(foreign))
     with pytest.raises(NewsclfError, match=r"not a newsclf model \(flavors: python_function"):
         run_prediction(predict_config(*base, f"models.topic={foreign}"))
+    # these three ended in a traceback, or in a line cut before its cause
+    problems = {
+        "s3://bucket/model": r"needs the Python package 'botocore'",  # not a newsclf dependency
+        "http://host/model": r"not a model URI MLflow can read",
+        str(tmp_path / "missing"): r"downloading .*: No such artifact: 'missing'",
+    }
+    for uri, problem in problems.items():
+        with pytest.raises(
+            NewsclfError, match=rf"model {re.escape(uri)}: cannot load \(.*{problem}"
+        ):
+            run_prediction(predict_config(*base, f"models.topic={uri}"))
     assert not (tmp_path / "p.parquet").exists()
 
 

@@ -302,9 +302,26 @@ def fetch_model(uri: str, into: str) -> dict[str, str | None]:
     source = uri if name is None else f"models:/{name}/{version}"
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=into)
-    except (MlflowException, OSError) as exc:
-        raise NewsclfError(f"model {uri}: cannot load ({first_line(exc)})") from None
+    except ImportError as exc:  # s3://, gs://, ...: the store's client library is missing
+        raise NewsclfError(
+            f"model {uri}: cannot load (MLflow needs the Python package {exc.name!r} to read "
+            "this store; install it where newsclf runs)"
+        ) from None
+    except (MlflowException, OSError, ValueError) as exc:  # ValueError: e.g. http://host/x
+        raise NewsclfError(f"model {uri}: cannot load ({_download_problem(exc)})") from None
     return {"local_path": str(local), "name": name, "version": version}
+
+
+def _download_problem(exc: BaseException) -> str:
+    """One line for a failed download: MLflow's first line, and when that only announces a
+    list ("... failures occurred while downloading ...:"), the first problem listed too."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    listed = [line for line in lines[1:] if not line.startswith("#####")]  # "##### File x #####"
+    if isinstance(exc, ValueError):  # MLflow could not parse the URI (http://host/x)
+        return f"not a model URI MLflow can read: {first_line(exc)}"
+    if lines and lines[0].endswith(":") and listed:
+        return f"{lines[0]} {listed[0]}"
+    return first_line(exc)
 
 
 def fetch_models(
