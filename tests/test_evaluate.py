@@ -395,6 +395,19 @@ def test_cli_bad_labels_exit_2(store, tmp_path):
         run_cli(tmp_path, "newsclf-evaluate", *args, "models.topic=models:/nope@x", ok=False)
     )
     assert "models:/nope@x" in line
+    # a labels file without any task's column (a misspelt header) scores nothing: it exited 0
+    # with an empty table
+    misspelt = tmp_path / "misspelt.csv"
+    pd.DataFrame({"article_id": ["a000001"], "subject": ["economy"]}).to_csv(misspelt, index=False)
+    proc = run_cli(
+        tmp_path, "newsclf-evaluate", *args, f"evaluation.own.annotations.path={misspelt}", ok=False
+    )
+    assert proc.returncode == 2
+    assert error_line(proc) == (
+        f"newsclf-evaluate: error: nothing scored: own: no topic labels (column 'topic') in "
+        f"{misspelt}; skipped for topic models; own: no stance labels (column 'stance') in "
+        f"{misspelt}; skipped for stance models"
+    )
 
 
 def test_cli_rejects_stale_files_task_keys_and_unreadable_sets(store, tmp_path):

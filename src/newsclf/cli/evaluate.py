@@ -258,12 +258,15 @@ def _not_scored(result: ModelResult, scored: evalsets.SetScore, sets: dict) -> s
     return f"{scored.set_name} ({scored.n_gold} labelled, all rejected{f' ({why})' if why else ''})"
 
 
-def check_scored(results: list[ModelResult], sets: dict) -> None:
+def check_scored(results: list[ModelResult], sets: dict, skipped: list[str] = ()) -> None:
     """Raise a NewsclfError when no model scored any article (every labelled article of every
     set rejected), as newsclf-predict and newsclf-dataset stop when nothing is kept: exit 2, one
     line, after the files and the version tags were brought up to date (no earlier plots or
-    scores are left beside the rejects)."""
+    scores are left beside the rejects). So too when no set has labels of any model's task
+    (``skipped``: e.g. a misspelt column in the labels file)."""
     pairs = [(r, s) for r in results for s in r.scores]
+    if not pairs and skipped:
+        raise NewsclfError(f"nothing scored: {'; '.join(skipped)}")
     if not pairs or any(s.n_scored for _, s in pairs):
         return
     first, scored = pairs[0]
@@ -282,7 +285,7 @@ def _value(x: float | None) -> str:
 @user_errors("newsclf-evaluate")
 def main(cfg: DictConfig) -> None:
     results, sets, skipped = evaluate_models(cfg)
-    check_scored(results, sets)
+    check_scored(results, sets, skipped)
     summary(results, sets, skipped)
 
 
