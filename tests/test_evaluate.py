@@ -143,6 +143,16 @@ def test_external_minimums_and_gate():
     )
     better = evaluation.gate(0.9, 0.3, 0.8, {"a": 0.5, "b": 0.5}, None, {"a": 0.4, "b": 0.5})
     assert better.promote and "mean macro-F1 on a, b 0.5000 >= champion's 0.4500" in better.reason
+    # a champion that could not be scored on the test set (another dataset) is compared on
+    # the shared sets, and stays when there are none
+    note = "champion v2 was trained on another dataset"
+    alone = evaluation.gate(0.9, 0.3, None, {}, None, {}, note, must_compare=True)
+    assert not alone.promote and alone.reason.startswith(f"{note}, and no evaluation set")
+    on_sets = evaluation.gate(0.9, 0.3, None, {"a": 0.6}, None, {"a": 0.5}, note, must_compare=True)
+    assert on_sets.promote and on_sets.reason.endswith(
+        "mean macro-F1 on a 0.6000 >= champion's 0.5000"
+    )
+    assert evaluation.gate(0.9, 0.3, None, {}, None, {}, "not compared (...=false)").promote
 
 
 def test_load_set_prepares_like_predict_and_counts_rejects(tmp_path, monkeypatch):

@@ -315,18 +315,24 @@ def test_the_gate_scores_challenger_and_champion_alike(built, tmp_path):
         "split.seed=7",
         f"output_dir={tmp_path / 'rebuilt'}",
     )
-    third = run_cli(cwd, "newsclf-train", *common, f"dataset_dir={tmp_path / 'rebuilt/topic'}")
-    out = " ".join(third.stdout.split())
-    assert "version 3 (champion:" in out
-    assert "champion v2 was trained on another dataset, so its test score is not comparable" in out
+    # compared on nothing (no evaluation set), the champion stays: it used to be replaced
+    rebuilt = (*common, f"dataset_dir={tmp_path / 'rebuilt/topic'}")
+    out = " ".join(run_cli(cwd, "newsclf-train", *rebuilt).stdout.split())
+    assert (
+        "version 3 (not promoted: champion v2 was trained on another dataset, so its test score "
+        "is not comparable, and no evaluation set is shared to compare on: the champion stays "
+        "(evaluation=... compares them; gate.compare_to_champion=false replaces it)"
+    ) in out
+    assert str(client.get_model_version_by_alias("newsclf-topic", "champion").version) == "2"
     assert (
         "champion_test_macro_f1"
         not in client.get_run(client.get_model_version("newsclf-topic", "3").run_id).data.metrics
     )
 
-    fourth = run_cli(cwd, "newsclf-train", *common, "gate.compare_to_champion=false")
+    fourth = run_cli(cwd, "newsclf-train", *rebuilt, "gate.compare_to_champion=false")
     out = " ".join(fourth.stdout.split())
-    assert "champion v3 not compared (gate.compare_to_champion=false)" in out
+    assert "version 4 (champion:" in out
+    assert "champion v2 not compared (gate.compare_to_champion=false)" in out
     assert "no champion yet" not in out
 
 

@@ -85,6 +85,7 @@ def gate(
     external_min: Mapping[str, float] | None = None,
     champion_external: Mapping[str, float] | None = None,
     champion_note: str | None = None,
+    must_compare: bool = False,
 ) -> GateDecision:
     """Promote when ``score`` (test macro-F1) reaches ``min_score`` and is not worse than the
     current champion's score on the same test set.
@@ -92,7 +93,9 @@ def gate(
     With evaluation sets (``external``: set name -> macro-F1), every minimum of
     ``external_min`` must be reached too, and the mean macro-F1 over the sets must not be worse
     than the champion's on the same sets (``champion_external``). ``champion_note`` says why
-    there is no champion score to compare with (default: there is no champion)."""
+    there is no champion score to compare with (default: there is no champion). With
+    ``must_compare`` (a champion exists and was to be compared), a version compared with it on
+    nothing is not promoted: a champion is never replaced unseen."""
     if np.isnan(score) or score < min_score:
         return GateDecision(False, f"test macro-F1 {score:.4f} below the minimum {min_score:.4f}")
     ok, why = external_minimums(external or {}, external_min)
@@ -116,6 +119,12 @@ def gate(
         extra = f"; mean macro-F1 on {', '.join(shared)} {mine:.4f} >= champion's {theirs:.4f}"
     if champion_score is None:
         note = champion_note or "no champion yet"
+        if must_compare and not shared:
+            return GateDecision(
+                False,
+                f"{note}, and no evaluation set is shared to compare on: the champion stays "
+                "(evaluation=... compares them; gate.compare_to_champion=false replaces it)",
+            )
         return GateDecision(True, f"test macro-F1 {score:.4f} >= {min_score:.4f}, {note}{extra}")
     return GateDecision(
         True,

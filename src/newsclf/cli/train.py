@@ -470,9 +470,9 @@ def _register_and_gate(
 ) -> dict:
     """Register a version; make it champion if the gate passes against the current champion,
     both scored alike (``mine``: the version's scores) on this run's test set and evaluation
-    sets. A champion trained on another dataset is compared on the evaluation sets only: its
-    training articles may be in this test split. Concurrent jobs are serialised by a
-    promotion lock."""
+    sets. A champion trained on another dataset is compared on the evaluation sets only (its
+    training articles may be in this test split), and stays champion when there are none.
+    Concurrent jobs are serialised by a promotion lock."""
     test_f1 = mine.get("test", float("nan"))
     external = {k: v for k, v in mine.items() if k != "test"}
     note: dict[str, str | None] = {"why": None}  # why the champion has no test score, if so
@@ -507,6 +507,7 @@ def _register_and_gate(
             cfg.gate.get("external"),
             {k: v for k, v in champion.items() if k != "test"},
             None if scores is None else note["why"],  # None: there is no champion
+            must_compare=scores is not None and bool(cfg.gate.compare_to_champion),
         )
 
     lock = cfg.mlflow.get("promotion_lock") or {}
