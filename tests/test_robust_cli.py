@@ -120,6 +120,8 @@ def test_configuration_and_model_errors_are_one_line(tmp_path, store):
     cases = {
         ("source=csv", out): "source.path: missing mandatory value",
         ("n_jobs=abc", out): "n_jobs: 'abc' is not an integer",
+        # a share, not a percentage: 2 used to call every prediction low-confidence
+        ("report.low_confidence=2", out): "report.low_confidence: 2 is not a number from 0 to 1",
         ("source.on_error=ignore", out): "source.on_error: 'ignore' is not one of raise, reject",
         ("source.format=xml", out): "source.format: 'xml' is not one of txt",
         ("source=csv", f"source.path={utf16}", out): "UTF-16 text (byte order mark)",

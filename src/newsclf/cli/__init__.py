@@ -234,6 +234,7 @@ POSITIVE = ((int,), "a positive integer")
 OPTIONAL_POSITIVE = ((int, type(None)), "a positive integer or null")
 NON_NEGATIVE = ((int,), "an integer >= 0 (0: off)")
 NUMBER = ((int, float), "a number")
+FRACTION = ((int, float), "a number from 0 to 1")
 BOOL = ((bool,), "true or false")
 _ANY = lambda _: True  # noqa: E731
 _IN_RANGE = {  # beyond the type: nan passes "a number" type checks and every comparison
@@ -241,6 +242,7 @@ _IN_RANGE = {  # beyond the type: nan passes "a number" type checks and every co
     OPTIONAL_POSITIVE[1]: lambda v: v >= 1,
     NON_NEGATIVE[1]: lambda v: v >= 0,
     NUMBER[1]: math.isfinite,
+    FRACTION[1]: lambda v: 0 <= v <= 1,  # scores and probabilities (nan fails it too)
 }
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from newsclf.cli import (
     BOOL,
+    FRACTION,
     INT,
     NUMBER,
     check_types,
@@ -62,7 +63,7 @@ CONFIG_TYPES = {
     "chunk_size": INT,
     "n_jobs": INT,
     "weak.enabled": BOOL,
-    "weak.min_confidence": NUMBER,
+    "weak.min_confidence": FRACTION,
     "weak.gold_in_train": BOOL,
 }
 

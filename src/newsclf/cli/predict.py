@@ -28,6 +28,7 @@ from rich.text import Text
 
 from newsclf.cli import (
     BOOL,
+    FRACTION,
     NUMBER,
     OPTIONAL_POSITIVE,
     POSITIVE,
@@ -69,9 +70,9 @@ CONFIG_TYPES = {
     "output.mkdir": BOOL,
     "output.overwrite": BOOL,
     "report.mlflow": BOOL,
-    "report.low_confidence": NUMBER,
+    "report.low_confidence": FRACTION,
     "report.oov_sample": POSITIVE,
-    "report.max_oov_share": NUMBER,
+    "report.max_oov_share": FRACTION,
     "report.max_vocabulary_js": NUMBER,
 }
 
