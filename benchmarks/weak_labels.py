@@ -86,7 +86,7 @@ def run_task(task: Task, articles: list, gold: dict[str, str], args) -> dict:
         add("gold", score(train, gold_ids[train]))
         add("weak", score(covered, weak[covered]))
         add("gold, rule-covered articles", score(covered, gold_ids[covered]))
-        held_out = {arts[i].id for i in test}
+        held_out = {task.name: {arts[i].id for i in test}}  # task -> ids not to propose
         for k in args.k:
             # newsclf-annotate's order: most conflicting votes first, then the fewest votes
             picked = np.array([arts.index(c.article) for c in rank(arts, conflict, k, held_out)])
