@@ -219,7 +219,10 @@ def test_rejects_are_in_input_order(store, tmp_path, n_jobs):
 def test_bad_model_uris(store, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", article_rows(3))
     base = (store, "source=jsonl", f"source.path={source}")
-    with pytest.raises(NewsclfError, match="models:/newsclf-topic@nope"):
+    # the registry asked is named: a command run from the wrong folder asks an empty store
+    with pytest.raises(
+        NewsclfError, match=rf"models:/newsclf-topic@nope: .* \(registry: {re.escape(store)}\)$"
+    ):
         run_prediction(predict_config(*base, "models.topic=models:/newsclf-topic@nope"))
     with pytest.raises(NewsclfError, match="is a stance model, not topic"):
         run_prediction(predict_config(*base, "models.topic=models:/newsclf-stance@champion"))

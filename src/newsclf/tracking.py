@@ -342,8 +342,9 @@ def registry_identity(uri: str) -> tuple[str | None, str | None]:
     if alias:
         try:
             version = MlflowClient().get_model_version_by_alias(name, alias).version
-        except MlflowException as exc:
-            raise NewsclfError(f"model {uri}: {first_line(exc)}") from None
+        except MlflowException as exc:  # which store was asked: often the wrong folder's
+            store = redact("uri", mlflow.get_registry_uri())
+            raise NewsclfError(f"model {uri}: {first_line(exc)} (registry: {store})") from None
     return name, str(version)
 
 
