@@ -55,6 +55,15 @@ def test_unknown_article_is_named_with_line(tmp_path):
         load_annotations(path, [TOPIC], known_ids={"1"})
 
 
+def test_the_bundled_labels_left_as_annotations_for_other_articles_say_so():
+    """Own articles with the default annotations.path: the error named only a seed article."""
+    bundled = ROOT / "seeds" / "labels.csv"
+    with pytest.raises(NewsclfError, match=r"labels\.csv:2: annotation names unknown article "
+                       r"'000_31b14feb0c05d0a3' \(the bundled corpus's labels, the default "
+                       r"annotations\.path: set it to your own labels file"):  # fmt: skip
+        load_annotations(bundled, [TOPIC], known_ids={"mine-1"})
+
+
 def test_unknown_label_lists_allowed(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("article_id,topic\n1,zzz\n", encoding="utf-8")

@@ -10,6 +10,9 @@ from pathlib import Path
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
 
+# the default annotations.path (${newsclf.seeds:}/labels.csv), named in errors when left in place
+BUNDLED_LABELS = (Path(__file__).resolve().parent.parent / "seeds" / "labels.csv").resolve()
+
 
 def load_annotations(
     path: str | Path | Sequence[str | Path] | None,
@@ -49,7 +52,15 @@ def _read_annotations(
             raise NewsclfError(f"{path}:{line_no}: no '{id_column}' column (has {sorted(row)})")
         article_id = str(row[id_column]).strip()
         if known_ids is not None and article_id not in known_ids:
-            raise NewsclfError(f"{path}:{line_no}: annotation names unknown article {article_id!r}")
+            hint = ""
+            if path.resolve() == BUNDLED_LABELS:  # the default, left in place for other articles
+                hint = (
+                    " (the bundled corpus's labels, the default annotations.path: set it to "
+                    "your own labels file, or annotations.path=null)"
+                )
+            raise NewsclfError(
+                f"{path}:{line_no}: annotation names unknown article {article_id!r}{hint}"
+            )
         if named is not None:
             named.add(article_id)
         for task in tasks:
