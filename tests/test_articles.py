@@ -192,6 +192,11 @@ def test_missing_and_empty_sources_fail_clearly(tmp_path):
         ingest(Source(path=str(tmp_path / "nope")), Cleaner())
     with pytest.raises(NewsclfError, match="no input files"):
         ingest(Source(path=str(tmp_path)), Cleaner())
+    (tmp_path / "a.jsonl").write_text('{"id": "1", "text": "gas"}\n', encoding="utf-8")
+    # the csv preset's pattern left in place after source.format=jsonl: say so
+    with pytest.raises(NewsclfError, match=r"\(pattern '\*\.csv': it names csv files, source\.f"):
+        ingest(Source(path=str(tmp_path), format="jsonl", pattern="*.csv"), Cleaner())
+    (tmp_path / "a.jsonl").unlink()
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(NewsclfError, match="empty"):
         ingest(Source(path=str(tmp_path / "empty.jsonl")), Cleaner())

@@ -318,7 +318,9 @@ def test_json_files_are_read_with_the_documented_pattern_override(store, tmp_pat
     folder = tmp_path / "json"
     folder.mkdir()
     write_jsonl(folder / "a.json", article_rows(3))
-    with pytest.raises(NewsclfError, match=r"no input files \(pattern '\*\.jsonl'\)"):
+    with pytest.raises(
+        NewsclfError, match=r"holds \.json files \(a\.json\) that the pattern '\*\.j"
+    ):
         run_prediction(predict_config(store, "source=jsonl", f"source.path={folder}"))
     result, table, _ = predict(store, tmp_path, "source=jsonl", f"source.path={folder}",
                                "source.pattern=*.json")  # fmt: skip

@@ -341,8 +341,18 @@ class Source:
             raise NewsclfError(f"{path}: source path does not exist")
         files = [path] if path.is_file() else self._files(path, fmt)
         if not files:
-            raise NewsclfError(f"{path}: no input files (pattern {self.file_pattern(fmt)!r})")
+            raise self.no_files_error(path, self.file_pattern(fmt), fmt)
         return files
+
+    @staticmethod
+    def no_files_error(folder: object, pattern: str, fmt: str) -> NewsclfError:
+        """No file in ``folder`` matches ``pattern``; a hint when the pattern names another
+        format's files (a preset's pattern left in place after changing source.format)."""
+        named = _EXTENSIONS.get(PurePosixPath(pattern.lower()).suffix)
+        hint = ""
+        if pattern.startswith("*.") and named and named != fmt:
+            hint = f": it names {named} files, source.format is {fmt} (source.pattern='*.{fmt}'?)"
+        return NewsclfError(f"{folder}: no input files (pattern {pattern!r}{hint})")
 
     def count(self) -> int | None:
         """The number of input records when cheap to know (for a progress bar), else None."""

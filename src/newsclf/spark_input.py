@@ -102,7 +102,7 @@ class Inputs:
                         statuses.append(item)
                 self.source.check_no_json_skipped(raw, names, self.source.resolved_format())
                 if not statuses:
-                    raise NewsclfError(f"{raw}: no input files (pattern {pattern!r})")
+                    raise self.source.no_files_error(raw, pattern, self.source.resolved_format())
         except NewsclfError:
             raise
         except Exception as exc:  # no connector for the scheme, no credentials, ...
