@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -258,7 +259,7 @@ def _not_scored(result: ModelResult, scored: evalsets.SetScore, sets: dict) -> s
     return f"{scored.set_name} ({scored.n_gold} labelled, all rejected{f' ({why})' if why else ''})"
 
 
-def check_scored(results: list[ModelResult], sets: dict, skipped: list[str] = ()) -> None:
+def check_scored(results: list[ModelResult], sets: dict, skipped: Sequence[str] = ()) -> None:
     """Raise a NewsclfError when no model scored any article (every labelled article of every
     set rejected), as newsclf-predict and newsclf-dataset stop when nothing is kept: exit 2, one
     line, after the files and the version tags were brought up to date (no earlier plots or
