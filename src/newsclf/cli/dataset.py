@@ -327,6 +327,17 @@ def _log_dataset_run(
             tracking.log_artifact(out / name, "dataset")
 
 
+def empty_splits(task: str, m: Manifest) -> list[str]:
+    """A line per validation or test split that came out empty although its share is not 0:
+    too few labelled articles, found now rather than by newsclf-train's missing metrics."""
+    return [
+        f"{task}: the {split} split is empty ({m.n_labelled} labelled articles are too few for "
+        f"split.{split}={m.split[split]}); newsclf-train will report no {split} metrics"
+        for split in ("validation", "test")
+        if m.rows.get("train") and not m.rows.get(split) and m.split.get(split)
+    ]
+
+
 def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> None:
     out = console()
     first = next(iter(manifests.values()))
@@ -350,6 +361,8 @@ def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> Non
         )
     out.print(table)
     for task, m in manifests.items():
+        for line in empty_splits(task, m):
+            log.warning(line)
         if m.weak:
             w = m.weak
             accuracy = "n/a (no gold)" if w.accuracy is None else f"{w.accuracy:.3f}"
