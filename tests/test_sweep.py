@@ -54,6 +54,9 @@ def test_topic_sweep_preset_leaves_parent_with_best_trial(tmp_path, dataset):
         assert trial.info.status == "FINISHED"
         assert trial.data.tags["newsclf.overrides"].startswith("model.pipeline.classifier.C=")
     assert sorted(t.info.run_name for t in trials) == [f"tfidf_logreg-{i}" for i in range(4)]
+    # named after what the sweep varies, not after the first trial's model
+    swept = "model.pipeline.classifier.C-model.pipeline.vectorizer.ngram_range"
+    assert parent.info.run_name == f"sweep-topic-{swept}"
 
     # the parent holds the best trial's params and validation macro-F1 (ties: first trial)
     best = max(
@@ -137,6 +140,7 @@ def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):
     (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
     (trial,) = [r for r in runs if r.data.tags["newsclf.stage"] == "train"]
     assert trial.info.status == "FINISHED"  # the good trial ran to the end
+    assert parent.info.run_name == "sweep-topic-dataset_dir"
     assert parent.info.status == "FAILED"  # the sweep did not, but the parent has its best
     assert parent.data.tags["newsclf.best_run_id"] == trial.info.run_id
 
@@ -218,12 +222,15 @@ def test_submitit_launcher_runs_trials_under_one_parent(tmp_path, dataset):
         f"dataset_dir={dataset / 'topic'}",
         "register=false",
         "model.pipeline.classifier.C=1,10",
+        "run_name=nightly",
         env=_env(),
     )
     _, runs = _runs(tmp_path)
     (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
     trials = [r for r in runs if r.data.tags["newsclf.stage"] == "train"]
     assert parent.data.tags["newsclf.launcher"] == "LocalLauncher"
+    assert parent.info.run_name == "sweep-nightly"  # the user's name for the runs
+    assert sorted(t.info.run_name for t in trials) == ["nightly-0", "nightly-1"]
     assert len(trials) == 2
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
     # C is a real number to scikit-learn: 1 and 10 are logged as the YAML writes 10.0

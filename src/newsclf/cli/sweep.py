@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -78,7 +79,7 @@ class SweepRun(Callback):
             "newsclf.overrides": redact_text(" ".join(config.hydra.overrides.task)),
             "newsclf.optimize_metric": str(config.optimize_metric),
         }
-        self.run_id = tracking.start_sweep(experiment, f"sweep-{config.run_name}", tags)
+        self.run_id = tracking.start_sweep(experiment, sweep_run_name(config), tags)
         os.environ[ENV_RUN_ID] = self.run_id
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         marker = self.sweep_dir / MARKER
@@ -120,6 +121,19 @@ class SweepRun(Callback):
         except Exception as exc:  # at exit, with the server perhaps gone: log, never raise
             log.warning("sweep run %s not closed: %s", run_id, exc)
             tracking.abandon_sweep(run_id)
+
+
+def sweep_run_name(config: DictConfig) -> str:
+    """The parent run's name: ``sweep-<run_name>`` when the user named the runs, else
+    ``sweep-<task>-<the swept keys>``. The default ``run_name`` interpolates the model's name,
+    which at this point is the first trial's, not the sweep's."""
+    overrides = list(config.hydra.overrides.task)
+    if any(o.split("=", 1)[0].lstrip("+~") == "run_name" for o in overrides):
+        return f"sweep-{config.run_name}"
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    swept = [o.key_or_group for o in parsed if o.is_sweep_override()]
+    swept += [k for k in config.hydra.sweeper.get("params") or {} if k not in swept]
+    return "-".join([f"sweep-{config.task.name}", *swept])[:250]  # MLflow's limit is 250
 
 
 def launched(sweep_dir: Path) -> int:
