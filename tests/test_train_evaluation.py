@@ -145,6 +145,52 @@ def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
     assert str(client.get_model_version_by_alias("newsclf-topic", "champion").version) == "1"
 
 
+def test_scores_on_the_models_own_training_articles_are_flagged(built, tmp_path):
+    """An evaluation set holding articles a model learned from: newsclf-train and
+    newsclf-evaluate say how many, and log it; a set of other articles logs 0."""
+    cwd = built
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    corpus = [  # the training corpus itself, as an evaluation set
+        "evaluation=own",
+        "evaluation.own.source.format=txt",
+        "evaluation.own.source.pattern=*.txt",
+        f"evaluation.own.source.path={cwd / 'corpus/articles'}",
+        f"evaluation.own.annotations.path={cwd / 'corpus/labels.csv'}",
+    ]
+    rows = json.loads((cwd / "data/datasets/topic/manifest.json").read_text())["rows"]
+    n = sum(rows.values())
+    trained = run_cli(cwd, "newsclf-train", f"mlflow.tracking_uri={uri}", "task=topic", *corpus)
+    out = " ".join(trained.stdout.split())
+    # the fit scored here learned from the train split only
+    assert (
+        f"own: {rows['train']} of {n} scored articles are among the texts topic / tfidf_logreg "
+        "was trained on; its topic scores there are not held out"
+    ) in out
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(client.get_model_version("newsclf-topic", "1").run_id)
+    assert run.data.metrics["own_n_in_training"] == rows["train"]
+
+    # the registered model was refit on train + validation: it carries those texts' hashes
+    evaluated = run_cli(
+        cwd, "newsclf-evaluate", f"mlflow.tracking_uri={uri}", "~models",
+        "+models={t:models:/newsclf-topic/1}", "output_dir=" + str(tmp_path / "ev"), *corpus,
+    )  # fmt: skip
+    seen = rows["train"] + rows["validation"]
+    out = " ".join(evaluated.stdout.split())
+    assert f"own: {seen} of {n} scored articles are among the texts newsclf-topic v1" in out
+    version = client.get_model_version("newsclf-topic", "1")
+    assert client.get_run(version.tags["eval.run_id"]).data.metrics["own_n_in_training"] == seen
+
+    # articles it never saw: 0, and nothing said
+    other = run_cli(
+        cwd, "newsclf-evaluate", f"mlflow.tracking_uri={uri}", "~models",
+        "+models={t:models:/newsclf-topic/1}", "output_dir=" + str(tmp_path / "ev2"), *_dev(cwd),
+    )  # fmt: skip
+    assert "trained on" not in other.stdout
+    version = client.get_model_version("newsclf-topic", "1")
+    assert client.get_run(version.tags["eval.run_id"]).data.metrics["own_n_in_training"] == 0
+
+
 def test_external_gate_needs_its_set(built, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = run_cli(

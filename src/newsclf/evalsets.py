@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from newsclf import evaluation
+from newsclf import evaluation, saved_model
 from newsclf.articles import Article, Record, Reject, Source, id_unknown
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import load_annotations
@@ -273,6 +273,25 @@ def evaluate(classifier: Any, task: Task, evalset: EvalSet, n_bins: int = 10) ->
         scores["log_loss"] = evaluation.log_loss(y_true, probabilities, classes)
     scores["n"] = len(articles)
     return SetScore(evalset.name, task.name, labels, len(articles), len(gold), scores, frame, bins)
+
+
+def n_in_training(scored: SetScore, evalset: EvalSet, hashes: np.ndarray | None) -> int | None:
+    """How many of the articles ``scored`` holds are among a model's training texts
+    (``hashes``: ``saved_model.text_hashes`` of them); None when they are not known."""
+    if hashes is None:
+        return None
+    texts = {a.id: a.text for a in evalset.articles}
+    return saved_model.count_seen(hashes, (texts[i] for i in scored.predictions["id"]))
+
+
+def overlap_warning(scored: SetScore, n_seen: int | None, model: str) -> str | None:
+    """The line to print when a set's scored articles include ``model``'s training texts."""
+    if not n_seen:
+        return None
+    return (
+        f"{scored.set_name}: {n_seen} of {scored.n_scored} scored articles are among the texts "
+        f"{model} was trained on; its {scored.task} scores there are not held out"
+    )
 
 
 def labels_present(labels: Sequence[str], gold: Sequence[str]) -> list[str]:

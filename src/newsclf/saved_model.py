@@ -7,12 +7,13 @@ verified copy the Spark engine hands to its executors."""
 from __future__ import annotations
 
 import atexit
+import hashlib
 import inspect
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -38,6 +39,9 @@ DEFAULT_MAX_CHARS = 100_000  # a model's body cap when its run set none
 # A logged newsclf model's files inside its MLflow model folder.
 SKOPS_FILE = "artifacts/model.skops"  # the fitted pipeline
 PREPARATION_FILE = "artifacts/preparation.json"  # how it prepares raw articles
+# hashes of the texts it learned from, to tell when it is scored on its own training articles
+TRAINING_TEXTS_FILE = "artifacts/training_texts.npy"
+HASHED_CHARS = 4_000  # of each text, spacing and case ignored: a body cut later still matches
 NO_LABEL = ""  # a logged model's label for an article with nothing left to classify
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")  # the code MLflow runs to load it
 # The keys ``mlflow.pyfunc.load_model(..., model_config=...)`` may set (pyfunc_model.py): MLflow
@@ -359,6 +363,41 @@ class LoadedModel:
     local_path: str = ""  # the downloaded model folder
     preparation: Preparation = field(default_factory=Preparation)
     trusted_types: tuple[str, ...] = ()  # extra skops types the user trusted when loading it
+    # ``text_hashes`` of its training texts; None when the model did not log them (logged by
+    # an older newsclf, or pickle-format)
+    training_hashes: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+def text_hashes(texts: Iterable[str]) -> np.ndarray:
+    """Sorted unique 64-bit hashes of ``texts`` (their first ``HASHED_CHARS`` characters,
+    spacing and case ignored): what a model keeps of the texts it learned from."""
+    return np.unique(np.fromiter((_text_hash(t) for t in texts), dtype=np.uint64))
+
+
+def count_seen(hashes: np.ndarray, texts: Iterable[str]) -> int:
+    """How many of ``texts`` have one of ``hashes`` (``text_hashes`` of a model's training
+    texts): articles the model learned from."""
+    mine = np.fromiter((_text_hash(t) for t in texts), dtype=np.uint64)
+    return int(np.isin(mine, hashes).sum())
+
+
+def _text_hash(text: str) -> int:
+    key = " ".join(text.split()).casefold()[:HASHED_CHARS].encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def _training_hashes(local: Path) -> np.ndarray | None:
+    """The training-text hashes a model folder carries; None if it has none or they cannot be
+    read (a damaged file only costs the overlap check, never the model)."""
+    path = local / TRAINING_TEXTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        hashes = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: not read (%s); no training-overlap check", path, first_line(exc))
+        return None
+    return hashes if hashes.dtype == np.uint64 and hashes.ndim == 1 else None
 
 
 def prepare_article(article: Article, cleaner: Cleaner, max_chars: int | None) -> PreparedArticle:
@@ -463,10 +502,12 @@ def log_model(
     task: str,
     example: pd.DataFrame | Sequence[str],
     preparation: Preparation | None = None,
+    training_texts: Iterable[str] | None = None,
 ) -> str:
     """Log a fitted pipeline as a newsclf pyfunc model (skops inside) with the text
     ``preparation`` its training data had (newsclf's defaults when None); ``example``: a few
-    raw articles (``title``, ``text``) or texts. Returns the model URI."""
+    raw articles (``title``, ``text``) or texts; ``training_texts``: the texts it learned
+    from, kept as ``text_hashes``. Returns the model URI."""
     import mlflow
 
     preparation = preparation or Preparation()
@@ -478,15 +519,20 @@ def log_model(
         labels_path.write_text(json.dumps(list(labels)), encoding="utf-8")
         preparation_path = Path(tmp) / Path(PREPARATION_FILE).name
         preparation_path.write_text(json.dumps(preparation.to_dict(), indent=2), encoding="utf-8")
+        artifacts = {
+            "pipeline": str(skops_path),
+            "labels": str(labels_path),
+            "preparation": str(preparation_path),
+        }
+        if training_texts is not None:
+            hashes_path = Path(tmp) / Path(TRAINING_TEXTS_FILE).name
+            np.save(hashes_path, text_hashes(training_texts), allow_pickle=False)
+            artifacts["training_texts"] = str(hashes_path)
         with _no_requirement_check():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(MODEL_CODE),
-                artifacts={
-                    "pipeline": str(skops_path),
-                    "labels": str(labels_path),
-                    "preparation": str(preparation_path),
-                },
+                artifacts=artifacts,
                 signature=_signature(labels),
                 input_example=example,
                 pip_requirements=_requirements(),
@@ -550,6 +596,7 @@ def load_model(
         name=fetched["name"] or uri,
         version=fetched["version"] or "",
         local_path=str(local),
+        training_hashes=_training_hashes(local),
         preparation=_preparation(local, uri),
         trusted_types=tuple(trusted_types),
     )

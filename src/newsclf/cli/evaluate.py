@@ -57,6 +57,7 @@ class ModelResult:
     scores: list[evalsets.SetScore] = field(default_factory=list)
     run_id: str | None = None
     folder: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. sets it was trained on
 
 
 def model_uris(cfg: DictConfig) -> dict[str, str]:
@@ -119,6 +120,12 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
                     skipped.append(line)
                     log.warning(line)
                 continue
+            seen = evalsets.n_in_training(scored, evalset, result.model.training_hashes)
+            if seen is not None:
+                scored.metrics["n_in_training"] = seen
+            line = evalsets.overlap_warning(scored, seen, _model_label(result.model))
+            if line:  # printed with the summary
+                result.warnings.append(line)
             result.scores.append(scored)
         if result.scores:
             result.folder = _write(cfg, result, sets)
@@ -227,7 +234,7 @@ def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
                 recall,
             )
     out.print(table)
-    for line in skipped:
+    for line in [*skipped, *(w for r in results for w in r.warnings)]:
         out.print(f"  [yellow]{line}[/]")
     for result in results:
         if result.folder is None:

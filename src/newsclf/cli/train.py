@@ -9,6 +9,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -175,7 +176,8 @@ def _train(cfg: DictConfig) -> dict:
         if temperature is not None:
             result["calibration_temperature"] = temperature
         scored = model if temperature is None else calibration.with_temperature(model, temperature)
-        result["external"] = _score_sets(cfg, task, scored, sets, preparation)
+        trained_on = saved_model.text_hashes(_texts(dd, data, ("train",))) if sets else None
+        result["external"] = _score_sets(cfg, task, scored, sets, preparation, trained_on)
         if result["external"]:  # what a sweep can maximise: optimize_metric=evaluation_macro_f1
             mean = sum(result["external"].values()) / len(result["external"])
             result["evaluation_macro_f1"] = mean
@@ -194,7 +196,10 @@ def _train(cfg: DictConfig) -> dict:
         if temperature is not None:  # a copy: the top-features thread may still read final
             final = calibration.with_temperature(final, temperature)
         example = saved_model.raw_example(dd["train"][:2])
-        model_uri = saved_model.log_model(final, names, task.name, example, preparation)
+        learned_from = ("train", "validation") if final is not model else ("train",)
+        model_uri = saved_model.log_model(
+            final, names, task.name, example, preparation, _texts(dd, data, learned_from)
+        )
         result["model_uri"] = model_uri
         if cfg.register:
             result.update(
@@ -327,10 +332,13 @@ def _evaluation_sets(cfg: DictConfig) -> dict[str, object]:
     return evalsets.load_sets(sets_cfg)
 
 
-def _score_sets(cfg: DictConfig, task: Task, model, sets: dict, preparation) -> dict[str, float]:
+def _score_sets(
+    cfg: DictConfig, task: Task, model, sets: dict, preparation, trained_on=None
+) -> dict[str, float]:
     """Score the fitted model on each evaluation set, prepared as the logged model will prepare
     articles (``preparation``); log metrics (``<set>_macro_f1``, ...) and the set's files under
-    ``evaluation/<set>/``. Returns set name -> macro-F1."""
+    ``evaluation/<set>/``, and warn about a set's articles among its training texts
+    (``trained_on``: their ``text_hashes``). Returns set name -> macro-F1."""
     scores: dict[str, float] = {}
     classifier = saved_model.Classifier(model, task.label_names)
     for raw in sets.values():
@@ -340,6 +348,12 @@ def _score_sets(cfg: DictConfig, task: Task, model, sets: dict, preparation) -> 
             log.warning("%s: no %s labels, not scored", evalset.name, task.name)
             continue
         counts = {"n_input": evalset.n_input, "n_not_scored": scored.n_not_scored}
+        seen = evalsets.n_in_training(scored, evalset, trained_on)
+        if seen is not None:
+            counts["n_in_training"] = seen
+        line = evalsets.overlap_warning(scored, seen, f"{task.name} / {cfg.model.name}")
+        if line:
+            console().print(f"  [yellow]{line}[/]")
         tracking.log_metrics({**scored.metrics, **counts}, prefix=f"{evalset.name}_")
         with tempfile.TemporaryDirectory() as tmp:
             title = f"{task.name} / {cfg.model.name} / {evalset.name}"
@@ -347,6 +361,16 @@ def _score_sets(cfg: DictConfig, task: Task, model, sets: dict, preparation) -> 
             tracking.log_artifacts(tmp, f"evaluation/{evalset.name}")
         scores[evalset.name] = scored.metrics.get("macro_f1", float("nan"))
     return scores
+
+
+def _texts(dd, data: dict | None, splits: tuple[str, ...]) -> Iterator[str]:
+    """The texts of ``splits``: from memory, or streamed from the dataset out of core."""
+    for split in splits:
+        if data is not None:
+            yield from data[split][0]
+        else:
+            for batch in dd[split].select_columns(["text"]).iter(batch_size=10_000):
+                yield from batch["text"]
 
 
 def _start_refit(cfg: DictConfig, model, data: dict, names: list[str], shared=None):
