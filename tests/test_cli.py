@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from newsclf.cli import rate_text
 from tests.conftest import SEEDS, error_line, make_corpus
 from tests.conftest import run_cli as run
 
@@ -288,3 +289,10 @@ def test_a_split_too_small_to_hold_an_article_is_named_at_build_time(tmp_path):
     more = run(tmp_path, "newsclf-dataset", *args, "log_to_mlflow=false", "weak.enabled=false",
                "split.validation=0", "output_dir=none")  # fmt: skip
     assert "validation split is empty" not in more.stdout  # asked for: nothing to say
+
+
+def test_summary_rates_keep_a_decimal_below_ten():
+    """A dozen articles in 30 s (Spark's start-up) is 0.4 articles/s, not 0."""
+    assert rate_text(12 / 30) == "0.4"
+    assert rate_text(6893.4) == "6,893"
+    assert rate_text(0.0) == "0.0"

@@ -154,6 +154,12 @@ def console(**kwargs: Any) -> Any:
     return Console(width=100_000, **kwargs)
 
 
+def rate_text(rate: float) -> str:
+    """A rate for a summary line: a whole number, one decimal below 10 (a dozen articles in a
+    few seconds is not "0 articles/s")."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
+
+
 def user_errors(prog: str) -> Callable:
     """Turn a NewsclfError, a configuration error or Ctrl-C into one line on stderr and exit
     code 2 (130 for Ctrl-C), never a traceback; mask secrets in Hydra's record of the run."""

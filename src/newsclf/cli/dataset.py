@@ -28,6 +28,7 @@ from newsclf.cli import (
     console_script,
     fast_help,
     lazy_import,
+    rate_text,
     user_errors,
 )
 from newsclf.errors import NewsclfError
@@ -343,7 +344,7 @@ def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> Non
     first = next(iter(manifests.values()))
     rate = ""
     if seconds:  # the whole build: read, clean, label, split, write every task
-        rate = f"\n  {first.n_input / seconds:,.0f} articles/s ({seconds:,.1f} s)"
+        rate = f"\n  {rate_text(first.n_input / seconds)} articles/s ({seconds:,.1f} s)"
     out.print(
         f"[bold]newsclf-dataset[/]: {first.n_input} articles read = {first.n_kept} kept "
         f"+ {first.n_rejected} rejected {first.rejected_by_reason or ''}\n"

@@ -38,6 +38,7 @@ from newsclf.cli import (
     fast_help,
     forked,
     lazy_import,
+    rate_text,
     user_errors,
 )
 from newsclf.errors import NewsclfError
@@ -180,7 +181,7 @@ def summary(result: JobResult) -> None:
     lines = [
         f"[bold]newsclf-predict[/]: {result.n_input} articles in = {result.n_predicted} "
         f"predicted + {result.n_rejected} rejected{f' ({reasons})' if reasons else ''}; "
-        f"{result.n_truncated} truncated; {result.rate:,.0f} articles/s "
+        f"{result.n_truncated} truncated; {rate_text(result.rate)} articles/s "
         f"({result.seconds:,.1f} s{resumed})"
     ]
     for task, info in result.report["tasks"].items():
