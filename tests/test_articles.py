@@ -526,6 +526,14 @@ def test_furniture_lines_glued_into_one_block_are_removed_line_by_line():
     ]
 
 
+def test_an_empty_body_is_not_counted_as_boilerplate():
+    """Nothing removed from an empty or blank body: the article is rejected as empty_text,
+    and the boilerplate counts are of page furniture only."""
+    for body in ("", "  \n ", "\n\n\n"):
+        cleaned, removed = Cleaner().clean(Article("a", "T", body))
+        assert cleaned.body == "" and removed == [], repr(body)
+
+
 def test_csv_undecodable_byte_after_valid_non_ascii_text_is_named(tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_bytes("id,text\na1,Café £5 ok\na2,naïve caf".encode() + b"\xe9 \xff\n")

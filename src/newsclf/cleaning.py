@@ -134,6 +134,8 @@ class Cleaner:
                 continue
             lines = []
             for line in paragraph.split("\n"):
+                if not line.strip():  # nothing there: neither text nor boilerplate
+                    continue
                 rule = self.rule_for(line) if "\n" in paragraph else None
                 if rule is None and not _HAS_TEXT.search(line):
                     rule = "no_text"  # separators such as "━━━━" or "* * *"
