@@ -71,6 +71,22 @@ def test_unknown_label_lists_allowed(tmp_path):
         load_annotations(path, [TOPIC])
 
 
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ('article_id,topic\n1,"a\n2,b\n', 2),  # a quote left open runs to the end of the file
+        ('article_id,topic,notes\n1,a,"two\nlines"\n2,zzz,x\n', 4),  # a legit multi-line field
+        ("article_id,topic\n\n\n1,a\n2,zzz\n", 5),  # blank lines skipped
+    ],
+)
+def test_csv_errors_name_the_line_a_record_starts_on(tmp_path, text, line):
+    path = tmp_path / "labels.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(NewsclfError, match=rf"labels\.csv:{line}: unknown topic label") as err:
+        load_annotations(path, [TOPIC])
+    assert ("a quote left open?" in str(err.value)) == (line == 2)
+
+
 def test_conflicting_duplicate_rows(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("article_id,topic\n1,a\n1,b\n", encoding="utf-8")

@@ -69,9 +69,10 @@ def _read_annotations(
             if not label:
                 continue
             if label not in task.labels:
+                hint = " (a quote left open? the field runs over lines)" if "\n" in label else ""
                 raise NewsclfError(
                     f"{path}:{line_no}: unknown {task.name} label {label!r} for {article_id} "
-                    f"(allowed: {', '.join(task.labels)})"
+                    f"(allowed: {', '.join(task.labels)}){hint}"
                 )
             previous = gold[task.name].setdefault(article_id, label)
             if previous != label:
@@ -89,7 +90,14 @@ def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
                 reader = csv.DictReader(fh)
                 if reader.fieldnames is None:  # not even a header: most likely a mistake
                     raise NewsclfError(f"{path}: empty annotations file (no header row)")
-                return [(reader.line_num, row) for row in reader]
+                # numbered by the line a record starts on: a quote left open makes the record
+                # run on, and csv counts the line where it ends (blank lines are skipped, and
+                # a quote open at the end of the file takes in the last line break too)
+                rows, end = [], reader.line_num
+                for row in reader:
+                    rows.append((max(end + 1, reader.line_num - _newlines(row)), row))
+                    end = reader.line_num
+                return rows
             rows = []
             for line_no, line in enumerate(fh, start=1):
                 if not line.strip():
@@ -112,6 +120,13 @@ def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
         raise NewsclfError(f"{path}: cannot read annotations ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise NewsclfError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def _newlines(row: dict) -> int:
+    """Line breaks inside a CSV record's quoted fields (extra fields included)."""
+    values = [v for v in row.values() if isinstance(v, str)]
+    values += [x for v in row.values() if isinstance(v, list) for x in v]
+    return sum(v.count("\n") for v in values)
 
 
 def missing_column(path: str | Path | Sequence[str | Path] | None, task: Task) -> str:
