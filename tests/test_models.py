@@ -11,6 +11,7 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 
+from newsclf import datasets, saved_model, tracking
 from newsclf.errors import NewsclfError
 from newsclf.models import (
     RuleCues,
@@ -308,6 +309,13 @@ def test_newsclf_train_out_of_core_end_to_end(tmp_path):
     model = mlflow.pyfunc.load_model("models:/newsclf-topic/1")
     out = model.predict(pd.DataFrame({"text": ["troops artillery brigade"]}))
     assert out["label"].tolist() == ["military"]
+    # the streamed train split's texts are kept as hashes too (the overlap check)
+    tracking.configure(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    loaded = saved_model.load_model("models:/newsclf-topic/1")
+    dd, _ = datasets.load(tmp_path / "ds/topic")
+    splits = ["train", "validation"] if "newsclf.refit" in run_info.data.tags else ["train"]
+    texts = [t for s in splits for t in dd[s]["text"]]
+    assert np.array_equal(loaded.training_hashes, saved_model.text_hashes(texts))
 
 
 def test_arrow_file_rows_reads_ranges_across_files_like_slicing(tmp_path):

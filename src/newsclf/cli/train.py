@@ -363,10 +363,11 @@ def _score_sets(
     return scores
 
 
-def _texts(dd, data: dict | None, splits: tuple[str, ...]) -> Iterator[str]:
-    """The texts of ``splits``: from memory, or streamed from the dataset out of core."""
+def _texts(dd, data: dict, splits: tuple[str, ...]) -> Iterator[str]:
+    """The texts of ``splits``: from memory, or streamed from the dataset (the train split of
+    an out-of-core fit is never in memory)."""
     for split in splits:
-        if data is not None:
+        if split in data:
             yield from data[split][0]
         else:
             for batch in dd[split].select_columns(["text"]).iter(batch_size=10_000):
