@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from scipy.special import softmax
 
 from newsclf import calibration, datasets, saved_model, tracking
-from newsclf.articles import Article
+from newsclf.articles import Article, Source, body_of
 from newsclf.models import build_model
 from tests.conftest import ROOT, STANCE_WORDS, TOPIC_WORDS, error_line, make_corpus, run_cli
 from tests.predict_support import article_rows
@@ -170,16 +170,40 @@ def test_scores_on_the_models_own_training_articles_are_flagged(built, tmp_path)
     run = client.get_run(client.get_model_version("newsclf-topic", "1").run_id)
     assert run.data.metrics["own_n_in_training"] == rows["train"]
 
-    # the registered model was refit on train + validation: it carries those texts' hashes
+    # the registered model was refit on train + validation: it carries those articles'
+    # hashes, found also when a set reads the headline differently (here: not at all)
+    frame = pd.DataFrame(
+        [a.__dict__ for a in Source(path=str(cwd / "corpus/articles")).read()]
+    ).rename(columns={"body": "text"})
+    frame[["id", "title", "text"]].to_csv(tmp_path / "corpus.csv", index=False)
+    untitled = [
+        "evaluation=own",
+        f"evaluation.own.source.path={tmp_path / 'corpus.csv'}",
+        "evaluation.own.source.title_column=null",
+        f"evaluation.own.annotations.path={cwd / 'corpus/labels.csv'}",
+        "evaluation.own.annotations.id_column=article_id",
+    ]
     evaluated = run_cli(
         cwd, "newsclf-evaluate", f"mlflow.tracking_uri={uri}", "~models",
-        "+models={t:models:/newsclf-topic/1}", "output_dir=" + str(tmp_path / "ev"), *corpus,
+        "+models={t:models:/newsclf-topic/1}", "output_dir=" + str(tmp_path / "ev"), *untitled,
     )  # fmt: skip
     seen = rows["train"] + rows["validation"]
     out = " ".join(evaluated.stdout.split())
     assert f"own: {seen} of {n} scored articles are among the texts newsclf-topic v1" in out
     version = client.get_model_version("newsclf-topic", "1")
     assert client.get_run(version.tags["eval.run_id"]).data.metrics["own_n_in_training"] == seen
+
+    # a model logged without a refit (register=false) learned from the train split only
+    run_cli(cwd, "newsclf-train", f"mlflow.tracking_uri={uri}", "task=topic", "register=false")
+    (latest,) = client.search_runs(
+        [run.info.experiment_id], "tags.`newsclf.stage` = 'train'", max_results=1
+    )
+    assert "newsclf.refit" not in latest.data.tags
+    tracking.configure(uri)
+    unrefit = saved_model.load_model(f"runs:/{latest.info.run_id}/model")
+    dd, _ = datasets.load(cwd / "data/datasets/topic")
+    bodies = [body_of(t, x) for t, x in zip(dd["train"]["title"], dd["train"]["text"], strict=True)]
+    assert np.array_equal(unrefit.training_hashes, saved_model.text_hashes(bodies))
 
     # articles it never saw: 0, and nothing said
     other = run_cli(

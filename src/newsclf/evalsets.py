@@ -276,12 +276,12 @@ def evaluate(classifier: Any, task: Task, evalset: EvalSet, n_bins: int = 10) ->
 
 
 def n_in_training(scored: SetScore, evalset: EvalSet, hashes: np.ndarray | None) -> int | None:
-    """How many of the articles ``scored`` holds are among a model's training texts
-    (``hashes``: ``saved_model.text_hashes`` of them); None when they are not known."""
+    """How many of the articles ``scored`` holds are among a model's training articles
+    (``hashes``: ``saved_model.text_hashes`` of their bodies); None when they are not known."""
     if hashes is None:
         return None
-    texts = {a.id: a.text for a in evalset.articles}
-    return saved_model.count_seen(hashes, (texts[i] for i in scored.predictions["id"]))
+    bodies = {a.id: a.body for a in evalset.articles}
+    return saved_model.count_seen(hashes, (bodies[i] for i in scored.predictions["id"]))
 
 
 def overlap_warning(scored: SetScore, n_seen: int | None, model: str) -> str | None:

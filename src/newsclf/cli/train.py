@@ -35,6 +35,7 @@ from newsclf.redact import redact_text
 from newsclf.store_uri import is_remote
 from newsclf.tasks import Task
 
+articles = lazy_import("newsclf.articles")
 batch = lazy_import("newsclf.batch")
 calibration = lazy_import("newsclf.calibration")
 datasets = lazy_import("newsclf.datasets")
@@ -176,7 +177,7 @@ def _train(cfg: DictConfig) -> dict:
         if temperature is not None:
             result["calibration_temperature"] = temperature
         scored = model if temperature is None else calibration.with_temperature(model, temperature)
-        trained_on = saved_model.text_hashes(_texts(dd, data, ("train",))) if sets else None
+        trained_on = saved_model.text_hashes(_bodies(dd, ("train",))) if sets else None
         result["external"] = _score_sets(cfg, task, scored, sets, preparation, trained_on)
         if result["external"]:  # what a sweep can maximise: optimize_metric=evaluation_macro_f1
             mean = sum(result["external"].values()) / len(result["external"])
@@ -196,9 +197,9 @@ def _train(cfg: DictConfig) -> dict:
         if temperature is not None:  # a copy: the top-features thread may still read final
             final = calibration.with_temperature(final, temperature)
         example = saved_model.raw_example(dd["train"][:2])
-        learned_from = ("train", "validation") if final is not model else ("train",)
+        learned_from = ("train", "validation") if result["refit"] else ("train",)
         model_uri = saved_model.log_model(
-            final, names, task.name, example, preparation, _texts(dd, data, learned_from)
+            final, names, task.name, example, preparation, _bodies(dd, learned_from)
         )
         result["model_uri"] = model_uri
         if cfg.register:
@@ -363,15 +364,12 @@ def _score_sets(
     return scores
 
 
-def _texts(dd, data: dict, splits: tuple[str, ...]) -> Iterator[str]:
-    """The texts of ``splits``: from memory, or streamed from the dataset (the train split of
-    an out-of-core fit is never in memory)."""
+def _bodies(dd, splits: tuple[str, ...]) -> Iterator[str]:
+    """The article bodies of ``splits``, streamed from the dataset: what the training-text
+    hashes are of, so that a headline read differently elsewhere does not hide an article."""
     for split in splits:
-        if split in data:
-            yield from data[split][0]
-        else:
-            for batch in dd[split].select_columns(["text"]).iter(batch_size=10_000):
-                yield from batch["text"]
+        for batch in dd[split].select_columns(["title", "text"]).iter(batch_size=10_000):
+            yield from map(articles.body_of, batch["title"], batch["text"])
 
 
 def _start_refit(cfg: DictConfig, model, data: dict, names: list[str], shared=None):
