@@ -689,6 +689,25 @@ def test_rejects_keep_the_id_that_could_be_read(tmp_path):
     assert (reject.id, reject.reason) == ("story-9", "unreadable")
 
 
+def test_jsonl_records_name_their_own_fields(tmp_path):
+    """A JSONL file whose first record had no title (an optional field) was rejected whole as
+    one unreadable record, its other records lost; each record is read on its own now, and
+    one without the text field is one malformed record naming the field."""
+    path = tmp_path / "b.jsonl"
+    rows = [{"id": "0", "text": "no title here"}]
+    rows += [{"id": str(i), "title": f"T{i}", "text": f"body {i}"} for i in range(1, 4)]
+    rows += [{"id": "4", "body": "misnamed"}, {"text": "no id, no title"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    records = list(Source(path=str(path), on_error="reject").read())
+    assert [type(r).__name__ for r in records] == ["Article"] * 4 + ["Reject", "Article"]
+    assert (records[0].title, records[0].body) == ("", "no title here")
+    reject = records[4]
+    assert (reject.id, reject.reason) == ("4", "malformed_record")
+    assert reject.detail == f"{path}:5: no 'text' field (has: id, body); set source.text_column"
+    with pytest.raises(NewsclfError, match=r"b\.jsonl:5: no 'text' field"):
+        list(Source(path=str(path), on_error="raise").read())
+
+
 def test_broken_symlink_in_a_folder_is_counted_not_skipped(tmp_path):
     """A link whose target is gone was left out of the listing (``is_file`` is False for it),
     so the article was lost without a count. It is an input like the others: unreadable."""

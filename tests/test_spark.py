@@ -367,30 +367,28 @@ def test_a_utf16_jsonl_file_is_one_unreadable_file_as_locally(spark, tmp_path):
     ]
 
 
-def test_a_jsonl_files_columns_are_checked_as_by_the_local_reader(spark, tmp_path):
-    """The driver's check of a JSONL file's first record gives the local reader's outcome: one
-    unreadable file, or (bad lines counted before it) the local reader's error."""
+def test_a_jsonl_files_records_are_checked_one_by_one_on_both_engines(spark, tmp_path):
+    """A JSONL record names its own fields: a file whose first record lacks one is read (not
+    one unreadable file, its other records lost), and the record without the text field is
+    one malformed record, on the driver's check as in the local reader."""
     from newsclf import spark_input
 
     (tmp_path / "a.jsonl").write_text('{"id": "1", "text": "gas"}\n', encoding="utf-8")
-    (tmp_path / "b.jsonl").write_text('\n{"id": "2", "body": "gas"}\n', encoding="utf-8")
-    source = Source(path=f"file://{tmp_path}", format="jsonl", on_error="reject", title_column=None)
+    (tmp_path / "b.jsonl").write_text(
+        '\n{"id": "2", "body": "gas"}\n{"id": "3", "text": "oil"}\n', encoding="utf-8"
+    )
+    source = Source(path=f"file://{tmp_path}", format="jsonl", on_error="reject")
     readable, errors = spark_input.Inputs(spark, source).jsonl()
-    assert [f.shown for f in readable] == [str(tmp_path / "a.jsonl")]
-    plain = Source(path=str(tmp_path), format="jsonl", on_error="reject", title_column=None)
-    local = [r for r in plain.read() if isinstance(r, Reject)]
-    assert [(e.file.shown, e.detail, e.row) for e in errors] == [
-        (local[0].source, local[0].detail, 1)
+    assert [f.shown for f in readable] == [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
+    assert errors == []
+    plain = Source(path=str(tmp_path), format="jsonl", on_error="reject")
+    records = list(plain.read())
+    assert [(r.id, type(r).__name__) for r in records] == [
+        ("1", "Article"),
+        ("2", "Reject"),
+        ("3", "Article"),
     ]
-    assert local[0].reason == "unreadable"
-
-    (tmp_path / "b.jsonl").write_text('[1]\n{"id": "2", "body": "gas"}\n', encoding="utf-8")
-    with pytest.raises(NewsclfError) as ours:
-        list(plain.read())
-    with pytest.raises(NewsclfError) as theirs:
-        spark_input.Inputs(spark, source).jsonl()
-    assert str(theirs.value) == str(ours.value)
-    assert "stopped after 1 records of" in str(ours.value)
+    assert records[1].reason == "malformed_record"
 
 
 def test_an_output_uri_is_written_through_sparks_file_system_as_a_plain_path(

@@ -391,10 +391,11 @@ def test_jsonl_is_decoded_in_source_encoding_as_by_the_local_engine(spark, input
     assert f"{folder / 'a.jsonl'}:1: not utf-8 text (byte 0xe9 at offset " in rejects
 
 
-def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, inputs):
-    """Parquet and JSONL: a file lacking a configured column, or (Parquet) not Parquet at all,
-    is one ``unreadable`` record on both engines with on_error=reject; a file without rows is
-    none. Spark's shuffle is sized from the input (not Spark's 200 partitions)."""
+def test_files_and_records_without_the_columns_are_rejected_as_locally(spark, inputs):
+    """A Parquet file lacking a configured column, or not Parquet at all, is one ``unreadable``
+    record on both engines with on_error=reject; JSONL records lacking the text field are one
+    ``malformed_record`` each; a file without rows is none. Spark's shuffle is sized from the
+    input (not Spark's 200 partitions)."""
     rows = article_rows(120, seed=9)
     labels = _labels(inputs / "columns-labels", range(0, 100, 3))  # of the readable files
     for fmt in ("parquet", "jsonl"):
@@ -412,7 +413,6 @@ def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, i
                 folder / "b.jsonl", [{"id": r["id"], "body": r["text"]} for r in rows[100:]]
             )
             (folder / "c.jsonl").write_text("\n\n", encoding="utf-8")
-            unreadable = 1
         spark.conf.set("spark.sql.shuffle.partitions", "200")
         _, on_spark = _both_engines(
             inputs, fmt, f"columns-{fmt}", labels, f"source.path={folder}", "source.on_error=reject"
@@ -420,14 +420,19 @@ def test_a_file_without_the_columns_is_one_unreadable_record_as_locally(spark, i
         assert spark.conf.get("spark.sql.shuffle.partitions") == str(
             spark.sparkContext.defaultParallelism
         )
-        assert on_spark["topic"].rejected_by_reason == {"unreadable": unreadable}
-        assert on_spark["topic"].n_input == 100 + unreadable
         rejects = (inputs / f"columns-{fmt}-spark" / "topic" / "rejects.csv").read_text()
-        missing = "text, title" if fmt == "jsonl" else "text"
-        assert (
-            f"{folder / f'b.{fmt}'},unreadable,{folder / f'b.{fmt}'}: missing column(s) {missing}"
-            in rejects.replace('"', "")
-        )
+        rejects = rejects.replace('"', "")
+        if fmt == "parquet":  # a table's columns are checked per file
+            assert on_spark["topic"].rejected_by_reason == {"unreadable": unreadable}
+            assert on_spark["topic"].n_input == 100 + unreadable
+            detail = f"{folder / 'b.parquet'}: missing column(s) text"
+            assert f"{folder / 'b.parquet'},unreadable,{detail}" in rejects
+        else:  # a JSONL record's fields per record: each lacks the text field
+            assert on_spark["topic"].rejected_by_reason == {"malformed_record": len(rows) - 100}
+            assert on_spark["topic"].n_input == len(rows)
+            where = f"{folder / 'b.jsonl'}:1"
+            detail = f"{where}: no 'text' field (has: id, body)"
+            assert f"{rows[100]['id']},{where},malformed_record,{detail}" in rejects
 
 
 @pytest.mark.parametrize("uri", [False, True])

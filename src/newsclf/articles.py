@@ -417,6 +417,12 @@ class Source:
                 f"{file}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)}); "
                 "set source.text_column / id_column / title_column"
             )
+        self.check_date_column(file, columns)
+
+    def check_date_column(self, file: Path | str, columns: Iterable[str]) -> None:
+        """Warn once when ``columns`` (of a table, or of a JSONL file's first record) lack the
+        date column: dates are optional, but a misspelt column must not pass unnoticed."""
+        columns = list(columns)
         if self.date_column and self.date_column not in columns and not self._warned_date:
             # dates are optional, so no error; but a misspelt column must not pass unnoticed
             self._warned_date = True
@@ -472,8 +478,9 @@ class Source:
                 record_id = row.get("__id__") or place_id(where)
                 yield functools.partial(Reject, record_id, where, "malformed_record", problem)
                 continue
-            if not checked:
-                self.check_columns(file, row.keys())
+            if not checked:  # each JSONL record names its own fields: row_to_record checks
+                check = self.check_date_column if fmt == "jsonl" else self.check_columns
+                check(file, row.keys())
                 checked = True
             yield functools.partial(self.row_to_record, row, where)
 
@@ -519,12 +526,28 @@ class Source:
     def row_to_record(self, row: Mapping, source: str) -> Record:
         """One raw row (column -> value, as pyarrow's ``to_pylist`` or ``json.loads`` gives
         it) -> its Article, or a ``wrong_type`` Reject when the text, title or id is not a
-        string (``on_error=raise``: a NewsclfError naming ``source``, the file and record).
+        string, a ``malformed_record`` one when a JSONL record has no text field (title, id and
+        meta fields are optional in a record) (``on_error=raise``: a NewsclfError naming
+        ``source``, the file and record).
         Every engine converts rows here, so all treat bad rows alike."""
 
         def cell(column: str | None) -> str:
             value = row.get(column) if column else None
             return "" if value is None else str(value)
+
+        if self.text_column not in row:  # a JSONL record (tables have their columns checked)
+            problem = (
+                f"{source}: no {self.text_column!r} field (has: {', '.join(map(str, row))}); "
+                "set source.text_column"
+            )
+            if self.on_error == "raise":
+                raise NewsclfError(problem)
+            return Reject(
+                _string_id(row, self.id_column) or place_id(source),
+                source,
+                "malformed_record",
+                problem,
+            )
 
         for column in (self.text_column, self.title_column, self.id_column):
             value = row.get(column) if column else None
@@ -537,8 +560,7 @@ class Source:
                 if self.on_error == "raise":
                     raise NewsclfError(problem)
                 # the id, when it is a readable string, names the reject; else its place
-                raw_id = row.get(self.id_column) if self.id_column else None
-                readable = raw_id.strip() if isinstance(raw_id, str) else ""
+                readable = _string_id(row, self.id_column)
                 return Reject(readable or place_id(source), source, "wrong_type", problem)
         title, body = cell(self.title_column), cell(self.text_column)
         article_id = cell(self.id_column).strip() or content_id(title, body)
@@ -550,6 +572,12 @@ class Source:
             source=source,
             meta={c: cell(c) for c in self._meta_columns},
         )
+
+
+def _string_id(row: Mapping, id_column: str | None) -> str:
+    """A raw row's id when it is a string ("" otherwise): what names its reject."""
+    raw_id = row.get(id_column) if id_column else None
+    return raw_id.strip() if isinstance(raw_id, str) else ""
 
 
 def _preview(value: object) -> str:

@@ -219,8 +219,8 @@ class Inputs:
         return list(groups.values()), n_rows, errors
 
     def jsonl(self) -> tuple[list[InputFile], list[FileError]]:
-        """The JSONL files Spark reads, and those the local engine rejects as ``unreadable``:
-        the file's first record (a JSON object) lacks a configured column."""
+        """The JSONL files Spark reads, and those the local engine rejects as ``unreadable``
+        (UTF-16 text). A record's fields are checked record by record, as locally."""
         readable, errors = [], []
         for file, error in zip(self.files, self._each(self._jsonl_columns), strict=True):
             if error is None:
@@ -266,8 +266,8 @@ class Inputs:
             return iter(list(pool.map(function, files)))
 
     def _jsonl_columns(self, file: InputFile) -> FileError | None:
-        """The local engine's check of a JSONL file's columns, on its first record (and, before
-        it, of a UTF-16 byte order mark: one unreadable file)."""
+        """The local engine's check of a JSONL file: a UTF-16 byte order mark makes it one
+        unreadable file; its first record's fields warn of a missing date column."""
         try:
             return self._check_jsonl(file)
         except OSError as exc:  # a link whose target is gone, a file without permissions
@@ -276,26 +276,11 @@ class Inputs:
     def _check_jsonl(self, file: InputFile) -> FileError | None:
         if self.read(file, 0, min(2, file.size)) in (b"\xff\xfe", b"\xfe\xff"):
             return FileError(file, f"{file.shown}: {UTF16_JSONL}")
-        records = 0  # bad lines before it: rejects the local engine has counted already
         for index, raw in enumerate(self.lines(file)):
             row = jsonl_row(raw, f"{file.shown}:{index + 1}", self.source.encoding, "reject")
-            if row is None:
-                continue
-            if "__reject__" in row:
-                records += 1
-                continue
-            try:
-                self.source.check_columns(file.shown, row.keys())
-            except NewsclfError as exc:
-                if not records:
-                    return FileError(file, str(exc), index)
-                if self.source.on_error == "raise":
-                    return None  # the bad line before it stops the job first
-                raise NewsclfError(
-                    f"{exc}; stopped after {records} records of {file.shown}, since the rest of "
-                    "it cannot be read or counted"
-                ) from None
-            return None
+            if row is not None and "__reject__" not in row:
+                self.source.check_date_column(file.shown, row.keys())
+                return None
         return None
 
 
