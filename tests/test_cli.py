@@ -280,7 +280,7 @@ def test_a_split_too_small_to_hold_an_article_is_named_at_build_time(tmp_path):
         rows = json.loads((tmp_path / f"data/datasets/{task}/manifest.json").read_text())["rows"]
         for split in ("validation", "test"):
             line = (
-                f"{task}: the {split} split is empty (6 labelled articles are too few for "
+                f"{task}: the {split} split is empty (6 gold-labelled articles are too few for "
                 f"split.{split}=0.15); newsclf-train will report no {split} metrics"
             )
             assert (line in printed) == (rows[split] == 0), (task, split, rows)
@@ -289,6 +289,13 @@ def test_a_split_too_small_to_hold_an_article_is_named_at_build_time(tmp_path):
     more = run(tmp_path, "newsclf-dataset", *args, "log_to_mlflow=false", "weak.enabled=false",
                "split.validation=0", "output_dir=none")  # fmt: skip
     assert "validation split is empty" not in more.stdout  # asked for: nothing to say
+    # the bundled corpus without its labels: weak labels only, which never go to validation
+    weak = run(tmp_path, "newsclf-dataset", "annotations.path=null", "log_to_mlflow=false",
+               "output_dir=weak", "~task@tasks.stance", "~labeling@labeling.stance")  # fmt: skip
+    assert (
+        "topic: the validation split is empty (no gold-labelled articles: weak labels go to "
+        "train only; set annotations.path)" in " ".join(weak.stdout.split())
+    )
 
 
 def test_summary_rates_keep_a_decimal_below_ten():

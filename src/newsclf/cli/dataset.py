@@ -330,10 +330,16 @@ def _log_dataset_run(
 
 def empty_splits(task: str, m: Manifest) -> list[str]:
     """A line per validation or test split that came out empty although its share is not 0:
-    too few labelled articles, found now rather than by newsclf-train's missing metrics."""
+    too few gold-labelled articles (weak labels go to train only), found now rather than by
+    newsclf-train's missing metrics."""
+    why = (
+        "no gold-labelled articles: weak labels go to train only; set annotations.path"
+        if not m.n_gold
+        else f"{m.n_gold} gold-labelled articles are too few for split.{{split}}={{share}}"
+    )
     return [
-        f"{task}: the {split} split is empty ({m.n_labelled} labelled articles are too few for "
-        f"split.{split}={m.split[split]}); newsclf-train will report no {split} metrics"
+        f"{task}: the {split} split is empty ({why.format(split=split, share=m.split[split])}); "
+        f"newsclf-train will report no {split} metrics"
         for split in ("validation", "test")
         if m.rows.get("train") and not m.rows.get(split) and m.split.get(split)
     ]
