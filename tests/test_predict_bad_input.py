@@ -314,6 +314,14 @@ def test_cleaning_settings_without_preparation_config_are_one_error_line(tmp_pat
         check_preparation_overrides(predict_config("sqlite:///unused.db"), ["clean=default"])
 
 
+@pytest.mark.parametrize("output", ["output.path=sp.csv", "output.format=jsonl"])
+def test_a_csv_or_jsonl_output_on_spark_is_refused_before_any_work(tmp_path, output):
+    """engine=spark writes a Parquet folder: output.path=sp.csv wrote one named sp.csv."""
+    proc = cli(tmp_path, "engine=spark", output)
+    one_line_error(proc, r"^newsclf-predict: error: output: engine=spark writes a Parquet fold")
+    assert not (tmp_path / "sp.csv").exists()
+
+
 def test_json_files_are_read_with_the_documented_pattern_override(store, tmp_path):
     folder = tmp_path / "json"
     folder.mkdir()

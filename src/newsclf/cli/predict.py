@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 import hydra
@@ -146,11 +147,24 @@ def check_preparation_overrides(cfg: DictConfig, overrides: Sequence[str]) -> No
         )
 
 
+def check_spark_output(path: str, fmt: str) -> None:
+    """``engine=spark`` writes a Parquet folder: an output named or set as CSV or JSONL is
+    refused rather than written as Parquet under that name."""
+    named = PurePosixPath(path).suffix.lstrip(".").lower() if fmt == "auto" else fmt.lower()
+    if named in ("csv", "jsonl", "json"):
+        raise NewsclfError(
+            f"output: engine=spark writes a Parquet folder, not {named} ({path}); give "
+            "output.path without that suffix (or ending in .parquet) and output.format=auto"
+        )
+
+
 def run_prediction(cfg: DictConfig, progress: Progress | None = None) -> JobResult:
     """Load the models, then run the job on the configured engine."""
     if cfg.engine not in ("local", "spark"):
         raise NewsclfError(f"engine: {cfg.engine!r} is not one of local, spark")
     check_types(cfg, CONFIG_TYPES)  # wrong types fail before models load
+    if cfg.engine == "spark":
+        check_spark_output(str(cfg.output.path), str(cfg.output.format))
     models = prepared_models(cfg, load_models(cfg))
     source = instantiate(cfg.source)
     if cfg.engine == "spark":
