@@ -87,6 +87,17 @@ def test_csv_errors_name_the_line_a_record_starts_on(tmp_path, text, line):
     assert ("a quote left open?" in str(err.value)) == (line == 2)
 
 
+def test_a_csv_without_the_id_column_names_its_header_line(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("id,topic\n1,a\n", encoding="utf-8")
+    with pytest.raises(NewsclfError, match=r"labels\.csv:1: no 'article_id' column"):
+        load_annotations(path, [TOPIC])
+    path = tmp_path / "labels.jsonl"  # a JSONL record names its own fields: its line
+    path.write_text('{"article_id": "1", "topic": "a"}\n{"id": "2", "topic": "b"}\n')
+    with pytest.raises(NewsclfError, match=r"labels\.jsonl:2: no 'article_id' column"):
+        load_annotations(path, [TOPIC])
+
+
 def test_conflicting_duplicate_rows(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("article_id,topic\n1,a\n1,b\n", encoding="utf-8")

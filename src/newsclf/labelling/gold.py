@@ -48,8 +48,9 @@ def _read_annotations(
     named: set[str] | None = None,
 ) -> None:
     for line_no, row in _numbered_rows(path):
-        if id_column not in row:
-            raise NewsclfError(f"{path}:{line_no}: no '{id_column}' column (has {sorted(row)})")
+        if id_column not in row:  # a CSV's header (line 1), or one JSONL record
+            where = f"{path}:{line_no if path.suffix.lower() in ('.jsonl', '.json') else 1}"
+            raise NewsclfError(f"{where}: no '{id_column}' column (has {sorted(row)})")
         article_id = str(row[id_column]).strip()
         if known_ids is not None and article_id not in known_ids:
             hint = ""
