@@ -69,7 +69,7 @@ def test_a_text_labelled_under_another_id_is_not_proposed_again(tmp_path):
         writer.writeheader()
         writer.writerow(rows[0])
     for dedupe in ("true", "false"):
-        run_cli(
+        proc = run_cli(
             tmp_path,
             "newsclf-annotate",
             f"source.path={articles}",
@@ -84,6 +84,8 @@ def test_a_text_labelled_under_another_id_is_not_proposed_again(tmp_path):
             proposed = {r["article_id"] for r in csv.DictReader(fh)}
         assert len(proposed) == len(rows) - 1, dedupe  # every other article
         assert "aaa_copy" not in proposed and labelled not in proposed, dedupe
+        rejected = "+ 1 rejected (duplicate_text 1);" if dedupe == "true" else "+ 0 rejected;"
+        assert rejected in " ".join(proc.stdout.split()), dedupe
 
 
 def test_a_body_labelled_under_another_title_counts_as_labelled():

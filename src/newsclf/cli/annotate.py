@@ -4,6 +4,7 @@ format (fill in the label columns, add the file to ``annotations.path``, rebuild
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import hydra
 from hydra.utils import instantiate
@@ -93,6 +94,7 @@ def export(cfg: DictConfig) -> dict:
         "n_input": result.n_input,
         "n_kept": len(result.articles),
         "n_rejected": len(result.rejects),
+        "rejected_by_reason": dict(sorted(Counter(r.reason for r in result.rejects).items())),
         "n_annotated": len(complete),
         "n_candidates": len(kept_ids - complete),
         "n_exported": len(chosen),
@@ -103,9 +105,11 @@ def export(cfg: DictConfig) -> dict:
 
 
 def summary(result: dict) -> None:
+    reasons = ", ".join(f"{k} {v}" for k, v in result["rejected_by_reason"].items())
     console().print(
         f"[bold]newsclf-annotate[/] ({result['strategy']}): {result['n_input']} articles read = "
-        f"{result['n_kept']} kept + {result['n_rejected']} rejected; "
+        f"{result['n_kept']} kept + {result['n_rejected']} rejected"
+        f"{f' ({reasons})' if reasons else ''}; "
         f"{result['n_annotated']} already annotated; exported the {result['n_exported']} most "
         f"worth labelling of {result['n_candidates']}\n"
         f"  fill in: {result['path']}  (context to read: {result['context']})\n"
