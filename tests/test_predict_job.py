@@ -29,6 +29,7 @@ def articles(tmp_path):
     rows = article_rows(300)
     rows[120] = {**rows[7], "text": "A different text for a repeated id."}  # duplicate id
     rows[50]["text"] = "   "  # empty text
+    rows[60]["text"] += "\n\nAdvertisement"  # page furniture: the boilerplate file
     return write_jsonl(tmp_path / "in.jsonl", rows)
 
 
