@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 
 from newsclf import datasets, saved_model, tracking
+from newsclf.articles import body_of
 from newsclf.errors import NewsclfError
 from newsclf.models import (
     RuleCues,
@@ -314,8 +315,9 @@ def test_newsclf_train_out_of_core_end_to_end(tmp_path):
     loaded = saved_model.load_model("models:/newsclf-topic/1")
     dd, _ = datasets.load(tmp_path / "ds/topic")
     splits = ["train", "validation"] if "newsclf.refit" in run_info.data.tags else ["train"]
-    texts = [t for s in splits for t in dd[s]["text"]]
-    assert np.array_equal(loaded.training_hashes, saved_model.text_hashes(texts))
+    pairs = [(t, x) for s in splits for t, x in zip(dd[s]["title"], dd[s]["text"], strict=True)]
+    bodies = [body_of(t, x) for t, x in pairs]
+    assert np.array_equal(loaded.training_hashes, saved_model.text_hashes(bodies))
 
 
 def test_arrow_file_rows_reads_ranges_across_files_like_slicing(tmp_path):
