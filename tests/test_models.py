@@ -335,6 +335,8 @@ def test_arrow_file_rows_reads_ranges_across_files_like_slicing(tmp_path):
         assert read(start, stop) == ds[start:stop]
     assert ArrowFileRows.of(ds.select(range(10))) is None  # rows are not the files' rows
     assert ArrowFileRows.of(ds.remove_columns("label")) is None
+    texts_only = ArrowFileRows.of(ds.remove_columns("label"), ("text",))  # other columns
+    assert texts_only is not None and texts_only(70, 180) == {"text": ds[70:180]["text"]}
     # streaming a file-backed split gives the same model as reading it by slices
     names = ["a", "b", "c"]
     texts = [f"{names[i % 3]}word filler{i % 7}" for i in range(n)]

@@ -437,7 +437,8 @@ class ArrowFileRows:
     the resident memory of a pass over a large split would grow to the split's size; here the
     pages are unmapped again after each read, and memory stays flat."""
 
-    def __init__(self, files: Sequence[str]) -> None:
+    def __init__(self, files: Sequence[str], columns: Sequence[str] = ("text", "label")) -> None:
+        self.columns = tuple(columns)
         self.batches: list[tuple[str, int, int, int]] = []  # file, batch number, first row, rows
         first = 0
         for file in files:
@@ -448,21 +449,20 @@ class ArrowFileRows:
         self.n_rows = first
 
     @classmethod
-    def of(cls, rows: Any) -> ArrowFileRows | None:
-        """A reader for a file-backed ``datasets.Dataset`` whose rows are exactly its files'
-        rows (no indices mapping) with text and label columns; None for anything else."""
+    def of(cls, rows: Any, columns: Sequence[str] = ("text", "label")) -> ArrowFileRows | None:
+        """A reader of ``columns`` for a file-backed ``datasets.Dataset`` whose rows are
+        exactly its files' rows (no indices mapping); None for anything else."""
         files = [f["filename"] for f in getattr(rows, "cache_files", None) or []]
-        columns = set(getattr(rows, "column_names", None) or [])
-        if not files or not {"text", "label"} <= columns:
+        if not files or not set(columns) <= set(getattr(rows, "column_names", None) or []):
             return None
         try:
-            reader = cls(files)
+            reader = cls(files, columns)
         except (OSError, pa.ArrowInvalid):
             return None
         return reader if reader.n_rows == len(rows) else None
 
     def __call__(self, start: int, stop: int) -> dict[str, list]:
-        out: dict[str, list] = {"text": [], "label": []}
+        out: dict[str, list] = {column: [] for column in self.columns}
         wanted = [b for b in self.batches if b[2] < stop and b[2] + b[3] > start]
         for file in dict.fromkeys(b[0] for b in wanted):
             spans = {number: (first, n) for f, number, first, n in wanted if f == file}

@@ -364,11 +364,16 @@ def _score_sets(
     return scores
 
 
-def _bodies(dd, splits: tuple[str, ...]) -> Iterator[str]:
-    """The article bodies of ``splits``, streamed from the dataset: what the training-text
-    hashes are of, so that a headline read differently elsewhere does not hide an article."""
+def _bodies(dd, splits: tuple[str, ...], chunk: int = 10_000) -> Iterator[str]:
+    """The article bodies of ``splits``, streamed from the dataset's files with flat memory (a
+    million-article split read through the ``Dataset`` would stay mapped): what the
+    training-text hashes are of, so that a headline read differently elsewhere does not hide
+    an article."""
     for split in splits:
-        for batch in dd[split].select_columns(["title", "text"]).iter(batch_size=10_000):
+        rows = dd[split]
+        reader = models.ArrowFileRows.of(rows, ("title", "text"))
+        for start in range(0, len(rows), chunk):
+            batch = reader(start, start + chunk) if reader else rows[start : start + chunk]
             yield from map(articles.body_of, batch["title"], batch["text"])
 
 
