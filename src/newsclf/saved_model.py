@@ -363,22 +363,29 @@ class LoadedModel:
     local_path: str = ""  # the downloaded model folder
     preparation: Preparation = field(default_factory=Preparation)
     trusted_types: tuple[str, ...] = ()  # extra skops types the user trusted when loading it
-    # ``text_hashes`` of its training texts; None when the model did not log them (logged by
-    # an older newsclf, or pickle-format)
-    training_hashes: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def training_hashes(self) -> np.ndarray | None:
+        """``text_hashes`` of its training texts, read when first asked for (prediction never
+        needs them); None when the model did not log them (logged by an older newsclf, or
+        pickle-format)."""
+        return _training_hashes(Path(self.local_path)) if self.local_path else None
 
 
 def text_hashes(texts: Iterable[str]) -> np.ndarray:
     """Sorted unique 64-bit hashes of ``texts`` (their first ``HASHED_CHARS`` characters,
     spacing and case ignored): what a model keeps of the texts it learned from."""
-    return np.unique(np.fromiter((_text_hash(t) for t in texts), dtype=np.uint64))
+    return np.unique(_hash_each(texts))
 
 
 def count_seen(hashes: np.ndarray, texts: Iterable[str]) -> int:
     """How many of ``texts`` have one of ``hashes`` (``text_hashes`` of a model's training
     texts): articles the model learned from."""
-    mine = np.fromiter((_text_hash(t) for t in texts), dtype=np.uint64)
-    return int(np.isin(mine, hashes).sum())
+    return int(np.isin(_hash_each(texts), hashes).sum())
+
+
+def _hash_each(texts: Iterable[str]) -> np.ndarray:
+    return np.fromiter((_text_hash(t) for t in texts), dtype=np.uint64)
 
 
 def _text_hash(text: str) -> int:
@@ -502,12 +509,12 @@ def log_model(
     task: str,
     example: pd.DataFrame | Sequence[str],
     preparation: Preparation | None = None,
-    training_texts: Iterable[str] | None = None,
+    training_hashes: Sequence[np.ndarray] | None = None,
 ) -> str:
     """Log a fitted pipeline as a newsclf pyfunc model (skops inside) with the text
     ``preparation`` its training data had (newsclf's defaults when None); ``example``: a few
-    raw articles (``title``, ``text``) or texts; ``training_texts``: the texts it learned
-    from, kept as ``text_hashes``. Returns the model URI."""
+    raw articles (``title``, ``text``) or texts; ``training_hashes``: ``text_hashes`` of the
+    texts it learned from (one array per split), kept with it. Returns the model URI."""
     import mlflow
 
     preparation = preparation or Preparation()
@@ -524,9 +531,10 @@ def log_model(
             "labels": str(labels_path),
             "preparation": str(preparation_path),
         }
-        if training_texts is not None:
+        if training_hashes is not None:
             hashes_path = Path(tmp) / Path(TRAINING_TEXTS_FILE).name
-            np.save(hashes_path, text_hashes(training_texts), allow_pickle=False)
+            merged = np.unique(np.concatenate([np.zeros(0, np.uint64), *training_hashes]))
+            np.save(hashes_path, merged, allow_pickle=False)
             artifacts["training_texts"] = str(hashes_path)
         with _no_requirement_check():
             info = mlflow.pyfunc.log_model(
@@ -596,7 +604,6 @@ def load_model(
         name=fetched["name"] or uri,
         version=fetched["version"] or "",
         local_path=str(local),
-        training_hashes=_training_hashes(local),
         preparation=_preparation(local, uri),
         trusted_types=tuple(trusted_types),
     )

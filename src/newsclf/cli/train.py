@@ -177,7 +177,14 @@ def _train(cfg: DictConfig) -> dict:
         if temperature is not None:
             result["calibration_temperature"] = temperature
         scored = model if temperature is None else calibration.with_temperature(model, temperature)
-        trained_on = saved_model.text_hashes(_bodies(dd, ("train",))) if sets else None
+        hashes: dict[str, object] = {}  # per split, read and hashed once
+
+        def split_hashes(split: str):
+            if split not in hashes:
+                hashes[split] = saved_model.text_hashes(_bodies(dd[split]))
+            return hashes[split]
+
+        trained_on = split_hashes("train") if sets else None
         result["external"] = _score_sets(cfg, task, scored, sets, preparation, trained_on)
         if result["external"]:  # what a sweep can maximise: optimize_metric=evaluation_macro_f1
             mean = sum(result["external"].values()) / len(result["external"])
@@ -199,7 +206,7 @@ def _train(cfg: DictConfig) -> dict:
         example = saved_model.raw_example(dd["train"][:2])
         learned_from = ("train", "validation") if result["refit"] else ("train",)
         model_uri = saved_model.log_model(
-            final, names, task.name, example, preparation, _bodies(dd, learned_from)
+            final, names, task.name, example, preparation, [split_hashes(s) for s in learned_from]
         )
         result["model_uri"] = model_uri
         if cfg.register:
@@ -364,17 +371,15 @@ def _score_sets(
     return scores
 
 
-def _bodies(dd, splits: tuple[str, ...], chunk: int = 10_000) -> Iterator[str]:
-    """The article bodies of ``splits``, streamed from the dataset's files with flat memory (a
+def _bodies(rows, chunk: int = 10_000) -> Iterator[str]:
+    """The article bodies of a split, streamed from the dataset's files with flat memory (a
     million-article split read through the ``Dataset`` would stay mapped): what the
     training-text hashes are of, so that a headline read differently elsewhere does not hide
     an article."""
-    for split in splits:
-        rows = dd[split]
-        reader = models.ArrowFileRows.of(rows, ("title", "text"))
-        for start in range(0, len(rows), chunk):
-            batch = reader(start, start + chunk) if reader else rows[start : start + chunk]
-            yield from map(articles.body_of, batch["title"], batch["text"])
+    reader = models.ArrowFileRows.of(rows, ("title", "text"))
+    for start in range(0, len(rows), chunk):
+        batch = reader(start, start + chunk) if reader else rows[start : start + chunk]
+        yield from map(articles.body_of, batch["title"], batch["text"])
 
 
 def _start_refit(cfg: DictConfig, model, data: dict, names: list[str], shared=None):
