@@ -448,6 +448,18 @@ def test_cli_rejects_stale_files_task_keys_and_unreadable_sets(store, tmp_path):
         )
     )
     assert line.endswith("is a stance model, not topic")
+    # run from a folder without the store: said so, and no empty mlflow.db left there
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    line = error_line(
+        run_cli(fresh, "newsclf-evaluate", "mlflow.tracking_uri=sqlite:///mlflow.db", *args[1:],
+                ok=False)
+    )  # fmt: skip
+    assert line == (
+        f"newsclf-evaluate: error: MLflow store {fresh / 'mlflow.db'} does not exist: run from "
+        "the folder the models were trained in, or set mlflow.tracking_uri"
+    )
+    assert [p.name for p in fresh.iterdir()] == ["outputs"]  # Hydra's log folder alone
     (tmp_path / "a-file").write_text("")
     line = error_line(
         run_cli(tmp_path, "newsclf-evaluate", *args[:-1], "output_dir=a-file/x", ok=False)

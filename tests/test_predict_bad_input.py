@@ -224,6 +224,17 @@ def test_bad_model_uris(store, tmp_path):
         NewsclfError, match=rf"models:/newsclf-topic@nope: .* \(registry: {re.escape(store)}\)$"
     ):
         run_prediction(predict_config(*base, "models.topic=models:/newsclf-topic@nope"))
+    # a store that is not there is not created empty just to be asked (it was: mlflow.db left
+    # behind in whatever folder the command ran from)
+    absent = tmp_path / "elsewhere" / "mlflow.db"
+    with pytest.raises(NewsclfError, match=rf"MLflow store {re.escape(str(absent))} does not"):
+        run_prediction(
+            predict_config(
+                f"sqlite:///{absent}", "source=jsonl", f"source.path={source}",
+                "models.topic=models:/newsclf-topic@champion",
+            )
+        )  # fmt: skip
+    assert not absent.exists() and not absent.parent.exists()
     with pytest.raises(NewsclfError, match="is a stance model, not topic"):
         run_prediction(predict_config(*base, "models.topic=models:/newsclf-stance@champion"))
     foreign = tmp_path / "numeric"

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +52,13 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
+def configure(tracking_uri: str, registry_uri: str | None = None, create: bool = True) -> None:
     """Point MLflow at a tracking store (``sqlite:///mlflow.db`` by default) and registry.
 
     A tracking server must answer now (so a job fails before reading any input, with a clear
     error, when it does not); a SQLite store is created under a file lock, so parallel jobs
-    never race to create its tables.
+    never race to create its tables. With ``create=False`` (jobs that only read models) a
+    missing SQLite file is an error instead: it is almost always the wrong working folder.
     """
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -69,7 +70,7 @@ def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
         if is_http(uri):
             check_reachable(uri)
         elif _sqlite_path(uri) is not None:
-            _init_sqlite(uri)
+            _init_sqlite(uri, create)
         elif is_database(uri):
             check_database(uri)
 
@@ -92,7 +93,7 @@ def _sqlite_path(uri: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def _init_sqlite(uri: str) -> None:
+def _init_sqlite(uri: str, create: bool = True) -> None:
     """Create (or migrate) the SQLite store's tables while holding a lock file beside it.
 
     A new store is built under a temporary name and renamed into place when complete (MLflow's
@@ -101,6 +102,11 @@ def _init_sqlite(uri: str) -> None:
     """
     path = _sqlite_path(uri)
     assert path is not None
+    if not create and not path.exists():
+        raise NewsclfError(
+            f"MLflow store {path.absolute()} does not exist: run from the folder the models "
+            "were trained in, or set mlflow.tracking_uri"
+        )
     lock = _lock_beside(path, ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,8 +335,15 @@ def fetch_models(
 ) -> list[dict[str, str | None]]:
     """Point MLflow at its store, then download the models of ``uris`` into subfolders of
     ``into`` (``0``, ``1``, ...): what a process started for the downloads alone does."""
-    configure(tracking_uri, registry_uri)
+    if reads_store(uris):
+        configure(tracking_uri, registry_uri, create=False)
     return [fetch_model(uri, str(Path(into) / str(i))) for i, uri in enumerate(uris)]
+
+
+def reads_store(uris: Iterable[str]) -> bool:
+    """Whether any of the model URIs is resolved through the tracking store or registry
+    (``models:/``, ``runs:/``), rather than read from a folder or an artifact location."""
+    return any(str(uri).startswith(("models:/", "runs:/")) for uri in uris)
 
 
 def registry_identity(uri: str) -> tuple[str | None, str | None]:

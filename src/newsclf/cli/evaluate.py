@@ -83,7 +83,10 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
     Returns the results, the sets and the lines about skipped model x set pairs."""
     check_types(cfg, CONFIG_TYPES)  # Hydra passes calibration_bins=abc through as a string
     check_complete(cfg, "evaluation")  # an unset path fails before the models load
-    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
+    uris = model_uris(cfg)
+    # a registry that must already hold the models is not created empty (a wrong folder)
+    create = not tracking.reads_store(uris.values())
+    tracking.configure(cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri, create=create)
     # a model under a task's key (models.topic=...) must be of that task; a pickle-format
     # model, which carries no task, takes it from there
     configured = {k: t.name for k, t in (cfg.get("tasks") or {}).items()}
@@ -91,7 +94,7 @@ def evaluate_models(cfg: DictConfig) -> tuple[list[ModelResult], dict, list[str]
         key: saved_model.load_model(
             uri, cfg.trusted_types, task=configured.get(key), allow_pickle=cfg.allow_pickle
         )
-        for key, uri in model_uris(cfg).items()
+        for key, uri in uris.items()
     }  # a bad URI fails before any article is read
     tasks = {t.name: t for t in (Task.from_config(c) for c in (cfg.get("tasks") or {}).values())}
     sets_cfg = OmegaConf.to_container(cfg.evaluation, resolve=True) if cfg.evaluation else {}
