@@ -104,7 +104,16 @@ def test_label_model_bad_input():
         DawidSkene().fit(np.array([[3]]), 3)
     with pytest.raises(NewsclfError, match="not one of majority, dawid_skene"):
         make_label_model("snorkel")
-    with pytest.raises(NewsclfError, match="dawid_skene"):
+    # a misspelt parameter is named with its config key and the nearest real one (it was
+    # Python's "__init__() got an unexpected keyword argument")
+    with pytest.raises(NewsclfError) as err:
+        make_label_model("dawid_skene", prior_strenght=20)
+    assert str(err.value) == (
+        "weak.label_model_params.prior_strenght: DawidSkene has no parameter 'prior_strenght' "
+        "(did you mean prior_strength? it takes max_iter, tol, prior_strength, prior_accuracy, "
+        "learn_class_prior)"
+    )
+    with pytest.raises(NewsclfError, match=r"no parameter 'bogus' \(it takes max_iter, "):
         make_label_model("dawid_skene", bogus=1)
     with pytest.raises(NewsclfError, match="prior_accuracy"):
         DawidSkene(prior_accuracy=1.5).fit(np.array([[0]]), 2)

@@ -126,8 +126,12 @@ def test_configuration_and_model_errors_are_one_line(tmp_path, store):
         ("source.format=xml", out): "source.format: 'xml' is not one of txt",
         ("source=csv", f"source.path={utf16}", out): "UTF-16 text (byte order mark)",
         (f"models.{task}={bad_model}", f"~models.{other}", out): "does not classify texts",
-        ("+source.delimiter=tab", out): "Source.__init__() got an unexpected keyword argument "
-        "'delimiter'",  # was Hydra's first line alone: "Error in call to target ...:"
+        # was Hydra's first line alone ("Error in call to target ...:"), then Python's
+        # "Source.__init__() got an unexpected keyword argument 'delimiter'"
+        ("+source.delimiter=tab", out): "source.delimiter: Source has no parameter 'delimiter' "
+        "(it takes path, ",
+        ("+source.text_colum=body", out): "source.text_colum: Source has no parameter "
+        "'text_colum' (did you mean text_column? it takes path, ",
     }
     for args, expected in cases.items():
         assert expected in error_line(predict(tmp_path, store, *args, ok=False)), args

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import gc
 import importlib
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -21,7 +23,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from newsclf.errors import NewsclfError, first_line
+from newsclf.errors import NewsclfError, first_line, no_such_parameter
 from newsclf.launch import interrupt_message, interrupted
 from newsclf.redact import redact_text, redact_tree
 
@@ -192,6 +194,15 @@ def _why(exc: InstantiationException, cause: BaseException | None) -> str:
     """Hydra's "Error in call to target 'X':" line with the error it stands for (e.g. an
     unknown config key: "got an unexpected keyword argument 'delimiter'")."""
     head = first_line(exc).rstrip(":")
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+    target = re.search(r"target '([\w.]+)'", head)
+    if isinstance(cause, TypeError) and unknown and target:
+        from hydra.utils import get_object  # only on this error path: start-up stays light
+
+        node = re.search(r"^full_key: (\S+)$", str(exc), re.MULTILINE)
+        key = f"{node.group(1)}.{unknown.group(1)}" if node else unknown.group(1)
+        with contextlib.suppress(ValueError, TypeError):  # no signature to read
+            return f"{key}: {no_such_parameter(get_object(target.group(1)), unknown.group(1))}"
     return f"{head}: {first_line(cause)}" if cause is not None else head
 
 

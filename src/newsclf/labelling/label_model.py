@@ -14,12 +14,13 @@ for: the models never guess from priors or abstains alone.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, no_such_parameter
 
 ABSTAIN = -1
 LABEL_MODELS = ("majority", "dawid_skene")
@@ -279,10 +280,12 @@ def make_label_model(name: str, **params) -> MajorityVote | DawidSkene:
             raise NewsclfError(f"label model majority takes no parameters, got {sorted(params)}")
         return MajorityVote()
     if name == "dawid_skene":
-        try:
-            model = DawidSkene(**params)
-        except TypeError as exc:
-            raise NewsclfError(f"label model dawid_skene: {exc}") from None
+        known = inspect.signature(DawidSkene).parameters
+        for key in params:
+            if key not in known:
+                problem = no_such_parameter(DawidSkene, key)
+                raise NewsclfError(f"weak.label_model_params.{key}: {problem}")
+        model = DawidSkene(**params)
         model.check_params()
         return model
     raise NewsclfError(f"label_model: {name!r} is not one of {', '.join(LABEL_MODELS)}")
