@@ -204,6 +204,11 @@ def test_bad_input_errors_are_one_line(bad_inputs):
         return error_line(run(d, "newsclf-dataset", "log_to_mlflow=false", *args, ok=False))
 
     assert "does not exist" in dataset(f"source.path={d / 'missing'}", labels)
+    # a misspelt task key was silently ignored (the labels then read from the task's name)
+    assert dataset(f"source.path={d / 'c/articles'}", labels, "+tasks.topic.colum=section") == (
+        "newsclf-dataset: error: task topic: Task has no parameter 'colum' (did you mean "
+        "column? it takes name, labels, description, column)"
+    )
     (d / "empty").mkdir()
     assert "no input files" in dataset(f"source.path={d / 'empty'}", labels)
     (d / "bin").mkdir()

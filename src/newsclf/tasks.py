@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, no_such_parameter
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,6 @@ class Task:
     labels: Mapping[str, str]
     description: str = ""
     column: str | None = None  # defaults to the task name
-    extra: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2:
@@ -39,11 +38,12 @@ class Task:
         cfg = dict(cfg)
         if "name" not in cfg or "labels" not in cfg:
             raise NewsclfError(f"task config needs 'name' and 'labels' keys, has {sorted(cfg)}")
-        known = {"name", "labels", "description", "column"}
+        for key in cfg:  # a misspelt key (colum:) would otherwise be silently ignored
+            if key not in ("name", "labels", "description", "column"):
+                raise NewsclfError(f"task {cfg['name']}: {no_such_parameter(cls, str(key))}")
         return cls(
             name=str(cfg["name"]),
             labels={str(k): str(v) for k, v in dict(cfg["labels"]).items()},
             description=str(cfg.get("description", "")),
             column=cfg.get("column"),
-            extra={k: v for k, v in cfg.items() if k not in known},
         )
