@@ -240,6 +240,12 @@ def test_bad_input_errors_are_one_line(bad_inputs):
 
 def test_predict_errors_before_reading_input(tmp_path):
     msg = error_line(run(tmp_path, "newsclf-predict", ok=False))
+    assert f"MLflow store {tmp_path / 'mlflow.db'} does not exist" in msg  # nothing trained here
+    assert not (tmp_path / "mlflow.db").exists()
+    (tmp_path / "empty.db").write_bytes(b"")
+    msg = error_line(
+        run(tmp_path, "newsclf-predict", "mlflow.tracking_uri=sqlite:///empty.db", ok=False)
+    )
     assert "models:/newsclf-topic@champion" in msg
     msg = error_line(run(tmp_path, "newsclf-train", "dataset_dir=nowhere", ok=False))
     assert "nowhere: no dataset here" in msg

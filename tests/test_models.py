@@ -137,8 +137,21 @@ def test_union_config_has_word_and_char_parts():
 def test_bad_model_config():
     with pytest.raises(NewsclfError, match="no 'pipeline'"):
         build_model({"name": "x"})
-    with pytest.raises(NewsclfError, match="cannot build"):
+    # one line each: the module that failed to import; the key misspelt, with the real one
+    with pytest.raises(NewsclfError) as err:
         build_model({"pipeline": {"_target_": "sklearn.nope.Missing"}})
+    assert str(err.value) == (
+        "model.pipeline: cannot build the model (Error locating target 'sklearn.nope.Missing': "
+        """ModuleNotFoundError("No module named 'sklearn.nope'"))"""
+    )
+    cfg = _model_config(ROOT / "configs/model/tfidf_logreg.yaml")
+    cfg.pipeline.classifier.Cc = 3
+    with pytest.raises(
+        NewsclfError,
+        match=r"^model\.pipeline\.classifier\.Cc: LogisticRegression "
+        r"has no parameter 'Cc' \(did you mean C\? it takes penalty, C, ",
+    ):
+        build_model(cfg)
     with pytest.raises(NewsclfError, match="at least one"):
         feature_union()
 

@@ -182,6 +182,28 @@ def test_a_failed_trial_of_the_basic_sweeper_ends_the_sweep_with_its_error_line(
     assert proc.returncode != 0
     line = "newsclf-train: error: model.pipeline.classifier: The 'C' parameter"
     assert line in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    # the sweep's summary, though a failed trial ended it (there was none)
+    assert "newsclf-train sweep: 1 trials, 0 finished, 1 failed; parent run" in proc.stdout
+
+    # a trial's configuration error other than newsclf's own was Hydra's traceback
+    proc = run(
+        tmp_path, "newsclf-train", "--multirun", f"dataset_dir={dataset / 'topic'}",
+        "model.pipeline.classifier.C=1,2", "model.pipeline.vectorizer.ngram_range=${nope}",
+        "register=false", env=_env(), ok=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("newsclf-train: error: ") == 3  # each trial's, and Hydra's repeat
+    assert "error: model.pipeline.vectorizer.ngram_range: Interpolation key 'nope'" in proc.stderr
+    assert "2 trials, 0 finished, 2 failed" in proc.stdout
+
+    # one the callback met before any trial: Hydra warned and ran the trials regardless
+    proc = run(
+        tmp_path, "newsclf-train", "--multirun", f"dataset_dir={dataset / 'topic'}",
+        "run_name=${nope}", env=_env(), ok=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Launching" not in proc.stdout + proc.stderr
+    line = "newsclf-train: error: run_name: Interpolation key 'nope' not found"
+    assert proc.stderr.strip() == line
 
 
 def test_slurm_preset_composes(tmp_path):

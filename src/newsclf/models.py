@@ -21,12 +21,13 @@ import scipy.sparse as sp
 from hydra.utils import instantiate
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.base import clone as sklearn_clone
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import compute_class_weight, get_tags
 
-from newsclf.errors import NewsclfError, first_line
+from newsclf.errors import NewsclfError, first_line, instantiation_problem, unknown_parameter
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,15 @@ def build_model(cfg: DictConfig | Mapping[str, Any]) -> Pipeline:
         raise NewsclfError(f"model config has no 'pipeline' key (has {list(cfg)})")
     try:
         model = instantiate(cfg.pipeline, _convert_="all")
+    except OmegaConfBaseException:
+        raise  # a config error (x=${nope}): the CLI names its full key
     except Exception as exc:  # Hydra wraps import and argument errors in several types
-        raise NewsclfError(f"model.pipeline: cannot build the model ({exc})") from None
+        if isinstance(exc.__cause__, OmegaConfBaseException):
+            raise exc.__cause__ from None
+        problem = unknown_parameter(exc)
+        if problem is None:
+            problem = f"model.pipeline: cannot build the model ({instantiation_problem(exc)})"
+        raise NewsclfError(problem) from None
     if not hasattr(model, "fit") or not hasattr(model, "predict"):
         raise NewsclfError(f"model.pipeline: {type(model).__name__} is not an estimator")
     check_parameters(model)

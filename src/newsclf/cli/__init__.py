@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import gc
 import importlib
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -23,7 +21,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from newsclf.errors import NewsclfError, first_line, no_such_parameter
+from newsclf.errors import NewsclfError, instantiation_problem
 from newsclf.launch import interrupt_message, interrupted
 from newsclf.redact import redact_text, redact_tree
 
@@ -173,37 +171,37 @@ def user_errors(prog: str) -> Callable:
                 redact_output()  # again: a sweep trial may run in a fresh worker process
                 redact_hydra_record()
                 return fn(*args, **kwargs)
-            except NewsclfError as exc:
-                fail(prog, str(exc))
-            except OmegaConfBaseException as exc:
-                fail(prog, config_problem(exc))
-            except InstantiationException as exc:
-                cause = exc.__cause__
-                if isinstance(cause, OmegaConfBaseException):
-                    fail(prog, config_problem(cause))
-                fail(prog, str(cause) if isinstance(cause, NewsclfError) else _why(exc, cause))
             except KeyboardInterrupt as exc:
                 interrupted(prog, exc)
+            except Exception as exc:
+                problem = user_problem(exc, args[0] if args else None)
+                if problem is None:
+                    raise
+                fail(prog, problem)
 
         return wrapper
 
     return decorate
 
 
-def _why(exc: InstantiationException, cause: BaseException | None) -> str:
-    """Hydra's "Error in call to target 'X':" line with the error it stands for (e.g. an
-    unknown config key: "got an unexpected keyword argument 'delimiter'")."""
-    head = first_line(exc).rstrip(":")
-    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
-    target = re.search(r"target '([\w.]+)'", head)
-    if isinstance(cause, TypeError) and unknown and target:
-        from hydra.utils import get_object  # only on this error path: start-up stays light
-
-        node = re.search(r"^full_key: (\S+)$", str(exc), re.MULTILINE)
-        key = f"{node.group(1)}.{unknown.group(1)}" if node else unknown.group(1)
-        with contextlib.suppress(ValueError, TypeError):  # no signature to read
-            return f"{key}: {no_such_parameter(get_object(target.group(1)), unknown.group(1))}"
-    return f"{head}: {first_line(cause)}" if cause is not None else head
+def user_problem(exc: BaseException, cfg: object = None) -> str | None:
+    """The one line to show for a user's error (bad input or configuration); None for a bug,
+    which keeps its traceback. ``cfg``, the job's config, names the key of an interpolation
+    that failed where OmegaConf's error names none (``to_container(resolve=True)``)."""
+    if isinstance(exc, NewsclfError):
+        return str(exc)
+    if isinstance(exc, InstantiationException) and isinstance(
+        exc.__cause__, OmegaConfBaseException
+    ):
+        exc = exc.__cause__
+    if isinstance(exc, OmegaConfBaseException):
+        if not _key_of(exc) and isinstance(cfg, DictConfig):
+            exc.full_key = _unresolvable_key(cfg, exc) or ""
+        return config_problem(exc)
+    if isinstance(exc, InstantiationException):
+        cause = exc.__cause__
+        return str(cause) if isinstance(cause, NewsclfError) else instantiation_problem(exc)
+    return None
 
 
 def fail(prog: str, message: str) -> NoReturn:
@@ -212,9 +210,36 @@ def fail(prog: str, message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _key_of(exc: OmegaConfBaseException) -> str | None:
+    return getattr(exc, "full_key", None) or getattr(exc, "key", None)
+
+
+def _unresolvable_key(cfg: DictConfig, exc: OmegaConfBaseException) -> str | None:
+    """The full key of the first interpolation in ``cfg`` that fails as ``exc`` did."""
+    for path, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
+        if isinstance(value, str) and "${" in value:
+            try:
+                OmegaConf.select(cfg, path, throw_on_resolution_failure=True)
+            except OmegaConfBaseException as other:
+                if str(other).splitlines()[:1] == str(exc).splitlines()[:1]:
+                    return path
+    return None
+
+
+def _leaves(node: object, prefix: str = "") -> Iterator[tuple[str, object]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaves(v, f"{prefix}[{i}]")
+    else:
+        yield prefix, node
+
+
 def config_problem(exc: OmegaConfBaseException) -> str:
     """One line naming the configuration key and what it needs."""
-    key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "config"
+    key = _key_of(exc) or "config"
     if isinstance(exc, MissingMandatoryValue):
         return f"{key}: missing mandatory value; set it on the command line ({key}=...)"
     message = str(getattr(exc, "msg", None) or exc).strip().splitlines()

@@ -26,9 +26,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from newsclf.cli import console, lazy_import, redact_hydra_record, redact_output
+from newsclf.cli import (
+    console,
+    lazy_import,
+    redact_hydra_record,
+    redact_output,
+    user_problem,
+)
 from newsclf.errors import NewsclfError
 from newsclf.redact import redact_text
 
@@ -60,8 +66,11 @@ class SweepRun(Callback):
             return
         try:
             self._start(config)
-        except NewsclfError as exc:  # e.g. the tracking server is down: one line, exit 2
-            print(f"newsclf-train: error: {exc}", file=sys.stderr)
+        except Exception as exc:  # e.g. the tracking server is down: one line, exit 2 (Hydra
+            problem = user_problem(exc, config)  # would only warn, then run every trial regardless)
+            if problem is None:
+                raise
+            print(f"newsclf-train: error: {problem}", file=sys.stderr)
             sys.exit(2)
 
     def _start(self, config: DictConfig) -> None:
@@ -76,7 +85,7 @@ class SweepRun(Callback):
             "newsclf.sweep_dir": str(self.sweep_dir),
             "newsclf.sweeper": str(config.hydra.sweeper._target_).rsplit(".", 1)[-1],
             "newsclf.launcher": str(config.hydra.launcher._target_).rsplit(".", 1)[-1],
-            "newsclf.overrides": redact_text(" ".join(config.hydra.overrides.task)),
+            "newsclf.overrides": redact_text(" ".join(task_overrides(config.hydra))),
             "newsclf.optimize_metric": str(config.optimize_metric),
         }
         self.run_id = tracking.start_sweep(experiment, sweep_run_name(config), tags)
@@ -117,7 +126,10 @@ class SweepRun(Callback):
         try:
             assert self.sweep_dir is not None
             n_launched = launched(self.sweep_dir)
-            tracking.finish_sweep(run_id, self.metric, [], failed=True, n_launched=n_launched)
+            result = tracking.finish_sweep(
+                run_id, self.metric, [], failed=True, n_launched=n_launched
+            )
+            summary(result, self.metric)  # what finished, though a failed trial ended it
         except Exception as exc:  # at exit, with the server perhaps gone: log, never raise
             log.warning("sweep run %s not closed: %s", run_id, exc)
             tracking.abandon_sweep(run_id)
@@ -127,13 +139,19 @@ def sweep_run_name(config: DictConfig) -> str:
     """The parent run's name: ``sweep-<run_name>`` when the user named the runs, else
     ``sweep-<task>-<the swept keys>``. The default ``run_name`` interpolates the model's name,
     which at this point is the first trial's, not the sweep's."""
-    overrides = list(config.hydra.overrides.task)
+    overrides = task_overrides(config.hydra)
     if any(o.split("=", 1)[0].lstrip("+~") == "run_name" for o in overrides):
         return f"sweep-{config.run_name}"
     parsed = OverridesParser.create().parse_overrides(overrides)
     swept = [o.key_or_group for o in parsed if o.is_sweep_override()]
     swept += [k for k in config.hydra.sweeper.get("params") or {} if k not in swept]
     return "-".join([f"sweep-{config.task.name}", *swept])[:250]  # MLflow's limit is 250
+
+
+def task_overrides(hydra_cfg: DictConfig) -> list[str]:
+    """The command line's overrides as typed: ``x=${nope}`` stays a string (iterating the
+    config would resolve it, and fail in the sweep's set-up rather than in its trials)."""
+    return [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]
 
 
 def launched(sweep_dir: Path) -> int:
@@ -211,8 +229,11 @@ def trial(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
     redact_hydra_record()  # as user_errors does for a plain run
     try:
         return fn(cfg)
-    except NewsclfError as exc:
-        message = f"newsclf-train: error: {exc}"
+    except Exception as exc:
+        problem = user_problem(exc, cfg)
+        if problem is None:
+            raise
+        message = f"newsclf-train: error: {problem}"
         print(message, file=sys.stderr)  # now, not only once the sweeper looks at the batch
         raise TrialFailed(message) from None
 
@@ -233,4 +254,4 @@ def parent_run_id() -> str | None:
 def trial_info() -> tuple[int, str]:
     """(job number, the trial's overrides as one string) of the current Hydra job."""
     hydra_cfg = HydraConfig.get()
-    return int(hydra_cfg.job.num), " ".join(hydra_cfg.overrides.task)
+    return int(hydra_cfg.job.num), " ".join(task_overrides(hydra_cfg))
