@@ -359,6 +359,31 @@ def test_hf_load_dataset_by_path(tmp_path):
         ingest(Source(path=str(tmp_path / "missing"), format="hf"), Cleaner())
 
 
+def test_hf_load_errors_are_one_line(tmp_path, monkeypatch):
+    # a hub name that cannot be fetched was a 62-line ConnectionError traceback
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without the hub: no waiting
+    with pytest.raises(NewsclfError) as err:
+        ingest(Source(path="some-user/no-such-dataset", format="hf"), Cleaner())
+    assert str(err.value).startswith(
+        "some-user/no-such-dataset: cannot load Hugging Face dataset: "
+    ) and "\n" not in str(err.value)
+    # a save_to_disk folder read as a hub dataset: the format that reads it
+    import datasets
+
+    datasets.Dataset.from_list(_rows()).save_to_disk(str(tmp_path / "ds"))
+    with pytest.raises(NewsclfError, match=r"is read with source\.format=hf_disk$"):
+        ingest(Source(path=str(tmp_path / "ds"), format="hf"), Cleaner())
+
+
+@pytest.mark.parametrize("path", ["", "  ", None])
+def test_an_empty_or_null_source_path_is_refused(path, tmp_path, monkeypatch):
+    # '' (source.path=$UNSET) read the working folder, .venv and all; None was a TypeError
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "LICENSE.txt").write_text("Not an article at all.")
+    with pytest.raises(NewsclfError, match=r"^source\.path: .* is not a path; set it to"):
+        Source(path=path)
+
+
 def test_bad_source_options():
     with pytest.raises(NewsclfError, match="on_error"):
         Source(path="x", on_error="ignore")

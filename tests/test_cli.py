@@ -249,6 +249,13 @@ def test_predict_errors_before_reading_input(tmp_path):
     assert "models:/newsclf-topic@champion" in msg
     msg = error_line(run(tmp_path, "newsclf-train", "dataset_dir=nowhere", ok=False))
     assert "nowhere: no dataset here" in msg
+    # an empty or null path: one line, not the working folder or a TypeError's traceback
+    for app, key in [("newsclf-train", "dataset_dir"), ("newsclf-dataset", "output_dir"),
+                     ("newsclf-predict", "output.path"), ("newsclf-evaluate", "output_dir"),
+                     ("newsclf-annotate", "output.path")]:  # fmt: skip
+        for value, shown in [("", "''"), ("null", "None")]:
+            msg = error_line(run(tmp_path, app, f"{key}={value}", ok=False))
+            assert msg == f"{app}: error: {key}: {shown} is not a path", msg
 
 
 def test_an_empty_split_is_logged_without_mlflow_schema_warnings(tmp_path):

@@ -54,6 +54,11 @@ class Article:
         return f"{self.title}\n\n{self.body}" if self.title else self.body
 
 
+def _saved_to_disk(path: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+
+
 def body_of(title: str | None, text: str) -> str:
     """The body of an article whose title is ``title`` and ``Article.text`` is ``text``: the
     inverse of ``Article.text``, for rows that keep the text and title only."""
@@ -258,6 +263,11 @@ class Source:
         # costs 20 us a record); the field itself stays as given (it is part of a job's identity)
         self._meta_columns = tuple(self.meta_columns)
         self._warned_date = False  # a source without its date column says so once
+        if self.path is None or not str(self.path).strip():  # '' would read the working folder
+            raise NewsclfError(
+                f"source.path: {self.path!r} is not a path; set it to your articles' file or "
+                "folder (source.path=...)"
+            )
         if self.on_error not in ("raise", "reject"):
             raise NewsclfError(f"source.on_error: {self.on_error!r} is not one of raise, reject")
         try:
@@ -280,7 +290,7 @@ class Source:
             return self.format
         path = Path(self.path)
         if path.is_dir():
-            if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            if _saved_to_disk(path):
                 return "hf_disk"
             names = [p.name for p in path.iterdir()]
             found = {_EXTENSIONS.get(PurePosixPath(n).suffix.lower()) for n in names} - {None}
@@ -506,8 +516,13 @@ class Source:
                 ds = datasets.load_dataset(self.path, self.name, split=self.split, streaming=True)
             rows = iter(ds)
             first = next(rows, None)
-        except (FileNotFoundError, ValueError, KeyError) as exc:
-            raise NewsclfError(f"{self.path}: cannot load Hugging Face dataset: {exc}") from None
+        except (OSError, ValueError, KeyError) as exc:  # OSError: also the hub not answering
+            saved = fmt == "hf" and _saved_to_disk(Path(self.path))
+            hint = "; a folder saved with save_to_disk is read with source.format=hf_disk"
+            raise NewsclfError(
+                f"{self.path}: cannot load Hugging Face dataset: {first_line(exc).rstrip('.')}"
+                + (hint if saved else "")
+            ) from None
         if first is None:
             return
         self.check_columns(Path(self.path), ds.column_names or first.keys())

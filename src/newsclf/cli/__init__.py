@@ -278,6 +278,7 @@ NON_NEGATIVE = ((int,), "an integer >= 0 (0: off)")
 NUMBER = ((int, float), "a number")
 FRACTION = ((int, float), "a number from 0 to 1")
 BOOL = ((bool,), "true or false")
+PATH = ((str, int), "a path")  # int: Hydra reads a folder named 2024 as a number
 _ANY = lambda _: True  # noqa: E731
 _IN_RANGE = {  # beyond the type: nan passes "a number" type checks and every comparison
     POSITIVE[1]: lambda v: v >= 1,
@@ -285,6 +286,7 @@ _IN_RANGE = {  # beyond the type: nan passes "a number" type checks and every co
     NON_NEGATIVE[1]: lambda v: v >= 0,
     NUMBER[1]: math.isfinite,
     FRACTION[1]: lambda v: 0 <= v <= 1,  # scores and probabilities (nan fails it too)
+    PATH[1]: lambda v: str(v).strip() != "",  # '' (an unset variable) would name the folder
 }
 
 

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from newsclf.cli import (
     BOOL,
+    PATH,
     POSITIVE,
     check_types,
     console,
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 
 CONFIG_TYPES = {
+    "output.path": PATH,
     "k": POSITIVE,
     "dedupe_text": BOOL,
     "weak.enabled": BOOL,

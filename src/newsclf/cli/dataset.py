@@ -23,6 +23,7 @@ from newsclf.cli import (
     FRACTION,
     INT,
     NUMBER,
+    PATH,
     check_types,
     console,
     console_script,
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 
 CONFIG_TYPES = {
+    "output_dir": PATH,
     "dedupe_text": BOOL,
     "log_to_mlflow": BOOL,
     "split.validation": NUMBER,

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from newsclf.cli import (
     BOOL,
+    PATH,
     POSITIVE,
     check_complete,
     check_types,
@@ -71,6 +72,7 @@ def model_uris(cfg: DictConfig) -> dict[str, str]:
 
 
 CONFIG_TYPES = {
+    "output_dir": PATH,
     "calibration_bins": POSITIVE,
     "allow_pickle": BOOL,
     "log_to_mlflow": BOOL,

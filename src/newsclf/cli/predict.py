@@ -32,6 +32,7 @@ from newsclf.cli import (
     FRACTION,
     NUMBER,
     OPTIONAL_POSITIVE,
+    PATH,
     POSITIVE,
     check_types,
     console,
@@ -63,6 +64,7 @@ class RateColumn(ProgressColumn):
 
 
 CONFIG_TYPES = {
+    "output.path": PATH,
     "n_jobs": ((int,), "an integer (-1: one worker per core)"),
     "chunk_size": POSITIVE,
     "max_chars": OPTIONAL_POSITIVE,

@@ -20,6 +20,7 @@ from newsclf.cli import (
     NON_NEGATIVE,
     NUMBER,
     OPTIONAL_POSITIVE,
+    PATH,
     POSITIVE,
     check_complete,
     check_types,
@@ -61,6 +62,7 @@ def train(cfg: DictConfig) -> dict:
 
 
 CONFIG_TYPES = {
+    "dataset_dir": PATH,
     "n_jobs": ((int,), "an integer (-1: one worker per core)"),
     "top_features": NON_NEGATIVE,
     "calibration_bins": POSITIVE,
