@@ -123,10 +123,16 @@ def test_real_sweep_preset_ranks_trials_by_the_real_dev_sets(tmp_path, dataset):
 
 
 def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):
+    mine = tmp_path / "my-configs"  # the user's own task config, beside the built-in ones
+    (mine / "task").mkdir(parents=True)
+    (mine / "task" / "my_topic.yaml").write_text((ROOT / "configs/task/topic.yaml").read_text())
     proc = run(
         tmp_path,
         "newsclf-train",
         "--multirun",
+        "--config-dir",
+        str(mine),
+        "task=my_topic",
         "hydra/launcher=parallel",
         f"dataset_dir={dataset / 'topic'},{tmp_path / 'nowhere'}",
         "register=false",
@@ -143,6 +149,12 @@ def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):
     assert parent.info.run_name == "sweep-topic-dataset_dir"
     assert parent.info.status == "FAILED"  # the sweep did not, but the parent has its best
     assert parent.data.tags["newsclf.best_run_id"] == trial.info.run_id
+    # the summary's command keeps the --config-dir that task=my_topic needs (it was lost)
+    (line,) = [x for x in proc.stdout.splitlines() if "register it with a plain run: " in x]
+    command = shlex.split(line.split("register it with a plain run: ", 1)[1])
+    assert command[:4] == ["newsclf-train", "--config-dir", str(mine), "task=my_topic"]
+    rerun = run(tmp_path, *command, env=_env())
+    assert "registered newsclf-topic version 1 (champion" in rerun.stdout
 
 
 def test_an_optuna_sweep_goes_on_after_a_failed_trial_and_counts_it(tmp_path, dataset):

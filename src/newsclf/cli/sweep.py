@@ -17,7 +17,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class SweepRun(Callback):
         self.run_id: str | None = None
         self.sweep_dir: Path | None = None
         self.metric = "validation_macro_f1"
+        self.options: list[str] = []  # --config-dir ... of the sweep's command line
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
@@ -80,6 +81,7 @@ class SweepRun(Callback):
         experiment = tracking.experiment_name(config.mlflow.experiment_prefix, config.task.name)
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         self.metric = str(config.optimize_metric)
+        self.options = config_options(config.hydra)
         tags = {
             "newsclf.stage": "sweep",
             "newsclf.sweep_dir": str(self.sweep_dir),
@@ -115,7 +117,7 @@ class SweepRun(Callback):
         finally:
             self.run_id = None
             os.environ.pop(ENV_RUN_ID, None)
-        summary(result, str(config.optimize_metric))
+        summary(result, str(config.optimize_metric), self.options)
 
     def _abandon(self) -> None:
         """At exit without ``on_multirun_end`` (a failed trial ended the sweep): the parent
@@ -129,7 +131,7 @@ class SweepRun(Callback):
             result = tracking.finish_sweep(
                 run_id, self.metric, [], failed=True, n_launched=n_launched
             )
-            summary(result, self.metric)  # what finished, though a failed trial ended it
+            summary(result, self.metric, self.options)  # though a failed trial ended it
         except Exception as exc:  # at exit, with the server perhaps gone: log, never raise
             log.warning("sweep run %s not closed: %s", run_id, exc)
             tracking.abandon_sweep(run_id)
@@ -160,7 +162,7 @@ def launched(sweep_dir: Path) -> int:
     return sum(p.name.isdigit() and p.is_dir() for p in sweep_dir.iterdir())
 
 
-def summary(result: dict, metric: str) -> None:
+def summary(result: dict, metric: str, options: Sequence[str] = ()) -> None:
     out = console(soft_wrap=True)
     failed = result["n_trials"] - result["n_finished"]
     out.print(
@@ -172,14 +174,28 @@ def summary(result: dict, metric: str) -> None:
             f"  best {metric} {result['best_value']:.4f}: run {result['best_run_name']} "
             f"({result['best_run_id']}) with {result['best_overrides'] or 'the defaults'}"
         )
-        out.print(f"  register it with a plain run: {register_command(result['best_overrides'])}")
+        command = register_command(result["best_overrides"], options)
+        out.print(f"  register it with a plain run: {command}")
 
 
-def register_command(overrides: str) -> str:
-    """The command that trains and registers a trial: its overrides with ``register=true``
-    (sweep presets set ``register: false``), quoted for the shell."""
+def register_command(overrides: str, options: Sequence[str] = ()) -> str:
+    """The command that trains and registers a trial: the sweep's ``options``, the trial's
+    overrides with ``register=true`` (sweep presets set ``register: false``), quoted for the
+    shell."""
     kept = [o for o in overrides.split() if not o.lstrip("+~").startswith("register=")]
-    return shlex.join(["newsclf-train", *kept, "register=true"])
+    return shlex.join(["newsclf-train", *options, *kept, "register=true"])
+
+
+def config_options(hydra_cfg: DictConfig) -> list[str]:
+    """The command-line options that chose the sweep's configs (``--config-dir``,
+    ``--config-name``): without them its trials' overrides may name configs not found."""
+    options = []
+    for source in hydra_cfg.runtime.config_sources:
+        if source.provider == "command-line":
+            options += ["--config-dir", str(source.path)]
+    if hydra_cfg.job.config_name not in (None, "train"):
+        options += ["--config-name", str(hydra_cfg.job.config_name)]
+    return options
 
 
 def check_launcher(cfg: DictConfig) -> None:
