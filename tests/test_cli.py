@@ -82,6 +82,11 @@ def test_both_models_registered_with_champion(workdir):
         assert f"Model **tfidf_logreg** {steps}" in described
         assert manifest["fingerprint"] in described
         assert f"test macro-F1 {run.data.metrics['test_macro_f1']:.3f}" in described
+        # ... and the registered (refit) version's own score, which its tag holds: the two
+        # differed with nothing to say which was which
+        refit = run.data.metrics["registered_test_macro_f1"]
+        assert f"refit on train + validation: test macro-F1 {refit:.3f})" in described
+        assert float(version.tags["test_macro_f1"]) == pytest.approx(refit)
         assert run.data.tags["mlflow.note.content"] == described
         dataset_runs = client.search_runs(
             [run.info.experiment_id], "tags.`newsclf.stage` = 'dataset'"

@@ -868,7 +868,13 @@ def version_description(
         f"Model **{model_name}** ({shape}) for {result['task']}, trained on dataset "
         f"`{manifest.fingerprint}` ({dataset_dir}: "
         f"{', '.join(f'{n} {s}' for s, n in rows.items())}).\n\n"
-        f"Metrics: {metrics or 'none (empty splits)'}.\n\n"
+        f"Metrics: {metrics or 'none (empty splits)'}"
+        + (
+            f" (the fit on train; this version, refit on train + validation: test macro-F1 "
+            f"{result['registered_test_macro_f1']:.3f}).\n\n"
+            if "registered_test_macro_f1" in result
+            else ".\n\n"
+        )
         + (f"Evaluation sets: {external}.\n\n" if external else "")
         + f"Refit: {refit}. "
         + (

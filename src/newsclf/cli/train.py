@@ -212,6 +212,9 @@ def _train(cfg: DictConfig) -> dict:
         )
         result["model_uri"] = model_uri
         if cfg.register:
+            scores = _registered_scores(result, final, data["test"], task, sets, preparation)
+            if result["refit"]:  # the version's own score, beside the train-only fit's
+                result["registered_test_macro_f1"] = scores["test"]
             result.update(
                 _register_and_gate(
                     cfg,
@@ -221,7 +224,7 @@ def _train(cfg: DictConfig) -> dict:
                     result,
                     task,
                     sets,
-                    _registered_scores(result, final, data["test"], task, sets, preparation),
+                    scores,
                     manifest.fingerprint,
                 )
             )
