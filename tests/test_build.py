@@ -547,3 +547,21 @@ def test_digest_set_stays_sorted_and_exact_across_many_merges():
         assert seen.add_new(keys).tolist() == expected
     assert len(seen) == len(reference)
     assert np.all(np.diff(seen.base.astype(np.int64)) > 0)  # sorted, no repeats
+
+
+def test_the_summary_table_accounts_for_every_kept_article(capsys):
+    """101 read = 95 kept + 6 rejected, but the table showed gold 94, weak 0: the kept article
+    with no label (in no split) was nowhere on screen."""
+    from newsclf.cli.dataset import summary
+    from newsclf.datasets import Manifest
+
+    manifest = Manifest(
+        "topic", ["a", "b"], "f00", n_input=101, n_kept=95, n_rejected=6, n_labelled=94,
+        n_gold=94, n_unlabelled=1, rows={"train": 66, "validation": 14, "test": 14}, path="ds",
+    )  # fmt: skip
+    summary({"topic": manifest})
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "task" in line and "gold" in line)
+    row = next(line for line in out.splitlines() if "f00" in line)
+    cells = dict(zip(header.replace("┃", "│").split("│"), row.split("│"), strict=True))
+    assert {k.strip(): v.strip() for k, v in cells.items()}["unlabelled"] == "1"

@@ -322,10 +322,10 @@ def test_cli_end_to_end(store, tmp_path):
     out = " ".join(proc.stdout.split())
     assert "own: 60 articles in = 59 kept + 1 rejected (empty_text 1)" in out
     assert "topics: no stance labels (column 'stance')" in out and "skipped" in out
-    # own: 59 labelled, one of them rejected -> 58 scored
-    assert "newsclf-topic v1 │ own │ 58 (+1 rejected)" in out
-    assert "newsclf-stance v1 │ own │ 58 (+1 rejected)" in out
-    assert "newsclf-topic v1 │ topics │ 58 (+1 rejected)" in out
+    # own: 59 labelled, one of them rejected -> 58 scored; 59 kept, one of them unlabelled
+    assert "newsclf-topic v1 │ own │ 58 (+1 rejected, +1 unlabelled)" in out
+    assert "newsclf-stance v1 │ own │ 58 (+1 rejected, +1 unlabelled)" in out
+    assert "newsclf-topic v1 │ topics │ 58 (+1 rejected, +1 unlabelled)" in out
 
     predictions = pd.read_csv(tmp_path / "out/newsclf-topic-v1/own/predictions.csv")
     scored = {g["id"]: g for g in gold if g["id"] != "a000005"}

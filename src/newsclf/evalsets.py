@@ -203,6 +203,7 @@ class SetScore:
     metrics: dict[str, float]
     predictions: pd.DataFrame  # id, title, gold, predicted, probability, p_<class>...
     bins: list[dict]
+    n_unlabelled: int = 0  # kept articles without a gold label of the task (readers disagreed)
 
     @property
     def n_not_scored(self) -> int:
@@ -272,7 +273,10 @@ def evaluate(classifier: Any, task: Task, evalset: EvalSet, n_bins: int = 10) ->
         scores["ece"] = evaluation.expected_calibration_error(bins)
         scores["log_loss"] = evaluation.log_loss(y_true, probabilities, classes)
     scores["n"] = len(articles)
-    return SetScore(evalset.name, task.name, labels, len(articles), len(gold), scores, frame, bins)
+    unlabelled = len(evalset.articles) - len(articles)
+    return SetScore(
+        evalset.name, task.name, labels, len(articles), len(gold), scores, frame, bins, unlabelled
+    )
 
 
 def n_in_training(scored: SetScore, evalset: EvalSet, hashes: np.ndarray | None) -> int | None:

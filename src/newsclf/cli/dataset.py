@@ -358,12 +358,15 @@ def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> Non
         f"+ {first.n_rejected} rejected {first.rejected_by_reason or ''}\n"
         f"  boilerplate paragraphs removed: {first.removed_by_rule or 'none'}{rate}"
     )
-    table = Table("task", "gold", "weak", "train", "validation", "test", "fingerprint", "folder")
+    # gold + weak + unlabelled = kept: an article with no label for a task is in no split
+    columns = ("task", "gold", "weak", "unlabelled", "train", "validation", "test")
+    table = Table(*columns, "fingerprint", "folder")
     for task, m in manifests.items():
         table.add_row(
             task,
             str(m.n_gold),
             str(m.n_weak),
+            str(m.n_unlabelled),
             *(str(m.rows[s]) for s in datasets.SPLITS),
             m.fingerprint,
             m.path,

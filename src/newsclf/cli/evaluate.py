@@ -228,9 +228,10 @@ def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
                 for label in scored.labels
                 if m.get(f"support_{label}")
             )
-            n = f"{scored.n_scored}" + (
-                f" (+{scored.n_not_scored} rejected)" if scored.n_not_scored else ""
-            )
+            # with the set's line above: kept = scored + unlabelled, rejected counted apart
+            others = [(scored.n_not_scored, "rejected"), (scored.n_unlabelled, "unlabelled")]
+            extra = ", ".join(f"+{k} {what}" for k, what in others if k)
+            n = f"{scored.n_scored}" + (f" ({extra})" if extra else "")
             table.add_row(
                 _model_label(result.model),
                 scored.set_name,
