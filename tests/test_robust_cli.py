@@ -363,3 +363,32 @@ def test_a_fractional_retry_setting_is_one_line(tmp_path):
         "newsclf-train: error: MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR='0.1': MLflow takes a whole "
         "number here"
     )
+
+
+def test_help_lists_the_groups_each_app_uses_and_folds_the_rules(tmp_path):
+    """newsclf-dataset --help ran to 1,280 lines (every labelling rule's terms), and every app
+    listed every config group, model= for newsclf-predict too, which refuses it."""
+    helps = {
+        app: subprocess.run(
+            [str(BIN / app), "--help"], cwd=tmp_path, capture_output=True, text=True, check=True
+        ).stdout
+        for app in ("newsclf-dataset", "newsclf-predict", "newsclf-train")
+    }
+    dataset = helps["newsclf-dataset"]
+    assert len(dataset.splitlines()) < 200 and "diplomacy_lead" not in dataset
+    assert "topic: '<7 rules: newsclf-dataset --cfg job --package labeling>'" in dataset
+    groups = {
+        app: {line.split(":")[0] for line in text.split("== Config ==")[0].splitlines()[4:] if line}
+        for app, text in helps.items()
+    }
+    assert groups["newsclf-predict"] == {"clean", "mlflow", "source"}
+    assert {"model", "task", "hydra/launcher", "hydra/sweeper"} <= groups["newsclf-train"]
+    assert "model" not in groups["newsclf-dataset"]
+    launchers = next(x for x in helps["newsclf-train"].splitlines() if x.startswith("hydra/la"))
+    assert "parallel" in launchers and "slurm" in launchers  # newsclf's own and the plugins'
+    # what the folded rules stand for is one command away
+    rules = subprocess.run(
+        [str(BIN / "newsclf-dataset"), "--cfg", "job", "--package", "labeling"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "diplomacy_lead" in rules

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from newsclf.errors import NewsclfError, instantiation_problem
@@ -119,14 +119,19 @@ def fast_help(prog: str, config_name: str) -> Callable:
             overrides = [a for a in argv if a not in ("--help", "-h")]
             try:
                 with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=prog):
-                    cfg = compose(config_name, overrides=overrides)
+                    cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
             except Exception:  # a bad override: Hydra's help says what is wrong with it
                 return hydra_main(*args, **kwargs)
-            groups = sorted(
-                f"{d.name}: {', '.join(sorted(p.stem for p in d.glob('*.yaml')))}"
-                for d in CONFIG_DIR.iterdir()
-                if d.is_dir() and d.name != "hydra" and any(d.glob("*.yaml"))
-            )
+            # the groups this app composes; launchers and sweepers for newsclf-train's sweeps
+            used = {str(k).split("@", 1)[0] for k in cfg.hydra.runtime.choices}
+            keep = ("hydra/launcher", "hydra/sweeper") if config_name == "train" else ()
+            used = {g for g in used if not g.startswith("hydra/") or g in keep}
+            groups = sorted(f"{g}: {', '.join(_options(g))}" for g in used if _options(g))
+            with open_dict(cfg):
+                del cfg["hydra"]
+                for task, rules in (cfg.get("labeling") or {}).items():  # hundreds of lines
+                    n = len((rules or {}).get("rules") or {})
+                    cfg.labeling[task] = f"<{n} rules: {prog} --cfg job --package labeling>"
             print(
                 f"{prog} is powered by Hydra.\n\n== Configuration groups ==\n"
                 "Compose your configuration from those groups (group=option)\n\n"
@@ -141,6 +146,21 @@ def fast_help(prog: str, config_name: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _options(group: str) -> list[str]:
+    """The options of a config group: newsclf's own (``configs/<group>/``), or Hydra's and its
+    plugins' for ``hydra/...`` groups."""
+    if not group.startswith("hydra/"):
+        return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers the plugins' configs (joblib, optuna, submitit)
+    store = ConfigStore.instance().repo.get("hydra", {}).get(group.split("/", 1)[1], {})
+    own = [p.stem for p in (CONFIG_DIR / group).glob("*.yaml")]
+    names = {str(n).removesuffix(".yaml") for n in store if str(n).endswith(".yaml")}
+    return sorted(names | set(own))  # (not the sweeper's subgroups, e.g. optuna's sampler)
 
 
 def console(**kwargs: Any) -> Any:
