@@ -45,6 +45,15 @@ def test_datasets_written_with_card_and_counts(workdir):
             "test.parquet",
         }
         assert "latin_filler" in manifest["removed_by_rule"]  # the seed's lorem ipsum
+    # Hydra's run logs hold the summaries, which they lacked (train.log and predict.log were
+    # empty): "each run's config and log"
+    logs: dict[str, str] = {}
+    for log in sorted(workdir.glob("outputs/*/*/*.log")):  # both newsclf-train runs' logs
+        logs[log.name] = logs.get(log.name, "") + log.read_text()
+    read = f"newsclf-dataset: {n_articles} articles read = {manifest['n_kept']} kept"
+    assert read in logs["dataset.log"]
+    assert "newsclf-train stance / tfidf_logreg: validation macro-F1" in logs["train.log"]
+    assert "newsclf-predict: " in logs["predict.log"] and "[bold]" not in logs["predict.log"]
 
 
 def test_both_models_registered_with_champion(workdir):
@@ -254,6 +263,8 @@ def test_predict_errors_before_reading_input(tmp_path):
     assert "models:/newsclf-topic@champion" in msg
     msg = error_line(run(tmp_path, "newsclf-train", "dataset_dir=nowhere", ok=False))
     assert "nowhere: no dataset here" in msg
+    (log,) = tmp_path.glob("outputs/*/*/train.log")  # the error line is in the run's log too
+    assert f"[newsclf][ERROR] - {msg}" in log.read_text()
     # an empty or null path: one line, not the working folder or a TypeError's traceback
     for app, key in [("newsclf-train", "dataset_dir"), ("newsclf-dataset", "output_dir"),
                      ("newsclf-predict", "output.path"), ("newsclf-evaluate", "output_dir"),

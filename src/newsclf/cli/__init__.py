@@ -6,13 +6,14 @@ import atexit
 import functools
 import gc
 import importlib
+import io
 import logging
 import math
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -168,10 +169,33 @@ def console(**kwargs: Any) -> Any:
     pipe, COLUMNS unset) wide enough that no table is cut at rich's default of 80 columns."""
     from rich.console import Console
 
-    probe = Console(**kwargs)
+    class LoggedConsole(Console):
+        def print(self, *objects: Any, **options: Any) -> None:
+            super().print(*objects, **options)
+            to_log_file(objects)
+
+    probe = LoggedConsole(**kwargs)
     if probe.is_terminal or os.environ.get("COLUMNS"):
         return probe
-    return Console(width=100_000, **kwargs)
+    return LoggedConsole(width=100_000, **kwargs)
+
+
+def to_log_file(objects: Sequence[Any], level: int = logging.INFO) -> None:
+    """Copy what a summary prints, as plain text, to the run's log file (Hydra's
+    ``outputs/.../<app>.log``, which otherwise holds only log records, not the summaries)."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    if not files:
+        return
+    from rich.console import Console
+
+    plain = Console(file=io.StringIO(), width=200, no_color=True, highlight=False)
+    plain.print(*objects)
+    text = redact_text(plain.file.getvalue().rstrip())  # as on the console
+    record = logging.makeLogRecord(
+        {"name": "newsclf", "levelno": level, "levelname": logging.getLevelName(level), "msg": text}
+    )
+    for handler in files:
+        handler.handle(record)
 
 
 def rate_text(rate: float) -> str:
@@ -227,6 +251,7 @@ def user_problem(exc: BaseException, cfg: object = None) -> str | None:
 def fail(prog: str, message: str) -> NoReturn:
     logging.getLogger(prog).debug("failed", exc_info=True)
     print(f"{prog}: error: {message}", file=sys.stderr)
+    to_log_file([f"{prog}: error: {message}"], logging.ERROR)
     sys.exit(2)
 
 
