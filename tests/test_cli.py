@@ -337,3 +337,22 @@ def test_summary_rates_keep_a_decimal_below_ten():
     assert rate_text(12 / 30) == "0.4"
     assert rate_text(6893.4) == "6,893"
     assert rate_text(0.0) == "0.0"
+
+
+def test_one_boilerplate_rule_added_says_that_it_replaced_the_defaults(tmp_path):
+    """+clean.boilerplate.promo=... reads as adding a rule; it replaced the default rules
+    (documented), and the default 'advertisement' rule stopped firing without a word."""
+    make_corpus(tmp_path / "c")
+    proc = run(
+        tmp_path, "newsclf-dataset", f"source.path={tmp_path / 'c/articles'}",
+        f"annotations.path={tmp_path / 'c/labels.csv'}", "log_to_mlflow=false",
+        "+clean.boilerplate.promo=PROMO:.*",
+    )  # fmt: skip
+    assert (
+        "clean.boilerplate replaces the default rules: share_prompt, newsletter, advertisement, "
+        "related_links, cookie_notice, copyright no longer apply"
+    ) in proc.stdout + proc.stderr
+    quiet = run(tmp_path, "newsclf-dataset", f"source.path={tmp_path / 'c/articles'}",
+                f"annotations.path={tmp_path / 'c/labels.csv'}", "log_to_mlflow=false",
+                "clean.boilerplate={}")  # fmt: skip
+    assert "replaces the default rules" not in quiet.stdout + quiet.stderr  # filter off: meant

@@ -252,6 +252,15 @@ DEFAULT_BOILERPLATE = {
 }
 
 
+def dropped_defaults(boilerplate: Mapping[str, str] | None) -> list[str]:
+    """The default rules a configured rule set leaves out: ``clean.boilerplate`` replaces them
+    all, and ``+clean.boilerplate.promo=...`` reads as adding one rule (an empty set, the
+    filter turned off, is deliberate and drops nothing worth saying)."""
+    if not boilerplate:
+        return []
+    return [name for name in DEFAULT_BOILERPLATE if name not in boilerplate]
+
+
 def is_latin_filler(paragraph: str) -> bool:
     """True for a paragraph of lorem-ipsum style filler (or other non-English filler).
 

@@ -445,3 +445,16 @@ def redact_hydra_record() -> None:
         if safe != content:
             text = yaml.safe_dump(safe, sort_keys=False, allow_unicode=True)
             file.write_text(text, encoding="utf-8")
+
+
+def warn_dropped_boilerplate(clean: DictConfig) -> None:
+    """A warning when ``clean.boilerplate`` leaves default rules out (it replaces them)."""
+    from newsclf.cleaning import dropped_defaults
+
+    dropped = dropped_defaults(clean.get("boilerplate"))
+    if dropped:
+        logging.getLogger("newsclf").warning(
+            "clean.boilerplate replaces the default rules: %s no longer apply (add those you "
+            "want to keep beside yours; see DEFAULT_BOILERPLATE in newsclf/cleaning.py)",
+            ", ".join(dropped),
+        )

@@ -20,6 +20,7 @@ from newsclf.cli import (
     fast_help,
     lazy_import,
     user_errors,
+    warn_dropped_boilerplate,
 )
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import annotation_paths, load_annotations
@@ -65,6 +66,7 @@ def export(cfg: DictConfig) -> dict:
         missing = [key for key in tasks if key not in rule_sets]
         if missing:
             raise NewsclfError(f"labeling.{missing[0]}: strategy=conflict needs rules per task")
+    warn_dropped_boilerplate(cfg.clean)
     result = article_io.ingest(instantiate(cfg.source), instantiate(cfg.clean), cfg.dedupe_text)
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
     gold = load_annotations(

@@ -31,6 +31,7 @@ from newsclf.cli import (
     lazy_import,
     rate_text,
     user_errors,
+    warn_dropped_boilerplate,
 )
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import (
@@ -93,6 +94,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     rule_sets = weak_labelling.load_rule_sets(cfg, tasks)
     for rules in rule_sets.values():
         weak_labelling.label_model(cfg, rules)  # and the label model's parameters
+    warn_dropped_boilerplate(cfg.clean)
     source = instantiate(cfg.source)
     output_dir = Path(cfg.output_dir)
     paths = annotation_paths(cfg.annotations.path)
