@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
+import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
-from tests.conftest import ROOT, error_line
+from tests.conftest import BIN, ROOT, error_line
 from tests.integration.helpers import build_dataset, run
 
 
@@ -321,3 +325,42 @@ def test_a_sweep_with_an_unknown_optimize_metric_stops_before_any_trial(tmp_path
     )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "mlflow.db").exists() or not _runs(tmp_path)[1]
+
+
+def test_ctrl_c_on_a_parallel_sweep_ends_it_and_closes_every_run(tmp_path, dataset):
+    """Ctrl-C twice (SIGINT to the process group) on a sweep under the parallel launcher hung
+    with loky's traceback ("Failed to kill subprocesses ... install psutil": the second signal
+    killed its pgrep), the parent run and trial runs left RUNNING."""
+    db = tmp_path / "mlflow.db"
+    proc = subprocess.Popen(
+        [str(BIN / "newsclf-train"), "--multirun", "experiment=topic_sweep",
+         f"dataset_dir={dataset / 'topic'}", "hydra.sweeper.n_trials=4"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _n_running(db) < 3:  # the parent and two trials
+        time.sleep(0.5)
+    assert _n_running(db) >= 3, "the trials did not start"
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C again, impatient (or `timeout` passing it on)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "newsclf-train: interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert "newsclf-train sweep: 2 trials, 0 finished" in stdout
+    _, runs = _runs(tmp_path)
+    statuses = {r.info.run_name: r.info.status for r in runs}
+    assert statuses.pop(next(n for n in statuses if n.startswith("sweep-"))) == "FAILED"
+    # each trial run closed: KILLED, or FAILED for one the second signal met in its handler
+    assert statuses and set(statuses.values()) <= {"KILLED", "FAILED"}, statuses
+
+
+def _n_running(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select count(*) from runs where status = 'RUNNING'").fetchone()[0]
+    except sqlite3.Error:  # the store is being created
+        return 0

@@ -529,11 +529,14 @@ def finish_sweep(
     artifacts: Sequence[Path] = (),
     failed: bool = False,
     n_launched: int = 0,
+    kill_running: bool = False,
 ) -> dict[str, Any]:
     """Close a sweep's parent run. It gets the best trial's (highest ``metric``) params, that
     metric, tags naming the trial and the trial counts; returns the same as a summary. It ends
     FINISHED when a trial has the metric, FAILED otherwise or when ``failed``. ``n_launched``:
-    the trials the launcher started, counting those that failed before starting a run."""
+    the trials the launcher started, counting those that failed before starting a run.
+    ``kill_running``: trials still RUNNING are marked KILLED (a local sweep interrupted: its
+    worker processes ended with it, before they could close their runs)."""
     with _mlflow_errors():
         client = MlflowClient()
         trials = mlflow.search_runs(
@@ -541,6 +544,9 @@ def finish_sweep(
             search_all_experiments=True,
             output_format="list",
         )
+        for trial in trials if kill_running else []:
+            if trial.info.status == "RUNNING":
+                client.set_terminated(trial.info.run_id, "KILLED")
         scored = [
             t
             for t in trials

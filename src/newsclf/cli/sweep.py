@@ -61,6 +61,7 @@ class SweepRun(Callback):
         self.sweep_dir: Path | None = None
         self.metric = "validation_macro_f1"
         self.options: list[str] = []  # --config-dir ... of the sweep's command line
+        self.local = False  # trials in this machine's processes, which end with the sweep
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
@@ -82,6 +83,8 @@ class SweepRun(Callback):
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         self.metric = str(config.optimize_metric)
         self.options = config_options(config.hydra)
+        launcher = str(config.hydra.launcher._target_).rsplit(".", 1)[-1]
+        self.local = launcher in ("BasicLauncher", "JoblibLauncher")
         tags = {
             "newsclf.stage": "sweep",
             "newsclf.sweep_dir": str(self.sweep_dir),
@@ -129,8 +132,9 @@ class SweepRun(Callback):
             assert self.sweep_dir is not None
             n_launched = launched(self.sweep_dir)
             result = tracking.finish_sweep(
-                run_id, self.metric, [], failed=True, n_launched=n_launched
-            )
+                run_id, self.metric, [], failed=True, n_launched=n_launched,
+                kill_running=self.local,
+            )  # fmt: skip
             summary(result, self.metric, self.options)  # though a failed trial ended it
         except Exception as exc:  # at exit, with the server perhaps gone: log, never raise
             log.warning("sweep run %s not closed: %s", run_id, exc)
