@@ -860,7 +860,7 @@ def _parquet_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
         # iterating: memory would grow with the file (80 MB per 100k articles measured)
         parquet = pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20)
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-        raise NewsclfError(f"{file}: not a readable Parquet file ({exc})") from None
+        raise NewsclfError(f"{file}: not a readable Parquet file ({first_line(exc)})") from None
     # only the columns the source reads: others are never converted (nor can they fail)
     wanted = (source.text_column, source.title_column, source.id_column, source.date_column)
     names = set(parquet.schema_arrow.names)

@@ -52,7 +52,7 @@ CHUNK_SIZE = 1_000
 RUN_BATCH = 64
 MERGE_FAN_IN = 64  # runs merged at once; more runs are merged in rounds (bounded memory)
 WRITE_BATCH = 1_000  # rows buffered per split before they are written
-ABSTAIN = -1
+ABSTAIN = -1  # labelling.rules.ABSTAIN, not imported here: the labelling modules load lazily
 
 
 # --------------------------------------------------------------------------- pass 1

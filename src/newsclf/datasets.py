@@ -395,17 +395,3 @@ def load(path: str | Path) -> tuple[hf.DatasetDict, Manifest]:
         raise NewsclfError(f"{path}: no dataset here (run newsclf-dataset first)")
     data = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     return hf.load_from_disk(str(path / "hf")), Manifest.from_dict(data, str(path))
-
-
-def write_rejects(folder: Path, rejects: Sequence[Reject]) -> Path:
-    """The rejects of a build that stops early, so the user can see what went wrong."""
-    path = folder / "rejects.csv"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["id", "source", "reason", "detail"])
-            writer.writerows([r.id or "", r.source, r.reason, r.detail] for r in rejects)
-    except OSError as exc:
-        raise NewsclfError(f"{path}: cannot write the rejects ({exc.strerror})") from None
-    return path

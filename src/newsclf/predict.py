@@ -90,15 +90,6 @@ class ModelStats:
     oov_words: int = 0
     words: int = 0
 
-    def add(self, other: ModelStats) -> None:
-        self.n_docs += other.n_docs
-        self.oov_words += other.oov_words
-        self.words += other.words
-        if other.term_docs is not None:
-            if self.term_docs is None:
-                self.term_docs = np.zeros_like(other.term_docs)
-            self.term_docs += other.term_docs
-
 
 @dataclass
 class ChunkResult:

@@ -83,7 +83,8 @@ def map_inputs(
     reject, as the local engine counts such a file), as one frame."""
     frames = [map_arrow(spark, raw, function, schema) for raw in parts]
     if errors:
-        rows = [(e.detail, inputs.spark_uri(e.file), e.row) for e in errors]
+        # row 0: the file's one reject comes before any record of it, as locally
+        rows = [(e.detail, inputs.spark_uri(e.file), 0) for e in errors]
         raw = spark.createDataFrame(rows, "_error string, _file string, _row long")
         frames.append(map_arrow(spark, raw, function, schema))
     if not frames:  # only files without rows

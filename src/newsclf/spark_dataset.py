@@ -26,7 +26,7 @@ import pyarrow as pa
 from newsclf.articles import Article, Reject, Source, id_unknown, jsonl_row, place_id
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.cleaning import Cleaner, Removal
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, first_line
 from newsclf.labelling.rules import apply_rule_sets
 from newsclf.spark import (
     executor_error,
@@ -237,7 +237,9 @@ def _jsonl_frame(spark, source: Source, files: list[InputFile]):
         # split on "\n" only, as a binary file is iterated (Spark also splits on "\r")
         raw = spark.read.option("lineSep", "\n").text([f.name for f in files])
     except Exception as exc:
-        raise NewsclfError(f"{source.path}: Spark cannot read it as jsonl ({exc})") from None
+        raise NewsclfError(
+            f"{source.path}: Spark cannot read it as jsonl ({first_line(exc)})"
+        ) from None
     raw = raw.select(
         F.col("value").cast("binary").alias("value"),  # the line's bytes, as Spark read them
         F.col("_metadata.file_path").alias("_file"),

@@ -49,19 +49,17 @@ class InputFile:
 
 @dataclass(frozen=True)
 class FileError:
-    """A file the local engine counts as one ``unreadable`` record (with ``on_error=reject``):
-    ``row`` places it among its file's records, for the first-bad-record order."""
+    """A file the local engine counts as one ``unreadable`` record (with ``on_error=reject``)."""
 
     file: InputFile
     detail: str
-    row: int = 0
 
 
 class Inputs:
     """The files of a source as the Spark engines see them, and reads of their bytes."""
 
     def __init__(self, spark, source: Source) -> None:
-        self.spark, self.source = spark, source
+        self.source = source
         jvm = spark._jvm
         self._path = jvm.org.apache.hadoop.fs.Path
         self._conf = spark._jsc.hadoopConfiguration()
@@ -222,7 +220,7 @@ class Inputs:
         """The JSONL files Spark reads, and those the local engine rejects as ``unreadable``
         (UTF-16 text). A record's fields are checked record by record, as locally."""
         readable, errors = [], []
-        for file, error in zip(self.files, self._each(self._jsonl_columns), strict=True):
+        for file, error in zip(self.files, self._each(self._check_jsonl_file), strict=True):
             if error is None:
                 readable.append(file)
             else:
@@ -265,22 +263,19 @@ class Inputs:
         with ThreadPoolExecutor(READERS) as pool:
             return iter(list(pool.map(function, files)))
 
-    def _jsonl_columns(self, file: InputFile) -> FileError | None:
+    def _check_jsonl_file(self, file: InputFile) -> FileError | None:
         """The local engine's check of a JSONL file: a UTF-16 byte order mark makes it one
         unreadable file; its first record's fields warn of a missing date column."""
         try:
-            return self._check_jsonl(file)
+            if self.read(file, 0, min(2, file.size)) in (b"\xff\xfe", b"\xfe\xff"):
+                return FileError(file, f"{file.shown}: {UTF16_JSONL}")
+            for index, raw in enumerate(self.lines(file)):
+                row = jsonl_row(raw, f"{file.shown}:{index + 1}", self.source.encoding, "reject")
+                if row is not None and "__reject__" not in row:
+                    self.source.check_date_column(file.shown, row.keys())
+                    return None
         except OSError as exc:  # a link whose target is gone, a file without permissions
             return FileError(file, str(unreadable_error(file.shown, exc)))
-
-    def _check_jsonl(self, file: InputFile) -> FileError | None:
-        if self.read(file, 0, min(2, file.size)) in (b"\xff\xfe", b"\xfe\xff"):
-            return FileError(file, f"{file.shown}: {UTF16_JSONL}")
-        for index, raw in enumerate(self.lines(file)):
-            row = jsonl_row(raw, f"{file.shown}:{index + 1}", self.source.encoding, "reject")
-            if row is not None and "__reject__" not in row:
-                self.source.check_date_column(file.shown, row.keys())
-                return None
         return None
 
 

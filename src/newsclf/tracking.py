@@ -1,6 +1,7 @@
 """Everything MLflow: tracking set-up, runs, params, dataset inputs, models, registry, aliases.
 
-This is the one module that talks to MLflow, so an MLflow API change has one place to land.
+The MLflow tracking and registry calls live here; the model format's own (logging and
+loading a pyfunc model, ``spark_udf``) live in ``saved_model``, ``pyfunc_model`` and ``spark``.
 """
 
 from __future__ import annotations

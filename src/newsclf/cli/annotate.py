@@ -4,7 +4,6 @@ format (fill in the label columns, add the file to ``annotations.path``, rebuild
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 import hydra
 from hydra.utils import instantiate
@@ -98,7 +97,7 @@ def export(cfg: DictConfig) -> dict:
         "n_input": result.n_input,
         "n_kept": len(result.articles),
         "n_rejected": len(result.rejects),
-        "rejected_by_reason": dict(sorted(Counter(r.reason for r in result.rejects).items())),
+        "rejected_by_reason": dict(sorted(result.reject_counts().items())),
         "n_annotated": len(complete),
         "n_candidates": len(kept_ids - complete),
         "n_exported": len(chosen),

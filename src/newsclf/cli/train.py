@@ -432,7 +432,8 @@ def _refit(cfg: DictConfig, model, dd, data: dict, names: list[str], out_of_core
 
 def _start_top_features(cfg: DictConfig, model, data: dict, refitting, fitting, out_of_core):
     """The top-features rows of the model to log, computed in a thread once it is fitted: a
-    future of (model, rows), or None (streamed fits and ``top_features=0``: computed later)."""
+    future of (model, rows), or None (a streamed fit: computed later, from a sample of its
+    texts; ``top_features=0``: not at all)."""
     if out_of_core or not cfg.top_features:
         return None
     if refitting is not None:

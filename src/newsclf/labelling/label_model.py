@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from newsclf.errors import NewsclfError, no_such_parameter
+from newsclf.labelling.rules import ABSTAIN
 
-ABSTAIN = -1
 LABEL_MODELS = ("majority", "dawid_skene")
 
 
