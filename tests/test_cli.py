@@ -265,6 +265,17 @@ def test_predict_errors_before_reading_input(tmp_path):
     assert "nowhere: no dataset here" in msg
     (log,) = tmp_path.glob("outputs/*/*/train.log")  # the error line is in the run's log too
     assert f"[newsclf][ERROR] - {msg}" in log.read_text()
+    # a task file's misspelt key: named, in newsclf-train too (was "task.labels: Key 'labels'
+    # is not in struct", from a check that read the labels first)
+    (tmp_path / "mine/task").mkdir(parents=True)
+    (tmp_path / "mine/task/section.yaml").write_text("name: section\nlables:\n  a: A\n  b: B\n")
+    msg = error_line(
+        run(tmp_path, "newsclf-train", "--config-dir", "mine", "task=section", ok=False)
+    )
+    assert msg == (
+        "newsclf-train: error: task section: Task has no parameter 'lables' (did you mean "
+        "labels? it takes name, labels, description, column)"
+    )
     # an empty or null path: one line, not the working folder or a TypeError's traceback
     for app, key in [("newsclf-train", "dataset_dir"), ("newsclf-dataset", "output_dir"),
                      ("newsclf-predict", "output.path"), ("newsclf-evaluate", "output_dir"),

@@ -36,11 +36,12 @@ class Task:
     def from_config(cls, cfg: Mapping) -> Task:
         """Build a task from a ``configs/task/*.yaml`` mapping."""
         cfg = dict(cfg)
-        if "name" not in cfg or "labels" not in cfg:
-            raise NewsclfError(f"task config needs 'name' and 'labels' keys, has {sorted(cfg)}")
         for key in cfg:  # a misspelt key (colum:) would otherwise be silently ignored
             if key not in ("name", "labels", "description", "column"):
-                raise NewsclfError(f"task {cfg['name']}: {no_such_parameter(cls, str(key))}")
+                name = cfg.get("name", "config")
+                raise NewsclfError(f"task {name}: {no_such_parameter(cls, str(key))}")
+        if "name" not in cfg or "labels" not in cfg:
+            raise NewsclfError(f"task config needs 'name' and 'labels' keys, has {sorted(cfg)}")
         return cls(
             name=str(cfg["name"]),
             labels={str(k): str(v) for k, v in dict(cfg["labels"]).items()},

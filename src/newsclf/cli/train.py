@@ -75,9 +75,9 @@ CONFIG_TYPES = {
 
 def _train(cfg: DictConfig) -> dict:
     check_types(cfg, CONFIG_TYPES)  # Hydra passes n_jobs=abc through as a string
+    task = Task.from_config(cfg.task)  # first: the checks below read its labels
     sweep.check_optimize_metric(cfg)
     _check_external_minimums(cfg)
-    task = Task.from_config(cfg.task)
     models.declared_floats(cfg.model)  # C=10 and C: 10.0 are one param value in MLflow
     if cfg.refit not in REFIT:
         raise NewsclfError(f"refit: {cfg.refit!r} is not one of {', '.join(REFIT)}")

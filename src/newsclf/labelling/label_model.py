@@ -288,4 +288,4 @@ def make_label_model(name: str, **params) -> MajorityVote | DawidSkene:
         model = DawidSkene(**params)
         model.check_params()
         return model
-    raise NewsclfError(f"label_model: {name!r} is not one of {', '.join(LABEL_MODELS)}")
+    raise NewsclfError(f"weak.label_model: {name!r} is not one of {', '.join(LABEL_MODELS)}")
