@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -190,6 +191,26 @@ def test_resumed_job_remembers_the_ids_of_repeated_texts(store, tmp_path):
         pq.read_table(tmp_path / "p.parquet").to_pandas(),
         pq.read_table(tmp_path / "ref.parquet").to_pandas(),
     )
+
+
+def test_a_job_that_starts_over_says_what_changed(store, articles, tmp_path, caplog):
+    """Resume restarted without a word (an INFO line the progress bar hid) when the champion
+    had moved between the runs: the warning names what differs."""
+    out = tmp_path / "p.parquet"
+    base = ("source=jsonl", f"source.path={articles}", f"output.path={out}", "chunk_size=50")
+    _killed_after(store, articles, out, 100, "chunk_size=50")
+    with caplog.at_level(logging.WARNING, logger="newsclf.batch"):
+        result = run_prediction(predict_config(store, *base, "~models.stance"))
+    assert result.resumed_records == 0
+    (line,) = [r.getMessage() for r in caplog.records if "starting over" in r.getMessage()]
+    now = "newsclf-topic v1"
+    assert line == f"{out}: earlier parts are from other models (now {now}); starting over"
+    caplog.clear()
+    _killed_after(store, articles, out, 100, "chunk_size=50", "output.overwrite=true")
+    with caplog.at_level(logging.WARNING, logger="newsclf.batch"):
+        run_prediction(predict_config(store, *base, "output.overwrite=true", "dedupe_text=true"))
+    (line,) = [r.getMessage() for r in caplog.records if "starting over" in r.getMessage()]
+    assert line.endswith("earlier parts are from other settings; starting over")
 
 
 def test_input_rewritten_with_its_old_size_and_time_starts_over(store, tmp_path):

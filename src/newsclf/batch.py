@@ -99,6 +99,8 @@ class JobState:
     probability_sum: dict[str, float] = field(default_factory=dict)
     stats: dict[str, dict] = field(default_factory=dict)  # ModelStats without term_docs
     version: int = STATE_VERSION
+    # a digest of each part of the job's identity: what differs when a rerun starts over
+    identity: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_rejected(self) -> int:
@@ -252,6 +254,18 @@ def job_fingerprint(
     """What a resumed job must share with the one it continues: input, models, settings.
     ``input_identity`` stands for the input files (default ``source.fingerprint()``, which
     reads local files only)."""
+    identity = job_identity(source, models, settings, extra, input_identity)
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def job_identity(
+    source: Source,
+    models: Sequence[LoadedModel],
+    settings: JobSettings,
+    extra: Mapping[str, object],
+    input_identity: str | None = None,
+) -> dict[str, object]:
+    """The parts :func:`job_fingerprint` hashes."""
     model_ids = []
     for m in models:
         skops = Path(m.local_path) / SKOPS_FILE
@@ -265,7 +279,24 @@ def job_fingerprint(
         "settings": {k: v for k, v in asdict(settings).items() if k not in _NOT_IDENTITY},
         "extra": dict(extra),
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return identity
+
+
+def _part_digests(identity: Mapping[str, object]) -> dict[str, str]:
+    return {
+        key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+        for key, value in identity.items()
+    }
+
+
+_PARTS = {  # what a changed part of a job's identity is called in the "starting over" line
+    "input": "input files",
+    "source": "source settings",
+    "models": "models",
+    "settings": "settings",
+    "extra": "settings",
+    "state_version": "newsclf version",
+}
 
 
 def batched(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -349,14 +380,15 @@ def _run_locked(
     on_progress: Callable[[int, int], None] | None,
 ) -> JobResult:
     fingerprint = job_fingerprint(source, models, settings, config)
+    digests = _part_digests(job_identity(source, models, settings, config))
     _check_overwrite(path, fingerprint, settings)
     parts = _parts_dir(path)
     state, term_docs = _load_state(parts, fingerprint) if settings.resume else (None, {})
     if state is None:
         if parts.exists():
-            log.info("%s: earlier parts are from other input or settings: starting over", path)
+            log.warning("%s: %s; starting over", path, _why_not_resumed(parts, digests, models))
             shutil.rmtree(parts)
-        state, term_docs = JobState(fingerprint), {}
+        state, term_docs = JobState(fingerprint, identity=digests), {}
         try:
             parts.mkdir()
         except OSError as exc:
@@ -568,6 +600,19 @@ def _save_state(parts: Path, state: JobState, term_docs: dict[str, np.ndarray]) 
         raise _write_error(stats_file, exc) from None
     _atomic_write_text(json.dumps(asdict(state)), parts / "state.json")  # the commit point
     (parts / f"stats-{state.chunks - 1:06d}.npz").unlink(missing_ok=True)
+
+
+def _why_not_resumed(parts: Path, digests: Mapping[str, str], models: Sequence[LoadedModel]) -> str:
+    """Which part of the job differs from the one whose parts are in ``parts``."""
+    try:
+        earlier = json.loads((parts / "state.json").read_text(encoding="utf-8"))["identity"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "earlier parts are from other input or settings"
+    changed = list(dict.fromkeys(_PARTS[k] for k in digests if earlier.get(k) != digests[k]))
+    if "models" in changed:
+        now = ", ".join(f"{m.name} v{m.version}" if m.version else m.uri for m in models)
+        changed[changed.index("models")] = f"models (now {now})"
+    return f"earlier parts are from other {' and '.join(changed) or 'settings'}"
 
 
 def _load_state(parts: Path, fingerprint: str) -> tuple[JobState | None, dict[str, np.ndarray]]:
