@@ -153,6 +153,24 @@ def test_a_finished_predictions_file_of_another_job_is_kept(tmp_path, store):
     predict(tmp_path, store, *args, "output.overwrite=true")
     assert pq.read_metadata(out).num_rows == 3
 
+    # a file newsclf did not write is named as such (it said "written by another job")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my,own\n")
+    line = error_line(predict(tmp_path, store, *args[:2], f"output.path={mine}", ok=False))
+    assert "mine.csv: exists and is no newsclf-predict output (no mine.csv.report.json" in line
+    # the input itself, or a file in the input folder, is refused even with overwrite: the
+    # predictions replaced the articles they were made from
+    folder = tmp_path / "ins"
+    folder.mkdir()
+    (folder / "x.jsonl").write_text(other.read_text())
+    for source, target in ((other, other), (folder, folder / "p.jsonl")):
+        line = error_line(
+            predict(tmp_path, store, "source=jsonl", f"source.path={source}",
+                    f"output.path={target}", "output.overwrite=true", ok=False)
+        )  # fmt: skip
+        assert "the input (source.path" in line and "choose an output.path outside it" in line
+    assert other.read_text().count("\n") == 3  # untouched
+
 
 def test_predict_writes_nothing_into_the_model_store(tmp_path, store):
     root = Path(store.removeprefix("sqlite:///")).parent / "mlruns"

@@ -381,6 +381,7 @@ def _run_locked(
 ) -> JobResult:
     fingerprint = job_fingerprint(source, models, settings, config)
     digests = _part_digests(job_identity(source, models, settings, config))
+    _check_not_input(path, source)
     _check_overwrite(path, fingerprint, settings)
     parts = _parts_dir(path)
     state, term_docs = _load_state(parts, fingerprint) if settings.resume else (None, {})
@@ -460,13 +461,31 @@ def _duplicate_text_ids(parts: Path, chunk: int) -> list[str]:
     return [i for i, reason in zip(ids, reasons, strict=True) if reason == "duplicate_text"]
 
 
+def _check_not_input(path: Path, source: Source) -> None:
+    """Refuse an output that is one of the input's files (even with output.overwrite=true:
+    the predictions would replace the articles they were made from)."""
+    inputs = Path(str(source.path)).resolve()
+    target = path.resolve()
+    if target == inputs or (inputs.is_dir() and inputs in target.parents):
+        raise NewsclfError(
+            f"{path}: is {'in ' if target != inputs else ''}the input (source.path "
+            f"{source.path}); choose an output.path outside it"
+        )
+
+
 def _check_overwrite(path: Path, fingerprint: str, settings: JobSettings) -> None:
     """Refuse to replace a finished predictions file of another job (unless told to)."""
     if settings.overwrite or not path.exists():
         return
     try:
         report = json.loads(sidecar(path, ".report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except OSError:  # no report beside it: a file newsclf-predict did not write
+        report_name = sidecar(path, ".report.json").name
+        raise NewsclfError(
+            f"{path}: exists and is no newsclf-predict output (no {report_name} beside it); set "
+            "output.overwrite=true to replace it, or choose another output.path"
+        ) from None
+    except ValueError:
         report = {}
     if report.get("job_fingerprint") != fingerprint:
         raise overwrite_refused(path)
