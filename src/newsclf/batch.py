@@ -254,8 +254,7 @@ def job_fingerprint(
     """What a resumed job must share with the one it continues: input, models, settings.
     ``input_identity`` stands for the input files (default ``source.fingerprint()``, which
     reads local files only)."""
-    identity = job_identity(source, models, settings, extra, input_identity)
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return _digest(job_identity(source, models, settings, extra, input_identity))
 
 
 def job_identity(
@@ -282,11 +281,8 @@ def job_identity(
     return identity
 
 
-def _part_digests(identity: Mapping[str, object]) -> dict[str, str]:
-    return {
-        key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-        for key, value in identity.items()
-    }
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 _PARTS = {  # what a changed part of a job's identity is called in the "starting over" line
@@ -379,8 +375,9 @@ def _run_locked(
     config: Mapping[str, object],
     on_progress: Callable[[int, int], None] | None,
 ) -> JobResult:
-    fingerprint = job_fingerprint(source, models, settings, config)
-    digests = _part_digests(job_identity(source, models, settings, config))
+    identity = job_identity(source, models, settings, config)  # reads the input's metadata
+    fingerprint = _digest(identity)  # job_fingerprint's value
+    digests = {key: _digest(value) for key, value in identity.items()}
     _check_not_input(path, source)
     _check_overwrite(path, fingerprint, settings)
     parts = _parts_dir(path)
