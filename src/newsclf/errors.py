@@ -33,6 +33,9 @@ def instantiation_problem(exc: BaseException) -> str:
     """One line for an error Hydra raised building a configured object: a parameter the target
     does not take named by its config key (see :func:`unknown_parameter`), else Hydra's "Error
     in call to target 'X'" line with the first line of the error it stands for."""
+    unknown = unknown_parameter(exc)
+    if unknown is not None:
+        return unknown
     head = re.sub(r",? set env var HYDRA_FULL_ERROR=1.*", "", first_line(exc)).rstrip(":.")
     cause = exc.__cause__
     if cause is None:
@@ -40,7 +43,7 @@ def instantiation_problem(exc: BaseException) -> str:
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
     # "Error loading 'x.Y':" announces the import error on its next line: give that
     detail = lines[1] if len(lines) > 1 and lines[0].endswith(":") else first_line(cause)
-    return unknown_parameter(exc) or f"{head}: {detail}"
+    return f"{head}: {detail}"
 
 
 def unknown_parameter(exc: BaseException) -> str | None:

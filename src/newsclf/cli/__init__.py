@@ -127,7 +127,8 @@ def fast_help(prog: str, config_name: str) -> Callable:
             used = {str(k).split("@", 1)[0] for k in cfg.hydra.runtime.choices}
             keep = ("hydra/launcher", "hydra/sweeper") if config_name == "train" else ()
             used = {g for g in used if not g.startswith("hydra/") or g in keep}
-            groups = sorted(f"{g}: {', '.join(_options(g))}" for g in used if _options(g))
+            options = {g: _options(g) for g in used}
+            groups = sorted(f"{g}: {', '.join(o)}" for g, o in options.items() if o)
             with open_dict(cfg):
                 del cfg["hydra"]
                 for task, rules in (cfg.get("labeling") or {}).items():  # hundreds of lines

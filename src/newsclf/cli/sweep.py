@@ -68,8 +68,8 @@ class SweepRun(Callback):
             return
         try:
             self._start(config)
-        except Exception as exc:  # e.g. the tracking server is down: one line, exit 2 (Hydra
-            problem = user_problem(exc, config)  # would only warn, then run every trial regardless)
+        except Exception as exc:  # Hydra would only warn, then run every trial regardless
+            problem = user_problem(exc, config)  # e.g. the tracking server is down: one line
             if problem is None:
                 raise
             print(f"newsclf-train: error: {problem}", file=sys.stderr)
@@ -89,7 +89,7 @@ class SweepRun(Callback):
             "newsclf.stage": "sweep",
             "newsclf.sweep_dir": str(self.sweep_dir),
             "newsclf.sweeper": str(config.hydra.sweeper._target_).rsplit(".", 1)[-1],
-            "newsclf.launcher": str(config.hydra.launcher._target_).rsplit(".", 1)[-1],
+            "newsclf.launcher": launcher,
             "newsclf.overrides": redact_text(" ".join(task_overrides(config.hydra))),
             "newsclf.optimize_metric": str(config.optimize_metric),
         }
