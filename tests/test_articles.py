@@ -312,6 +312,20 @@ def test_configurable_columns_and_content_ids(tmp_path):
     assert first.title == "H"
 
 
+def test_integer_ids_are_read_as_their_digits(tmp_path):
+    """Database ids are integers: a JSONL, Parquet or CSV id 42 is the article id "42" (as
+    annotations name it), in every format, not a wrong_type reject of every record."""
+    rows = [{"id": 42, "title": "t", "text": "Gas prices rose."}, {"id": 7, "text": "Oil fell."}]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pd.DataFrame(rows).to_parquet(tmp_path / "b.parquet")
+    pd.DataFrame(rows).to_csv(tmp_path / "c.csv", index=False)
+    for name, pattern in (("a.jsonl", "*.jsonl"), ("b.parquet", "*.parquet"), ("c.csv", "*.csv")):
+        source = Source(path=str(tmp_path / name), pattern=pattern, date_column=None)
+        result = ingest(source, Cleaner())
+        assert [a.id for a in result.articles] == ["42", "7"], name
+        assert not result.rejects, name
+
+
 def test_csv_without_text_column_names_file_and_column(tmp_path):
     path = tmp_path / "a.csv"
     pd.DataFrame({"id": ["1"], "body": ["x"]}).to_csv(path, index=False)
@@ -688,22 +702,28 @@ def test_malformed_records_are_named_by_their_file_and_record(tmp_path):
 
 
 def test_rejects_keep_the_id_that_could_be_read(tmp_path):
-    """A JSONL record with a string id but a field of the wrong type, and an undecodable .txt
-    file (its id is its file's stem), are rejected under that id, not an empty one; a record
-    whose id itself is of the wrong type is named by its place, an unreadable table file by its
-    name."""
+    """A JSONL record with a string or integer id but a field of the wrong type, and an
+    undecodable .txt file (its id is its file's stem), are rejected under that id, not an empty
+    one; a record whose id itself is of the wrong type is named by its place, an unreadable
+    table file by its name."""
     path = tmp_path / "a.jsonl"
     path.write_text(
-        '{"id": "a1", "title": 123, "text": "gas"}\n{"id": 7, "title": "t", "text": "oil"}\n',
+        '{"id": "a1", "title": 123, "text": "gas"}\n{"id": 7.0, "title": "t", "text": "oil"}\n'
+        '{"id": 8, "title": 9, "text": "coal"}\n',
         encoding="utf-8",
     )
     records = list(Source(path=str(path), on_error="reject").read())
     assert [(r.id, r.reason) for r in records] == [
         ("a1", "wrong_type"),
         ("a.jsonl:2", "wrong_type"),
+        ("8", "wrong_type"),
     ]
     assert "column 'title' holds int 123" in records[0].detail
-    assert [id_unknown(r) for r in records] == [False, True]  # an annotation may name the 2nd
+    assert records[1].detail.endswith(
+        "column 'id' holds float 7.0, not a string or an integer "
+        "(or set source.id_column=null to derive ids)"
+    )
+    assert [id_unknown(r) for r in records] == [False, True, False]  # annotations name 1 and 3
     (tmp_path / "b.jsonl").write_bytes(b"\xff\xfe{}")
     [reject] = Source(path=str(tmp_path / "b.jsonl"), on_error="reject").read()
     assert (reject.id, reject.reason, id_unknown(reject)) == ("b.jsonl", "unreadable", True)

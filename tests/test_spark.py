@@ -103,8 +103,9 @@ def test_spark_reads_parquet_only(spark, setup):
 
 
 def _typed_inputs(folder) -> None:
-    """Four Parquet files: strings, then a title, a text and an id column of other types
-    (an int title with a null, a list text with a null, an int id)."""
+    """Five Parquet files: strings, then a title, a text and an id column of other types
+    (an int title with a null, a list text with a null, a float id), and int ids (read as
+    their digits)."""
     rows = article_rows(60, seed=3)
     (folder / "typed").mkdir()
 
@@ -120,7 +121,8 @@ def _typed_inputs(folder) -> None:
     lists = [{**r, "text": r["text"].split()[:3]} for r in rows[40:50]]
     lists[2]["text"] = None  # no text: empty_text, as locally
     write("c.parquet", lists, text=pa.list_(pa.string()))
-    write("d.parquet", [{**r, "id": 7 + n} for n, r in enumerate(rows[50:])], id=pa.int32())
+    write("d.parquet", [{**r, "id": 7.0 + n} for n, r in enumerate(rows[50:55])], id=pa.float64())
+    write("e.parquet", [{**r, "id": 7 + n} for n, r in enumerate(rows[55:])], id=pa.int32())
 
 
 def test_spark_rejects_wrong_types_as_the_local_engine_does(spark, setup):
@@ -138,7 +140,7 @@ def test_spark_rejects_wrong_types_as_the_local_engine_does(spark, setup):
         result.rejected_by_reason
         == local.rejected_by_reason
         == {
-            "wrong_type": 28,
+            "wrong_type": 23,
             "empty_text": 1,
         }
     )
@@ -152,10 +154,13 @@ def test_spark_rejects_wrong_types_as_the_local_engine_does(spark, setup):
     typed = folder / "typed"
     assert f"{typed / 'b.parquet'}:1: column 'title' holds int 0, not a string" in details
     assert any("column 'text' holds list ['" in d for d in details)
-    assert f"{typed / 'd.parquet'}:3: column 'id' holds int 9, not a string" in details
+    hint = "not a string or an integer (or set source.id_column=null to derive ids)"
+    assert f"{typed / 'd.parquet'}:3: column 'id' holds float 9.0, {hint}" in details
     ours = pq.read_table(local_out).to_pandas().set_index("id")
     predicted = pd.read_parquet(folder / "typed-spark").set_index("id").loc[ours.index]
-    assert len(predicted) == len(ours) == 31  # a.parquet and the null-title row of b.parquet
+    # a.parquet, the null-title row of b.parquet, e.parquet's int ids as strings
+    assert len(predicted) == len(ours) == 36
+    assert {"7", "11"} <= set(predicted.index)
     for task in ("topic", "stance"):
         assert predicted[f"{task}_label"].tolist() == ours[f"{task}_label"].tolist()
 

@@ -202,8 +202,8 @@ def test_a_bad_record_on_spark_is_one_newsclf_error(spark, inputs):
 
 def test_wrong_types_are_rejected_as_by_the_local_engine(spark, inputs):
     """A Parquet file set whose title, text or id column has another type in some files (an
-    int title with a null, a list text, an int id): the same wrong_type rejects, counts and
-    datasets on both engines, with source.on_error=reject."""
+    int title with a null, a list text, a float id; int ids are read as their digits): the
+    same wrong_type rejects, counts and datasets on both engines, with source.on_error=reject."""
     rows = article_rows(240)
     typed = inputs / "typed"
     typed.mkdir()
@@ -220,13 +220,16 @@ def test_wrong_types_are_rejected_as_by_the_local_engine(spark, inputs):
     write(
         "c.parquet", [{**r, "text": [r["text"]]} for r in rows[215:230]], text=pa.list_(pa.string())
     )
-    write("d.parquet", [{**r, "id": n} for n, r in enumerate(rows[230:])], id=pa.int64())
+    write(
+        "d.parquet", [{**r, "id": float(n)} for n, r in enumerate(rows[230:235])], id=pa.float64()
+    )
+    write("e.parquet", [{**r, "id": n} for n, r in enumerate(rows[235:])], id=pa.int64())
     overrides = (f"source.path={typed}", "source.on_error=reject")
     local = build_datasets(_config(inputs, "parquet", "typed-local", *overrides))
     on_spark = build_datasets(_config(inputs, "parquet", "typed-spark", "engine=spark", *overrides))
     for task in ("topic", "stance"):
         a, b = local[task], on_spark[task]
-        assert a.rejected_by_reason == b.rejected_by_reason == {"wrong_type": 39}
+        assert a.rejected_by_reason == b.rejected_by_reason == {"wrong_type": 34}
         assert a.n_input == b.n_input == 240 == b.n_kept + b.n_rejected
         assert a.fingerprint == b.fingerprint
         for name in ("rejects.csv", "votes.csv"):
@@ -235,19 +238,23 @@ def test_wrong_types_are_rejected_as_by_the_local_engine(spark, inputs):
             assert local_file == spark_file, name
     rejects = (inputs / "typed-spark" / "topic" / "rejects.csv").read_text(encoding="utf-8")
     assert f"{typed / 'b.parquet'}:1: column 'title' holds int 0, not a string" in rejects
-    assert f"{typed / 'd.parquet'}:2: column 'id' holds int 1, not a string" in rejects
+    assert f"{typed / 'd.parquet'}:2: column 'id' holds float 1.0, not a string" in rejects
+    votes = (inputs / "typed-spark" / "topic" / "votes.csv").read_text(encoding="utf-8")
+    assert "\n4," in votes  # e.parquet's last int id, an article of the dataset
 
 
 def test_wrong_types_and_bad_lines_in_jsonl_as_by_the_local_engine(spark, inputs):
-    """Two JSONL files with a number text, a list title and an int id among string rows, a
-    malformed line and a blank line: Spark's JSON reader would make the number text "5"; both
-    engines give the same rejects (file:line, reason, detail) and counts, with on_error=reject.
+    """Two JSONL files with a number text, a list title, a float id and an int id (read as its
+    digits) among string rows, a malformed line and a blank line: Spark's JSON reader would
+    make the number text "5"; both engines give the same rejects (file:line, reason, detail)
+    and counts, with on_error=reject.
     Spark is made to cut each file into several splits and to put pieces of both files in one:
     lines are still numbered per file."""
     rows = article_rows(240)
     rows[5]["text"] = 5
     rows[110]["title"] = ["a", "list"]  # (rows 0, 3, 6, ... have gold labels)
-    rows[113]["id"] = 12
+    rows[113]["id"] = 12.5
+    rows[116]["id"] = 13
     lines = [json.dumps(r) for r in rows]
     lines[120:120] = ['{"id": "broken", "text": ', ""]  # a malformed line, then a blank one
     folder = inputs / "typed-jsonl"
@@ -278,6 +285,9 @@ def test_wrong_types_and_bad_lines_in_jsonl_as_by_the_local_engine(spark, inputs
     assert local_file == spark_file
     assert f"{folder / 'a.jsonl'}:6: column 'text' holds int 5, not a string" in spark_file
     assert f"{folder / 'b.jsonl'}:11: column 'title' holds list ['a', 'list']" in spark_file
+    assert f"{folder / 'b.jsonl'}:14: column 'id' holds float 12.5, not a string" in spark_file
+    votes = (inputs / "jsonl-typed-spark" / "topic" / "votes.csv").read_text(encoding="utf-8")
+    assert "\n13," in votes
     assert f"{folder / 'b.jsonl'}:21: malformed JSON line" in spark_file
 
 

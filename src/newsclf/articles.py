@@ -540,10 +540,10 @@ class Source:
 
     def row_to_record(self, row: Mapping, source: str) -> Record:
         """One raw row (column -> value, as pyarrow's ``to_pylist`` or ``json.loads`` gives
-        it) -> its Article, or a ``wrong_type`` Reject when the text, title or id is not a
-        string, a ``malformed_record`` one when a JSONL record has no text field (title, id and
-        meta fields are optional in a record) (``on_error=raise``: a NewsclfError naming
-        ``source``, the file and record).
+        it) -> its Article, or a ``wrong_type`` Reject when the text or title is not a
+        string or the id neither a string nor an integer, a ``malformed_record`` one when a
+        JSONL record has no text field (title, id and meta fields are optional in a record)
+        (``on_error=raise``: a NewsclfError naming ``source``, the file and record).
         Every engine converts rows here, so all treat bad rows alike."""
 
         def cell(column: str | None) -> str:
@@ -566,11 +566,19 @@ class Source:
 
         for column in (self.text_column, self.title_column, self.id_column):
             value = row.get(column) if column else None
+            if column == self.id_column and _integer(value):
+                continue  # database ids: read as their digits (cell() below)
             if value is not None and not isinstance(value, str):
-                # str() of a number, a list or bytes would be predicted as if it were text
+                # str() of a number, a list or bytes would be predicted as if it were text;
+                # a float id (1.0, or NaN where an int column had a gap) has no one spelling
                 problem = (
                     f"{source}: column {column!r} holds {type(value).__name__} "
                     f"{_preview(value)}, not a string"
+                    + (
+                        " or an integer (or set source.id_column=null to derive ids)"
+                        if column == self.id_column
+                        else ""
+                    )
                 )
                 if self.on_error == "raise":
                     raise NewsclfError(problem)
@@ -589,9 +597,16 @@ class Source:
         )
 
 
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _string_id(row: Mapping, id_column: str | None) -> str:
-    """A raw row's id when it is a string ("" otherwise): what names its reject."""
+    """A raw row's id when it is a string or an integer ("" otherwise): what names its
+    reject."""
     raw_id = row.get(id_column) if id_column else None
+    if _integer(raw_id):
+        return str(raw_id)
     return raw_id.strip() if isinstance(raw_id, str) else ""
 
 

@@ -2,9 +2,10 @@
 
 Articles are prepared exactly as by the local engine (each model's
 ``newsclf.saved_model.Preparation`` in a ``mapInArrow`` stage, boilerplate removals recorded;
-a row whose text, title or id is not a string is rejected as ``wrong_type``, as locally), ids
-(and, if asked, bodies) are de-duplicated keeping the first in input order (file path, then
-row), and each task's model runs through ``mlflow.pyfunc.spark_udf`` on the prepared texts.
+a row whose text, title or id is of the wrong type is rejected as ``wrong_type``, as
+locally), ids (and, if asked, bodies) are de-duplicated keeping the first in input order
+(file path, then row), and each task's model runs through ``mlflow.pyfunc.spark_udf`` on the
+prepared texts.
 The models given to Spark are verified copies: the skops file passed newsclf's trusted-type
 check when the model was loaded, and the model code file is newsclf's own, so executors run no
 code that came with the model. Output: a Parquet folder renamed into place when complete, with

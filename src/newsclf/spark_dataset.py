@@ -2,10 +2,10 @@
 
 Parquet or JSONL records are parsed, cleaned and voted on by each task's labelling rules in a
 ``mapInArrow`` stage, exactly as the local engine does it (the same ``Source.row_to_record``,
-``Cleaner`` and ``RuleSet``: a row whose text, title or id is not a string is a ``wrong_type``
-reject, or with ``on_error=raise`` one error line naming file and record); ids and texts (the
-cleaned bodies, whatever the titles) are de-duplicated keeping the first in input order (file
-path, then row). The driver then receives
+``Cleaner`` and ``RuleSet``: a row whose text, title or id is of the wrong type is a
+``wrong_type`` reject, or with ``on_error=raise`` one error line naming file and record); ids
+and texts (the cleaned bodies, whatever the titles) are de-duplicated keeping the first in
+input order (file path, then row). The driver then receives
 what the local engine's pass 1 leaves (:class:`newsclf.build.Ingested`): the counts, the rejects
 and removed boilerplate as CSV files in input order, the gold-labelled articles, each task's
 vote-pattern counts (a Spark ``groupBy``) and the kept articles sorted by id as one staging run.
