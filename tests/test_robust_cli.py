@@ -168,8 +168,29 @@ def test_a_finished_predictions_file_of_another_job_is_kept(tmp_path, store):
             predict(tmp_path, store, "source=jsonl", f"source.path={source}",
                     f"output.path={target}", "output.overwrite=true", ok=False)
         )  # fmt: skip
-        assert "the input (source.path" in line and "choose an output.path outside it" in line
+        assert "the input (source.path" in line and "choose output.path outside it" in line
     assert other.read_text().count("\n") == 3  # untouched
+
+
+def test_dataset_and_annotate_outputs_in_the_input_folder_are_refused(tmp_path):
+    """A dataset folder or an annotations export written into the articles' folder is read
+    back as articles by the next run (rejects.csv, votes.csv, next.csv under a CSV source's
+    pattern): refused before any work, as newsclf-predict refuses its output there."""
+    labels = make_corpus(tmp_path / "corpus", n_per_topic=4)
+    articles = labels.parent / "articles"
+    before = sorted(p.name for p in articles.iterdir())
+    common = (f"source.path={articles}", f"annotations.path={labels}")
+    for app, key, target in (
+        ("newsclf-dataset", "output_dir", articles / "datasets"),
+        ("newsclf-annotate", "output.path", articles / "next.csv"),
+    ):
+        extra = ["log_to_mlflow=false"] if app == "newsclf-dataset" else ["strategy=conflict"]
+        line = error_line(run_cli(tmp_path, app, *common, f"{key}={target}", *extra, ok=False))
+        assert line == (
+            f"{app}: error: {target}: is in the input (source.path {articles}); "
+            f"choose {key} outside it"
+        )
+    assert sorted(p.name for p in articles.iterdir()) == before
 
 
 def test_predict_writes_nothing_into_the_model_store(tmp_path, store):

@@ -779,3 +779,22 @@ def test_duplicate_texts_are_the_same_under_every_models_preparation_as_locally(
         for result in (local, ours):
             assert result.rejected_by_reason == {"duplicate_text": 1}, name
         assert pd.read_parquet(tmp_path / f"{name}.rejects")["id"].tolist() == [rows[9]["id"]]
+
+
+def test_an_output_in_the_input_folder_is_refused_before_reading(spark, setup):
+    """engine=spark refused nothing: predictions written into the input folder are read as
+    articles by the next run. Refused as the local engine refuses them, with a plain path or a
+    file:// URI on either side, and nothing is written."""
+    folder, store = setup
+    inside = folder / "in" / "preds"
+    for path, out in (
+        (str(folder / "in"), inside),
+        (f"file://{folder / 'in'}", inside),
+        (str(folder / "in"), f"file://{inside}"),
+    ):
+        with pytest.raises(NewsclfError) as caught:
+            _spark_run(spark, store, path, out, overwrite=True)
+        message = str(caught.value)
+        assert message.startswith(f"{out}: is in the input (source.path {path})"), message
+        assert message.endswith("choose output.path outside it")
+        assert sorted(p.name for p in (folder / "in").iterdir()) == ["a.parquet", "b.parquet"]

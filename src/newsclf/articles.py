@@ -36,6 +36,8 @@ TABLE_FORMATS = ("jsonl", "csv", "parquet")
 FORMATS = ("txt", *TABLE_FORMATS, "hf", "hf_disk")
 _EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # hdfs://, s3a://, file:/...
+
 
 @dataclass(frozen=True)
 class Article:
@@ -343,6 +345,16 @@ class Source:
                 file_id = file.stem if fmt == "txt" else place_id(str(file))
                 yield Reject(id=file_id, source=str(file), reason="unreadable", detail=str(exc))
 
+    def check_output_outside(self, output: str | Path, key: str) -> None:
+        """Refuse an output (config key ``key``) that is the input or in its folder, even with
+        overwrite: it would replace the articles it is made from, or be read as articles by
+        the next run. Paths on a cluster's file system are compared by the Spark engine."""
+        if URI_SCHEME.match(str(self.path)) or URI_SCHEME.match(str(output)):
+            return
+        inputs, target = Path(str(self.path)).resolve(), Path(output).resolve()
+        if target == inputs or (inputs.is_dir() and inputs in target.parents):
+            raise output_in_input(output, self.path, key, inside=target != inputs)
+
     def files(self) -> list[Path]:
         """The input files, sorted (a clear error when there are none)."""
         fmt = self.resolved_format()
@@ -599,6 +611,14 @@ class Source:
 
 def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def output_in_input(output: object, source_path: object, key: str, inside: bool) -> NewsclfError:
+    """The error for an output that is the input (``inside``: in the input folder)."""
+    return NewsclfError(
+        f"{output}: is {'in ' if inside else ''}the input (source.path {source_path}); "
+        f"choose {key} outside it"
+    )
 
 
 def _string_id(row: Mapping, id_column: str | None) -> str:

@@ -378,7 +378,7 @@ def _run_locked(
     identity = job_identity(source, models, settings, config)  # reads the input's metadata
     fingerprint = _digest(identity)  # job_fingerprint's value
     digests = {key: _digest(value) for key, value in identity.items()}
-    _check_not_input(path, source)
+    source.check_output_outside(path, "output.path")
     _check_overwrite(path, fingerprint, settings)
     parts = _parts_dir(path)
     state, term_docs = _load_state(parts, fingerprint) if settings.resume else (None, {})
@@ -456,18 +456,6 @@ def _duplicate_text_ids(parts: Path, chunk: int) -> list[str]:
     ids = rejects.column("id").to_pylist()
     reasons = rejects.column("reason").to_pylist()
     return [i for i, reason in zip(ids, reasons, strict=True) if reason == "duplicate_text"]
-
-
-def _check_not_input(path: Path, source: Source) -> None:
-    """Refuse an output that is one of the input's files (even with output.overwrite=true:
-    the predictions would replace the articles they were made from)."""
-    inputs = Path(str(source.path)).resolve()
-    target = path.resolve()
-    if target == inputs or (inputs.is_dir() and inputs in target.parents):
-        raise NewsclfError(
-            f"{path}: is {'in ' if target != inputs else ''}the input (source.path "
-            f"{source.path}); choose an output.path outside it"
-        )
 
 
 def _check_overwrite(path: Path, fingerprint: str, settings: JobSettings) -> None:

@@ -38,7 +38,7 @@ from newsclf.report import job_summary
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
 from newsclf.spark_input import FileError, InputFile, Inputs, wanted_columns
 from newsclf.spark_input import shown_name as file_path
-from newsclf.spark_output import Output, output_for
+from newsclf.spark_output import Output, check_outside_input, output_for
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +290,7 @@ def run_spark_job(
         )
     out = output_for(spark, output)
     out.check(settings.mkdir)
+    check_outside_input(spark, source, out)
     with ExitStack() as stack:
         stack.enter_context(out.lock())
         out.clear_stale()  # first: a killed job's older output, moved aside, is put back

@@ -12,14 +12,20 @@ engine names them (a ``file:`` URI by its path).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from newsclf.articles import UTF16_JSONL, Source, input_stat, jsonl_row, unreadable_error
+from newsclf.articles import (
+    URI_SCHEME,
+    UTF16_JSONL,
+    Source,
+    input_stat,
+    jsonl_row,
+    unreadable_error,
+)
 from newsclf.errors import NewsclfError, first_line
 
 MAGIC = b"PAR1"
@@ -33,7 +39,6 @@ SAMPLE_BYTES = 1 << 18
 T = TypeVar("T")
 # a URI: a scheme of two or more characters, then ":/" (hdfs://, s3a://, file:/x, file:///x);
 # a Windows drive letter (C:/x) and a relative name with a colon (preds:v1) are plain paths
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 @dataclass(frozen=True)
@@ -282,7 +287,7 @@ class Inputs:
 def through_hadoop(spark, name: str) -> bool:
     """Whether Spark reaches ``name`` through a Hadoop FileSystem other than the local one: a
     URI, or a plain path when Spark's default file system is another (HDFS on YARN)."""
-    if _SCHEME.match(name):
+    if URI_SCHEME.match(name):
         return True
     try:
         path = spark._jvm.org.apache.hadoop.fs.Path(name)

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from filelock import FileLock, Timeout
 
+from newsclf.articles import Source, output_in_input
 from newsclf.batch import sidecar
 from newsclf.errors import NewsclfError, first_line
 from newsclf.spark_input import through_hadoop
@@ -347,6 +348,27 @@ def _leftovers(name: str, names: Iterable[T]) -> Iterator[tuple[re.Match, T]]:
             yield found, item
 
 
+def check_outside_input(spark, source: Source, out: Output) -> None:
+    """Refuse an output in the input's folder, as the local engine does, comparing the paths
+    as Spark's file systems qualify them when either is on one (``hdfs://``, ``file://``)."""
+    if isinstance(out, LocalOutput) and not through_hadoop(spark, str(source.path)):
+        source.check_output_outside(out.path, "output.path")
+        return
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path
+    conf = spark._jsc.hadoopConfiguration()
+
+    def qualified(name: str) -> str:
+        path = hadoop_path(name)
+        return str(path.getFileSystem(conf).makeQualified(path).toUri().toString()).rstrip("/")
+
+    try:
+        inputs, target = qualified(str(source.path)), qualified(str(out.name))
+    except Exception:  # the input's own errors come, clearer, when it is listed
+        return
+    if target == inputs or target.startswith(inputs + "/"):
+        raise output_in_input(out.name, source.path, "output.path", inside=target != inputs)
+
+
 def output_for(spark, given: str | Path) -> Output:
     """The output of a Spark job: through Hadoop when Spark writes ``given`` through a file
     system other than the local one, or ``given`` is a URI."""
@@ -355,4 +377,4 @@ def output_for(spark, given: str | Path) -> Output:
     return HadoopOutput(spark, str(given))
 
 
-__all__ = ["HadoopOutput", "LocalOutput", "Output", "output_for"]
+__all__ = ["HadoopOutput", "LocalOutput", "Output", "check_outside_input", "output_for"]

@@ -51,6 +51,8 @@ def export(cfg: DictConfig) -> dict:
         )
     check_types(cfg, CONFIG_TYPES)  # Hydra passes overwrite=no through as the string "no"
     annotate.check_output(cfg.output.path, cfg.output.overwrite)  # before any work
+    source = instantiate(cfg.source)
+    source.check_output_outside(cfg.output.path, "output.path")
     tasks = {key: Task.from_config(t) for key, t in cfg.tasks.items()}
     models, rule_sets = {}, {}
     if cfg.strategy == "least_confident":  # models first: a missing one fails before reading
@@ -66,7 +68,7 @@ def export(cfg: DictConfig) -> dict:
         if missing:
             raise NewsclfError(f"labeling.{missing[0]}: strategy=conflict needs rules per task")
     warn_dropped_boilerplate(cfg.clean)
-    result = article_io.ingest(instantiate(cfg.source), instantiate(cfg.clean), cfg.dedupe_text)
+    result = article_io.ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
     gold = load_annotations(
         annotation_paths(cfg.annotations.path),

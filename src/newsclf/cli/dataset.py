@@ -97,6 +97,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     warn_dropped_boilerplate(cfg.clean)
     source = instantiate(cfg.source)
     output_dir = Path(cfg.output_dir)
+    source.check_output_outside(output_dir, "output_dir")
     paths = annotation_paths(cfg.annotations.path)
     id_column = cfg.annotations.id_column
     named: set[str] = set()  # every id the files name, blank rows too: checked after pass 1
