@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -351,20 +352,9 @@ def _clear_stale(path: Path) -> None:
     )
     for file in path.parent.iterdir():
         found = stale.fullmatch(file.name)
-        if found and not _alive(int(found["pid"])):
+        if found and not psutil.pid_exists(int(found["pid"])):
             with contextlib.suppress(OSError):  # a leftover that stays harms no result
                 file.unlink()
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (as ``spark_output._ended_here`` decides)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # alive, another user's
-        pass
-    return True
 
 
 def _run_locked(

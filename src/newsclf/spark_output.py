@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 from filelock import FileLock, Timeout
 
 from newsclf.articles import Source, output_in_input
@@ -317,13 +318,7 @@ def _ended_here(owner: str) -> bool:
     parts = owner.split()
     if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
-        pass
-    return False
+    return not psutil.pid_exists(int(parts[1]))
 
 
 def _put(stream, text: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+import psutil
 import requests
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
@@ -786,13 +787,7 @@ def _dead_here(holder: str) -> bool:
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # another user's process: alive
-        return False
-    return False
+    return not psutil.pid_exists(int(pid))
 
 
 def _lock_holder(client: MlflowClient, lock_name: str) -> tuple[str | None, float]:
