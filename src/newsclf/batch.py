@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,7 @@ from newsclf.predict import (
 from newsclf.report import job_summary
 from newsclf.saved_model import SKOPS_FILE, LoadedModel
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
@@ -296,8 +298,9 @@ _PARTS = {  # what a changed part of a job's identity is called in the "starting
 }
 
 
-def batched(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    iterator = iter(records)
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last may be shorter): ``itertools.batched`` of Python 3.12."""
+    iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
 

@@ -120,12 +120,6 @@ def staging_folder(output_dir: Path) -> Path:
     return folder
 
 
-def chunks(records: Iterable, size: int) -> Iterator[list]:
-    it = iter(records)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
-
-
 @dataclass
 class Prepared:
     """One chunk cleaned and voted on (by a worker process or in-process): per record a
@@ -201,7 +195,7 @@ def ingest(
     ``named_ids`` are further ids the annotation files name without a label (blank rows): they
     are looked for in the input (``Ingested.seen_annotated``) but are not gold articles.
     """
-    from newsclf.batch import ordered_map, resolve_n_jobs
+    from newsclf.batch import batched, ordered_map, resolve_n_jobs
 
     if chunk_size < 1:
         raise NewsclfError(f"chunk_size: {chunk_size} must be at least 1")
@@ -209,7 +203,7 @@ def ingest(
     try:
         prepared = ordered_map(
             _worker_prepare,
-            chunks(records, chunk_size),
+            batched(records, chunk_size),
             resolve_n_jobs(n_jobs),
             _init_worker,
             (cleaner, rule_sets),
@@ -687,6 +681,8 @@ _PLACE_COLUMNS = ("source", "reject_at", "input_at")
 def merged(runs: list[Path], folder: Path) -> Iterator[dict]:
     """The rows of all staging runs in id order (runs merged ``MERGE_FAN_IN`` at a time),
     without the columns that place a reject."""
+    from newsclf.batch import batched
+
     runs = list(runs)
     if not runs:
         return
@@ -704,7 +700,7 @@ def merged(runs: list[Path], folder: Path) -> Iterator[dict]:
             rows = heapq.merge(*(read_run(r, columns) for r in group), key=_row_id)
             batches = (
                 pa.RecordBatch.from_pylist(batch, schema=schema)
-                for batch in _batched(rows, RUN_BATCH)
+                for batch in batched(rows, RUN_BATCH)
             )
             _write_run(path, batches, schema)
             for r in group:
@@ -716,12 +712,6 @@ def merged(runs: list[Path], folder: Path) -> Iterator[dict]:
 
 def _row_id(row: dict) -> str:
     return row["id"]
-
-
-def _batched(rows: Iterable, n: int) -> Iterator[list]:
-    it = iter(rows)
-    while batch := list(itertools.islice(it, n)):
-        yield batch
 
 
 def write(ingested: Ingested, plans: Sequence[TaskPlan]) -> dict[str, Written]:

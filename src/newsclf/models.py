@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -427,7 +427,7 @@ def _names(labels: Any, names: list[str]) -> Iterator[str]:
 def _chunks(
     rows: Any, starts: list[int], size: int, names: list[str], rng: np.random.Generator
 ) -> Iterator[tuple[list[str], list[str]]]:
-    read = ArrowFileRows.of(rows) or (lambda start, stop: rows[start:stop])
+    read = row_ranges(rows)
     for start in starts:
         chunk = read(start, start + size)
         order = rng.permutation(len(chunk["text"]))
@@ -437,6 +437,14 @@ def _chunks(
 
 def _vectorize(transform: Pipeline, texts: list[str], labels: list[str]) -> tuple[Any, list[str]]:
     return transform.transform(texts), labels
+
+
+def row_ranges(
+    rows: Any, columns: Sequence[str] = ("text", "label")
+) -> Callable[[int, int], Mapping[str, list]]:
+    """A reader of ``rows[start:stop]`` (``columns``): from a Dataset's Arrow files when it can,
+    with flat memory (:class:`ArrowFileRows`), else by slicing ``rows``."""
+    return ArrowFileRows.of(rows, columns) or (lambda start, stop: rows[start:stop])
 
 
 class ArrowFileRows:

@@ -381,9 +381,9 @@ def _bodies(rows, chunk: int = 10_000) -> Iterator[str]:
     million-article split read through the ``Dataset`` would stay mapped): what the
     training-text hashes are of, so that a headline read differently elsewhere does not hide
     an article."""
-    reader = models.ArrowFileRows.of(rows, ("title", "text"))
+    read = models.row_ranges(rows, ("title", "text"))
     for start in range(0, len(rows), chunk):
-        batch = reader(start, start + chunk) if reader else rows[start : start + chunk]
+        batch = read(start, start + chunk)
         yield from map(articles.body_of, batch["title"], batch["text"])
 
 
