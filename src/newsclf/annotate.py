@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from newsclf.articles import Article, Reject, kept_copy_id
+from newsclf.atomic import atomic_path
 from newsclf.errors import NewsclfError
 from newsclf.labelling.rules import ABSTAIN, RuleSet
 from newsclf.tasks import Task
@@ -183,13 +183,7 @@ def check_output(path: str | Path, overwrite: bool = False) -> None:
 
 
 def _atomic_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)

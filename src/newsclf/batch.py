@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from newsclf.articles import Record, Reject, Source
+from newsclf.atomic import atomic_path, temporary
 from newsclf.errors import NewsclfError
 from newsclf.predict import (
     ChunkResult,
@@ -209,22 +210,18 @@ def _write_error(path: Path, exc: OSError) -> NewsclfError:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise _write_error(path, exc) from None
 
 
 def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = _temporary(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise _write_error(path, exc) from None
 
 
@@ -693,14 +690,9 @@ def _assemble(
     return report_path
 
 
-def _temporary(target: Path) -> Path:
-    """The hidden name this process writes ``target`` under (``_clear_stale`` knows it)."""
-    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
-
-
 def _write_temporary_text(text: str, target: Path) -> Path:
     """``text`` in the temporary file for ``target``; returns that file."""
-    tmp = _temporary(target)
+    tmp = temporary(target)
     try:
         tmp.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -712,7 +704,7 @@ def _write_temporary_text(text: str, target: Path) -> Path:
 def _write_csv(parts: Path, kind: str, columns: list[str], target: Path, chunks: int) -> Path:
     """The ``kind`` part files as one CSV file, in the temporary file for ``target``; returns
     that file."""
-    tmp = _temporary(target)
+    tmp = temporary(target)
     schema = pa.schema([(c, pa.string()) for c in columns])
     try:
         with pacsv.CSVWriter(tmp, schema) as writer:
@@ -762,7 +754,7 @@ class PredictionWriter:
             raise NewsclfError(f"{self.path.parent}: output folder does not exist")
         if not os.access(self.path.parent, os.W_OK):
             raise NewsclfError(f"{self.path.parent}: output folder is not writable")
-        self.tmp = _temporary(self.path)
+        self.tmp = temporary(self.path)
         self.columns = list(columns)
         self.rows = 0
         self._writer: object | None = None

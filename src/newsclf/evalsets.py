@@ -9,7 +9,6 @@ model on configured sets, before registering).
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import pandas as pd
 
 from newsclf import evaluation, saved_model
 from newsclf.articles import Article, Record, Reject, Source, id_unknown
+from newsclf.atomic import atomic_path
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import load_annotations
 from newsclf.predict import in_input_order, prepare_records
@@ -354,11 +354,6 @@ def write_artifacts(
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # opened as any file: the umask
-    try:
+    with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
