@@ -361,6 +361,35 @@ def _jsonl_with_a_broken_line(articles: Path, path: Path, broken: str) -> int:
     return sorted(p.stem for p in articles.glob("*.txt")).index(broken) + 1
 
 
+def test_dates_that_cannot_be_read_are_counted_and_named(tmp_path, corpus):
+    """A date value that is no date ('yesterday', an epoch number) is left empty, as
+    documented; it was counted nowhere. The build warns with the count and the first, and the
+    summary, the manifest and the dataset card give the count."""
+    articles, labels = corpus
+    files = sorted(articles.glob("*.txt"))
+    dates = {1: "yesterday", 4: "1678000000", 6: "2023-03-05", 9: ""}  # 2 unreadable
+    path = tmp_path / "dated.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for i, file in enumerate(files):
+            a = parse_txt(file.read_text(encoding="utf-8"), file.stem)
+            row = {"id": a.id, "title": a.title, "text": a.body, "date": dates.get(i, "5 May 2023")}
+            fh.write(json.dumps(row) + "\n")
+    proc = run_cli(
+        tmp_path, "newsclf-dataset", "source=jsonl", f"source.path={path}",
+        f"annotations.path={labels}", "output_dir=out", "log_to_mlflow=false",
+    )  # fmt: skip
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert (
+        "2 articles have a date that could not be read, left empty (first: "
+        f"{path}:2: 'yesterday'); see source.date_column" in output
+    )
+    assert "dates that could not be read (left empty): 2" in output
+    manifest = json.loads((tmp_path / "out" / "topic" / "manifest.json").read_text())
+    assert manifest["unread_dates"] == 2
+    card = (tmp_path / "out" / "topic" / "README.md").read_text(encoding="utf-8")
+    assert "- dates that could not be read (left empty): 2" in card
+
+
 def test_a_malformed_record_is_named_by_its_place_and_so_is_its_annotation(tmp_path, corpus):
     """A JSONL line that cannot be parsed is rejected under the id ``<file>:<line>`` (it was
     empty); an annotation naming that article stops the build with one line naming the

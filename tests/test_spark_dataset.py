@@ -21,7 +21,8 @@ from tests.predict_support import article_rows, write_jsonl
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """240 articles in two Parquet files and one JSONL file, with a repeated id, a repeated
-    text, an empty text and boilerplate; gold labels for every third article."""
+    text, an empty text, boilerplate and dates that cannot be read; gold labels for every third
+    article."""
     folder = tmp_path_factory.mktemp("spark-dataset")
     rows = article_rows(240)
     for i, row in enumerate(rows):
@@ -32,6 +33,9 @@ def inputs(tmp_path_factory):
     rows[202] = {**rows[30], "id": "copy-of-30"}  # the same text under another id
     for row in rows[:40:3]:
         row["text"] += "\n\nShare this: Facebook Twitter Email\n\nAdvertisement"
+    # counted: an article's, one in the second file's, the repeated id's; not: the empty text's
+    for i, date in ((5, "yesterday"), (150, "31 February 2023"), (200, "never"), (201, "soon")):
+        rows[i]["date"] = date
     topics, stances = list(TOPIC_WORDS), list(STANCE_WORDS)
     labels = ["article_id,topic,stance"]
     labels += [f"a{i:06d},{topics[i % 6]},{stances[i // 3 % 3]}" for i in range(0, 198, 3)]
@@ -79,6 +83,7 @@ def test_spark_engine_gives_the_local_engines_labels_and_splits(spark, inputs, f
         for key in ("n_input", "n_kept", "n_rejected", "rejected_by_reason", "removed_by_rule"):
             assert getattr(a, key) == getattr(b, key), key
         assert a.n_input == 240 == a.n_kept + a.n_rejected
+        assert a.unread_dates == b.unread_dates == 3
         dd_a, _ = datasets.load(a.path)
         dd_b, _ = datasets.load(b.path)
         for split in datasets.SPLITS:

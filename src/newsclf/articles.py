@@ -50,6 +50,7 @@ class Article:
     date: str | None = None  # ISO date, when known
     source: str = ""  # file (and record) it came from
     meta: Mapping[str, str] = field(default_factory=dict)  # extra configured columns
+    unread_date: str = ""  # a date value that could not be read (``date`` is None): counted
 
     @property
     def text(self) -> str:
@@ -599,13 +600,16 @@ class Source:
                 return Reject(readable or place_id(source), source, "wrong_type", problem)
         title, body = cell(self.title_column), cell(self.text_column)
         article_id = cell(self.id_column).strip() or content_id(title, body)
+        written_date = cell(self.date_column).strip()
+        date = parse_date(written_date)
         return Article(
             id=article_id,
             title=title.strip(),
             body=body,
-            date=parse_date(cell(self.date_column)),
+            date=date,
             source=source,
             meta={c: cell(c) for c in self._meta_columns},
+            unread_date=written_date if date is None else "",
         )
 
 

@@ -88,6 +88,9 @@ class Ingested:
     unnamed_rejects: int = 0  # records rejected before their id was known
     first_unnamed: Reject | None = None  # the first of them (named in the annotations' error)
     first_reject: Reject | None = None
+    # articles whose date value could not be read (left empty), before de-duplication
+    unread_dates: int = 0
+    first_unread_date: str = ""  # where, and the value
     seconds: float = 0.0
 
     @property
@@ -266,6 +269,12 @@ def _ingest(
             for _, rule, _ in chunk.removals:
                 result.removed_by_rule[rule] += 1
             candidates = [item for item in chunk.items if isinstance(item, tuple)]
+            for article, _ in candidates:
+                if article.unread_date:
+                    result.unread_dates += 1
+                    result.first_unread_date = result.first_unread_date or (
+                        f"{article.source}: {article.unread_date!r}"
+                    )
             keys = np.fromiter((text_key(a.id) for a, _ in candidates), np.uint64)
             new_id = seen_ids.add_new(keys)
             verdict: dict[int, Reject] = {}

@@ -227,6 +227,7 @@ class Manifest:
     n_weak: int = 0
     n_unlabelled: int = 0
     removed_by_rule: dict[str, int] = field(default_factory=dict)
+    unread_dates: int = 0  # articles read whose date value could not be read (left empty)
     rows: dict[str, int] = field(default_factory=dict)
     label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     weak: WeakSummary | None = None
@@ -292,6 +293,7 @@ def dataset_card(dd, task: Task, manifest: Manifest) -> str:
         f"- kept articles without a {task.name} label: {manifest.n_unlabelled}",
         *_weak_lines(sources, manifest),
         f"- boilerplate paragraphs removed: {manifest.removed_by_rule}",
+        f"- dates that could not be read (left empty): {manifest.unread_dates}",
         "",
         "## Labels",
         "",

@@ -58,7 +58,7 @@ def _clean_and_vote(
     reading = lenient(source)  # bad records become rejects; the driver applies on_error
 
     def run(batches: Iterator[pa.RecordBatch], arrow_schema: pa.Schema) -> Iterator:
-        columns = ("id", "date", "title", "text", "body", "empty")
+        columns = ("id", "date", "title", "text", "body", "empty", "unread_date")
         for batch in batches:
             rows = batch.to_pylist()
             out: dict[str, list] = {k: [] for k in (*columns, "source", "reject", "detail")}
@@ -90,12 +90,13 @@ def _clean_and_vote(
                     empty = not article.body.strip()
                     values = [article.id, article.date, article.title, article.text]
                     values += [article.body, empty]  # the body: the duplicate key
+                    values.append(article.unread_date if not empty else "")
                     reject, detail = None, None
                     if not empty:
                         articles.append(article)
                         where_kept.append(i)
                 else:
-                    values = [record.id, None, None, None, None, False]
+                    values = [record.id, None, None, None, None, False, ""]
                     reject, detail = record.reason, record.detail
                 for k, v in zip(columns, values, strict=True):
                     out[k].append(v)
@@ -132,7 +133,7 @@ def _schema(rule_sets: Mapping, annotated: Mapping) -> str:
     tasks += "".join(f"gold_{k} string, " for k in annotated)
     return (
         "id string, date string, title string, text string, body string, empty boolean, "
-        "source string, "
+        "unread_date string, source string, "
         "reject string, detail string, removals array<struct<rule: string, text: string>>, "
         f"{tasks}_file string, _row long"
     )
@@ -280,6 +281,12 @@ def _collect(
         .when(F.col("dup_id"), "id seen earlier in the input")
         .otherwise(F.concat(F.lit("same text as "), F.col("first_id")))
     )
+    # as locally: the articles read and not empty, before de-duplication
+    unread = marked.filter(F.col("unread_date") != "")
+    result.unread_dates = unread.count()
+    if result.unread_dates:
+        first = unread.orderBy(*order).select("source", "unread_date").first()
+        result.first_unread_date = f"{first['source']}: {first['unread_date']!r}"
     rejects = marked.filter(F.col("reason").isNotNull()).orderBy(*order)
     with result.rejects_csv.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)

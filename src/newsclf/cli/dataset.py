@@ -138,6 +138,13 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 f"({reasons}; first: {first.detail or first.reason}); see "
                 f"{_keep_rejects(output_dir, ingested)}"
             )
+        if ingested.unread_dates:
+            log.warning(
+                "%d articles have a date that could not be read, left empty (first: %s); see "
+                "source.date_column, or set it to null to read no dates",
+                ingested.unread_dates,
+                ingested.first_unread_date,
+            )
         try:  # now that the input is read: every annotation must name an article of it
             gold = load_annotations(paths, list(tasks.values()), id_column, ingested.seen_annotated)
         except NewsclfError as exc:
@@ -234,6 +241,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 n_weak=n_weak,
                 n_unlabelled=ingested.n_kept - n_rows,
                 removed_by_rule=dict(ingested.removed_by_rule),
+                unread_dates=ingested.unread_dates,
                 rows=stats.rows,
                 label_counts=stats.label_counts,
                 weak=weak_labelling.weak_summary(cfg, report, n_weak),
@@ -353,13 +361,15 @@ def empty_splits(task: str, m: Manifest) -> list[str]:
 def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> None:
     out = console()
     first = next(iter(manifests.values()))
-    rate = ""
+    more = ""
+    if first.unread_dates:
+        more += f"\n  dates that could not be read (left empty): {first.unread_dates}"
     if seconds:  # the whole build: read, clean, label, split, write every task
-        rate = f"\n  {rate_text(first.n_input / seconds)} articles/s ({seconds:,.1f} s)"
+        more += f"\n  {rate_text(first.n_input / seconds)} articles/s ({seconds:,.1f} s)"
     out.print(
         f"[bold]newsclf-dataset[/]: {first.n_input} articles read = {first.n_kept} kept "
         f"+ {first.n_rejected} rejected {first.rejected_by_reason or ''}\n"
-        f"  boilerplate paragraphs removed: {first.removed_by_rule or 'none'}{rate}"
+        f"  boilerplate paragraphs removed: {first.removed_by_rule or 'none'}{more}"
     )
     # gold + weak + unlabelled = kept: an article with no label for a task is in no split
     columns = ("task", "gold", "weak", "unlabelled", "train", "validation", "test")
