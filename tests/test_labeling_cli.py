@@ -132,6 +132,17 @@ def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
         ok=False,
     )
     assert f"{own / 'mine.yaml'}: rules.r.label: unknown topic label 'sports'" in error_line(proc)
+    # a file that is no YAML was a 100-line parser traceback while Hydra composed (exit 1)
+    (own / "broken.yaml").write_text("rules:\n  r: {type: keywords, terms: [gas, oil\n")
+    for option in (["--config-dir", str(tmp_path / "my_configs")], [f"-cd={own.parent}"]):
+        proc = run(
+            tmp_path, "newsclf-dataset", *option, "labeling@labeling.topic=broken", *base, ok=False
+        )
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip() == (
+            f"newsclf-dataset: error: {own / 'broken.yaml'}: not valid YAML (expected ',' or "
+            "']', but got '<stream end>' at line 3, column 1)"
+        )
 
 
 def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):

@@ -1,5 +1,5 @@
 """newsclf-predict and newsclf-annotate find the models newsclf-train registers, under the
-team's model prefix (mlflow.model_prefix, NEWSCLF_MODEL_PREFIX with mlflow=server)."""
+team's model prefix (mlflow.model_prefix, or NEWSCLF_MODEL_PREFIX in the environment)."""
 
 from __future__ import annotations
 
@@ -36,10 +36,13 @@ def test_model_uris_follow_the_prefix(config, monkeypatch):
     assert _models(config) == default
     assert _models(config, "mlflow=server") == default
     monkeypatch.setenv("NEWSCLF_MODEL_PREFIX", "team-a-")
-    assert _models(config, "mlflow=server") == {
+    team = {
         "topic": "models:/team-a-topic@champion",
         "stance": "models:/team-a-stance@champion",
     }
+    assert _models(config, "mlflow=server") == team
+    # the local store too: the prefix was ignored there, and the built-in models loaded
+    assert _models(config) == team
     assert _models(config, "mlflow.model_prefix=lab-")["topic"] == "models:/lab-topic@champion"
     # an explicit URI still wins
     assert _models(config, "models.topic=models:/x/3")["topic"] == "models:/x/3"

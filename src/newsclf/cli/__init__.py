@@ -7,6 +7,7 @@ import functools
 import gc
 import importlib
 import io
+import itertools
 import logging
 import math
 import os
@@ -347,7 +348,7 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
     @functools.wraps(hydra_main)
     def main() -> Any:
         redact_output()
-        problem = _unwritable_working_directory(sys.argv[1:])
+        problem = _unwritable_working_directory(sys.argv[1:]) or _broken_yaml(sys.argv[1:])
         if problem:
             fail(prog, problem)
         try:
@@ -417,6 +418,29 @@ def _unwritable_working_directory(argv: list[str]) -> str | None:
             "its run folders (outputs/) and the default MLflow store (mlflow.db) there, so run "
             "it from a writable folder"
         )
+    return None
+
+
+def _broken_yaml(argv: list[str]) -> str | None:
+    """The first YAML file of a ``--config-dir`` folder (and its groups) that does not parse,
+    and where: Hydra would print the parser's traceback while composing."""
+    import yaml
+
+    folders = [b for a, b in itertools.pairwise(argv) if a in ("--config-dir", "-cd")]
+    folders += [a.split("=", 1)[1] for a in argv if a.startswith(("--config-dir=", "-cd="))]
+    for folder in map(Path, folders):
+        files = [
+            f for pattern in ("*.yaml", "*/*.yaml", "*/*/*.yaml") for f in folder.glob(pattern)
+        ]
+        for file in sorted(files):
+            try:
+                yaml.safe_load(file.read_text(encoding="utf-8"))
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark or exc.context_mark
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                return f"{file}: not valid YAML ({exc.problem or exc.context}{where})"
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue  # Hydra's own error, if the file is used at all
     return None
 
 
