@@ -390,6 +390,48 @@ def test_dates_that_cannot_be_read_are_counted_and_named(tmp_path, corpus):
     assert "- dates that could not be read (left empty): 2" in card
 
 
+def test_annotations_of_articles_not_in_the_source_are_an_error_or_skipped(tmp_path, corpus):
+    """One labels file for several sources: an annotation naming an article this source does
+    not hold stops the build, saying how many and how to skip them (a malformed record was
+    blamed, when there was one); annotations.unknown_ids=ignore skips them, with a count."""
+    articles, labels = corpus
+    rows = labels.read_text().splitlines()
+    more = tmp_path / "labels.csv"
+    more.write_text("\n".join([*rows, "elsewhere-1,economy,neutral", "elsewhere-2,other,"]) + "\n")
+    path = tmp_path / "a.jsonl"
+    labelled = {r.split(",")[0] for r in rows[1:]}
+    unlabelled = next(p.stem for p in sorted(articles.glob("*.txt")) if p.stem not in labelled)
+    _jsonl_with_a_broken_line(articles, path, unlabelled)  # a malformed record, not the cause
+
+    def dataset(out: str, *extra: str, ok: bool = True):
+        return run_cli(
+            tmp_path, "newsclf-dataset", "source=jsonl", f"source.path={path}",
+            "source.on_error=reject", f"annotations.path={more}", f"output_dir={out}",
+            "log_to_mlflow=false", *extra, ok=ok,
+        )  # fmt: skip
+
+    named = len(labelled) + 2
+    line = error_line(dataset("strict", ok=False))
+    assert line.endswith(
+        f"annotation names unknown article 'elsewhere-1': 2 of the {named} articles the "
+        f"annotations name are not in {path}; annotations.unknown_ids=ignore skips them"
+    )
+    proc = dataset("lenient", "annotations.unknown_ids=ignore")
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert (
+        f"2 annotations name articles not in {path}: skipped (annotations.unknown_ids=ignore); "
+        f"first: {more}:{len(rows) + 1} 'elsewhere-1'" in output
+    )
+    plain = dataset("plain", f"annotations.path={labels}")
+    assert plain.returncode == 0
+    for task in ("topic", "stance"):
+        ours = json.loads((tmp_path / "lenient" / task / "manifest.json").read_text())
+        theirs = json.loads((tmp_path / "plain" / task / "manifest.json").read_text())
+        assert ours["fingerprint"] == theirs["fingerprint"]
+    line = error_line(dataset("x", "annotations.unknown_ids=skip", ok=False))
+    assert line.endswith("annotations.unknown_ids: 'skip' is not one of error, ignore")
+
+
 def test_a_malformed_record_is_named_by_its_place_and_so_is_its_annotation(tmp_path, corpus):
     """A JSONL line that cannot be parsed is rejected under the id ``<file>:<line>`` (it was
     empty); an annotation naming that article stops the build with one line naming the

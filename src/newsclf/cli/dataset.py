@@ -100,6 +100,9 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     source.check_output_outside(output_dir, "output_dir")
     paths = annotation_paths(cfg.annotations.path)
     id_column = cfg.annotations.id_column
+    unknown_ids = cfg.annotations.get("unknown_ids") or "error"
+    if unknown_ids not in ("error", "ignore"):
+        raise NewsclfError(f"annotations.unknown_ids: {unknown_ids!r} is not one of error, ignore")
     named: set[str] = set()  # every id the files name, blank rows too: checked after pass 1
     annotated = load_annotations(paths, list(tasks.values()), id_column, None, named)
     by_key = {key: annotated[task.name] for key, task in tasks.items()}
@@ -145,11 +148,22 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 ingested.unread_dates,
                 ingested.first_unread_date,
             )
-        try:  # now that the input is read: every annotation must name an article of it
-            gold = load_annotations(paths, list(tasks.values()), id_column, ingested.seen_annotated)
+        # now that the input is read: every annotation must name an article of it, unless
+        # annotations of other articles are to be skipped (one labels file for many sources)
+        skipped: list[str] | None = [] if unknown_ids == "ignore" else None
+        try:
+            gold = load_annotations(
+                paths, list(tasks.values()), id_column, ingested.seen_annotated, skipped=skipped
+            )
         except NewsclfError as exc:
-            if "unknown article" not in str(exc) or not ingested.unnamed_rejects:
+            if "unknown article" not in str(exc) or "bundled corpus's labels" in str(exc):
                 raise
+            n_unknown = len(named - ingested.seen_annotated)
+            if not 0 < n_unknown <= ingested.unnamed_rejects:
+                raise NewsclfError(
+                    f"{exc}: {n_unknown} of the {len(named)} articles the annotations name are "
+                    f"not in {source.path}; annotations.unknown_ids=ignore skips them"
+                ) from None
             # the annotated article may be a record rejected before its id was read: name that
             # record (its detail starts with file:line) and why, so the user can fix it
             n, first = ingested.unnamed_rejects, ingested.first_unnamed
@@ -163,6 +177,14 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
                 f"{first.reason}: {first.detail or first.source}; "
                 f"see {_keep_rejects(output_dir, ingested)}"
             ) from None
+        if skipped:
+            log.warning(
+                "%d annotations name articles not in %s: skipped (annotations.unknown_ids=ignore); "
+                "first: %s",
+                len(skipped),
+                source.path,
+                skipped[0],
+            )
         # annotated articles rejected as copies of a kept article's text (few: gold only);
         # rejects.csv (as long as the input, for a crawl) is read only when there are some
         rejected = set().union(*gold.values()) - ingested.gold_articles.keys()

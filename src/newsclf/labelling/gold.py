@@ -20,6 +20,7 @@ def load_annotations(
     id_column: str = "article_id",
     known_ids: Collection[str] | None = None,
     named: set[str] | None = None,
+    skipped: list[str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Read gold labels: ``{task name: {article id: label}}``.
 
@@ -28,14 +29,15 @@ def load_annotations(
     Empty cells mean "not annotated for this task". Unknown article ids (when ``known_ids`` is
     given), labels outside a task's taxonomy and conflicting rows (in one file or across
     files) are errors. ``named``, when given, receives every article id the files name,
-    labelled or blank (the ids to look for in the input).
+    labelled or blank (the ids to look for in the input). With ``skipped`` given, an unknown
+    article id is no error: its row is left out and named there (``file:line 'id'``).
     """
     gold: dict[str, dict[str, str]] = {task.name: {} for task in tasks}
     if path is None:
         return gold
     paths = [path] if isinstance(path, str | Path) else list(path)
     for one in paths:
-        _read_annotations(Path(one), tasks, id_column, known_ids, gold, named)
+        _read_annotations(Path(one), tasks, id_column, known_ids, gold, named, skipped)
     return gold
 
 
@@ -46,6 +48,7 @@ def _read_annotations(
     known_ids: Collection[str] | None,
     gold: dict[str, dict[str, str]],
     named: set[str] | None = None,
+    skipped: list[str] | None = None,
 ) -> None:
     for line_no, row in _numbered_rows(path):
         if id_column not in row:  # a CSV's header (line 1), or one JSONL record
@@ -53,6 +56,9 @@ def _read_annotations(
             raise NewsclfError(f"{where}: no '{id_column}' column (has {sorted(row)})")
         article_id = str(row[id_column]).strip()
         if known_ids is not None and article_id not in known_ids:
+            if skipped is not None:
+                skipped.append(f"{path}:{line_no} {article_id!r}")
+                continue
             hint = ""
             if path.resolve() == BUNDLED_LABELS:  # the default, left in place for other articles
                 hint = (
