@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 
-from newsclf.annotate import rank, with_text_copies
+from newsclf.annotate import rank, with_text_copies, write_export
 from newsclf.articles import Article, Reject
+from newsclf.tasks import Task
 from tests.conftest import make_corpus, run_cli
 
 
@@ -100,3 +101,26 @@ def test_a_body_labelled_under_another_title_counts_as_labelled():
     assert with_text_copies(kept, [], {"topic": {"b"}}) == {"topic": {"a", "b"}}
     rejects = [Reject("b", "s", "duplicate_text", "same text as a")]
     assert with_text_copies(kept[::2], rejects, {"topic": {"b"}}) == {"topic": {"a", "b"}}
+
+
+def test_the_export_and_its_context_list_tasks_in_one_order_with_plain_line_ends(tmp_path):
+    """The context file listed its task columns alphabetically (stance, topic) beside the
+    export's topic, stance, and both files ended their lines in CRLF, unlike labels.csv: a
+    sed or awk edit of a label silently matched nothing."""
+    tasks = [
+        Task("topic", {"economy": "", "military": ""}),
+        Task("stance", {"neutral": "", "anti_russia": ""}),
+    ]
+    chosen = rank(
+        [_article("a"), _article("b")],
+        [{"topic": (0.5, "economy 0.50", 0), "stance": (0.4, "neutral 0.60", 0)}] * 2,
+        2,
+        {},
+    )
+    path, context = write_export(chosen, tasks, tmp_path / "next.csv")
+    assert path.read_bytes().splitlines()[0] == b"article_id,topic,stance"
+    assert (
+        context.read_bytes().splitlines()[0] == b"article_id,score,date,title,topic,stance,excerpt"
+    )
+    for file in (path, context):
+        assert b"\r" not in file.read_bytes()

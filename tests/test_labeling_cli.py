@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import mlflow
@@ -148,7 +149,7 @@ def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
 def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):
     root = partly_labelled
     common = [f"source.path={root / 'c/articles'}", "~tasks.stance", "~labeling.stance"]
-    run(
+    first = run(
         tmp_path,
         "newsclf-annotate",
         *common,
@@ -186,14 +187,15 @@ def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):
         assert error_line(proc) == f"newsclf-annotate: error: {line}"
     with export.open(newline="") as fh:
         assert list(csv.reader(fh)) == filled
-    # ... and the rebuild reads both files: five more gold labels
-    run(
-        tmp_path,
-        "newsclf-dataset",
-        *common,
-        f"annotations.path=[{root / 'gold.csv'},{export}]",
-        "log_to_mlflow=false",
-    )
+    # ... and the rebuild the export printed reads both files: five more gold labels (it said
+    # "annotations.path=[<your labels>,...]" without the source, so the articles were not found)
+    (line,) = [x for x in first.stdout.splitlines() if x.startswith("  then: ")]
+    command = shlex.split(line.removeprefix("  then: "))
+    assert command == [
+        "newsclf-dataset", *common, "+labeling.topic.rules.careless={type:keywords,label:other,"
+        "terms:[the]}", f"annotations.path=[{root / 'gold.csv'},annotate/next.csv]",
+    ]  # fmt: skip
+    run(tmp_path, *command, "log_to_mlflow=false")
     manifest = json.loads((tmp_path / "data/datasets/topic/manifest.json").read_text())
     assert manifest["n_gold"] == 18 + 5
 

@@ -156,7 +156,9 @@ def write_export(
         for c in candidates
     ]
     _atomic_csv(path, columns, rows)
-    hint_columns = sorted({key for c in candidates for key in c.hints})
+    found = {key for c in candidates for key in c.hints}
+    names = [t.name for t in tasks]  # the annotations file's order
+    hint_columns = [n for n in names if n in found] + sorted(found - set(names))
     rows = [
         [
             c.article.id,
@@ -184,6 +186,6 @@ def check_output(path: str | Path, overwrite: bool = False) -> None:
 
 def _atomic_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = csv.writer(fh, lineterminator="\n")  # as labels.csv and pandas write them
         writer.writerow(header)
         writer.writerows(rows)

@@ -4,6 +4,7 @@ format (fill in the label columns, add the file to ``annotations.path``, rebuild
 from __future__ import annotations
 
 import logging
+import shlex
 
 import hydra
 from hydra.utils import instantiate
@@ -106,10 +107,35 @@ def export(cfg: DictConfig) -> dict:
         "strategy": cfg.strategy,
         "path": str(path),
         "context": str(context),
+        "rebuild": rebuild_command(annotation_paths(cfg.annotations.path), str(path)),
     }
 
 
+def rebuild_command(labels: str | list[str] | None, export: str) -> str:
+    """The newsclf-dataset command that adds the filled-in export to the labels: with this
+    run's config folder, source, cleaning, tasks, rules and MLflow store, which it needs to
+    find the same articles (the annotations name them)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    carried: list[str] = []
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # called outside a Hydra run: no command line to carry
+        hydra_cfg = None
+    if hydra_cfg is not None:
+        for source in hydra_cfg.runtime.config_sources:
+            if source.provider == "command-line":
+                carried += ["--config-dir", str(source.path)]
+        keep = ("source", "clean", "mlflow", "tasks", "task@", "labeling", "dedupe_text")
+        carried += [o for o in hydra_cfg.overrides.task if o.lstrip("+~").startswith(keep)]
+    files = [labels] if isinstance(labels, str) else list(labels or [])
+    paths = f"annotations.path=[{','.join([*files, export])}]"
+    return shlex.join(["newsclf-dataset", *carried, paths])
+
+
 def summary(result: dict) -> None:
+    from rich.markup import escape
+
     reasons = ", ".join(f"{k} {v}" for k, v in result["rejected_by_reason"].items())
     console().print(
         f"[bold]newsclf-annotate[/] ({result['strategy']}): {result['n_input']} articles read = "
@@ -118,8 +144,10 @@ def summary(result: dict) -> None:
         f"{result['n_annotated']} already annotated; exported the {result['n_exported']} most "
         f"worth labelling of {result['n_candidates']}\n"
         f"  fill in: {result['path']}  (context to read: {result['context']})\n"
-        f"  then: newsclf-dataset 'annotations.path=[<your labels>,{result['path']}]' and "
-        "newsclf-train"
+        f"  then: {escape(result['rebuild'])}\n"
+        "  and newsclf-train (with evaluation=... to compare with a champion trained on other "
+        "articles)",
+        soft_wrap=True,  # the command stays one line, to copy
     )
 
 
