@@ -52,7 +52,7 @@ def test_datasets_written_with_card_and_counts(workdir):
         logs[log.name] = logs.get(log.name, "") + log.read_text()
     read = f"newsclf-dataset: {n_articles} articles read = {manifest['n_kept']} kept"
     assert read in logs["dataset.log"]
-    assert "newsclf-train stance / tfidf_logreg: validation macro-F1" in logs["train.log"]
+    assert "newsclf-train stance / tfidf_logreg, fit on train: validation" in logs["train.log"]
     assert "newsclf-predict: " in logs["predict.log"] and "[bold]" not in logs["predict.log"]
 
 

@@ -539,3 +539,23 @@ def test_an_unset_path_of_an_evaluation_set_is_named_by_its_full_key(tmp_path):
         ok=False,
     )  # fmt: skip
     assert "evaluation.own.source.path: missing mandatory value" in error_line(proc)
+
+
+def test_a_real_set_without_the_shared_data_folder_names_the_variable(tmp_path, monkeypatch):
+    """Run from a folder without ../shared/data, evaluation=real_dev said only "source path
+    does not exist"; it now names NEWSCLF_SHARED_DATA, which points there."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import ROOT
+
+    monkeypatch.delenv("NEWSCLF_SHARED_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("evaluate", overrides=["evaluation=real_dev"])
+    with pytest.raises(NewsclfError) as caught:
+        evalsets.load_set("nyt_dev", cfg.evaluation.nyt_dev)
+    assert str(caught.value) == (
+        "../shared/data/nyt-russia-ukraine/articles.csv: source path does not exist; evaluation "
+        "set nyt_dev is read from the shared data folder: set NEWSCLF_SHARED_DATA to it "
+        "(default ../shared/data, from the working folder)"
+    )

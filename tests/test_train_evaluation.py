@@ -77,7 +77,7 @@ def test_train_with_evaluation_sets_refit_and_top_features(built, tmp_path):
     common = [f"mlflow.tracking_uri={uri}", "task=topic"]
     first = run_cli(cwd, "newsclf-train", *common, *_dev(cwd), "gate.external={own:0.2}")
     out = " ".join(first.stdout.split())
-    assert "evaluation sets: own macro-F1" in out and "version 1 (champion" in out
+    assert "evaluation sets, fit on train: own macro-F1" in out and "version 1 (champion" in out
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     v1 = client.get_model_version("newsclf-topic", "1")
     run = client.get_run(v1.run_id)
@@ -369,7 +369,8 @@ def test_the_gate_scores_challenger_and_champion_alike(built, tmp_path):
     v1, v2 = (client.get_model_version("newsclf-topic", v) for v in ("1", "2"))
     assert v2.tags["test_macro_f1"] == v1.tags["test_macro_f1"]  # the same model, twice
     assert "version 2 (champion: test macro-F1" in second and ">= champion's" in second
-    assert "; refit on train + validation, as the gate scored it; run" in second
+    assert "; the version is the refit on train + validation, which the gate scored; run" in second
+    assert "newsclf-train topic / tfidf_logreg, fit on train: validation macro-F1" in second
     metrics = client.get_run(v2.run_id).data.metrics
     # the version's tag is the registered (refit) model's score, logged beside the train-only one
     assert float(v2.tags["test_macro_f1"]) == pytest.approx(metrics["registered_test_macro_f1"])

@@ -137,6 +137,9 @@ class RawSet:
         return dict(self._prepared)
 
 
+SHARED_DATA_DEFAULT = "../shared/data"  # configs/evaluation: NEWSCLF_SHARED_DATA's default
+
+
 def load_set(name: str, cfg: Mapping[str, Any]) -> RawSet:
     """Read an evaluation set (``{source: <Source config>, annotations: {path, id_column}}``);
     each model prepares its articles with its own preparation (:meth:`RawSet.prepare`)."""
@@ -151,6 +154,12 @@ def load_set(name: str, cfg: Mapping[str, Any]) -> RawSet:
     if not path:
         raise NewsclfError(f"evaluation.{name}.annotations.path: no annotations file given")
     source: Source = instantiate(cfg["source"])
+    if str(source.path).startswith(SHARED_DATA_DEFAULT) and not Path(str(source.path)).exists():
+        raise NewsclfError(
+            f"{source.path}: source path does not exist; evaluation set {name} is read from the "
+            f"shared data folder: set NEWSCLF_SHARED_DATA to it (default {SHARED_DATA_DEFAULT}, "
+            "from the working folder)"
+        )
     records = list(source.read())
     if not records:
         raise NewsclfError(f"{source.path}: evaluation set {name} is empty (no articles)")

@@ -390,7 +390,9 @@ def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> Non
         more += f"\n  {rate_text(first.n_input / seconds)} articles/s ({seconds:,.1f} s)"
     out.print(
         f"[bold]newsclf-dataset[/]: {first.n_input} articles read = {first.n_kept} kept "
-        f"+ {first.n_rejected} rejected {first.rejected_by_reason or ''}\n"
+        f"+ {first.n_rejected} rejected"
+        + (f" {first.rejected_by_reason}" if first.rejected_by_reason else "")
+        + "\n"
         f"  boilerplate paragraphs removed: {first.removed_by_rule or 'none'}{more}"
     )
     # gold + weak + unlabelled = kept: an article with no label for a task is in no split

@@ -586,8 +586,10 @@ def _register_and_gate(
 
 def summary(result: dict) -> None:
     out = console()
+    # with a refit, these scores are the fit on train's; the version's own are the gate's
+    fit = ", fit on train" if result.get("refit") else ""
     out.print(
-        f"[bold]newsclf-train[/] {result['task']} / {result['model']}: "
+        f"[bold]newsclf-train[/] {result['task']} / {result['model']}{fit}: "
         f"validation macro-F1 {result.get('validation_macro_f1', float('nan')):.3f}, "
         f"test macro-F1 {result.get('test_macro_f1', float('nan')):.3f}, "
         f"test accuracy {result.get('test_accuracy', float('nan')):.3f}"
@@ -599,7 +601,7 @@ def summary(result: dict) -> None:
     )
     if result.get("external"):
         console().print(
-            "  evaluation sets: "
+            f"  evaluation sets{fit}: "
             + ", ".join(f"{k} macro-F1 {v:.3f}" for k, v in result["external"].items())
         )
     if "version" in result:
@@ -607,7 +609,11 @@ def summary(result: dict) -> None:
         out.print(
             f"  registered {result['registered_model']} version {result['version']} "
             f"({state}: {result['gate']})"
-            + ("; refit on train + validation, as the gate scored it" if result["refit"] else "")
+            + (
+                "; the version is the refit on train + validation, which the gate scored"
+                if result["refit"]
+                else ""
+            )
             + f"; run {result['run_id']}"
         )
     elif not sweep.in_multirun():  # e.g. a sweep preset's register: false, rerun as it is
