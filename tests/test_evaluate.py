@@ -529,11 +529,14 @@ def test_an_unset_path_of_an_evaluation_set_is_named_by_its_full_key(tmp_path):
     from tests.conftest import error_line, run_cli
 
     # before: "path: missing mandatory value; set it on the command line (path=...)", a key
-    # that does not exist; with the source path alone, "???: annotations file does not exist"
+    # that does not exist; with the source path alone, "???: annotations file does not exist";
+    # then both unset were named one run at a time
     proc = run_cli(tmp_path, "newsclf-evaluate", "evaluation=own", ok=False)
-    key = "evaluation.own.annotations.path"
-    assert error_line(proc).endswith(f"{key}: missing mandatory value; set it on the command "
-                                     f"line ({key}=...)")  # fmt: skip
+    keys = ["evaluation.own.annotations.path", "evaluation.own.source.path"]
+    assert error_line(proc).endswith(
+        f"{keys[0]}, {keys[1]}: missing mandatory values; set them on the command line "
+        f"({keys[0]}=... {keys[1]}=...)"
+    )
     proc = run_cli(
         tmp_path, "newsclf-evaluate", "evaluation=own", "evaluation.own.annotations.path=a.csv",
         ok=False,

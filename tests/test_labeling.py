@@ -289,6 +289,12 @@ def test_model_rule_votes_with_a_logged_model_above_threshold(mlflow_uri):
             r"rules\.r\.treshold",
             "unknown key",
         ),
+        (  # another type's key was allowed, and ignored: the lexicon never voted
+            {"rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"], "lexicon": {}}}},
+            r"rules\.r\.lexicon",
+            "unknown key (case_sensitive, description, exclude, label, lead_paragraphs, "
+            "min_count, min_distinct, min_share, quotes, scope, targets, terms, type, window)",
+        ),
         (
             {"rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"], "min_count": 0}}},
             r"rules\.r\.min_count",

@@ -294,14 +294,18 @@ def config_problem(exc: OmegaConfBaseException) -> str:
 
 
 def check_complete(cfg: DictConfig, key: str) -> None:
-    """One line naming the first mandatory value (``???``) left unset under ``key`` by its
-    full key: the error a nested config would give names only its last part (``path``)."""
+    """One line naming every mandatory value (``???``) left unset under ``key`` by its full
+    key: the error a nested config would give names only its last part (``path``), and one at
+    a time."""
     node = OmegaConf.select(cfg, key, default=None)
     if isinstance(node, DictConfig) and (missing := sorted(OmegaConf.missing_keys(node))):
-        full = missing[0]  # from the config's root
-        raise NewsclfError(
-            f"{full}: missing mandatory value; set it on the command line ({full}=...)"
-        )
+        if len(missing) == 1:  # keys from the config's root
+            problem = f"{missing[0]}: missing mandatory value; set it on the command line"
+        else:
+            problem = (
+                f"{', '.join(missing)}: missing mandatory values; set them on the command line"
+            )
+        raise NewsclfError(f"{problem} ({' '.join(f'{k}=...' for k in missing)})")
 
 
 def check_types(cfg: DictConfig, spec: Mapping[str, tuple[tuple[type, ...], str]]) -> None:

@@ -47,10 +47,6 @@ _TOKEN = re.compile(r"\w+(?:'\w+)*")
 _MAX_TARGET_TOKENS = 16  # longest target phrase the window search allows for
 _COMMON_KEYS = {"type", "description"}
 _TEXT_KEYS = {
-    "label",
-    "terms",
-    "patterns",
-    "lexicon",
     "scope",
     "lead_paragraphs",
     "window",
@@ -62,8 +58,16 @@ _TEXT_KEYS = {
     "targets",
     "quotes",
 }
+# what each text rule matches: a lexicon (label -> terms) or one label's terms or patterns; a
+# key of another type's (a keywords rule's lexicon) would be ignored without a word
+_MATCHED = {
+    "keywords": {"label", "terms"},
+    "regex": {"label", "patterns"},
+    "lexicon": {"lexicon"},
+    "cues": {"label", "terms", "lexicon"},
+}
 _KEYS = {
-    **dict.fromkeys(TEXT_TYPES, _TEXT_KEYS),
+    **{kind: _TEXT_KEYS | _MATCHED[kind] for kind in TEXT_TYPES},
     "source": {"column", "values"},
     "model": {"uri", "threshold", "trusted_types", "batch_size"},
 }
