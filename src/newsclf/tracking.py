@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -284,6 +285,13 @@ def describe_error(uri: str, exc: BaseException) -> str:
         return (
             f"tracking server error: {redact('uri', uri)} answered HTTP {match.group(1)} "
             f"to {_retries()} retries in a row (see the server's log)"
+        )
+    if "Invalid Host header" in str(exc):  # MLflow's guard against DNS rebinding
+        host = urllib.parse.urlsplit(uri).netloc.rpartition("@")[2]
+        return (
+            f"tracking server {redact('uri', uri)} refused the host name {host} (HTTP 403): "
+            f"start it with --allowed-hosts naming every host:port users reach it by, "
+            f"{host} included (docs/team-setup.md)"
         )
     return f"MLflow at {redact('uri', uri)}: {first_line(exc)}"
 

@@ -147,8 +147,9 @@ class MlflowServer:
     """``mlflow server`` with a PostgreSQL backend store and a local artifact folder that the
     server proxies (clients upload and download through it, as in a team set-up)."""
 
-    def __init__(self, backend_uri: str) -> None:
+    def __init__(self, backend_uri: str, *options: str) -> None:
         self.backend_uri = backend_uri
+        self.options = options  # more `mlflow server` options
         self.root = Path(tempfile.mkdtemp(prefix="newsclf-mlflow-server-"))
         self.artifacts = self.root / "artifacts"
         self.port = free_port()
@@ -171,6 +172,7 @@ class MlflowServer:
                 str(self.port),
                 "--workers",
                 "2",
+                *self.options,
             ],
             cwd=self.root,
             stdout=log,
@@ -264,8 +266,10 @@ def postgres(request: pytest.FixtureRequest) -> Postgres:
     return pg
 
 
-def start_server(request: pytest.FixtureRequest, postgres: Postgres, database: str) -> MlflowServer:
-    server = MlflowServer(postgres.create_database(database))
+def start_server(
+    request: pytest.FixtureRequest, postgres: Postgres, database: str, *options: str
+) -> MlflowServer:
+    server = MlflowServer(postgres.create_database(database), *options)
     guard(request, server.remove)
     server.start()
     return server

@@ -102,6 +102,32 @@ def test_predict_with_unreachable_registry_fails_before_reading_input(tmp_path):
     assert "articles-not-read" not in proc.stderr
 
 
+def test_a_host_name_the_server_does_not_allow_is_named_with_the_option(
+    request, postgres, tmp_path
+):
+    """A server started with --allowed-hosts for its public name refuses clients that reach it
+    by another (HTTP 403): the error was MLflow's request failure with the response body; it
+    now names the host and the server option."""
+    server = start_server(
+        request,
+        postgres,
+        f"hosts_{uuid.uuid4().hex[:8]}",
+        "--allowed-hosts",
+        "mlflow.internal:5000",
+    )
+    missing = tmp_path / "articles-not-read.jsonl"
+    proc = run(
+        tmp_path, "newsclf-predict", "mlflow=server", "source=jsonl", f"source.path={missing}",
+        env=_env(server.uri), ok=False,
+    )  # fmt: skip
+    host = server.uri.removeprefix("http://")
+    assert error_line(proc) == (
+        f"newsclf-predict: error: tracking server {server.uri} refused the host name {host} "
+        f"(HTTP 403): start it with --allowed-hosts naming every host:port users reach it by, "
+        f"{host} included (docs/team-setup.md)"
+    )
+
+
 def test_train_with_unreachable_server_fails_before_reading_the_dataset(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
     proc = run(
