@@ -44,6 +44,8 @@ from newsclf.labelling.gold import (
 from newsclf.tasks import Task
 
 if TYPE_CHECKING:
+    from newsclf.articles import Source
+    from newsclf.build import Ingested, TaskPlan, Written
     from newsclf.datasets import Manifest
 
 article_io = lazy_import("newsclf.articles")
@@ -106,85 +108,12 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     named: set[str] = set()  # every id the files name, blank rows too: checked after pass 1
     annotated = load_annotations(paths, list(tasks.values()), id_column, None, named)
     by_key = {key: annotated[task.name] for key, task in tasks.items()}
-    engine = cfg.get("engine") or "local"
-    if engine == "spark":  # pass 1 on Spark; the label models, splits and writing as below
-        from newsclf.spark_dataset import ingest_on_spark
-
-        spark_cfg = OmegaConf.to_container(cfg.spark, resolve=True) if cfg.get("spark") else {}
-        ingested = ingest_on_spark(
-            source, instantiate(cfg.clean), cfg.dedupe_text, rule_sets, by_key, output_dir,
-            spark_cfg, named_ids=named,
-        )  # fmt: skip
-    elif engine == "local":
-        ingested = build.ingest(
-            source.read(),
-            instantiate(cfg.clean),
-            cfg.dedupe_text,
-            rule_sets,
-            by_key,
-            output_dir,
-            _int_setting(cfg, "chunk_size", build.CHUNK_SIZE),
-            _int_setting(cfg, "n_jobs", 1),
-            named,
-        )
-    else:
-        raise NewsclfError(f"engine: {engine!r} is not one of local, spark")
+    ingested = _pass_one(cfg, source, rule_sets, by_key, output_dir, named)
     folders: list[Path] = []
     try:
-        if ingested.n_input == 0:
-            raise NewsclfError(f"{source.path}: source is empty (no articles)")
-        if not ingested.n_kept:
-            reasons = ", ".join(f"{k} {v}" for k, v in ingested.reject_counts.most_common())
-            first = ingested.first_reject
-            raise NewsclfError(
-                f"{source.path}: nothing kept, all {ingested.n_rejected} records rejected "
-                f"({reasons}; first: {first.detail or first.reason}); see "
-                f"{_keep_rejects(output_dir, ingested)}"
-            )
-        if ingested.unread_dates:
-            log.warning(
-                "%d articles have a date that could not be read, left empty (first: %s); see "
-                "source.date_column, or set it to null to read no dates",
-                ingested.unread_dates,
-                ingested.first_unread_date,
-            )
-        # now that the input is read: every annotation must name an article of it, unless
-        # annotations of other articles are to be skipped (one labels file for many sources)
-        skipped: list[str] | None = [] if unknown_ids == "ignore" else None
-        try:
-            gold = load_annotations(
-                paths, list(tasks.values()), id_column, ingested.seen_annotated, skipped=skipped
-            )
-        except NewsclfError as exc:
-            if "unknown article" not in str(exc) or "bundled corpus's labels" in str(exc):
-                raise
-            n_unknown = len(named - ingested.seen_annotated)
-            if not 0 < n_unknown <= ingested.unnamed_rejects:
-                raise NewsclfError(
-                    f"{exc}: {n_unknown} of the {len(named)} articles the annotations name are "
-                    f"not in {source.path}; annotations.unknown_ids=ignore skips them"
-                ) from None
-            # the annotated article may be a record rejected before its id was read: name that
-            # record (its detail starts with file:line) and why, so the user can fix it
-            n, first = ingested.unnamed_rejects, ingested.first_unnamed
-            which = (
-                "the record rejected before its id was known:"
-                if n == 1
-                else f"one of the {n} records rejected before their id was known, first:"
-            )
-            raise NewsclfError(
-                f"{exc}: not among the articles read; it may be {which} "
-                f"{first.reason}: {first.detail or first.source}; "
-                f"see {_keep_rejects(output_dir, ingested)}"
-            ) from None
-        if skipped:
-            log.warning(
-                "%d annotations name articles not in %s: skipped (annotations.unknown_ids=ignore); "
-                "first: %s",
-                len(skipped),
-                source.path,
-                skipped[0],
-            )
+        gold = _gold_labels(
+            ingested, source, paths, list(tasks.values()), id_column, unknown_ids, named, output_dir
+        )
         # annotated articles rejected as copies of a kept article's text (few: gold only);
         # rejects.csv (as long as the input, for a crawl) is read only when there are some
         rejected = set().union(*gold.values()) - ingested.gold_articles.keys()
@@ -240,34 +169,8 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
         manifests = {}
         for plan in plans:
             task, stats = plan.task, written[plan.key]
-            n_rows = sum(stats.rows.values())
-            n_weak = sum(stats.sources[s].get("weak", 0) for s in datasets.SPLITS)
             report = reports.get(plan.key)
-            manifest = datasets.Manifest(
-                task=task.name,
-                labels=task.label_names,
-                fingerprint=stats.fingerprint,
-                source=str(source.path),
-                annotations=paths,
-                split=OmegaConf.to_container(cfg.split),
-                # the models trained on it clean raw articles the same way (newsclf-train)
-                clean=saved_model.Preparation(
-                    OmegaConf.to_container(cfg.clean, resolve=True)
-                ).clean,
-                n_input=ingested.n_input,
-                n_kept=ingested.n_kept,
-                n_rejected=ingested.n_rejected,
-                rejected_by_reason=dict(ingested.reject_counts),
-                n_labelled=n_rows,
-                n_gold=n_rows - n_weak,
-                n_weak=n_weak,
-                n_unlabelled=ingested.n_kept - n_rows,
-                removed_by_rule=dict(ingested.removed_by_rule),
-                unread_dates=ingested.unread_dates,
-                rows=stats.rows,
-                label_counts=stats.label_counts,
-                weak=weak_labelling.weak_summary(cfg, report, n_weak),
-            )
+            manifest = _manifest(cfg, plan, stats, ingested, str(source.path), paths, report)
             folder = plan.folder
             (folder / "README.md").write_text(
                 datasets.dataset_card(stats, task, manifest), encoding="utf-8"
@@ -294,6 +197,144 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _pass_one(
+    cfg: DictConfig,
+    source: Source,
+    rule_sets: dict,
+    by_key: dict[str, dict[str, str]],
+    output_dir: Path,
+    named: set[str],
+) -> Ingested:
+    """Pass 1 on the configured engine: read, clean, de-duplicate, vote, stage."""
+    engine = cfg.get("engine") or "local"
+    if engine == "spark":  # then the label models, splits and writing as after a local pass
+        from newsclf.spark_dataset import ingest_on_spark
+
+        spark_cfg = OmegaConf.to_container(cfg.spark, resolve=True) if cfg.get("spark") else {}
+        return ingest_on_spark(
+            source, instantiate(cfg.clean), cfg.dedupe_text, rule_sets, by_key, output_dir,
+            spark_cfg, named_ids=named,
+        )  # fmt: skip
+    if engine == "local":
+        return build.ingest(
+            source.read(),
+            instantiate(cfg.clean),
+            cfg.dedupe_text,
+            rule_sets,
+            by_key,
+            output_dir,
+            _int_setting(cfg, "chunk_size", build.CHUNK_SIZE),
+            _int_setting(cfg, "n_jobs", 1),
+            named,
+        )
+    raise NewsclfError(f"engine: {engine!r} is not one of local, spark")
+
+
+def _gold_labels(
+    ingested: Ingested,
+    source: Source,
+    paths: str | list[str] | None,
+    tasks: list[Task],
+    id_column: str,
+    unknown_ids: str,
+    named: set[str],
+    output_dir: Path,
+) -> dict[str, dict[str, str]]:
+    """The gold labels once pass 1 has read the input, each annotation checked against it;
+    one error line when nothing was read or kept, or an annotation names no article read."""
+    if ingested.n_input == 0:
+        raise NewsclfError(f"{source.path}: source is empty (no articles)")
+    if not ingested.n_kept:
+        reasons = ", ".join(f"{k} {v}" for k, v in ingested.reject_counts.most_common())
+        first = ingested.first_reject
+        raise NewsclfError(
+            f"{source.path}: nothing kept, all {ingested.n_rejected} records rejected "
+            f"({reasons}; first: {first.detail or first.reason}); see "
+            f"{_keep_rejects(output_dir, ingested)}"
+        )
+    if ingested.unread_dates:
+        log.warning(
+            "%d articles have a date that could not be read, left empty (first: %s); see "
+            "source.date_column, or set it to null to read no dates",
+            ingested.unread_dates,
+            ingested.first_unread_date,
+        )
+    # now that the input is read: every annotation must name an article of it, unless
+    # annotations of other articles are to be skipped (one labels file for many sources)
+    skipped: list[str] | None = [] if unknown_ids == "ignore" else None
+    try:
+        gold = load_annotations(paths, tasks, id_column, ingested.seen_annotated, skipped=skipped)
+    except NewsclfError as exc:
+        if "unknown article" not in str(exc) or "bundled corpus's labels" in str(exc):
+            raise
+        n_unknown = len(named - ingested.seen_annotated)
+        if not 0 < n_unknown <= ingested.unnamed_rejects:
+            raise NewsclfError(
+                f"{exc}: {n_unknown} of the {len(named)} articles the annotations name are "
+                f"not in {source.path}; annotations.unknown_ids=ignore skips them"
+            ) from None
+        # the annotated article may be a record rejected before its id was read: name that
+        # record (its detail starts with file:line) and why, so the user can fix it
+        n, first = ingested.unnamed_rejects, ingested.first_unnamed
+        which = (
+            "the record rejected before its id was known:"
+            if n == 1
+            else f"one of the {n} records rejected before their id was known, first:"
+        )
+        raise NewsclfError(
+            f"{exc}: not among the articles read; it may be {which} "
+            f"{first.reason}: {first.detail or first.source}; "
+            f"see {_keep_rejects(output_dir, ingested)}"
+        ) from None
+    if skipped:
+        log.warning(
+            "%d annotations name articles not in %s: skipped (annotations.unknown_ids=ignore); "
+            "first: %s",
+            len(skipped),
+            source.path,
+            skipped[0],
+        )
+    return gold
+
+
+def _manifest(
+    cfg: DictConfig,
+    plan: TaskPlan,
+    stats: Written,
+    ingested: Ingested,
+    source: str,
+    paths: str | list[str] | None,
+    report: dict | None,
+) -> Manifest:
+    """A task's dataset manifest: how it was built, and every input counted."""
+    task = plan.task
+    n_rows = sum(stats.rows.values())
+    n_weak = sum(stats.sources[s].get("weak", 0) for s in datasets.SPLITS)
+    return datasets.Manifest(
+        task=task.name,
+        labels=task.label_names,
+        fingerprint=stats.fingerprint,
+        source=source,
+        annotations=paths,
+        split=OmegaConf.to_container(cfg.split),
+        # the models trained on it clean raw articles the same way (newsclf-train)
+        clean=saved_model.Preparation(OmegaConf.to_container(cfg.clean, resolve=True)).clean,
+        n_input=ingested.n_input,
+        n_kept=ingested.n_kept,
+        n_rejected=ingested.n_rejected,
+        rejected_by_reason=dict(ingested.reject_counts),
+        n_labelled=n_rows,
+        n_gold=n_rows - n_weak,
+        n_weak=n_weak,
+        n_unlabelled=ingested.n_kept - n_rows,
+        removed_by_rule=dict(ingested.removed_by_rule),
+        unread_dates=ingested.unread_dates,
+        rows=stats.rows,
+        label_counts=stats.label_counts,
+        weak=weak_labelling.weak_summary(cfg, report, n_weak),
+    )
+
+
 def _conflicts_csv(conflicts: list[dict[str, str]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, list(conflicts[0]), lineterminator="\n")
@@ -317,7 +358,7 @@ def _warn_conflicts(task: str, conflicts: list[dict[str, str]], folder: Path) ->
     )
 
 
-def _keep_rejects(folder: Path, ingested: build.Ingested) -> Path:
+def _keep_rejects(folder: Path, ingested: Ingested) -> Path:
     """The rejects of a build that stops early, so the user can see what went wrong."""
     path = folder / "rejects.csv"
     try:
