@@ -293,7 +293,17 @@ def test_model_rule_votes_with_a_logged_model_above_threshold(mlflow_uri):
             {"rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"], "lexicon": {}}}},
             r"rules\.r\.lexicon",
             "unknown key (case_sensitive, description, exclude, label, lead_paragraphs, "
-            "min_count, min_distinct, min_share, quotes, scope, targets, terms, type, window)",
+            "min_count, min_distinct, quotes, scope, targets, terms, type, window)",
+        ),
+        (
+            {"rules": {"r": {"type": "cues", "label": "war", "terms": ["x"], "lexicon": {}}}},
+            r"rules\.r\.label",
+            "not read by a cues rule with a lexicon",
+        ),
+        (
+            {"rules": {"r": {"type": "cues", "label": "war", "terms": ["x"], "min_share": 0.5}}},
+            r"rules\.r\.min_share",
+            "read only with a lexicon",
         ),
         (
             {"rules": {"r": {"type": "keywords", "label": "war", "terms": ["x"], "min_count": 0}}},
@@ -448,7 +458,6 @@ _MIXED_RULES = {
         },
         "own_targets": {
             "type": "cues",
-            "label": "c",
             "window": 4,
             "targets": ["the West", "NATO", "Washington's"],
             "lexicon": {"c": ["hypocris*", "provocation*"], "b": ["talks"]},

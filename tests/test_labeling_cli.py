@@ -119,6 +119,8 @@ def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
     # a rules file of the user's own, in their config folder, is named by its path
     own = tmp_path / "my_configs/labeling"
     own.mkdir(parents=True)
+    # a file the command does not choose is Hydra's business (it never reads it)
+    (own / "unused.yaml").write_text("a: 1\n---\nb: 2\n")
     (own / "mine.yaml").write_text(
         "rules:\n  r: {type: keywords, label: sports, terms: [football]}\n", encoding="utf-8"
     )
@@ -141,8 +143,8 @@ def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
         )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.strip() == (
-            f"newsclf-dataset: error: {own / 'broken.yaml'}: not valid YAML (expected ',' or "
-            "']', but got '<stream end>' at line 3, column 1)"
+            f"newsclf-dataset: error: {own / 'broken.yaml'}: not valid YAML (while parsing a "
+            "flow sequence: expected ',' or ']', but got '<stream end>' at line 3, column 1)"
         )
 
 
@@ -193,7 +195,7 @@ def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):
     command = shlex.split(line.removeprefix("  then: "))
     assert command == [
         "newsclf-dataset", *common, "+labeling.topic.rules.careless={type:keywords,label:other,"
-        "terms:[the]}", f"annotations.path=[{root / 'gold.csv'},annotate/next.csv]",
+        "terms:[the]}", f"annotations.path=['{root / 'gold.csv'}','annotate/next.csv']",
     ]  # fmt: skip
     run(tmp_path, *command, "log_to_mlflow=false")
     manifest = json.loads((tmp_path / "data/datasets/topic/manifest.json").read_text())

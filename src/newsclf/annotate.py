@@ -137,11 +137,13 @@ def write_export(
     overwrite: bool = False,
     excerpt_chars: int = 400,
     gold: Mapping[str, Mapping[str, str]] | None = None,
+    task_keys: Sequence[str] | None = None,
 ) -> tuple[Path, Path]:
     """Write the annotations CSV (exactly ``id_column`` + one column per task, what
     ``load_annotations`` reads back) and a context CSV beside it for the annotator. A task's
     cell holds the article's label from ``gold`` (task name -> id -> label) where it has one,
-    so only the empty cells are left to fill.
+    so only the empty cells are left to fill. The context's hint columns are named by the
+    tasks' config keys (``task_keys``, in the order of ``tasks``; their names by default).
 
     An existing file is kept (it may hold labels already typed in) unless ``overwrite``.
     """
@@ -157,8 +159,8 @@ def write_export(
     ]
     _atomic_csv(path, columns, rows)
     found = {key for c in candidates for key in c.hints}
-    names = [t.name for t in tasks]  # the annotations file's order
-    hint_columns = [n for n in names if n in found] + sorted(found - set(names))
+    keys = list(task_keys) if task_keys is not None else [t.name for t in tasks]
+    hint_columns = [k for k in keys if k in found] + sorted(found - set(keys))  # tasks' order
     rows = [
         [
             c.article.id,

@@ -36,7 +36,9 @@ TABLE_FORMATS = ("jsonl", "csv", "parquet")
 FORMATS = ("txt", *TABLE_FORMATS, "hf", "hf_disk")
 _EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
-URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # hdfs://, s3a://, file:/...
+# a URI: a scheme of two or more characters, then ":/" (hdfs://, s3a://, file:/x, file:///x);
+# a Windows drive letter (C:/x) and a relative name with a colon (preds:v1) are plain paths
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 @dataclass(frozen=True)

@@ -317,6 +317,7 @@ def run_job(
     called with (records done, total or -1) after each chunk and once at the start.
     """
     path = Path(output)
+    source.check_output_outside(path, "output.path")  # before a folder or lock is made there
     _prepare_output(path, settings)
     lock = FileLock(str(_lock_path(path)), timeout=0)
     try:
@@ -368,7 +369,6 @@ def _run_locked(
     identity = job_identity(source, models, settings, config)  # reads the input's metadata
     fingerprint = _digest(identity)  # job_fingerprint's value
     digests = {key: _digest(value) for key, value in identity.items()}
-    source.check_output_outside(path, "output.path")
     _check_overwrite(path, fingerprint, settings)
     parts = _parts_dir(path)
     state, term_docs = _load_state(parts, fingerprint) if settings.resume else (None, {})

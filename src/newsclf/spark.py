@@ -289,8 +289,8 @@ def run_spark_job(
             spark_conf.get("conf"),
         )
     out = output_for(spark, output)
+    check_outside_input(spark, source, out)  # before a folder is made there
     out.check(settings.mkdir)
-    check_outside_input(spark, source, out)
     with ExitStack() as stack:
         stack.enter_context(out.lock())
         out.clear_stale()  # first: a killed job's older output, moved aside, is put back

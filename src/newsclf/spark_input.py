@@ -37,8 +37,6 @@ READERS = 8  # files read at once on the driver over Hadoop
 SAMPLE_FILES = 32
 SAMPLE_BYTES = 1 << 18
 T = TypeVar("T")
-# a URI: a scheme of two or more characters, then ":/" (hdfs://, s3a://, file:/x, file:///x);
-# a Windows drive letter (C:/x) and a relative name with a colon (preds:v1) are plain paths
 
 
 @dataclass(frozen=True)

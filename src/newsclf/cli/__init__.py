@@ -352,7 +352,7 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
     @functools.wraps(hydra_main)
     def main() -> Any:
         redact_output()
-        problem = _unwritable_working_directory(sys.argv[1:]) or _broken_yaml(sys.argv[1:])
+        problem = _unwritable_working_directory(sys.argv[1:]) or _broken_yaml(prog, sys.argv[1:])
         if problem:
             fail(prog, problem)
         try:
@@ -425,26 +425,34 @@ def _unwritable_working_directory(argv: list[str]) -> str | None:
     return None
 
 
-def _broken_yaml(argv: list[str]) -> str | None:
-    """The first YAML file of a ``--config-dir`` folder (and its groups) that does not parse,
-    and where: Hydra would print the parser's traceback while composing."""
+def _broken_yaml(prog: str, argv: list[str]) -> str | None:
+    """The first config file of a ``--config-dir`` folder that the command line chooses (the
+    app's primary config, ``--config-name``, ``group=option`` and ``group@key=option``) and
+    that does not parse, and where: Hydra would print the parser's traceback while composing.
+    """
     import yaml
 
     folders = [b for a, b in itertools.pairwise(argv) if a in ("--config-dir", "-cd")]
     folders += [a.split("=", 1)[1] for a in argv if a.startswith(("--config-dir=", "-cd="))]
+    names = [b for a, b in itertools.pairwise(argv) if a in ("--config-name", "-cn")]
+    names.append(prog.removeprefix("newsclf-"))
+    for arg in argv:
+        key, eq, option = arg.lstrip("+~").partition("=")
+        group = key.split("@", 1)[0]
+        if eq and option and "." not in group and not arg.startswith("-"):  # not a value
+            names.append(f"{group}/{option}")
     for folder in map(Path, folders):
-        files = [
-            f for pattern in ("*.yaml", "*/*.yaml", "*/*/*.yaml") for f in folder.glob(pattern)
-        ]
-        for file in sorted(files):
+        for name in names:
+            file = folder / f"{name}.yaml"
             try:
                 yaml.safe_load(file.read_text(encoding="utf-8"))
             except yaml.MarkedYAMLError as exc:
                 mark = exc.problem_mark or exc.context_mark
                 where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                return f"{file}: not valid YAML ({exc.problem or exc.context}{where})"
+                what = ": ".join(str(x) for x in (exc.context, exc.problem) if x)
+                return f"{file}: not valid YAML ({what}{where})"
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue  # Hydra's own error, if the file is used at all
+                continue  # not there, or Hydra's own error
     return None
 
 

@@ -95,6 +95,7 @@ def export(cfg: DictConfig) -> dict:
         cfg.annotations.id_column,
         cfg.output.overwrite,
         gold=gold,
+        task_keys=list(tasks),  # the scores' hints are by config key
     )
     return {
         "n_input": result.n_input,
@@ -107,14 +108,16 @@ def export(cfg: DictConfig) -> dict:
         "strategy": cfg.strategy,
         "path": str(path),
         "context": str(context),
-        "rebuild": rebuild_command(annotation_paths(cfg.annotations.path), str(path)),
+        "rebuild": rebuild_command(
+            annotation_paths(cfg.annotations.path), str(path), cfg.annotations.id_column
+        ),
     }
 
 
-def rebuild_command(labels: str | list[str] | None, export: str) -> str:
+def rebuild_command(labels: str | list[str] | None, export: str, id_column: str) -> str:
     """The newsclf-dataset command that adds the filled-in export to the labels: with this
     run's config folder, source, cleaning, tasks, rules and MLflow store, which it needs to
-    find the same articles (the annotations name them)."""
+    find the same articles (the annotations name them), and the export's id column."""
     from hydra.core.hydra_config import HydraConfig
 
     carried: list[str] = []
@@ -128,9 +131,12 @@ def rebuild_command(labels: str | list[str] | None, export: str) -> str:
                 carried += ["--config-dir", str(source.path)]
         keep = ("source", "clean", "mlflow", "tasks", "task@", "labeling", "dedupe_text")
         carried += [o for o in hydra_cfg.overrides.task if o.lstrip("+~").startswith(keep)]
+    if id_column != "article_id":
+        carried.append(f"annotations.id_column={id_column}")
     files = [labels] if isinstance(labels, str) else list(labels or [])
-    paths = f"annotations.path=[{','.join([*files, export])}]"
-    return shlex.join(["newsclf-dataset", *carried, paths])
+    # quoted for Hydra too: a path with a comma, brackets or '=' would not parse bare
+    quoted = ",".join("'" + p.replace("'", "\\'") + "'" for p in [*files, export])
+    return shlex.join(["newsclf-dataset", *carried, f"annotations.path=[{quoted}]"])
 
 
 def summary(result: dict) -> None:

@@ -258,7 +258,8 @@ def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:
         where = f"run {result.run_id}, " if result.run_id else ""
         out.print(
             f"  {_model_label(result.model)}: {where}files in {result.folder} "
-            "(misclassified.csv, confusion_matrix.png, reliability.png per set scored)"
+            "(per set scored: predictions.csv, misclassified.csv, rejects.csv, report.txt, "
+            "confusion_matrix.png, reliability.png)"
         )
 
 

@@ -52,7 +52,6 @@ _TEXT_KEYS = {
     "window",
     "min_count",
     "min_distinct",
-    "min_share",
     "case_sensitive",
     "exclude",
     "targets",
@@ -63,8 +62,8 @@ _TEXT_KEYS = {
 _MATCHED = {
     "keywords": {"label", "terms"},
     "regex": {"label", "patterns"},
-    "lexicon": {"lexicon"},
-    "cues": {"label", "terms", "lexicon"},
+    "lexicon": {"lexicon", "min_share"},
+    "cues": {"label", "terms", "lexicon", "min_share"},  # one label's terms, or a lexicon
 }
 _KEYS = {
     **{kind: _TEXT_KEYS | _MATCHED[kind] for kind in TEXT_TYPES},
@@ -734,6 +733,17 @@ def _parse_rule(
     if unknown:
         allowed = ", ".join(sorted(_KEYS[kind] | _COMMON_KEYS))
         raise RuleConfigError(f"{origin}: {key}.{sorted(unknown)[0]}: unknown key ({allowed})")
+    if kind == "cues":  # a lexicon or one label's terms: the other's keys would go unread
+        if "lexicon" in spec and (unread := sorted({"label", "terms"} & set(spec))):
+            raise RuleConfigError(
+                f"{origin}: {key}.{unread[0]}: not read by a cues rule with a lexicon (it votes "
+                "the lexicon's labels)"
+            )
+        if "lexicon" not in spec and "min_share" in spec:
+            raise RuleConfigError(
+                f"{origin}: {key}.min_share: read only with a lexicon (a cues rule with terms "
+                "votes its one label)"
+            )
     if kind == "source":
         return _source_rule(name, spec, task, origin)
     if kind == "model":
