@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,6 +99,19 @@ def forked(module: str, function: str, *args: Any) -> Iterator[Callable[[], Any]
 
 def _call(module: str, function: str, *args: Any) -> Any:
     return getattr(importlib.import_module(module), function)(*args)
+
+
+def interrupt_once() -> None:
+    """Ctrl-C raises KeyboardInterrupt once; a second one, while the job closes its runs, is
+    ignored: raised inside a garbage-collection callback it printed "Exception ignored ...
+    Traceback" and cut the clean-up short (``kill`` still ends a process that hangs)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _first_interrupt)
+
+
+def _first_interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _ignore_ctrl_c() -> None:
@@ -352,6 +366,7 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
     @functools.wraps(hydra_main)
     def main() -> Any:
         redact_output()
+        interrupt_once()
         problem = _unwritable_working_directory(sys.argv[1:]) or _broken_yaml(prog, sys.argv[1:])
         if problem:
             fail(prog, problem)

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from newsclf.cli import (
     console,
+    interrupt_once,
     lazy_import,
     redact_hydra_record,
     redact_output,
@@ -246,6 +247,7 @@ def trial(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
     records the failed job, the other trials go on, and the sweeper decides (Optuna tolerates
     ``max_failure_rate``; the basic sweeper fails the sweep once its batch is done)."""
     redact_output()  # a trial may run in a fresh worker process (joblib, submitit)
+    interrupt_once()
     redact_hydra_record()  # as user_errors does for a plain run
     try:
         return fn(cfg)
