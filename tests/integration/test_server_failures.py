@@ -50,17 +50,19 @@ def test_server_stopped_while_training(tmp_path, own_server):
         run_id = _wait_for_running_run(client, "newsclf-topic", job)
         time.sleep(1.5)  # logging done, the forest is being fitted
         assert job.poll() is None
+        # Timed from the stop's start: under load the server's own shutdown can outlast the
+        # job's retries, so the job may be done by the time stop() returns.
+        stopping = time.monotonic()
         own_server.stop()
-        stopped = time.monotonic()
         out, err = job.communicate(timeout=300)
-        waited = time.monotonic() - stopped
+        waited = time.monotonic() - stopping
     finally:
         if job.poll() is None:
             job.kill()
     line = error_line(subprocess.CompletedProcess(job.args, job.returncode, out, err))
     assert "tracking server unreachable" in line and own_server.uri in line, line
     assert "gave up after 4 retries" in line
-    assert 10 < waited < 150, waited  # it retried (0+2+4+8 s of backoff), then gave up
+    assert 10 < waited < 210, waited  # it retried (0+2+4+8 s of backoff), then gave up
 
     own_server.start()  # same database: what did the job leave behind?
     assert client.search_registered_models() == []
