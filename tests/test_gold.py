@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from newsclf.errors import NewsclfError
-from newsclf.labelling.gold import load_annotations
+from newsclf.labelling.gold import UnknownArticleError, load_annotations
 from newsclf.tasks import Task
 from tests.conftest import ROOT
 
@@ -51,8 +51,9 @@ def test_jsonl_annotations(tmp_path):
 def test_unknown_article_is_named_with_line(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("article_id,topic\n1,a\nghost,b\n", encoding="utf-8")
-    with pytest.raises(NewsclfError, match=r"labels\.csv:3: .*unknown article 'ghost'"):
+    with pytest.raises(UnknownArticleError, match=r"labels\.csv:3: .*unknown article 'ghost'") as e:
         load_annotations(path, [TOPIC], known_ids={"1"})
+    assert (e.value.article_id, e.value.bundled) == ("ghost", False)
 
 
 def test_the_bundled_labels_left_as_annotations_for_other_articles_say_so():
@@ -60,8 +61,9 @@ def test_the_bundled_labels_left_as_annotations_for_other_articles_say_so():
     bundled = ROOT / "seeds" / "labels.csv"
     with pytest.raises(NewsclfError, match=r"labels\.csv:2: annotation names unknown article "
                        r"'000_31b14feb0c05d0a3' \(the bundled corpus's labels, the default "
-                       r"annotations\.path: set it to your own labels file"):  # fmt: skip
+                       r"annotations\.path: set it to your own labels file") as e:  # fmt: skip
         load_annotations(bundled, [TOPIC], known_ids={"mine-1"})
+    assert isinstance(e.value, UnknownArticleError) and e.value.bundled
 
 
 def test_unknown_label_lists_allowed(tmp_path):

@@ -35,6 +35,7 @@ from newsclf.cli import (
 )
 from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import (
+    UnknownArticleError,
     annotation_paths,
     load_annotations,
     merge_copies,
@@ -111,6 +112,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     ingested = _pass_one(cfg, source, rule_sets, by_key, output_dir, named)
     folders: list[Path] = []
     try:
+        _check_pass_one(ingested, source, output_dir)
         gold = _gold_labels(
             ingested, source, paths, list(tasks.values()), id_column, unknown_ids, named, output_dir
         )
@@ -230,18 +232,8 @@ def _pass_one(
     raise NewsclfError(f"engine: {engine!r} is not one of local, spark")
 
 
-def _gold_labels(
-    ingested: Ingested,
-    source: Source,
-    paths: str | list[str] | None,
-    tasks: list[Task],
-    id_column: str,
-    unknown_ids: str,
-    named: set[str],
-    output_dir: Path,
-) -> dict[str, dict[str, str]]:
-    """The gold labels once pass 1 has read the input, each annotation checked against it;
-    one error line when nothing was read or kept, or an annotation names no article read."""
+def _check_pass_one(ingested: Ingested, source: Source, output_dir: Path) -> None:
+    """One error line when pass 1 read or kept nothing; a warning for unreadable dates."""
     if ingested.n_input == 0:
         raise NewsclfError(f"{source.path}: source is empty (no articles)")
     if not ingested.n_kept:
@@ -259,13 +251,27 @@ def _gold_labels(
             ingested.unread_dates,
             ingested.first_unread_date,
         )
+
+
+def _gold_labels(
+    ingested: Ingested,
+    source: Source,
+    paths: str | list[str] | None,
+    tasks: list[Task],
+    id_column: str,
+    unknown_ids: str,
+    named: set[str],
+    output_dir: Path,
+) -> dict[str, dict[str, str]]:
+    """The gold labels once pass 1 has read the input, each annotation checked against it;
+    one error line when an annotation names no article read."""
     # now that the input is read: every annotation must name an article of it, unless
     # annotations of other articles are to be skipped (one labels file for many sources)
     skipped: list[str] | None = [] if unknown_ids == "ignore" else None
     try:
         gold = load_annotations(paths, tasks, id_column, ingested.seen_annotated, skipped=skipped)
-    except NewsclfError as exc:
-        if "unknown article" not in str(exc) or "bundled corpus's labels" in str(exc):
+    except UnknownArticleError as exc:
+        if exc.bundled:  # its message says what to do
             raise
         n_unknown = len(named - ingested.seen_annotated)
         if not 0 < n_unknown <= ingested.unnamed_rejects:

@@ -14,6 +14,15 @@ from newsclf.tasks import Task
 BUNDLED_LABELS = (Path(__file__).resolve().parent.parent / "seeds" / "labels.csv").resolve()
 
 
+class UnknownArticleError(NewsclfError):
+    """An annotation names an article that is not among those read."""
+
+    def __init__(self, message: str, article_id: str, bundled: bool) -> None:
+        super().__init__(message)
+        self.article_id = article_id
+        self.bundled = bundled  # named by the bundled corpus's labels, the default path
+
+
 def load_annotations(
     path: str | Path | Sequence[str | Path] | None,
     tasks: Sequence[Task],
@@ -59,14 +68,17 @@ def _read_annotations(
             if skipped is not None:
                 skipped.append(f"{path}:{line_no} {article_id!r}")
                 continue
-            hint = ""
-            if path.resolve() == BUNDLED_LABELS:  # the default, left in place for other articles
-                hint = (
-                    " (the bundled corpus's labels, the default annotations.path: set it to "
-                    "your own labels file, or annotations.path=null)"
-                )
-            raise NewsclfError(
-                f"{path}:{line_no}: annotation names unknown article {article_id!r}{hint}"
+            bundled = path.resolve() == BUNDLED_LABELS  # the default, left for other articles
+            hint = (
+                " (the bundled corpus's labels, the default annotations.path: set it to your "
+                "own labels file, or annotations.path=null)"
+                if bundled
+                else ""
+            )
+            raise UnknownArticleError(
+                f"{path}:{line_no}: annotation names unknown article {article_id!r}{hint}",
+                article_id,
+                bundled,
             )
         if named is not None:
             named.add(article_id)
