@@ -151,9 +151,13 @@ def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
 def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):
     root = partly_labelled
     common = [f"source.path={root / 'c/articles'}", "~tasks.stance", "~labeling.stance"]
+    mine = tmp_path / "my_configs"  # the user's config folder: the rebuild needs it too
+    mine.mkdir()
     first = run(
         tmp_path,
         "newsclf-annotate",
+        "--config-dir",
+        str(mine),
         *common,
         "strategy=conflict",
         "k=5",
@@ -194,8 +198,9 @@ def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):
     (line,) = [x for x in first.stdout.splitlines() if x.startswith("  then: ")]
     command = shlex.split(line.removeprefix("  then: "))
     assert command == [
-        "newsclf-dataset", *common, "+labeling.topic.rules.careless={type:keywords,label:other,"
-        "terms:[the]}", f"annotations.path=['{root / 'gold.csv'}','annotate/next.csv']",
+        "newsclf-dataset", "--config-dir", str(mine), *common,
+        "+labeling.topic.rules.careless={type:keywords,label:other,terms:[the]}",
+        f"annotations.path=['{root / 'gold.csv'}','annotate/next.csv']",
     ]  # fmt: skip
     run(tmp_path, *command, "log_to_mlflow=false")
     manifest = json.loads((tmp_path / "data/datasets/topic/manifest.json").read_text())

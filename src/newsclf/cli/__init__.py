@@ -471,6 +471,16 @@ def _broken_yaml(prog: str, argv: list[str]) -> str | None:
     return None
 
 
+def config_dir_options(hydra_cfg: DictConfig) -> list[str]:
+    """``--config-dir`` options for the config folders a Hydra run's command line added:
+    what a command it starts or suggests needs to find the same configs."""
+    options = []
+    for source in hydra_cfg.runtime.config_sources:
+        if source.provider == "command-line":
+            options += ["--config-dir", str(source.path)]
+    return options
+
+
 def redact_hydra_record() -> None:
     """Mask secrets in Hydra's copy of the run's overrides and config (``.hydra/*.yaml``) and,
     in a trial of a ``--multirun``, in the sweep's ``multirun.yaml``."""

@@ -15,6 +15,7 @@ from newsclf.cli import (
     PATH,
     POSITIVE,
     check_types,
+    config_dir_options,
     console,
     console_script,
     fast_help,
@@ -126,9 +127,7 @@ def rebuild_command(labels: str | list[str] | None, export: str, id_column: str)
     except ValueError:  # called outside a Hydra run: no command line to carry
         hydra_cfg = None
     if hydra_cfg is not None:
-        for source in hydra_cfg.runtime.config_sources:
-            if source.provider == "command-line":
-                carried += ["--config-dir", str(source.path)]
+        carried += config_dir_options(hydra_cfg)
         keep = ("source", "clean", "mlflow", "tasks", "task@", "labeling", "dedupe_text")
         carried += [o for o in hydra_cfg.overrides.task if o.lstrip("+~").startswith(keep)]
     if id_column != "article_id":

@@ -29,6 +29,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from newsclf.cli import (
+    config_dir_options,
     console,
     interrupt_once,
     lazy_import,
@@ -194,10 +195,7 @@ def register_command(overrides: str, options: Sequence[str] = ()) -> str:
 def config_options(hydra_cfg: DictConfig) -> list[str]:
     """The command-line options that chose the sweep's configs (``--config-dir``,
     ``--config-name``): without them its trials' overrides may name configs not found."""
-    options = []
-    for source in hydra_cfg.runtime.config_sources:
-        if source.provider == "command-line":
-            options += ["--config-dir", str(source.path)]
+    options = config_dir_options(hydra_cfg)
     if hydra_cfg.job.config_name not in (None, "train"):
         options += ["--config-name", str(hydra_cfg.job.config_name)]
     return options
