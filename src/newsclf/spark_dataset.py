@@ -281,11 +281,18 @@ def _collect(
         .when(F.col("dup_id"), "id seen earlier in the input")
         .otherwise(F.concat(F.lit("same text as "), F.col("first_id")))
     )
-    # as locally: the articles read and not empty, before de-duplication
-    unread = marked.filter(F.col("unread_date") != "")
-    result.unread_dates = unread.count()
+    # the counts in one job; unread dates as locally: of the articles read and not empty,
+    # before de-duplication
+    unread = F.col("unread_date") != ""
+    counts = marked.agg(
+        F.count(F.lit(1)).alias("input"),
+        F.count(F.when(F.col("reason").isNull(), 1)).alias("kept"),
+        F.count(F.when(unread, 1)).alias("unread"),
+    ).first()
+    result.n_input, result.n_kept = counts["input"], counts["kept"]
+    result.unread_dates = counts["unread"]
     if result.unread_dates:
-        first = unread.orderBy(*order).select("source", "unread_date").first()
+        first = marked.filter(unread).orderBy(*order).select("source", "unread_date").first()
         result.first_unread_date = f"{first['source']}: {first['unread_date']!r}"
     rejects = marked.filter(F.col("reason").isNotNull()).orderBy(*order)
     with result.rejects_csv.open("w", encoding="utf-8", newline="") as fh:
@@ -309,9 +316,7 @@ def _collect(
         for row in removals.toLocalIterator():
             writer.writerow([row["id"], row["rule"], row["text"]])
             result.removed_by_rule[row["rule"]] += 1
-    result.n_input = marked.count()
     kept = marked.filter(F.col("reason").isNull())
-    result.n_kept = kept.count()
     for key, rules in rule_sets.items():
         votes = TaskVotes(key, len(rules.rules))
         groups = kept.groupBy(f"votes_{key}", f"mentions_{key}", f"gold_{key}").count()
