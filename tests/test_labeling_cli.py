@@ -207,6 +207,35 @@ def test_annotation_loop_export_label_rebuild(partly_labelled, tmp_path):
     assert manifest["n_gold"] == 18 + 5
 
 
+def test_annotate_with_labels_of_other_sources_errs_or_skips_them(partly_labelled, tmp_path):
+    """One labels file for several sources: newsclf-annotate stops with a hint, or skips the
+    annotations of articles this source lacks, as newsclf-dataset does, and its rebuild
+    command keeps the setting (the rebuild would stop on them otherwise)."""
+    root = partly_labelled
+    labels = tmp_path / "all.csv"
+    gold = (root / "gold.csv").read_text().splitlines()
+    labels.write_text("\n".join([*gold, "elsewhere-1,economy,neutral"]) + "\n")
+    common = [
+        f"source.path={root / 'c/articles'}", "~tasks.stance", "~labeling.stance",
+        "strategy=conflict", "k=3", f"annotations.path={labels}",
+    ]  # fmt: skip
+    line = error_line(run(tmp_path, "newsclf-annotate", *common, ok=False))
+    assert line.endswith(
+        f"all.csv:{len(gold) + 1}: annotation names unknown article 'elsewhere-1': not in "
+        f"{root / 'c/articles'}; annotations.unknown_ids=ignore skips the annotations of "
+        "articles the source does not hold"
+    ), line
+    proc = run(tmp_path, "newsclf-annotate", *common, "annotations.unknown_ids=ignore")
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert f"1 annotations name articles not in {root / 'c/articles'}: skipped" in output
+    assert "3 most worth labelling" in output
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("  then: ")]
+    assert "annotations.unknown_ids=ignore" in shlex.split(line)
+    proc = run(tmp_path, "newsclf-annotate", *common, "annotations.unknown_ids=x", ok=False)
+    line = error_line(proc)
+    assert line.endswith("annotations.unknown_ids: 'x' is not one of error, ignore")
+
+
 def test_annotate_least_confident_uses_the_trained_model(partly_labelled, tmp_path):
     root = partly_labelled
     # uncalibrated: on this small, clean corpus the temperature would make every probability

@@ -24,7 +24,13 @@ from newsclf.cli import (
     warn_dropped_boilerplate,
 )
 from newsclf.errors import NewsclfError
-from newsclf.labelling.gold import annotation_paths, load_annotations
+from newsclf.labelling.gold import (
+    UnknownArticleError,
+    annotation_paths,
+    load_annotations,
+    unknown_ids_setting,
+    warn_skipped,
+)
 from newsclf.tasks import Task
 
 annotate = lazy_import("newsclf.annotate")
@@ -52,6 +58,7 @@ def export(cfg: DictConfig) -> dict:
             f"strategy: {cfg.strategy!r} is not one of {', '.join(annotate.STRATEGIES)}"
         )
     check_types(cfg, CONFIG_TYPES)  # Hydra passes overwrite=no through as the string "no"
+    unknown_ids = unknown_ids_setting(cfg.annotations)
     annotate.check_output(cfg.output.path, cfg.output.overwrite)  # before any work
     source = instantiate(cfg.source)
     source.check_output_outside(cfg.output.path, "output.path")
@@ -72,12 +79,23 @@ def export(cfg: DictConfig) -> dict:
     warn_dropped_boilerplate(cfg.clean)
     result = article_io.ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
-    gold = load_annotations(
-        annotation_paths(cfg.annotations.path),
-        list(tasks.values()),
-        cfg.annotations.id_column,
-        known,
-    )
+    skipped: list[str] | None = [] if unknown_ids == "ignore" else None
+    try:
+        gold = load_annotations(
+            annotation_paths(cfg.annotations.path),
+            list(tasks.values()),
+            cfg.annotations.id_column,
+            known,
+            skipped=skipped,
+        )
+    except UnknownArticleError as exc:
+        if exc.bundled:  # its message says what to do
+            raise
+        raise NewsclfError(
+            f"{exc}: not in {source.path}; annotations.unknown_ids=ignore skips the "
+            "annotations of articles the source does not hold"
+        ) from None
+    warn_skipped(skipped or [], source.path)
     # an article labelled for one task only is still a candidate, for the others
     annotated = {key: set(gold.get(task.name, {})) for key, task in tasks.items()}
     # a text labelled under another id (a syndicated copy) is not proposed again
@@ -110,15 +128,21 @@ def export(cfg: DictConfig) -> dict:
         "path": str(path),
         "context": str(context),
         "rebuild": rebuild_command(
-            annotation_paths(cfg.annotations.path), str(path), cfg.annotations.id_column
+            annotation_paths(cfg.annotations.path),
+            str(path),
+            cfg.annotations.id_column,
+            unknown_ids,
         ),
     }
 
 
-def rebuild_command(labels: str | list[str] | None, export: str, id_column: str) -> str:
+def rebuild_command(
+    labels: str | list[str] | None, export: str, id_column: str, unknown_ids: str = "error"
+) -> str:
     """The newsclf-dataset command that adds the filled-in export to the labels: with this
     run's config folder, source, cleaning, tasks, rules and MLflow store, which it needs to
-    find the same articles (the annotations name them), and the export's id column."""
+    find the same articles (the annotations name them), the export's id column and whether
+    annotations of other sources' articles are skipped."""
     from hydra.core.hydra_config import HydraConfig
 
     carried: list[str] = []
@@ -132,6 +156,8 @@ def rebuild_command(labels: str | list[str] | None, export: str, id_column: str)
         carried += [o for o in hydra_cfg.overrides.task if o.lstrip("+~").startswith(keep)]
     if id_column != "article_id":
         carried.append(f"annotations.id_column={id_column}")
+    if unknown_ids != "error":
+        carried.append(f"annotations.unknown_ids={unknown_ids}")
     files = [labels] if isinstance(labels, str) else list(labels or [])
     # quoted for Hydra too: a path with a comma, brackets or '=' would not parse bare
     quoted = ",".join("'" + p.replace("'", "\\'") + "'" for p in [*files, export])

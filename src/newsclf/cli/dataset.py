@@ -41,6 +41,8 @@ from newsclf.labelling.gold import (
     merge_copies,
     missing_column,
     text_copies,
+    unknown_ids_setting,
+    warn_skipped,
 )
 from newsclf.tasks import Task
 
@@ -103,9 +105,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Manifest]:
     source.check_output_outside(output_dir, "output_dir")
     paths = annotation_paths(cfg.annotations.path)
     id_column = cfg.annotations.id_column
-    unknown_ids = cfg.annotations.get("unknown_ids") or "error"
-    if unknown_ids not in ("error", "ignore"):
-        raise NewsclfError(f"annotations.unknown_ids: {unknown_ids!r} is not one of error, ignore")
+    unknown_ids = unknown_ids_setting(cfg.annotations)
     named: set[str] = set()  # every id the files name, blank rows too: checked after pass 1
     annotated = load_annotations(paths, list(tasks.values()), id_column, None, named)
     by_key = {key: annotated[task.name] for key, task in tasks.items()}
@@ -292,14 +292,7 @@ def _gold_labels(
             f"{first.reason}: {first.detail or first.source}; "
             f"see {_keep_rejects(output_dir, ingested)}"
         ) from None
-    if skipped:
-        log.warning(
-            "%d annotations name articles not in %s: skipped (annotations.unknown_ids=ignore); "
-            "first: %s",
-            len(skipped),
-            source.path,
-            skipped[0],
-        )
+    warn_skipped(skipped or [], source.path)
     return gold
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.tasks import Task
+
+log = logging.getLogger(__name__)
 
 # the default annotations.path (${newsclf.seeds:}/labels.csv), named in errors when left in place
 BUNDLED_LABELS = (Path(__file__).resolve().parent.parent / "seeds" / "labels.csv").resolve()
@@ -165,6 +168,27 @@ def missing_column(path: str | Path | Sequence[str | Path] | None, task: Task) -
             return ""
         reasons.append(f"{one} has no {column!r} column (has {', '.join(columns)})")
     return "; ".join(reasons)
+
+
+def unknown_ids_setting(annotations: Mapping) -> str:
+    """``annotations.unknown_ids``: ``error`` (the default) or ``ignore``, checked before any
+    article is read."""
+    value = annotations.get("unknown_ids") or "error"
+    if value not in ("error", "ignore"):
+        raise NewsclfError(f"annotations.unknown_ids: {value!r} is not one of error, ignore")
+    return value
+
+
+def warn_skipped(skipped: Sequence[str], source: object) -> None:
+    """The warning for annotations skipped with ``annotations.unknown_ids=ignore``."""
+    if skipped:
+        log.warning(
+            "%d annotations name articles not in %s: skipped (annotations.unknown_ids=ignore); "
+            "first: %s",
+            len(skipped),
+            source,
+            skipped[0],
+        )
 
 
 def annotation_paths(value) -> str | list[str] | None:
