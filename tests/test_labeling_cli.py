@@ -107,15 +107,17 @@ def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
 
     msg = dataset("labeling.topic.rules.military_lead.label=militry")
     assert msg.endswith(
-        "configs/labeling/topic.yaml: rules.military_lead.label: unknown topic label 'militry' "
-        "(allowed: diplomacy, military, economy, cyber_disinfo, human_rights, other)"
+        "configs/labeling/topic.yaml and the command line: rules.military_lead.label: unknown "
+        "topic label 'militry' (allowed: diplomacy, military, economy, cyber_disinfo, "
+        "human_rights, other)"
     )
     msg = dataset("labeling.stance.targets=[]")
     assert "configs/labeling/stance.yaml: targets: empty target list" in msg
     msg = dataset("+labeling.topic.rules.x={type:regex,label:other,patterns:['(oops']}")
-    assert "configs/labeling/topic.yaml: rules.x.patterns[0]: invalid regex '(oops'" in msg
+    # a rule the command line adds is not looked for in the config file
+    assert "the command line (labeling.topic): rules.x.patterns[0]: invalid regex '(oops'" in msg
     msg = dataset("+labeling.topic.rules.clf={type:model,uri:'models:/no-such@champion'}")
-    assert "configs/labeling/topic.yaml: rules.clf.uri: model models:/no-such@champion" in msg
+    assert "command line (labeling.topic): rules.clf.uri: model models:/no-such@champion" in msg
     # a rules file of the user's own, in their config folder, is named by its path
     own = tmp_path / "my_configs/labeling"
     own.mkdir(parents=True)

@@ -672,10 +672,12 @@ def load_rules(
     task: Task,
     origin: str = "labeling",
     load_model: ModelLoader | None = None,
+    rule_origins: Mapping[str, str] | None = None,
 ) -> RuleSet:
     """Parse and check a rule-set config; every problem is one line naming ``origin`` and key.
 
-    ``load_model`` resolves model rules' URIs (``saved_model.load_model`` by default).
+    ``load_model`` resolves model rules' URIs (``saved_model.load_model`` by default);
+    ``rule_origins`` names where a rule came from when not ``origin`` (the command line).
     """
     cfg = dict(cfg or {})
     unknown = set(cfg) - {"rules", "targets", "require_target", "description", "dawid_skene"}
@@ -703,7 +705,14 @@ def load_rules(
     if not isinstance(rules_cfg, Mapping) or not rules_cfg:
         raise RuleConfigError(f"{origin}: rules: needs at least one rule (name: {{type: ...}})")
     rules = [
-        _parse_rule(str(name), dict(spec or {}), task, targets, origin, load_model)
+        _parse_rule(
+            str(name),
+            dict(spec or {}),
+            task,
+            targets,
+            (rule_origins or {}).get(str(name), origin),
+            load_model,
+        )
         for name, spec in rules_cfg.items()
     ]
     return RuleSet(

@@ -32,6 +32,7 @@ def load_rule_sets(cfg: DictConfig, tasks: dict[str, Task]) -> dict[str, RuleSet
             OmegaConf.to_container(labeling_cfg[key], resolve=True),
             tasks[key],
             rules_origin(key),
+            rule_origins=command_line_rules(key),
         )
         for key in tasks
         if labeling_cfg.get(key) is not None
@@ -66,6 +67,26 @@ def rules_origin(key: str) -> str:
                 return f"configs/labeling/{choice}.yaml"
             return str(candidate)
     return f"configs/labeling/{choice}.yaml"
+
+
+def command_line_rules(key: str) -> dict[str, str]:
+    """Where each rule of ``labeling.<key>`` that the command line adds or changes came from:
+    a rule the config file does not have is not to be looked for there."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not running under Hydra
+        return {}
+    prefix = f"labeling.{key}.rules."
+    origins: dict[str, str] = {}
+    for override in overrides:
+        path = override.lstrip("+~").split("=", 1)[0]
+        if path.startswith(prefix):
+            name, _, deeper = path.removeprefix(prefix).partition(".")
+            if not deeper:  # the whole rule
+                origins[name] = f"the command line (labeling.{key})"
+            else:  # a key of a rule, perhaps one of the config file's
+                origins.setdefault(name, f"{rules_origin(key)} and the command line")
+    return origins
 
 
 def weak_labels(
