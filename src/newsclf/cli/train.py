@@ -73,7 +73,8 @@ CONFIG_TYPES = {
 }
 
 
-def _train(cfg: DictConfig) -> dict:
+def _check_config(cfg: DictConfig) -> Task:
+    """The task, once the settings are checked: a wrong one fails before any work."""
     check_types(cfg, CONFIG_TYPES)  # Hydra passes n_jobs=abc through as a string
     task = Task.from_config(cfg.task)  # first: the checks below read its labels
     sweep.check_optimize_metric(cfg)
@@ -89,6 +90,11 @@ def _train(cfg: DictConfig) -> dict:
             f"mlflow.model_prefix: {prefix!r} cannot hold '/' or ':' (MLflow's registered "
             "model names); use e.g. team-a- (NEWSCLF_MODEL_PREFIX)"
         )
+    return task
+
+
+def _train(cfg: DictConfig) -> dict:
+    task = _check_config(cfg)
     uris = (cfg.mlflow.tracking_uri, cfg.mlflow.registry_uri)
     server = any(is_remote(str(uri)) for uri in uris if uri)
     if server:  # a store that does not answer fails the job before any input is read
@@ -155,25 +161,9 @@ def _train(cfg: DictConfig) -> dict:
         evaluation.plot_confusion_matrix  # noqa: B018  # matplotlib's import, beside the fits
         fit_seconds = fitting.result()
         tracking.log_metrics({"fit_seconds": fit_seconds, "n_train": dd["train"].num_rows})
-        for split in ("validation", "test"):
-            texts, gold = data[split]
-            if not texts:
-                log.warning("%s split is empty: no %s metrics", split, split)
-                continue
-            predicted = shared.predict(model, split) if shared else model.predict(texts)
-            scores = evaluation.metrics(gold, predicted, names)
-            tracking.log_metrics(scores, prefix=f"{split}_")
-            result.update({f"{split}_{k}": v for k, v in scores.items()})
-            tracking.log_text(evaluation.report(gold, predicted, names), f"{split}_report.txt")
-            with tempfile.TemporaryDirectory() as tmp:
-                png = evaluation.plot_confusion_matrix(
-                    gold,
-                    predicted,
-                    names,
-                    Path(tmp) / f"{split}_confusion_matrix.png",
-                    f"{task.name} / {cfg.model.name} / {split}",
-                )
-                tracking.log_artifact(png, "plots")
+        result.update(
+            _log_split_scores(model, data, shared, names, f"{task.name} / {cfg.model.name}")
+        )
         # labels are unchanged by it: the metrics above hold for the calibrated model too
         temperature = _fit_temperature(cfg, model, data, shared)
         if temperature is not None:
@@ -236,6 +226,32 @@ def _train(cfg: DictConfig) -> dict:
                     cfg.model.name, cfg.dataset_dir, cfg.refit, final, manifest, result
                 ),
             )
+    return result
+
+
+def _log_split_scores(model, data: dict, shared, names: list[str], title: str) -> dict:
+    """The metrics of the model fit on train on the validation and test splits, logged with
+    their reports and confusion matrices: ``{validation_macro_f1: ..., ...}``."""
+    result = {}
+    for split in ("validation", "test"):
+        texts, gold = data[split]
+        if not texts:
+            log.warning("%s split is empty: no %s metrics", split, split)
+            continue
+        predicted = shared.predict(model, split) if shared else model.predict(texts)
+        scores = evaluation.metrics(gold, predicted, names)
+        tracking.log_metrics(scores, prefix=f"{split}_")
+        result.update({f"{split}_{k}": v for k, v in scores.items()})
+        tracking.log_text(evaluation.report(gold, predicted, names), f"{split}_report.txt")
+        with tempfile.TemporaryDirectory() as tmp:
+            png = evaluation.plot_confusion_matrix(
+                gold,
+                predicted,
+                names,
+                Path(tmp) / f"{split}_confusion_matrix.png",
+                f"{title} / {split}",
+            )
+            tracking.log_artifact(png, "plots")
     return result
 
 
