@@ -44,6 +44,7 @@ from newsclf.spark_input import InputFile, Inputs
 log = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "jsonl")
+_ORDER = ("_file", "_row")  # the input order: files in order, rows in each
 
 
 def _clean_and_vote(
@@ -274,15 +275,17 @@ def _collect(
 ) -> None:
     """Bring pass 1's outcome to the driver, streaming the big parts in order."""
     gold_ids = set().union(*annotated.values(), named_ids)
-    order = ["_file", "_row"]
-    detail = (
-        F.when(F.col("reject").isNotNull(), F.col("detail"))
-        .when(F.col("empty"), "no body text after cleaning")
-        .when(F.col("dup_id"), "id seen earlier in the input")
-        .otherwise(F.concat(F.lit("same text as "), F.col("first_id")))
-    )
-    # the counts in one job; unread dates as locally: of the articles read and not empty,
-    # before de-duplication
+    _count(result, marked, F)
+    _write_rejects(result, marked, F, gold_ids)
+    _write_removals(result, marked, F)
+    kept = marked.filter(F.col("reason").isNull())
+    _collect_votes_and_gold(result, kept, rule_sets, annotated, F)
+    _stage_kept(result, kept, rule_sets, gold_ids)
+
+
+def _count(result: Ingested, marked, F) -> None:
+    """The input, kept and unread-date counts, in one job; unread dates as locally: of the
+    articles read and not empty, before de-duplication."""
     unread = F.col("unread_date") != ""
     counts = marked.agg(
         F.count(F.lit(1)).alias("input"),
@@ -292,9 +295,19 @@ def _collect(
     result.n_input, result.n_kept = counts["input"], counts["kept"]
     result.unread_dates = counts["unread"]
     if result.unread_dates:
-        first = marked.filter(unread).orderBy(*order).select("source", "unread_date").first()
+        first = marked.filter(unread).orderBy(*_ORDER).select("source", "unread_date").first()
         result.first_unread_date = f"{first['source']}: {first['unread_date']!r}"
-    rejects = marked.filter(F.col("reason").isNotNull()).orderBy(*order)
+
+
+def _write_rejects(result: Ingested, marked, F, gold_ids: Collection[str]) -> None:
+    """``rejects.csv`` in input order, and the reject counts."""
+    detail = (
+        F.when(F.col("reject").isNotNull(), F.col("detail"))
+        .when(F.col("empty"), "no body text after cleaning")
+        .when(F.col("dup_id"), "id seen earlier in the input")
+        .otherwise(F.concat(F.lit("same text as "), F.col("first_id")))
+    )
+    rejects = marked.filter(F.col("reason").isNotNull()).orderBy(*_ORDER)
     with result.rejects_csv.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(list(Reject.__annotations__))
@@ -308,15 +321,24 @@ def _collect(
                 result.first_unnamed = result.first_unnamed or reject
             elif row["id"] in gold_ids:
                 result.seen_annotated.add(row["id"])
-    removals = marked.select(*order, "id", F.posexplode("removals").alias("i", "r"))
-    removals = removals.orderBy(*order, "i").select("id", "r.rule", "r.text")
+
+
+def _write_removals(result: Ingested, marked, F) -> None:
+    """``boilerplate.csv`` in input order, and the counts per cleaning rule."""
+    removals = marked.select(*_ORDER, "id", F.posexplode("removals").alias("i", "r"))
+    removals = removals.orderBy(*_ORDER, "i").select("id", "r.rule", "r.text")
     with result.boilerplate_csv.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(list(Removal.__annotations__))
         for row in removals.toLocalIterator():
             writer.writerow([row["id"], row["rule"], row["text"]])
             result.removed_by_rule[row["rule"]] += 1
-    kept = marked.filter(F.col("reason").isNull())
+
+
+def _collect_votes_and_gold(
+    result: Ingested, kept, rule_sets: Mapping, annotated: Mapping, F
+) -> None:
+    """Each task's vote patterns with their counts, and the gold articles with their votes."""
     for key, rules in rule_sets.items():
         votes = TaskVotes(key, len(rules.rules))
         groups = kept.groupBy(f"votes_{key}", f"mentions_{key}", f"gold_{key}").count()
@@ -330,7 +352,6 @@ def _collect(
     any_gold = F.lit(False)  # a gold label in any task, with rules or without
     for key in annotated:
         any_gold = any_gold | (F.col(f"gold_{key}") != "")
-    columns = ["id", "date", "title", "text"]
     for row in kept.filter(any_gold).collect():  # the gold articles: as few as the annotations
         article = Article(row["id"], row["title"], "", row["date"])
         result.gold_articles[row["id"]] = _with_text(article, row["text"])
@@ -338,9 +359,12 @@ def _collect(
             if row[f"gold_{key}"]:
                 result.gold_votes[key][row["id"]] = bytes(row[f"votes_{key}"])
     result.seen_annotated |= set(result.gold_articles)
-    # the kept articles sorted by id: one staging run, streamed partition by partition
+
+
+def _stage_kept(result: Ingested, kept, rule_sets: Mapping, gold_ids: Collection[str]) -> None:
+    """The kept articles sorted by id: one staging run, streamed partition by partition."""
     task_columns = [c for k in rule_sets for c in (f"votes_{k}", f"mentions_{k}")]
-    sorted_rows = kept.select(*columns, *task_columns).orderBy("id")
+    sorted_rows = kept.select("id", "date", "title", "text", *task_columns).orderBy("id")
     schema = pa.schema(
         [
             ("id", pa.string()),
