@@ -238,6 +238,31 @@ def interrupt(proc: subprocess.Popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def test_ctrl_c_during_a_spark_job_is_one_line(tmp_path, store):
+    """pyspark's own Ctrl-C handler called into the JVM while the main thread waited on it,
+    and py4j logged three tracebacks to the console after the one line."""
+    source = tmp_path / "in.parquet"
+    pd.DataFrame(article_rows(30_000)).to_parquet(source)
+    out = tmp_path / "p.parquet"
+    proc = subprocess.Popen(
+        [str(BIN / "newsclf-predict"), f"mlflow.tracking_uri={store}", "engine=spark",
+         "source=parquet", f"source.path={source}", f"output.path={out}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".p.parquet*.tmp-*")):  # Spark is writing the predictions
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1)
+    done = interrupt(proc)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "py4j" not in done.stdout, done.stdout
+    last = done.stderr.strip().splitlines()[-1]  # after Spark's progress bar, on its line
+    assert last.endswith("newsclf-predict: interrupted; rerun the same command"), done.stderr
+
+
 def test_ctrl_c_is_one_line_and_the_job_resumes(tmp_path, store):
     source = write_csv(tmp_path / "in.csv", 20_000, 0, "none")
     out = tmp_path / "p.parquet"

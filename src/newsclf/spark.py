@@ -23,11 +23,13 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from newsclf.articles import Article, Reject, Source, place_id
@@ -60,10 +62,60 @@ def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", c
     if "spark.sql.shuffle.partitions" in (conf or {}):
         builder = builder.config("spark.newsclf.userShufflePartitions", "true")
     try:
-        return builder.getOrCreate()
+        spark = builder.getOrCreate()
     except Exception as exc:  # Java missing, master unreachable, ...
         message = first_line(exc)
         raise NewsclfError(f"spark.master {master}: cannot start Spark ({message})") from None
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # not its connections' comings and goings
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt_spark)  # in place of pyspark's own
+    return spark
+
+
+_CTRL_C = threading.Event()  # set by the first Ctrl-C during a Spark job
+
+
+def _interrupt_spark(signum: int, frame: object) -> None:
+    """Ctrl-C during a Spark job: one KeyboardInterrupt, later ones ignored while the job
+    closes. pyspark's own handler cancelled the jobs from inside the handler, a call into the
+    JVM while the main thread waited on one, and py4j logged three tracebacks to the console.
+    Here the jobs are cancelled, and the JVM's log silenced (its errors about the tasks it
+    drops, e.g. model copies removed while they load), from a thread with a connection of its
+    own, before the job closes; py4j's logging of the interrupt is silenced too."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _CTRL_C.set()
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    logging.getLogger().addFilter(_not_from_py4j)  # it logs the interrupt on the root logger
+    cancelling = threading.Thread(target=_cancel_jobs, daemon=True)
+    cancelling.start()
+    cancelling.join(timeout=10)  # a JVM that does not answer: the job closes all the same
+    raise KeyboardInterrupt
+
+
+def _cancel_jobs() -> None:
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        with suppress(Exception):  # the JVM may be gone already
+            context.setLogLevel("OFF")
+            context.cancelAllJobs()
+
+
+@contextmanager
+def quiet_after_ctrl_c() -> Iterator[None]:
+    """After Ctrl-C, an error from the job's clean-up (a call into a JVM that is stopping)
+    is the interrupt, not a traceback."""
+    try:
+        yield
+    except Exception:
+        if _CTRL_C.is_set():
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _not_from_py4j(record: logging.LogRecord) -> bool:
+    return "py4j" not in Path(record.pathname).parts
 
 
 def _preparations(models: Sequence[LoadedModel]) -> list[Preparation]:
@@ -267,6 +319,7 @@ def _clean_batches(
     return clean
 
 
+@quiet_after_ctrl_c()
 def run_spark_job(
     source: Source,
     models: Sequence[LoadedModel],

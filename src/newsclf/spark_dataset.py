@@ -34,6 +34,7 @@ from newsclf.spark import (
     lenient,
     map_inputs,
     mark_duplicates,
+    quiet_after_ctrl_c,
     raise_first_bad_record,
     read_parquet,
     size_shuffle,
@@ -140,6 +141,7 @@ def _schema(rule_sets: Mapping, annotated: Mapping) -> str:
     )
 
 
+@quiet_after_ctrl_c()
 def ingest_on_spark(
     source: Source,
     cleaner: Cleaner,
