@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -100,6 +102,43 @@ def test_spark_reads_parquet_only(spark, setup):
             JobSettings(),
             spark=spark,
         )
+
+
+def test_ctrl_c_ends_a_spark_job_and_gives_the_caller_its_handler_back(spark, setup, tmp_path):
+    """A caller in Python (a notebook): Ctrl-C ends the job and the session stays usable; the
+    caller's own Ctrl-C handler is back, and a later job's error is that error, not the
+    interrupt (newsclf's handler used to stay for the rest of the process)."""
+    folder, store = setup
+    pd.DataFrame(article_rows(30_000)).to_parquet(tmp_path / "big.parquet")
+    (tmp_path / "in.jsonl").write_text('{"id": "1", "text": "gas"}\n')
+    models = load_models(predict_config(store))
+    before = signal.getsignal(signal.SIGINT)
+
+    sent, done = threading.Event(), threading.Event()
+
+    def ctrl_c_once_spark_writes() -> None:
+        while not done.wait(0.05):
+            if list(tmp_path.glob(".out*tmp-*")):
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                sent.set()
+                return
+
+    def job(path: Path, output: str):
+        source = Source(path=str(path), format="parquet" if path.is_dir() else "auto")
+        return run_spark_job(source, models, tmp_path / output, JobSettings(), spark=spark)
+
+    threading.Thread(target=ctrl_c_once_spark_writes, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            job(tmp_path / "big.parquet", "out")
+            pytest.fail(f"the job ended; Ctrl-C sent: {sent.is_set()}")
+    finally:
+        done.set()  # no Ctrl-C for a later test
+    assert signal.getsignal(signal.SIGINT) is before
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(NewsclfError, match="engine=spark reads Parquet, not jsonl"):
+        job(tmp_path / "in.jsonl", "other")
+    assert job(folder / "in", "again").n_input == 400
 
 
 def _typed_inputs(folder) -> None:

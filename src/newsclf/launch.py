@@ -8,6 +8,7 @@ during the work, not a traceback through the imports.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -18,8 +19,10 @@ def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
     print(f"{prog}: {interrupt_message(exc)}", file=sys.stderr)
     # Ctrl-C can land inside a constructor (a ZipFile with its file open but not yet its
     # state): its __del__ then fails at exit, and Python prints "Exception ignored" and a
-    # traceback after the one line. After an interrupt such teardown errors are only noise.
+    # traceback after the one line. After an interrupt such teardown errors are only noise,
+    # as is logging at exit (py4j's, calling a Spark JVM that the same Ctrl-C stopped).
     sys.unraisablehook = _quiet
+    logging.disable(logging.CRITICAL)
     sys.exit(130)
 
 

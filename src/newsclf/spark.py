@@ -48,7 +48,12 @@ RESULT_TYPE = "label string, probability double"
 
 
 def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", conf=None):
-    """A Spark session for ``master``; executors run this Python (the one with newsclf)."""
+    """A Spark session for ``master``; executors run this Python (the one with newsclf).
+
+    The caller's Ctrl-C handler stays in place: pyspark's own, which a new session installs,
+    cancels the jobs from inside the handler, a call into the JVM while the main thread waits
+    on one (py4j then logs three tracebacks). newsclf's jobs cancel theirs
+    (:func:`ctrl_c_cancels_spark`)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
@@ -61,35 +66,68 @@ def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", c
         builder = builder.config(key, str(value))
     if "spark.sql.shuffle.partitions" in (conf or {}):
         builder = builder.config("spark.newsclf.userShufflePartitions", "true")
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if in_main_thread else None
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # Java missing, master unreachable, ...
         message = first_line(exc)
         raise NewsclfError(f"spark.master {master}: cannot start Spark ({message})") from None
-    logging.getLogger("py4j").setLevel(logging.WARNING)  # not its connections' comings and goings
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _interrupt_spark)  # in place of pyspark's own
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
     return spark
 
 
-_CTRL_C = threading.Event()  # set by the first Ctrl-C during a Spark job
+@contextmanager
+def ctrl_c_cancels_spark() -> Iterator[None]:
+    """For the length of a Spark job, Ctrl-C first cancels the Spark jobs and silences the
+    JVM's log (its errors about the tasks it drops, e.g. model copies removed while they
+    load), then does what the handler in place before it does (the console scripts': one
+    KeyboardInterrupt, later ones ignored). The cancelling runs in a thread with a JVM
+    connection of its own, as the main thread is waiting on one. After Ctrl-C, an error of
+    the job's clean-up (a call into a JVM that is stopping) is the interrupt, and py4j's
+    logging of it is silenced. The handler and the logging are put back when the job ends."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+        yield
+        return
+    interrupted = threading.Event()
+    py4j = logging.getLogger("py4j")
+    py4j_level = py4j.level
+
+    def ignore(signum: int, frame: object) -> None:
+        """A second Ctrl-C while the first one is handled."""
+
+    def cancel_then_interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, ignore)
+        interrupted.set()
+        py4j.setLevel(logging.CRITICAL)
+        logging.getLogger().addFilter(_not_from_py4j)  # py4j logs the interrupt on the root
+        cancelling = threading.Thread(target=_cancel_jobs, daemon=True)
+        cancelling.start()
+        cancelling.join(timeout=10)  # a JVM that does not answer: the job closes all the same
+        if callable(previous) and not _from_pyspark(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, cancel_then_interrupt)
+    try:
+        yield
+    except Exception:
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if signal.getsignal(signal.SIGINT) in (cancel_then_interrupt, ignore):
+            signal.signal(signal.SIGINT, previous)  # unless the previous handler replaced it
+        py4j.setLevel(py4j_level)
+        logging.getLogger().removeFilter(_not_from_py4j)
 
 
-def _interrupt_spark(signum: int, frame: object) -> None:
-    """Ctrl-C during a Spark job: one KeyboardInterrupt, later ones ignored while the job
-    closes. pyspark's own handler cancelled the jobs from inside the handler, a call into the
-    JVM while the main thread waited on one, and py4j logged three tracebacks to the console.
-    Here the jobs are cancelled, and the JVM's log silenced (its errors about the tasks it
-    drops, e.g. model copies removed while they load), from a thread with a connection of its
-    own, before the job closes; py4j's logging of the interrupt is silenced too."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _CTRL_C.set()
-    logging.getLogger("py4j").setLevel(logging.CRITICAL)
-    logging.getLogger().addFilter(_not_from_py4j)  # it logs the interrupt on the root logger
-    cancelling = threading.Thread(target=_cancel_jobs, daemon=True)
-    cancelling.start()
-    cancelling.join(timeout=10)  # a JVM that does not answer: the job closes all the same
-    raise KeyboardInterrupt
+def _from_pyspark(handler: Callable) -> bool:
+    """pyspark's own handler, of a session made elsewhere: it would call into the JVM."""
+    return getattr(handler, "__module__", "").startswith("pyspark")
 
 
 def _cancel_jobs() -> None:
@@ -100,18 +138,6 @@ def _cancel_jobs() -> None:
         with suppress(Exception):  # the JVM may be gone already
             context.setLogLevel("OFF")
             context.cancelAllJobs()
-
-
-@contextmanager
-def quiet_after_ctrl_c() -> Iterator[None]:
-    """After Ctrl-C, an error from the job's clean-up (a call into a JVM that is stopping)
-    is the interrupt, not a traceback."""
-    try:
-        yield
-    except Exception:
-        if _CTRL_C.is_set():
-            raise KeyboardInterrupt from None
-        raise
 
 
 def _not_from_py4j(record: logging.LogRecord) -> bool:
@@ -319,7 +345,7 @@ def _clean_batches(
     return clean
 
 
-@quiet_after_ctrl_c()
+@ctrl_c_cancels_spark()
 def run_spark_job(
     source: Source,
     models: Sequence[LoadedModel],

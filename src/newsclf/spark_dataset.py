@@ -29,12 +29,12 @@ from newsclf.cleaning import Cleaner, Removal
 from newsclf.errors import NewsclfError, first_line
 from newsclf.labelling.rules import apply_rule_sets
 from newsclf.spark import (
+    ctrl_c_cancels_spark,
     executor_error,
     file_path,
     lenient,
     map_inputs,
     mark_duplicates,
-    quiet_after_ctrl_c,
     raise_first_bad_record,
     read_parquet,
     size_shuffle,
@@ -141,7 +141,7 @@ def _schema(rule_sets: Mapping, annotated: Mapping) -> str:
     )
 
 
-@quiet_after_ctrl_c()
+@ctrl_c_cancels_spark()
 def ingest_on_spark(
     source: Source,
     cleaner: Cleaner,

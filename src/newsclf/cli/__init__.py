@@ -367,6 +367,7 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
     def main() -> Any:
         redact_output()
         interrupt_once()
+        logging.getLogger("py4j").setLevel(logging.WARNING)  # Spark's: not its connections' INFO
         problem = _unwritable_working_directory(sys.argv[1:]) or _broken_yaml(prog, sys.argv[1:])
         if problem:
             fail(prog, problem)
