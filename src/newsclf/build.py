@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -96,6 +97,17 @@ class Ingested:
     @property
     def n_rejected(self) -> int:
         return sum(self.reject_counts.values())
+
+    def add_reject(self, writer: Any, reject: Reject, gold_ids: Collection[str]) -> None:
+        """Write ``reject`` to rejects.csv (``writer``) and count it, by both engines."""
+        writer.writerow([reject.id, reject.source, reject.reason, reject.detail])
+        self.reject_counts[reject.reason] += 1
+        self.first_reject = self.first_reject or reject
+        if id_unknown(reject):  # an annotation of an id not read may be this record
+            self.unnamed_rejects += 1
+            self.first_unnamed = self.first_unnamed or reject
+        elif reject.id in gold_ids:
+            self.seen_annotated.add(reject.id)
 
     @property
     def rejects_csv(self) -> Path:
@@ -250,19 +262,6 @@ def _ingest(
         removals = csv.writer(removals_fh)
         removals.writerow(list(Removal.__annotations__))
         n_reject_rows = 0
-
-        def reject(r: Reject) -> None:
-            nonlocal n_reject_rows
-            rejects.writerow([r.id, r.source, r.reason, r.detail])
-            n_reject_rows += 1
-            result.reject_counts[r.reason] += 1
-            result.first_reject = result.first_reject or r
-            if id_unknown(r):  # an annotation of an id not read may be this record
-                result.unnamed_rejects += 1
-                result.first_unnamed = result.first_unnamed or r
-            elif r.id in gold_ids:
-                result.seen_annotated.add(r.id)
-
         for chunk in prepared:
             result.n_input += chunk.n_records
             removals.writerows(chunk.removals)
@@ -316,7 +315,8 @@ def _ingest(
                     item = bad
                 if item.reason == "duplicate_text":
                     duplicates.setdefault(int(item.detail[1:]), []).append(n_reject_rows)
-                reject(item)
+                result.add_reject(rejects, item, gold_ids)
+                n_reject_rows += 1
             keys_kept = [text_keys.get(id(a), 0) for a, _ in kept]
             _stage(result, kept, keys_kept, places, rule_sets, annotated, gold_ids)
             log.info("%d records read, %d kept", result.n_input, result.n_kept)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from newsclf.articles import Article, Reject, Source, id_unknown, jsonl_row, place_id
+from newsclf.articles import Article, Reject, Source, jsonl_row, place_id
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.cleaning import Cleaner, Removal
 from newsclf.errors import NewsclfError, first_line
@@ -314,15 +314,8 @@ def _write_rejects(result: Ingested, marked, F, gold_ids: Collection[str]) -> No
         writer = csv.writer(fh)
         writer.writerow(list(Reject.__annotations__))
         for row in rejects.select("id", "source", "reason", detail.alias("d")).toLocalIterator():
-            writer.writerow([row["id"], row["source"], row["reason"], row["d"]])
-            result.reject_counts[row["reason"]] += 1
             reject = Reject(row["id"], row["source"], row["reason"], row["d"])
-            result.first_reject = result.first_reject or reject
-            if id_unknown(reject):  # an annotation of an id not read may be this record
-                result.unnamed_rejects += 1
-                result.first_unnamed = result.first_unnamed or reject
-            elif row["id"] in gold_ids:
-                result.seen_annotated.add(row["id"])
+            result.add_reject(writer, reject, gold_ids)
 
 
 def _write_removals(result: Ingested, marked, F) -> None:
