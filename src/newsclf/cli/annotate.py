@@ -27,9 +27,8 @@ from newsclf.errors import NewsclfError
 from newsclf.labelling.gold import (
     UnknownArticleError,
     annotation_paths,
-    load_annotations,
+    load_source_annotations,
     unknown_ids_setting,
-    warn_skipped,
 )
 from newsclf.tasks import Task
 
@@ -79,14 +78,14 @@ def export(cfg: DictConfig) -> dict:
     warn_dropped_boilerplate(cfg.clean)
     result = article_io.ingest(source, instantiate(cfg.clean), cfg.dedupe_text)
     known = {a.id for a in result.articles} | {r.id for r in result.rejects if r.id}
-    skipped: list[str] | None = [] if unknown_ids == "ignore" else None
     try:
-        gold = load_annotations(
+        gold = load_source_annotations(
             annotation_paths(cfg.annotations.path),
             list(tasks.values()),
             cfg.annotations.id_column,
             known,
-            skipped=skipped,
+            unknown_ids,
+            source.path,
         )
     except UnknownArticleError as exc:
         if exc.bundled:  # its message says what to do
@@ -95,7 +94,6 @@ def export(cfg: DictConfig) -> dict:
             f"{exc}: not in {source.path}; annotations.unknown_ids=ignore skips the "
             "annotations of articles the source does not hold"
         ) from None
-    warn_skipped(skipped or [], source.path)
     # an article labelled for one task only is still a candidate, for the others
     annotated = {key: set(gold.get(task.name, {})) for key, task in tasks.items()}
     # a text labelled under another id (a syndicated copy) is not proposed again

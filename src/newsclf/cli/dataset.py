@@ -38,11 +38,11 @@ from newsclf.labelling.gold import (
     UnknownArticleError,
     annotation_paths,
     load_annotations,
+    load_source_annotations,
     merge_copies,
     missing_column,
     text_copies,
     unknown_ids_setting,
-    warn_skipped,
 )
 from newsclf.tasks import Task
 
@@ -267,9 +267,9 @@ def _gold_labels(
     one error line when an annotation names no article read."""
     # now that the input is read: every annotation must name an article of it, unless
     # annotations of other articles are to be skipped (one labels file for many sources)
-    skipped: list[str] | None = [] if unknown_ids == "ignore" else None
     try:
-        gold = load_annotations(paths, tasks, id_column, ingested.seen_annotated, skipped=skipped)
+        known = ingested.seen_annotated
+        gold = load_source_annotations(paths, tasks, id_column, known, unknown_ids, source.path)
     except UnknownArticleError as exc:
         if exc.bundled:  # its message says what to do
             raise
@@ -292,7 +292,6 @@ def _gold_labels(
             f"{first.reason}: {first.detail or first.source}; "
             f"see {_keep_rejects(output_dir, ingested)}"
         ) from None
-    warn_skipped(skipped or [], source.path)
     return gold
 
 

@@ -179,8 +179,19 @@ def unknown_ids_setting(annotations: Mapping) -> str:
     return value
 
 
-def warn_skipped(skipped: Sequence[str], source: object) -> None:
-    """The warning for annotations skipped with ``annotations.unknown_ids=ignore``."""
+def load_source_annotations(
+    path: str | Sequence[str] | None,
+    tasks: Sequence[Task],
+    id_column: str,
+    known_ids: Collection[str],
+    unknown_ids: str,
+    source: object,
+) -> dict[str, dict[str, str]]:
+    """The gold labels of the articles read from ``source`` (``known_ids``). An annotation
+    of another article is an :class:`UnknownArticleError`, or, with ``unknown_ids`` ignore,
+    left out with one warning that counts them."""
+    skipped: list[str] | None = [] if unknown_ids == "ignore" else None
+    gold = load_annotations(path, tasks, id_column, known_ids, skipped=skipped)
     if skipped:
         log.warning(
             "%d annotations name articles not in %s: skipped (annotations.unknown_ids=ignore); "
@@ -189,6 +200,7 @@ def warn_skipped(skipped: Sequence[str], source: object) -> None:
             source,
             skipped[0],
         )
+    return gold
 
 
 def annotation_paths(value) -> str | list[str] | None:
