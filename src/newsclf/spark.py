@@ -379,9 +379,7 @@ def run_spark_job(
 
 
 def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult:
-    import mlflow.pyfunc
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
     started = time.perf_counter()
     inputs = Inputs(spark, source)
@@ -393,6 +391,25 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     groups, n_rows, errors = inputs.parquet()
     n_input = n_rows + len(errors)  # a file the local engine cannot read is one record
     size_shuffle(spark, n_input)
+    scored = _scored(spark, inputs, groups, errors, models, model_paths, settings)
+    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        state = _write_outputs(scored, source, models, out, settings)
+    finally:
+        scored.unpersist()
+    if state.n_predicted + state.n_rejected != n_input:
+        raise NewsclfError(f"{out.name}: internal count mismatch on Spark")
+    seconds = time.perf_counter() - started
+    return _finish(state, source, models, out, settings, fingerprint, seconds)
+
+
+def _scored(spark, inputs: Inputs, groups, errors, models, model_paths, settings):
+    """Every input row prepared, marked when rejected, and scored by each model; the texts
+    dropped, so what Spark caches does not grow with them."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    source = inputs.source
     preparations = _preparations(models)
     schema = (
         "id string, empty boolean, truncated_chars long, source string, "
@@ -407,10 +424,8 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
     cleaned = cleaned.withColumnRenamed("text_0", "text")
     texts = ["text", *(f"text_{i}" for i in range(1, len(preparations)))]
     # a duplicate repeats the body under every preparation (predict.same_text)
-    marked = mark_duplicates(cleaned, settings.dedupe_text, text="_same").drop("_same")
-    # Score every row once (rejects too: far fewer than the rest), then keep only the small
-    # columns, so what Spark caches does not grow with the texts.
-    scored = marked
+    scored = mark_duplicates(cleaned, settings.dedupe_text, text="_same").drop("_same")
+    # every row is scored once, rejects too: far fewer than the rest
     keys = [p.key for p in preparations]
     for m in models:
         i = keys.index(m.preparation.key)
@@ -424,48 +439,49 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
             model_config={"prepared_input": True, "trusted_types": list(m.trusted_types)},
         )
         scored = scored.withColumn(f"_{m.task}", udf(F.struct(text)))
-    scored = scored.drop(*texts).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        columns = [F.col("id")]
-        for m in models:
-            columns += [
-                F.col(f"_{m.task}.label").alias(f"{m.task}_label"),
-                F.col(f"_{m.task}.probability").alias(f"{m.task}_probability"),
-                F.lit(m.name).alias(f"{m.task}_model"),
-                F.lit(m.version).alias(f"{m.task}_version"),
-            ]
-        predictions = scored.filter(F.col("reason").isNull()).select(
-            *columns, F.col("truncated_chars")
-        )
-        tmp = out.temporary()
-        rejects_tmp = out.temporary(".rejects")
-        removals_tmp = out.temporary(".boilerplate")
-        if source.on_error == "raise":
-            raise_first_bad_record(scored, F)
-        predictions.write.parquet(tmp)
-        detail = (
-            F.when(F.col("reject").isNotNull(), F.col("detail"))
-            .when(F.col("empty"), "no body text after cleaning")
-            .when(F.col("dup_id"), "id seen earlier in the input")
-            .otherwise("same text as an earlier article")
-        )
-        # in input order, as the local engine writes them (few rows: the sort is cheap)
-        scored.filter(F.col("reason").isNotNull()).orderBy("_file", "_row").select(
-            "id", "source", "reason", detail.alias("detail")
-        ).write.parquet(rejects_tmp)
-        removals = scored.select(
-            F.col("id").alias("article_id"), F.explode("removals").alias("r")
-        ).select("article_id", "r.rule", "r.text")
-        removals.write.parquet(removals_tmp)
-        state = _state(scored, predictions, models, settings, F)
-        state.removed_by_rule = {
-            r["rule"]: int(r["count"]) for r in removals.groupBy("rule").count().collect()
-        }
-    finally:
-        scored.unpersist()
-    if state.n_predicted + state.n_rejected != n_input:
-        raise NewsclfError(f"{out.name}: internal count mismatch on Spark")
-    seconds = time.perf_counter() - started
+    return scored.drop(*texts)
+
+
+def _write_outputs(scored, source, models, out: Output, settings) -> JobState:
+    """The predictions, rejects and boilerplate removed, each written into its temporary
+    folder (``out.temporary``), and the counts."""
+    from pyspark.sql import functions as F
+
+    columns = [F.col("id")]
+    for m in models:
+        columns += [
+            F.col(f"_{m.task}.label").alias(f"{m.task}_label"),
+            F.col(f"_{m.task}.probability").alias(f"{m.task}_probability"),
+            F.lit(m.name).alias(f"{m.task}_model"),
+            F.lit(m.version).alias(f"{m.task}_version"),
+        ]
+    predictions = scored.filter(F.col("reason").isNull()).select(*columns, F.col("truncated_chars"))
+    if source.on_error == "raise":
+        raise_first_bad_record(scored, F)
+    predictions.write.parquet(out.temporary())
+    detail = (
+        F.when(F.col("reject").isNotNull(), F.col("detail"))
+        .when(F.col("empty"), "no body text after cleaning")
+        .when(F.col("dup_id"), "id seen earlier in the input")
+        .otherwise("same text as an earlier article")
+    )
+    # in input order, as the local engine writes them (few rows: the sort is cheap)
+    scored.filter(F.col("reason").isNotNull()).orderBy("_file", "_row").select(
+        "id", "source", "reason", detail.alias("detail")
+    ).write.parquet(out.temporary(".rejects"))
+    removals = scored.select(
+        F.col("id").alias("article_id"), F.explode("removals").alias("r")
+    ).select("article_id", "r.rule", "r.text")
+    removals.write.parquet(out.temporary(".boilerplate"))
+    state = _state(scored, predictions, models, settings, F)
+    state.removed_by_rule = {
+        r["rule"]: int(r["count"]) for r in removals.groupBy("rule").count().collect()
+    }
+    return state
+
+
+def _finish(state: JobState, source, models, out: Output, settings, fingerprint, seconds):
+    """The summary and report written, and the outputs moved into place, predictions last."""
     counts, models_meta, report = job_summary(state, {}, models, settings, source.path)
     report["engine"] = "spark"
     report["job_fingerprint"] = fingerprint  # lets a rerun of this job replace its own output
@@ -476,11 +492,11 @@ def _run(spark, source, models, model_paths, out: Output, settings) -> JobResult
         "source": str(source.path),
         "job_fingerprint": fingerprint,
     }
-    out.write_inside(tmp, "_newsclf.json", json.dumps(meta, indent=2))
+    out.write_inside(out.temporary(), "_newsclf.json", json.dumps(meta, indent=2))
     report_path = out.write_sidecar(".report.json", json.dumps(report, indent=2) + "\n")
-    out.replace(rejects_tmp, ".rejects")
-    out.replace(removals_tmp, ".boilerplate")
-    out.replace(tmp)  # last: a predictions folder that exists is complete
+    out.replace(out.temporary(".rejects"), ".rejects")
+    out.replace(out.temporary(".boilerplate"), ".boilerplate")
+    out.replace(out.temporary())  # last: a predictions folder that exists is complete
     return JobResult(
         path=out.path,
         seconds=seconds,
