@@ -50,10 +50,9 @@ RESULT_TYPE = "label string, probability double"
 def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", conf=None):
     """A Spark session for ``master``; executors run this Python (the one with newsclf).
 
-    The caller's Ctrl-C handler stays in place: pyspark's own, which a new session installs,
-    cancels the jobs from inside the handler, a call into the JVM while the main thread waits
-    on one (py4j then logs three tracebacks). newsclf's jobs cancel theirs
-    (:func:`ctrl_c_cancels_spark`)."""
+    The caller's Ctrl-C handler stays in place of the one a new session installs: pyspark's
+    calls into the JVM from inside the handler, while the main thread waits on the JVM, and
+    py4j logs three tracebacks. newsclf's jobs cancel theirs (:func:`ctrl_c_cancels_spark`)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
@@ -74,22 +73,25 @@ def spark_session(master: str = "local[*]", app_name: str = "newsclf-predict", c
         message = first_line(exc)
         raise NewsclfError(f"spark.master {master}: cannot start Spark ({message})") from None
     finally:
-        if handler is not None:
+        if handler is not None and _from_pyspark(signal.getsignal(signal.SIGINT)):
             signal.signal(signal.SIGINT, handler)
     return spark
 
 
 @contextmanager
 def ctrl_c_cancels_spark() -> Iterator[None]:
-    """For the length of a Spark job, Ctrl-C first cancels the Spark jobs and silences the
-    JVM's log (its errors about the tasks it drops, e.g. model copies removed while they
-    load), then does what the handler in place before it does (the console scripts': one
-    KeyboardInterrupt, later ones ignored). The cancelling runs in a thread with a JVM
-    connection of its own, as the main thread is waiting on one. After Ctrl-C, an error of
-    the job's clean-up (a call into a JVM that is stopping) is the interrupt, and py4j's
-    logging of it is silenced. The handler and the logging are put back when the job ends."""
+    """For the length of a Spark job, Ctrl-C cancels the Spark jobs, calls the handler in place
+    before (the console scripts': later Ctrl-Cs ignored) and raises KeyboardInterrupt; an error
+    of the job's clean-up after it (a call into a stopping JVM) is the interrupt too. The
+    handler and py4j's logging are put back when the job ends; the JVM's log stays off (its
+    errors about the tasks it dropped would follow the interrupt: ``setLogLevel`` turns it on).
+    """
     previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or previous is None  # a handler set outside Python: left alone
+        or previous is signal.SIG_IGN
+    ):
         yield
         return
     interrupted = threading.Event()
@@ -104,6 +106,7 @@ def ctrl_c_cancels_spark() -> Iterator[None]:
         interrupted.set()
         py4j.setLevel(logging.CRITICAL)
         logging.getLogger().addFilter(_not_from_py4j)  # py4j logs the interrupt on the root
+        # from a thread with a JVM connection of its own: the main thread waits on one
         cancelling = threading.Thread(target=_cancel_jobs, daemon=True)
         cancelling.start()
         cancelling.join(timeout=10)  # a JVM that does not answer: the job closes all the same
@@ -119,15 +122,17 @@ def ctrl_c_cancels_spark() -> Iterator[None]:
             raise KeyboardInterrupt from None
         raise
     finally:
-        if signal.getsignal(signal.SIGINT) in (cancel_then_interrupt, ignore):
-            signal.signal(signal.SIGINT, previous)  # unless the previous handler replaced it
-        py4j.setLevel(py4j_level)
-        logging.getLogger().removeFilter(_not_from_py4j)
+        try:
+            if signal.getsignal(signal.SIGINT) in (cancel_then_interrupt, ignore):
+                signal.signal(signal.SIGINT, previous)  # unless the previous handler replaced it
+        finally:
+            py4j.setLevel(py4j_level)
+            logging.getLogger().removeFilter(_not_from_py4j)
 
 
-def _from_pyspark(handler: Callable) -> bool:
+def _from_pyspark(handler: object) -> bool:
     """pyspark's own handler, of a session made elsewhere: it would call into the JVM."""
-    return getattr(handler, "__module__", "").startswith("pyspark")
+    return (getattr(handler, "__module__", None) or "").startswith("pyspark")
 
 
 def _cancel_jobs() -> None:
