@@ -4,6 +4,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from newsclf.articles import (
@@ -643,8 +645,6 @@ def test_parquet_cell_that_is_not_utf8_costs_its_row_not_the_batch(tmp_path):
     """One string cell that is not UTF-8 made pyarrow's to_pylist fail for the whole batch:
     the batch was lost (or the job stopped) and the error named the batch start. Now that
     row alone is rejected, or with on_error=raise the error names file:row."""
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
     texts = [f"article {i} about gas".encode() for i in range(10)]
     texts[6] = b"bad \xff bytes"
     path = tmp_path / "a.parquet"
@@ -675,8 +675,6 @@ def test_parquet_cell_that_is_not_utf8_costs_its_row_not_the_batch(tmp_path):
 )
 def test_parquet_reject_id_is_normalised_like_an_article_id(tmp_path, raw_id, expected):
     # a padded id names the reject as the annotations name the article; a blank one: its place
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
     path = tmp_path / "a.parquet"
     text = pa.array([b"bad \xff bytes"], pa.binary()).view(pa.string())
     pq.write_table(pa.table({"id": [raw_id], "title": ["t"], "text": text}), path)
