@@ -11,6 +11,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 
@@ -20,10 +21,16 @@ def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
     # Ctrl-C can land inside a constructor (a ZipFile with its file open but not yet its
     # state): its __del__ then fails at exit, and Python prints "Exception ignored" and a
     # traceback after the one line. After an interrupt such teardown errors are only noise,
-    # as is logging at exit (py4j's, calling a Spark JVM that the same Ctrl-C stopped).
+    # as is py4j's logging at exit (calling a Spark JVM that the same Ctrl-C stopped; it logs
+    # on the root logger too). Other warnings at exit (a sweep run not closed) still show.
     sys.unraisablehook = _quiet
-    logging.disable(logging.CRITICAL)
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    logging.getLogger().addFilter(_not_from_py4j)
     sys.exit(130)
+
+
+def _not_from_py4j(record: logging.LogRecord) -> bool:
+    return "py4j" not in Path(record.pathname).parts
 
 
 def _quiet(_unraisable: object) -> None:
