@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -18,6 +20,7 @@ from newsclf.batch import JobSettings
 from newsclf.cli.predict import load_models, prepared_models, run_prediction
 from newsclf.errors import NewsclfError
 from newsclf.spark import run_spark_job
+from tests.conftest import ROOT
 from tests.predict_support import article_rows, predict_config, register_models
 
 
@@ -100,6 +103,69 @@ def test_spark_reads_parquet_only(spark, setup):
             JobSettings(),
             spark=spark,
         )
+
+
+def test_ctrl_c_ends_a_spark_job_and_gives_the_caller_its_handler_back(setup, tmp_path):
+    """A caller in Python (a notebook): Ctrl-C ends the job and the session stays usable; the
+    caller's own Ctrl-C handler is back, and a later job's error is that error, not the
+    interrupt (newsclf's handler used to stay for the rest of the process). In a process of
+    its own, as a notebook's kernel is, with Python's own Ctrl-C handler: a shell without job
+    control starts a background job (a CI's) with Ctrl-C ignored, which the job respects."""
+    folder, store = setup
+    pd.DataFrame(article_rows(30_000)).to_parquet(tmp_path / "big.parquet")
+    (tmp_path / "in.jsonl").write_text('{"id": "1", "text": "gas"}\n')
+    done = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK, str(folder), store, str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["interrupted"] and result["handler_back"], result
+    assert "engine=spark reads Parquet, not jsonl" in result["later_error"]
+    assert result["n_input"] == 400
+    assert not (tmp_path / "out").exists()
+
+
+NOTEBOOK = """
+import json, signal, sys, threading, time
+from pathlib import Path
+from newsclf.articles import Source
+from newsclf.batch import JobSettings
+from newsclf.cli.predict import load_models
+from newsclf.errors import NewsclfError
+from newsclf.spark import run_spark_job, spark_session
+from tests.predict_support import predict_config
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a kernel's, whatever it inherited
+folder, store, work = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+spark = spark_session("local[2]", "newsclf-test", {"spark.ui.showConsoleProgress": "false"})
+models = load_models(predict_config(store))
+before = signal.getsignal(signal.SIGINT)
+
+def ctrl_c_once_spark_writes():
+    while not list(work.glob(".out*tmp-*")):
+        time.sleep(0.05)
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+def job(path, output):
+    source = Source(path=str(path), format="parquet" if path.is_dir() else "auto")
+    return run_spark_job(source, models, work / output, JobSettings(), spark=spark)
+
+result = {"interrupted": False, "later_error": ""}
+threading.Thread(target=ctrl_c_once_spark_writes, daemon=True).start()
+try:
+    job(work / "big.parquet", "out")
+except KeyboardInterrupt:
+    result["interrupted"] = True
+result["handler_back"] = signal.getsignal(signal.SIGINT) is before
+try:
+    job(work / "in.jsonl", "other")
+except NewsclfError as exc:
+    result["later_error"] = str(exc)
+result["n_input"] = job(folder / "in", "again").n_input
+print(json.dumps(result))
+"""
 
 
 def _typed_inputs(folder) -> None:
