@@ -25,11 +25,12 @@ def interrupted(prog: str, exc: KeyboardInterrupt) -> NoReturn:
     # on the root logger too). Other warnings at exit (a sweep run not closed) still show.
     sys.unraisablehook = _quiet
     logging.getLogger("py4j").setLevel(logging.CRITICAL)
-    logging.getLogger().addFilter(_not_from_py4j)
+    logging.getLogger().addFilter(not_from_py4j)
     sys.exit(130)
 
 
-def _not_from_py4j(record: logging.LogRecord) -> bool:
+def not_from_py4j(record: logging.LogRecord) -> bool:
+    """A log filter: py4j logs some of its errors on the root logger."""
     return "py4j" not in Path(record.pathname).parts
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from newsclf.articles import Article, Reject, Source, place_id
 from newsclf.batch import JobResult, JobSettings, JobState, job_fingerprint, overwrite_refused
 from newsclf.errors import NewsclfError, first_line
+from newsclf.launch import not_from_py4j
 from newsclf.predict import same_text
 from newsclf.report import job_summary
 from newsclf.saved_model import LoadedModel, Preparation, verified_model_copy
@@ -105,7 +106,7 @@ def ctrl_c_cancels_spark() -> Iterator[None]:
         signal.signal(signal.SIGINT, ignore)
         interrupted.set()
         py4j.setLevel(logging.CRITICAL)
-        logging.getLogger().addFilter(_not_from_py4j)  # py4j logs the interrupt on the root
+        logging.getLogger().addFilter(not_from_py4j)  # py4j logs the interrupt on the root
         # from a thread with a JVM connection of its own: the main thread waits on one
         cancelling = threading.Thread(target=_cancel_jobs, daemon=True)
         cancelling.start()
@@ -127,7 +128,7 @@ def ctrl_c_cancels_spark() -> Iterator[None]:
                 signal.signal(signal.SIGINT, previous)  # unless the previous handler replaced it
         finally:
             py4j.setLevel(py4j_level)
-            logging.getLogger().removeFilter(_not_from_py4j)
+            logging.getLogger().removeFilter(not_from_py4j)
 
 
 def _from_pyspark(handler: object) -> bool:
@@ -143,10 +144,6 @@ def _cancel_jobs() -> None:
         with suppress(Exception):  # the JVM may be gone already
             context.setLogLevel("OFF")
             context.cancelAllJobs()
-
-
-def _not_from_py4j(record: logging.LogRecord) -> bool:
-    return "py4j" not in Path(record.pathname).parts
 
 
 def _preparations(models: Sequence[LoadedModel]) -> list[Preparation]:
