@@ -45,7 +45,7 @@ def train_model(workdir: Path, bbc: Path) -> str:
     """Train the default pipeline on the BBC training split; register it as the topic champion."""
     from omegaconf import OmegaConf
 
-    from newsclf import saved_model, tracking
+    from newsclf import registry, saved_model, tracking
     from newsclf.models import build_model
     from newsclf.saved_model import save_pipeline
 
@@ -60,7 +60,7 @@ def train_model(workdir: Path, bbc: Path) -> str:
     with tracking.run("newsclf-topic", "benchmark"):
         labels = sorted(train["category"].unique())
         model_uri = saved_model.log_model(model, labels, "topic", train["text"].tolist()[:2])
-    tracking.promote("newsclf-topic", tracking.register(model_uri, "newsclf-topic"))
+    registry.promote("newsclf-topic", registry.register(model_uri, "newsclf-topic"))
     save_pipeline(model, workdir / "plain.skops")  # the same model for the plain script
     try:  # fastText (make bench installs it), with baselines.py's fasttext-train defaults
         import baselines

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import newsclf.cli  # registers the ${newsclf.seeds:} resolver
-from newsclf import saved_model, tracking
+from newsclf import registry, saved_model, tracking
 from newsclf.articles import Source, ingest
 from newsclf.cleaning import Cleaner
 from tests.conftest import FILLER, ROOT, STANCE_WORDS, TOPIC_WORDS, make_corpus
@@ -46,7 +46,7 @@ def register_models(folder: Path) -> str:
             ).fit(texts, y)
             with tracking.run(f"newsclf-{task}", "unit"):
                 model_uri = saved_model.log_model(pipe, sorted(set(y)), task, texts[:2])
-            tracking.promote(f"newsclf-{task}", tracking.register(model_uri, f"newsclf-{task}"))
+            registry.promote(f"newsclf-{task}", registry.register(model_uri, f"newsclf-{task}"))
     finally:
         os.chdir(before)
     return uri

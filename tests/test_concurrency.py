@@ -15,7 +15,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from newsclf import saved_model, tracking
+from newsclf import registry, saved_model, tracking
 from newsclf.errors import NewsclfError
 from newsclf.evaluation import gate
 from tests.integration.helpers import (
@@ -78,15 +78,15 @@ def test_fresh_sqlite_store_created_once_by_parallel_jobs(tmp_path):
 
 def test_promotion_lock_waits_then_names_holder_and_breaks_stale_locks(mlflow_uri):
     tracking.configure(mlflow_uri)
-    with tracking._registry_lock("m", timeout=5, stale_after=600):
-        held = mlflow.MlflowClient().get_registered_model("m" + tracking.LOCK_SUFFIX)
+    with registry._registry_lock("m", timeout=5, stale_after=600):
+        held = mlflow.MlflowClient().get_registered_model("m" + registry.LOCK_SUFFIX)
         assert held.tags["newsclf.lock_holder"]
-        waiting = tracking._registry_lock("m", timeout=0.5, stale_after=600)
+        waiting = registry._registry_lock("m", timeout=0.5, stale_after=600)
         with pytest.raises(NewsclfError, match=r"m: promotion lock m.promotion-lock held by"):
             waiting.__enter__()
         # a holder that died long ago: its lock is broken
-        with tracking._registry_lock("m", timeout=5, stale_after=0):
-            taken = mlflow.MlflowClient().get_registered_model("m" + tracking.LOCK_SUFFIX)
+        with registry._registry_lock("m", timeout=5, stale_after=0):
+            taken = mlflow.MlflowClient().get_registered_model("m" + registry.LOCK_SUFFIX)
             assert taken.tags["newsclf.lock_holder"] != held.tags["newsclf.lock_holder"]
     assert [m.name for m in mlflow.MlflowClient().search_registered_models()] == []
 
@@ -97,21 +97,21 @@ def test_promotion_lock_of_a_dead_local_job_is_broken_at_once(mlflow_uri):
     dead.wait()
     holder = f"{socket.gethostname()}:{dead.pid}:0000"
     mlflow.MlflowClient().create_registered_model(
-        "m" + tracking.LOCK_SUFFIX,
+        "m" + registry.LOCK_SUFFIX,
         tags={"newsclf.lock_holder": holder, "newsclf.lock_since": f"{time.time():.3f}"},
     )
-    with tracking._registry_lock("m", timeout=5, stale_after=600):
-        taken = mlflow.MlflowClient().get_registered_model("m" + tracking.LOCK_SUFFIX)
+    with registry._registry_lock("m", timeout=5, stale_after=600):
+        taken = mlflow.MlflowClient().get_registered_model("m" + registry.LOCK_SUFFIX)
         assert taken.tags["newsclf.lock_holder"] != holder
 
 
 def test_a_held_promotion_lock_is_renewed_and_never_goes_stale(mlflow_uri):
     tracking.configure(mlflow_uri)
     client = mlflow.MlflowClient()
-    with tracking._registry_lock("m", timeout=5, stale_after=2):
+    with registry._registry_lock("m", timeout=5, stale_after=2):
         first = float(_lock_tags(client)["newsclf.lock_since"])
         time.sleep(3)  # longer than stale_after: a live holder's lock must not be broken
-        waiting = tracking._registry_lock("m", timeout=1, stale_after=2)
+        waiting = registry._registry_lock("m", timeout=1, stale_after=2)
         with pytest.raises(NewsclfError, match="held by"):
             waiting.__enter__()
         since = float(_lock_tags(client)["newsclf.lock_since"])
@@ -120,7 +120,7 @@ def test_a_held_promotion_lock_is_renewed_and_never_goes_stale(mlflow_uri):
 
 
 def _lock_tags(client: mlflow.MlflowClient) -> dict[str, str]:
-    return client.get_registered_model("m" + tracking.LOCK_SUFFIX).tags
+    return client.get_registered_model("m" + registry.LOCK_SUFFIX).tags
 
 
 def test_failed_promotion_leaves_no_half_registered_version(mlflow_uri, monkeypatch):
@@ -132,7 +132,7 @@ def test_failed_promotion_leaves_no_half_registered_version(mlflow_uri, monkeypa
     def broken(name: str, version: str) -> None:
         raise ConnectionError("the registry went away")
 
-    monkeypatch.setattr(tracking, "promote", broken)
+    monkeypatch.setattr(registry, "promote", broken)
     with pytest.raises(ConnectionError):
-        tracking.register_gated(uri, "newsclf-topic", decide=lambda s: gate(0.9, 0.0, s))
+        registry.register_gated(uri, "newsclf-topic", decide=lambda s: gate(0.9, 0.0, s))
     assert mlflow.MlflowClient().search_model_versions("name = 'newsclf-topic'") == []

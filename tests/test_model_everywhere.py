@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from newsclf import saved_model, tracking
+from newsclf import registry, saved_model, tracking
 from newsclf.articles import Source, ingest
 from newsclf.saved_model import Preparation
 from tests.conftest import BIN, make_corpus, run_cli
@@ -77,7 +77,7 @@ def model(tmp_path_factory):
             _raw_articles()[:2][["title", "text"]],
             preparation,
         )
-    tracking.promote("newsclf-topic", tracking.register(uri, "newsclf-topic"))
+    registry.promote("newsclf-topic", registry.register(uri, "newsclf-topic"))
     return folder, store
 
 

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import newsclf.cli  # registers the ${newsclf.seeds:} resolver
-from newsclf import saved_model, tracking
+from newsclf import registry, saved_model, tracking
 from newsclf.cli.predict import run_prediction
 from tests.conftest import ROOT, error_line, run_cli
 from tests.predict_support import article_rows, predict_config, write_jsonl
@@ -60,7 +60,7 @@ def test_predict_uses_the_prefixed_champions(tmp_path):
         pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression())]).fit(texts, y)
         with tracking.run(f"team-a-{task}", "unit"):
             uri = saved_model.log_model(pipe, labels, task, texts[:2])
-        tracking.promote(f"team-a-{task}", tracking.register(uri, f"team-a-{task}"))
+        registry.promote(f"team-a-{task}", registry.register(uri, f"team-a-{task}"))
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     overrides = ("source=jsonl", f"source.path={source}", f"output.path={tmp_path}/p.parquet")
     result = run_prediction(predict_config(store, "mlflow.model_prefix=team-a-", *overrides))

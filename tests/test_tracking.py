@@ -4,7 +4,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from newsclf import saved_model, store_uri, tracking
+from newsclf import registry, saved_model, store_uri, tracking
 from newsclf.errors import NewsclfError
 
 TEXTS = ["gas prices rouble", "tank artillery troops", "gas market", "troops drone"]
@@ -37,10 +37,10 @@ def test_model_round_trip_registry_and_alias(logged):
     assert params["max_df"] == "1.0"
     text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
     assert "hunter2" not in text
-    version = tracking.register(uri, "newsclf-topic")
-    assert tracking.champion("newsclf-topic") is None
-    tracking.promote("newsclf-topic", version)
-    assert tracking.champion("newsclf-topic") == version
+    version = registry.register(uri, "newsclf-topic")
+    assert registry.champion("newsclf-topic") is None
+    registry.promote("newsclf-topic", version)
+    assert registry.champion("newsclf-topic") == version
     model = saved_model.load_model("models:/newsclf-topic@champion", task="topic")
     assert (model.name, model.version, model.task) == ("newsclf-topic", version, "topic")
     assert model.classifier.predict(["rouble gas"])["label"].tolist() == ["economy"]

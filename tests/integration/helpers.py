@@ -148,7 +148,7 @@ LABELS = ["economy", "military", "economy", "military"]
 def _race_worker(uri, name, model_uri, my_score, delay, barrier, results) -> None:
     """One job: rescoring the champion takes ``delay`` seconds, so both jobs read the same
     champion before either moves the alias."""
-    from newsclf import tracking
+    from newsclf import registry, tracking
     from newsclf.evaluation import gate
 
     tracking.configure(uri)
@@ -158,7 +158,7 @@ def _race_worker(uri, name, model_uri, my_score, delay, barrier, results) -> Non
         return float(mlflow.MlflowClient().get_model_version(name, version).tags["test_macro_f1"])
 
     barrier.wait(timeout=120)
-    outcome = tracking.register_gated(
+    outcome = registry.register_gated(
         model_uri,
         name,
         decide=lambda champion_score: gate(my_score, 0.0, champion_score),
@@ -172,14 +172,14 @@ def promotion_race(uri: str, name: str) -> dict:
     """A champion scoring 0.5, then two concurrent jobs: the better one (0.9) reaches the gate
     first, the worse one (0.7) a second later having read the same old champion. Without the
     promotion lock the worse one would overwrite the alias. Returns what each job saw."""
-    from newsclf import saved_model, tracking
+    from newsclf import registry, saved_model, tracking
     from newsclf.evaluation import gate
 
     tracking.configure(uri)
     pipe = Pipeline([("v", TfidfVectorizer()), ("c", LogisticRegression())]).fit(TEXTS, LABELS)
     with tracking.run(f"{name}-race", "setup"):
         model_uri = saved_model.log_model(pipe, ["economy", "military"], "topic", TEXTS[:2])
-    first = tracking.register_gated(
+    first = registry.register_gated(
         model_uri, name, decide=lambda s: gate(0.5, 0.0, s), tags={"test_macro_f1": "0.5"}
     )
     assert first.promoted

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 evalsets = lazy_import("newsclf.evalsets")
 saved_model = lazy_import("newsclf.saved_model")
+registry = lazy_import("newsclf.registry")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
     }
     if registered:
         tags.update({"newsclf.registered_model": model.name, "newsclf.version": model.version})
-    model_id = tracking.model_id(model.name, model.version) if registered else None
+    model_id = registry.model_id(model.name, model.version) if registered else None
     with tracking.run(experiment, run_name, tags) as run_id:
         result.run_id = run_id
         tracking.log_config(OmegaConf.to_container(cfg, resolve=True))
@@ -201,7 +202,7 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
                     else:
                         text = str(int(value)) if key == "n" else f"{value:.4f}"
                     version_tags[f"eval.{scored.set_name}.{key}"] = text
-            tracking.tag_version(model.name, model.version, version_tags)
+            registry.tag_version(model.name, model.version, version_tags)
 
 
 def summary(results: list[ModelResult], sets: dict, skipped: list[str]) -> None:

@@ -47,6 +47,7 @@ hf = lazy_import("datasets")
 models = lazy_import("newsclf.models")
 saved_model = lazy_import("newsclf.saved_model")
 sklearn_base = lazy_import("sklearn.base")
+registry = lazy_import("newsclf.registry")
 tracking = lazy_import("newsclf.tracking")
 
 log = logging.getLogger(__name__)
@@ -218,11 +219,11 @@ def _train(cfg: DictConfig) -> dict:
                     manifest.fingerprint,
                 )
             )
-            tracking.describe_model(
+            registry.describe_model(
                 registered,
                 result["version"],
-                tracking.model_description(task, cfg.mlflow.model_prefix),
-                tracking.version_description(
+                registry.model_description(task, cfg.mlflow.model_prefix),
+                registry.version_description(
                     cfg.model.name, cfg.dataset_dir, cfg.refit, final, manifest, result
                 ),
             )
@@ -539,7 +540,7 @@ def _register_and_gate(
             note["why"] = f"champion v{version} not compared (gate.compare_to_champion=false)"
             return {}
         current = saved_model.load_model(f"models:/{name}/{version}")
-        same = tracking.version_fingerprint(name, version) == fingerprint
+        same = registry.version_fingerprint(name, version) == fingerprint
         if not test[0]:
             note["why"] = f"champion v{version} not compared on test (the test split is empty)"
         elif not same:
@@ -566,7 +567,7 @@ def _register_and_gate(
         )
 
     lock = cfg.mlflow.get("promotion_lock") or {}
-    outcome = tracking.register_gated(
+    outcome = registry.register_gated(
         model_uri,
         name,
         decide=decide,
