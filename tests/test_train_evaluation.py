@@ -4,6 +4,7 @@ refit on train + validation before registering, and the top features per class."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +262,24 @@ def test_invalid_model_parameter_is_one_line_before_any_run(built, tmp_path, ove
     proc = run_cli(built, "newsclf-train", f"mlflow.tracking_uri={uri}", override, ok=False)
     assert expected in error_line(proc)
     assert not (tmp_path / "mlflow.db").exists()  # no run was started, so none left FAILED
+
+
+def test_too_few_articles_per_label_for_a_cross_validating_model_is_one_line(built, tmp_path):
+    # was scikit-learn's traceback from the fit thread: "Requesting 20-fold cross-validation
+    # but provided less than 20 examples for at least one class"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ("model=tfidf_svm", "model.pipeline.classifier.cv=20")
+    proc = run_cli(built, "newsclf-train", f"mlflow.tracking_uri={uri}", *args, ok=False)
+    line = error_line(proc)
+    assert (
+        "model.pipeline.classifier: cv=20 needs at least 20 training articles of every label"
+        in line
+    )
+    assert re.search(
+        r"the train split has \d+ of '\w+' \(set model.pipeline.classifier.cv=\d+", line
+    )
+    assert "Traceback" not in proc.stderr and proc.returncode == 2
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def _fullwidth(text: str) -> str:

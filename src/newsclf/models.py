@@ -212,6 +212,28 @@ def check_parameters(model: BaseEstimator) -> None:
             raise NewsclfError(f"{where}: {first_line(exc)}") from None
 
 
+def check_training_labels(model: BaseEstimator, labels: Sequence[str]) -> None:
+    """Check that every step of ``model`` that cross-validates on its training data (a
+    ``CalibratedClassifierCV``'s ``cv=3``) gets at least one article of each label per fold:
+    one line naming the step, the label and what to change, instead of scikit-learn's
+    traceback from inside the fit."""
+    counts = Counter(labels)
+    if not counts:
+        return
+    label, fewest = min(sorted(counts.items()), key=lambda item: item[1])
+    for key, step in [("", model), *model.get_params(deep=True).items()]:
+        folds = getattr(step, "cv", None) if isinstance(step, BaseEstimator) else None
+        if "cv" in getattr(step, "_parameter_constraints", {}) and folds is None:
+            folds = 5  # scikit-learn's default for cv=None
+        if isinstance(folds, int) and not isinstance(folds, bool) and fewest < folds:
+            where = ".".join(["model.pipeline", *key.split("__")]).rstrip(".")
+            fix = f"set {where}.cv={fewest}, or" if fewest >= 2 else "choose another model or"
+            raise NewsclfError(
+                f"{where}: cv={folds} needs at least {folds} training articles of every label; "
+                f"the train split has {fewest} of '{label}' ({fix} label more articles)"
+            )
+
+
 # --------------------------------------------------------------------------- rule cues
 
 LABELING_DIR = Path(__file__).resolve().parent / "configs" / "labeling"

@@ -259,6 +259,7 @@ def _log_split_scores(model, data: dict, shared, names: list[str], title: str) -
 def _start_fits(cfg: DictConfig, data: dict, names: list[str]) -> tuple:
     """The model, its shared split features, and the fit and refit (futures), started."""
     model = models.build_model(cfg.model)
+    models.check_training_labels(model, data["train"][1])
     n_jobs = batch.resolve_n_jobs(int(cfg.get("n_jobs", 1)))
     shared = fits.SharedFeatures.start(model, data, n_jobs)
     refitting = _start_refit(cfg, model, data, names, shared)
