@@ -802,6 +802,41 @@ def test_file_the_system_will_not_read_is_one_line_or_an_unreadable_record(tmp_p
         list(Source(path=str(table)).read())
 
 
+def test_a_jsonl_file_warns_of_no_date_only_when_no_record_has_one(tmp_path, caplog):
+    def write(name: str, dated: list[bool]) -> None:
+        rows = [
+            {
+                "id": f"{name}{i}",
+                "text": f"Gas prices rose {i}.",
+                **({"date": "2024-01-02"} if d else {}),
+            }
+            for i, d in enumerate(dated)
+        ]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write("first_undated", [False, True, True])  # each record names its own fields
+    write("undated", [False] * 3)
+    write("long", [False] * 150 + [True])
+    messages = {}
+    for name in ("first_undated", "undated", "long"):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            result = ingest(Source(path=str(tmp_path / name), format="jsonl"), Cleaner())
+        messages[name] = [
+            r.getMessage() for r in caplog.records if "dates are left empty" in r.getMessage()
+        ]
+        if name == "first_undated":
+            assert [a.date for a in result.articles] == [None, "2024-01-02", "2024-01-02"]
+    assert messages["first_undated"] == []  # was: "no date column 'date'" from its first record
+    assert len(messages["undated"]) == 1
+    assert (
+        "a.jsonl: none of its 3 records has a date field 'date' (the first has: id, text)"
+        in (messages["undated"][0])
+    )
+    assert "none of its first 100 records has a date field 'date'" in messages["long"][0]
+
+
 def test_a_missing_date_column_is_one_warning_not_an_error(tmp_path, caplog):
     for name in ("a.csv", "b.csv"):
         (tmp_path / name).write_text(

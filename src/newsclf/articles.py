@@ -445,18 +445,24 @@ class Source:
         self.check_date_column(file, columns)
 
     def check_date_column(self, file: Path | str, columns: Iterable[str]) -> None:
-        """Warn once when ``columns`` (of a table, or of a JSONL file's first record) lack the
-        date column: dates are optional, but a misspelt column must not pass unnoticed."""
+        """Warn once when a table's ``columns`` lack the date column: dates are optional, but a
+        misspelt column must not pass unnoticed."""
         columns = list(columns)
-        if self.date_column and self.date_column not in columns and not self._warned_date:
-            # dates are optional, so no error; but a misspelt column must not pass unnoticed
+        if self.date_column and self.date_column not in columns:
+            has = ", ".join(columns)
+            self._warn_no_date(f"{file}: no date column {self.date_column!r} (has: {has})")
+
+    def date_field_scan(self, file: Path | str) -> DateFieldScan:
+        """The check of a JSONL file's date field, record by record (:class:`DateFieldScan`)."""
+        return DateFieldScan(self, file)
+
+    def _warn_no_date(self, problem: str) -> None:
+        if not self._warned_date:  # once a source: its files are usually alike
             self._warned_date = True
             log.warning(
-                "%s: no date column %r (has: %s); dates are left empty (set source.date_column, "
-                "or source.date_column=null to read none)",
-                file,
-                self.date_column,
-                ", ".join(columns),
+                "%s; dates are left empty (set source.date_column, or source.date_column=null "
+                "to read none)",
+                problem,
             )
 
     # -- helpers
@@ -496,6 +502,8 @@ class Source:
         """One function per record that builds it, so skipped records cost no conversion."""
         reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[fmt]
         checked = False
+        # each JSONL record names its own fields (row_to_record checks the ones it needs)
+        dates = self.date_field_scan(file) if fmt == "jsonl" else None
         for record_no, row in reader(file, self):
             where = f"{file}:{record_no}"
             if "__reject__" in row:
@@ -503,11 +511,14 @@ class Source:
                 record_id = row.get("__id__") or place_id(where)
                 yield functools.partial(Reject, record_id, where, "malformed_record", problem)
                 continue
-            if not checked:  # each JSONL record names its own fields: row_to_record checks
-                check = self.check_date_column if fmt == "jsonl" else self.check_columns
-                check(file, row.keys())
+            if dates is not None and not checked:
+                checked = dates.add(row)
+            elif not checked:
+                self.check_columns(file, row.keys())
                 checked = True
             yield functools.partial(self.row_to_record, row, where)
+        if dates is not None and not checked:
+            dates.finish()
 
     def _hf_disk(self):
         import datasets
@@ -612,6 +623,43 @@ class Source:
             source=source,
             meta={c: cell(c) for c in self._meta_columns},
             unread_date=written_date if date is None else "",
+        )
+
+
+class DateFieldScan:
+    """Warns when none of a JSONL file's first ``limit`` records has the source's date field.
+
+    Each record names its own fields, so one record without a date says nothing of the others:
+    the file is looked at until a record has the field, or ``limit`` records have not."""
+
+    def __init__(self, source: Source, file: Path | str, limit: int = 100) -> None:
+        self.source, self.file, self.limit = source, file, limit
+        self.n = 0
+        self.first: list[str] = []
+
+    def add(self, row: Mapping) -> bool:
+        """Look at one more record's fields; True once the file is decided."""
+        if not self.source.date_column or self.source.date_column in row:
+            return True
+        self.first = self.first or list(row)
+        self.n += 1
+        if self.n >= self.limit:
+            self.finish()
+            return True
+        return False
+
+    def finish(self) -> None:
+        """The file ended (or ``limit`` was reached) without a record with the date field."""
+        if not self.n:
+            return
+        if self.n == 1:
+            which = "its one record has no"
+        else:
+            first = "first " if self.n >= self.limit else ""
+            which = f"none of its {first}{self.n} records has a"
+        self.source._warn_no_date(
+            f"{self.file}: {which} date field {self.source.date_column!r} (the first has: "
+            f"{', '.join(self.first)})"
         )
 
 

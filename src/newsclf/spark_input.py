@@ -268,17 +268,19 @@ class Inputs:
 
     def _check_jsonl_file(self, file: InputFile) -> FileError | None:
         """The local engine's check of a JSONL file: a UTF-16 byte order mark makes it one
-        unreadable file; its first record's fields warn of a missing date column."""
+        unreadable file; a missing date field warns as the local engine does (its first
+        records looked at, ``DateFieldScan``)."""
+        dates = self.source.date_field_scan(file.shown)
         try:
             if self.read(file, 0, min(2, file.size)) in (b"\xff\xfe", b"\xfe\xff"):
                 return FileError(file, f"{file.shown}: {UTF16_JSONL}")
             for index, raw in enumerate(self.lines(file)):
                 row = jsonl_row(raw, f"{file.shown}:{index + 1}", self.source.encoding, "reject")
-                if row is not None and "__reject__" not in row:
-                    self.source.check_date_column(file.shown, row.keys())
+                if row is not None and "__reject__" not in row and dates.add(row):
                     return None
         except OSError as exc:  # a link whose target is gone, a file without permissions
             return FileError(file, str(unreadable_error(file.shown, exc)))
+        dates.finish()
         return None
 
 
