@@ -442,6 +442,19 @@ def test_cli_rejects_stale_files_task_keys_and_unreadable_sets(store, tmp_path):
     )
     assert line.startswith(f"newsclf-evaluate: error: {articles}: evaluation set own: no article")
     assert "missing column(s) body" in line
+    # the keys to set are the evaluation set's (was "set source.text_column", which Hydra refuses)
+    assert "; set evaluation.own.source.text_column / id_column / title_column)" in line
+    line = error_line(
+        run_cli(tmp_path, "newsclf-evaluate", *args, "evaluation.own.source.format=xml", ok=False)
+    )
+    assert line.startswith("newsclf-evaluate: error: evaluation.own.source.format: 'xml' is not")
+    line = error_line(
+        run_cli(
+            tmp_path, "newsclf-evaluate", *args, "evaluation.own.annotations.id_column=nope",
+            ok=False,
+        )
+    )  # fmt: skip
+    assert line.endswith("; set evaluation.own.annotations.id_column to the column of article ids")
     line = error_line(
         run_cli(
             tmp_path, "newsclf-evaluate", *args, "models.topic=models:/newsclf-stance/1", ok=False

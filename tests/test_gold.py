@@ -92,7 +92,10 @@ def test_csv_errors_name_the_line_a_record_starts_on(tmp_path, text, line):
 def test_a_csv_without_the_id_column_names_its_header_line(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("id,topic\n1,a\n", encoding="utf-8")
-    with pytest.raises(NewsclfError, match=r"labels\.csv:1: no 'article_id' column"):
+    with pytest.raises(
+        NewsclfError,
+        match=r"labels\.csv:1: no 'article_id' column \(has: id, topic\); set annotations\.id_",
+    ):
         load_annotations(path, [TOPIC])
     path = tmp_path / "labels.jsonl"  # a JSONL record names its own fields: its line
     path.write_text('{"article_id": "1", "topic": "a"}\n{"id": "2", "topic": "b"}\n')
@@ -143,7 +146,7 @@ def test_missing_column_says_which_file_lacks_the_tasks_column(tmp_path):
     wrong.write_text("article_id,topik\n1,a\n", encoding="utf-8")
     header = tmp_path / "header.csv"
     header.write_text("article_id,topic\n", encoding="utf-8")
-    assert missing_column(wrong, TOPIC) == f"{wrong} has no 'topic' column (has article_id, topik)"
+    assert missing_column(wrong, TOPIC) == f"{wrong} has no 'topic' column (has: article_id, topik)"
     assert missing_column([header], TOPIC) == f"{header} has no annotation rows"
     ok = tmp_path / "ok.csv"
     ok.write_text("article_id,topic\n2,b\n", encoding="utf-8")
@@ -172,7 +175,7 @@ def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tm
         ok=False,
     )
     assert error_line(proc).endswith(
-        f"{topic_only} has no 'stance' column (has article_id, topic) (a task you do not "
+        f"{topic_only} has no 'stance' column (has: article_id, topic) (a task you do not "
         "want is left out with '~task@tasks.stance')"
     )
     # with the labelling rules on (they vote on the bundled corpus), weak labels alone would
@@ -187,7 +190,7 @@ def test_dataset_without_a_tasks_column_says_so_and_how_to_leave_the_task_out(tm
         ok=False,
     )
     assert error_line(proc).endswith(
-        f"task stance: no gold labels: {seeds_topic_only} has no 'stance' column (has article_id, "
+        f"task stance: no gold labels: {seeds_topic_only} has no 'stance' column (has: article_id, "
         "topic); weak labels alone give no validation or test split (leave the task out with "
         "'~task@tasks.stance', or build a weak-only dataset with annotations.path=null)"
     )

@@ -9,8 +9,10 @@ model on configured sets, before registering).
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,9 @@ class EvalSet:
             seen |= {r.id for r in self.rejects if r.id and not id_unknown(r)}
             unnamed = sum(id_unknown(r) for r in self.rejects)
             known = None if unnamed else seen
-            gold = load_annotations(self.annotations, [task], self.id_column, known)[task.name]
+            with set_keys(self.name):
+                gold = load_annotations(self.annotations, [task], self.id_column, known)
+            gold = gold[task.name]
             missing = sorted(set(gold) - seen)
             if missing:  # a typo in the labels file would otherwise pass without a word
                 log.warning(
@@ -143,6 +147,11 @@ SHARED_DATA_DEFAULT = "../shared/data"  # configs/evaluation: NEWSCLF_SHARED_DAT
 def load_set(name: str, cfg: Mapping[str, Any]) -> RawSet:
     """Read an evaluation set (``{source: <Source config>, annotations: {path, id_column}}``);
     each model prepares its articles with its own preparation (:meth:`RawSet.prepare`)."""
+    with set_keys(name):
+        return _load_set(name, cfg)
+
+
+def _load_set(name: str, cfg: Mapping[str, Any]) -> RawSet:
     from hydra.utils import instantiate
 
     if "source" not in cfg or "annotations" not in cfg:
@@ -175,6 +184,28 @@ def load_set(name: str, cfg: Mapping[str, Any]) -> RawSet:
         id_column=str(annotations.get("id_column") or "id"),
         source=str(source.path),
     )
+
+
+# a config key the source's and annotations' errors name ("set source.text_column"), not a
+# file name (source.csv)
+_SET_KEY = re.compile(
+    r"(?<![^\s(])((?:source|annotations)\.(?:path|format|pattern|encoding|\w+_column|"
+    r"meta_columns|split|name|on_error|chunk_rows)\b)"
+)
+
+
+@contextmanager
+def set_keys(name: str) -> Iterator[None]:
+    """Errors of a source or annotations name their keys as an evaluation set's:
+    ``source.text_column`` is ``evaluation.<name>.source.text_column`` there."""
+    try:
+        yield
+    except Exception as exc:
+        # Hydra wraps the errors of Source's constructor (source.format=xml)
+        error = exc if isinstance(exc, NewsclfError) else exc.__cause__
+        if not isinstance(error, NewsclfError):
+            raise
+        raise NewsclfError(_SET_KEY.sub(rf"evaluation.{name}.\1", str(error))) from None
 
 
 def load_sets(sets: Mapping[str, Mapping[str, Any]] | None) -> dict[str, RawSet]:

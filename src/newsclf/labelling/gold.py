@@ -65,7 +65,10 @@ def _read_annotations(
     for line_no, row in _numbered_rows(path):
         if id_column not in row:  # a CSV's header (line 1), or one JSONL record
             where = f"{path}:{line_no if path.suffix.lower() in ('.jsonl', '.json') else 1}"
-            raise NewsclfError(f"{where}: no '{id_column}' column (has {sorted(row)})")
+            raise NewsclfError(
+                f"{where}: no '{id_column}' column (has: {', '.join(map(str, row))}); set "
+                "annotations.id_column to the column of article ids"
+            )
         article_id = str(row[id_column]).strip()
         if known_ids is not None and article_id not in known_ids:
             if skipped is not None:
@@ -166,7 +169,7 @@ def missing_column(path: str | Path | Sequence[str | Path] | None, task: Task) -
         columns = sorted({key for _, row in rows for key in row})
         if column in columns:
             return ""
-        reasons.append(f"{one} has no {column!r} column (has {', '.join(columns)})")
+        reasons.append(f"{one} has no {column!r} column (has: {', '.join(columns)})")
     return "; ".join(reasons)
 
 
