@@ -105,7 +105,7 @@ def test_latin1_file_needs_its_encoding(store, tmp_path):
         run_prediction(
             predict_config(store, "source=txt", f"source.path={folder}", "source.on_error=raise")
         )
-    with pytest.raises(NewsclfError, match=r"nothing to predict: all 1 records rejected"):
+    with pytest.raises(NewsclfError, match=r"nothing to predict: its one input was rejected"):
         run_prediction(predict_config(store, "source=txt", f"source.path={folder}"))
     result, table, _ = predict(
         store, tmp_path, "source=txt", f"source.path={folder}", "source.encoding=latin-1"

@@ -61,6 +61,12 @@ def test_kill_second_job_and_resume(tmp_path):
     summary = " ".join(again.stdout.split())
     assert "3000 articles in = 2999 predicted + 1 rejected (duplicate_id 1)" in summary
     assert f"resumed after {done}" in summary and "articles/s" in summary
+    # every label's share is in the report; the summary names the four largest and the rest
+    shares = json.loads(out.with_name(out.name + ".report.json").read_text())["tasks"]["topic"]
+    top = ", ".join(f"{k} {v['share']:.0%}" for k, v in list(shares["labels"].items())[:4])
+    rest = len(shares["labels"]) - 4
+    assert f": {top}{f' (+{rest} more in the report)' if rest > 0 else ''}; low-" in summary
+    assert rest > 0  # the generated articles are of six topics
     table = pq.read_table(out).to_pandas()
     meta = json.loads(pq.read_metadata(out).metadata[b"newsclf"])
     assert meta["rows"] == len(table) == meta["n_input"] - meta["n_rejected"] == 2999

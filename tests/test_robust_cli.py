@@ -228,7 +228,7 @@ def test_a_build_that_rejects_everything_says_so_and_keeps_the_rejects(tmp_path)
         tmp_path, "newsclf-dataset", "source=csv", f"source.path={path}",
         "annotations.path=null", "log_to_mlflow=false", f"output_dir={tmp_path / 'ds'}", ok=False,
     )  # fmt: skip
-    assert "nothing kept, all 2 records rejected (empty_text 2" in error_line(proc)
+    assert "nothing kept, all 2 inputs were rejected (empty_text 2" in error_line(proc)
     assert len(pd.read_csv(tmp_path / "ds" / "rejects.csv")) == 2
 
 

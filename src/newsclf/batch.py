@@ -40,7 +40,7 @@ from filelock import FileLock, Timeout
 
 from newsclf.articles import Record, Reject, Source
 from newsclf.atomic import atomic_path, temporary
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, all_rejected
 from newsclf.predict import (
     ChunkResult,
     in_input_order,
@@ -486,7 +486,7 @@ def _nothing_predicted(path: Path, parts: Path, state: JobState) -> None:
     first = pq.read_table(parts / "rejects-000000.parquet").slice(0, 1).to_pylist()[0]
     shutil.rmtree(parts, ignore_errors=True)
     raise NewsclfError(
-        f"nothing to predict: all {state.n_rejected} records rejected "
+        f"nothing to predict: {all_rejected(state.n_rejected)} "
         f"({', '.join(f'{k} {v}' for k, v in state.rejected_by_reason.items())}; first: "
         f"{first['detail'] or first['reason']}); see {rejects}"
     )

@@ -12,6 +12,12 @@ class NewsclfError(Exception):
     """A user-facing error: bad input or configuration. The CLIs print it as one line."""
 
 
+def all_rejected(n: int) -> str:
+    """'all 3 inputs were rejected' ('its one input was rejected'): an input is a record, or
+    a file that could not be read at all."""
+    return "its one input was rejected" if n == 1 else f"all {n} inputs were rejected"
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an error, or its type's name when it has no message; of a Java error
     raised through py4j, the Java exception's line, not py4j's call site."""

@@ -33,7 +33,7 @@ from newsclf.cli import (
     user_errors,
     warn_dropped_boilerplate,
 )
-from newsclf.errors import NewsclfError
+from newsclf.errors import NewsclfError, all_rejected
 from newsclf.labelling.gold import (
     UnknownArticleError,
     annotation_paths,
@@ -240,7 +240,7 @@ def _check_pass_one(ingested: Ingested, source: Source, output_dir: Path) -> Non
         reasons = ", ".join(f"{k} {v}" for k, v in ingested.reject_counts.most_common())
         first = ingested.first_reject
         raise NewsclfError(
-            f"{source.path}: nothing kept, all {ingested.n_rejected} records rejected "
+            f"{source.path}: nothing kept, {all_rejected(ingested.n_rejected)} "
             f"({reasons}; first: {first.detail or first.reason}); see "
             f"{_keep_rejects(output_dir, ingested)}"
         )

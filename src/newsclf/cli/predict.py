@@ -202,7 +202,9 @@ def summary(result: JobResult) -> None:
     ]
     for task, info in result.report["tasks"].items():
         model = result.models[task]
-        top = ", ".join(f"{k} {v['share']:.0%}" for k, v in list(info["labels"].items())[:4])
+        shares = list(info["labels"].items())
+        top = ", ".join(f"{k} {v['share']:.0%}" for k, v in shares[:4])
+        top += f" (+{len(shares) - 4} more in the report)" if len(shares) > 4 else ""
         drift = info["drift"]
         warn = f" [red]drift: {'; '.join(drift['warning'])}[/]" if drift["warning"] else ""
         version = f" v{model['version']}" if model["version"] else ""  # none for runs:/...
