@@ -134,7 +134,9 @@ def test_configuration_and_model_errors_are_one_line(tmp_path, store):
         "'text_colum' (did you mean text_column? it takes path, ",
     }
     for args, expected in cases.items():
-        assert expected in error_line(predict(tmp_path, store, *args, ok=False)), args
+        proc = predict(tmp_path, store, *args, ok=False)
+        assert expected in error_line(proc), args
+        assert proc.stdout == "", args  # was an empty line: the progress bar's, into a pipe
 
 
 def test_a_finished_predictions_file_of_another_job_is_kept(tmp_path, store):

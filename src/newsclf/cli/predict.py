@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -236,7 +237,8 @@ def main(cfg: DictConfig) -> None:
         TimeRemainingColumn(),
     )
     check_preparation_overrides(cfg, HydraConfig.get().overrides.task)
-    with Progress(*columns, transient=True) as progress:
+    # a bar only on a terminal: into a pipe or file rich would leave an empty line
+    with Progress(*columns, transient=True, disable=not sys.stdout.isatty()) as progress:
         result = run_prediction(cfg, progress)
     summary(result)
 
