@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from newsclf import cleaning
-from newsclf.articles import Article, non_ascii_chars, parse_txt
+from newsclf.articles import Article, parse_txt
 from newsclf.cleaning import (
     _BADNESS_WIDTH,
     _LATIN_ENDINGS,
@@ -30,6 +30,7 @@ from newsclf.cleaning import (
     _is_bad,
     is_latin_filler,
 )
+from newsclf.table_files import non_ascii_chars
 from tests.conftest import SEED_ARTICLE
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

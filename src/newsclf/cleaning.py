@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 import ftfy
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from newsclf.articles import ASCII_BYTES, Article, non_ascii_chars
+from newsclf.articles import Article
 from newsclf.errors import NewsclfError
+from newsclf.table_files import ASCII_BYTES, non_ascii_chars
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from newsclf.articles import Article, Reject, Source, jsonl_row, place_id
+from newsclf.articles import Article, Reject, Source, place_id
 from newsclf.build import RUN_BATCH, Ingested, TaskVotes, staging_folder
 from newsclf.cleaning import Cleaner, Removal
 from newsclf.errors import NewsclfError, first_line
@@ -41,6 +41,7 @@ from newsclf.spark import (
     spark_session,
 )
 from newsclf.spark_input import InputFile, Inputs
+from newsclf.table_files import jsonl_row
 
 log = logging.getLogger(__name__)
 

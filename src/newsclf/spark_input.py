@@ -18,15 +18,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from newsclf.articles import (
-    URI_SCHEME,
-    UTF16_JSONL,
-    Source,
-    input_stat,
-    jsonl_row,
-    unreadable_error,
-)
+from newsclf.articles import URI_SCHEME, Source, input_stat, unreadable_error
 from newsclf.errors import NewsclfError, first_line
+from newsclf.table_files import UTF16_JSONL, jsonl_row
 
 MAGIC = b"PAR1"
 TAIL = 1 << 16  # bytes read from a Parquet file's end: its footer, in one read mostly
