@@ -75,7 +75,7 @@ def test_dataset_run_logs_the_labelling_report(partly_labelled):
 
 
 def test_weak_only_and_majority_options(partly_labelled, tmp_path):
-    run(
+    proc = run(
         tmp_path,
         "newsclf-dataset",
         f"source.path={partly_labelled / 'c/articles'}",
@@ -91,6 +91,8 @@ def test_weak_only_and_majority_options(partly_labelled, tmp_path):
     assert set(train["label_source"]) == {"weak"}
     # weak-only: gold train articles are trained on their weak labels, and the count says so
     assert manifest["weak"]["n_train"] == manifest["n_weak"] == len(train) > 0
+    # the summary says so too (it said "added to train", which the report's 0 contradicted)
+    assert f"{len(train)} in train, which has weak labels only" in " ".join(proc.stdout.split())
 
 
 def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):

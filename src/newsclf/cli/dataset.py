@@ -454,9 +454,12 @@ def summary(manifests: dict[str, Manifest], seconds: float | None = None) -> Non
         if m.weak:
             w = m.weak
             accuracy = "n/a (no gold)" if w.accuracy is None else f"{w.accuracy:.3f}"
+            # without gold in train, the train split's gold articles count too; the report's
+            # "added to training" counts the articles without gold alone
+            added = "added to train" if w.gold_in_train else "in train, which has weak labels only"
             out.print(
                 f"  {task} weak labels: coverage {w.coverage:.3f}, accuracy against gold "
-                f"{accuracy}, {w.n_train} added to train (confidence >= "
+                f"{accuracy}, {w.n_train} {added} (confidence >= "
                 f"{w.min_confidence}); report: {m.path}/labeling_report.md"
             )
 
