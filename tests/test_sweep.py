@@ -161,6 +161,27 @@ def test_failed_trial_does_not_stop_the_others(tmp_path, dataset):
     assert "registered newsclf-topic version 1 (champion" in rerun.stdout
 
 
+def test_a_sweep_that_registers_its_trials_names_the_best_ones_version(tmp_path, dataset):
+    # it said "register it with a plain run: ...", which would register the model again
+    proc = run(
+        tmp_path,
+        "newsclf-train",
+        "--multirun",
+        f"dataset_dir={dataset / 'topic'}",
+        "model.pipeline.classifier.C=0.01,10",
+        "register=true",
+        env=_env(),
+    )
+    client, runs = _runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags["newsclf.stage"] == "sweep"]
+    best = client.get_run(parent.data.tags["newsclf.best_run_id"])
+    version = best.data.tags["newsclf.version"]
+    state = "champion" if best.data.tags["newsclf.promoted"] == "True" else "not promoted"
+    assert f"  registered by its trial: newsclf-topic version {version} ({state})" in proc.stdout
+    assert "register it with a plain run" not in proc.stdout
+    assert client.get_model_version("newsclf-topic", version).run_id == best.info.run_id
+
+
 def test_an_optuna_sweep_goes_on_after_a_failed_trial_and_counts_it(tmp_path, dataset):
     proc = run(
         tmp_path,

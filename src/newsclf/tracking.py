@@ -578,6 +578,10 @@ def finish_sweep(
                 best_run_name=best.info.run_name,
                 best_value=best.data.metrics[metric],
                 best_overrides=best.data.tags.get("newsclf.overrides", ""),
+                # a sweep with register=true: the trial registered its model itself
+                best_registered=best.data.tags.get("newsclf.registered_model"),
+                best_version=best.data.tags.get("newsclf.version"),
+                best_promoted=best.data.tags.get("newsclf.promoted") == "True",
             )
             metrics.append(Metric(metric, best.data.metrics[metric], now, 0))
             params = [Param(k, v) for k, v in sorted(best.data.params.items())]

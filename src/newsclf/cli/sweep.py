@@ -180,8 +180,15 @@ def summary(result: dict, metric: str, options: Sequence[str] = ()) -> None:
             f"  best {metric} {result['best_value']:.4f}: run {result['best_run_name']} "
             f"({result['best_run_id']}) with {result['best_overrides'] or 'the defaults'}"
         )
-        command = register_command(result["best_overrides"], options)
-        out.print(f"  register it with a plain run: {command}")
+        if result.get("best_registered") and result.get("best_version"):
+            state = "champion" if result.get("best_promoted") else "not promoted"
+            out.print(
+                f"  registered by its trial: {result['best_registered']} version "
+                f"{result['best_version']} ({state})"
+            )
+        else:
+            command = register_command(result["best_overrides"], options)
+            out.print(f"  register it with a plain run: {command}")
 
 
 def register_command(overrides: str, options: Sequence[str] = ()) -> str:
