@@ -55,6 +55,18 @@ def test_cli_exports_articles_that_lack_one_tasks_label(tmp_path):
     }
 
 
+def test_nothing_to_label_writes_no_file(tmp_path):
+    # it wrote a header-only next.csv, which then blocked the next run ("already exists")
+    labels = make_corpus(tmp_path / "c", n_per_topic=2)
+    args = [f"source.path={tmp_path / 'c/articles'}", "strategy=conflict"]
+    proc = run_cli(tmp_path, "newsclf-annotate", *args, f"annotations.path={labels}")
+    out = " ".join(proc.stdout.split())
+    assert "nothing to export: every kept article is annotated for every task; no file" in out
+    assert not (tmp_path / "annotate").exists()
+    run_cli(tmp_path, "newsclf-annotate", *args, "annotations.path=null")  # not blocked
+    assert (tmp_path / "annotate/next.csv").exists()
+
+
 def test_a_text_labelled_under_another_id_is_not_proposed_again(tmp_path):
     """Syndicated copies: the unlabelled copy read first is kept and the annotated one is
     rejected as its duplicate_text (or, with dedupe_text=false, both are kept); either way

@@ -105,6 +105,18 @@ def export(cfg: DictConfig) -> dict:
     else:
         scores = annotate.conflict_scores(result.articles, rule_sets)
     chosen = annotate.rank(result.articles, scores, cfg.k, annotated)
+    counts = {
+        "n_input": result.n_input,
+        "n_kept": len(result.articles),
+        "n_rejected": len(result.rejects),
+        "rejected_by_reason": dict(sorted(result.reject_counts().items())),
+        "n_annotated": len(complete),
+        "n_candidates": len(kept_ids - complete),
+        "n_exported": len(chosen),
+        "strategy": cfg.strategy,
+    }
+    if not chosen:  # an empty export would only block the next run's (it exists)
+        return {**counts, "path": None, "context": None, "rebuild": None}
     path, context = annotate.write_export(
         chosen,
         list(tasks.values()),
@@ -115,14 +127,7 @@ def export(cfg: DictConfig) -> dict:
         task_keys=list(tasks),  # the scores' hints are by config key
     )
     return {
-        "n_input": result.n_input,
-        "n_kept": len(result.articles),
-        "n_rejected": len(result.rejects),
-        "rejected_by_reason": dict(sorted(result.reject_counts().items())),
-        "n_annotated": len(complete),
-        "n_candidates": len(kept_ids - complete),
-        "n_exported": len(chosen),
-        "strategy": cfg.strategy,
+        **counts,
         "path": str(path),
         "context": str(context),
         "rebuild": rebuild_command(
@@ -166,12 +171,23 @@ def summary(result: dict) -> None:
     from rich.markup import escape
 
     reasons = ", ".join(f"{k} {v}" for k, v in result["rejected_by_reason"].items())
-    console().print(
+    head = (
         f"[bold]newsclf-annotate[/] ({result['strategy']}): {result['n_input']} articles read = "
         f"{result['n_kept']} kept + {result['n_rejected']} rejected"
-        f"{f' ({reasons})' if reasons else ''}; "
-        f"{result['n_annotated']} already annotated; exported the {result['n_exported']} most "
-        f"worth labelling of {result['n_candidates']}\n"
+        f"{f' ({reasons})' if reasons else ''}; {result['n_annotated']} already annotated; "
+    )
+    if result["path"] is None:
+        why = (
+            "every kept article is annotated for every task"
+            if not result["n_candidates"]
+            else f"strategy {result['strategy']} scored none of the {result['n_candidates']} "
+            "articles a label is missing from"
+        )
+        console().print(head + f"nothing to export: {why}; no file written", soft_wrap=True)
+        return
+    console().print(
+        head + f"exported the {result['n_exported']} most worth labelling of "
+        f"{result['n_candidates']}\n"
         f"  fill in: {result['path']}  (context to read: {result['context']})\n"
         f"  then: {escape(result['rebuild'])}\n"
         "  and newsclf-train (with evaluation=... to compare with a champion trained on other "
