@@ -837,6 +837,18 @@ def test_a_jsonl_file_warns_of_no_date_only_when_no_record_has_one(tmp_path, cap
     assert "none of its first 100 records has a date field 'date'" in messages["long"][0]
 
 
+def test_json_lines_read_as_csv_say_which_format_to_set(tmp_path):
+    # the error was the field count of line 2, or every JSON key of line 1 as the "columns"
+    path = tmp_path / "crawl.jsonl"
+    rows = [{"id": f"a{i}", "title": "T", "text": "Gas prices, rose, again."} for i in range(2)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(NewsclfError, match=r"jsonl:1: read as CSV, but this line is a JSON"):
+        list(Source(path=str(path), format="csv").read())
+    (reject,) = list(Source(path=str(path), format="csv", on_error="reject").read())
+    assert reject.reason == "unreadable" and "set source.format=jsonl" in reject.detail
+    assert len(list(Source(path=str(path), format="jsonl").read())) == 2
+
+
 def test_a_missing_date_column_is_one_warning_not_an_error(tmp_path, caplog):
     for name in ("a.csv", "b.csv"):
         (tmp_path / name).write_text(

@@ -421,8 +421,10 @@ class Source:
         wanted += [c for c in (self.id_column, self.title_column) if c]
         missing = [c for c in wanted if c not in columns]
         if missing:
+            has = ", ".join(c if len(c) <= 40 else c[:37] + "..." for c in columns[:30])
             raise NewsclfError(
-                f"{file}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)}); "
+                f"{file}: missing column(s) {', '.join(missing)} (has: {has}"
+                f"{', ...' if len(columns) > 30 else ''}); "
                 "set source.text_column / id_column / title_column"
             )
         self.check_date_column(file, columns)

@@ -266,7 +266,11 @@ def csv_rows(file: Path, source: Source) -> Iterator[tuple[int, dict]]:
 
 def _check_header(file: Path, line: int, header: list[str], source: Source) -> None:
     """A column the source reads must be named once: a row keeps only the last of its
-    namesakes, so the other would be lost without a word."""
+    namesakes, so the other would be lost without a word. A JSON record is no header."""
+    if header and header[0].lstrip().startswith("{"):
+        raise NewsclfError(
+            f"{file}:{line}: read as CSV, but this line is a JSON record; set source.format=jsonl"
+        )
     used = {source.text_column, source.id_column, source.title_column, source.date_column}
     repeated = sorted(
         {c for c in header if c in used | set(source.meta_columns)}
