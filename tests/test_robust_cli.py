@@ -362,6 +362,15 @@ def test_ctrl_c_while_a_command_is_imported_is_one_line(tmp_path):
     assert done.stderr.splitlines() == ["newsclf-x: interrupted; rerun the same command"]
 
 
+def test_cfg_with_multirun_is_one_line(tmp_path):
+    # Hydra refuses the pair with a ValueError: it was a traceback
+    args = ("--multirun", "model.pipeline.classifier.C=0.1,1", "--cfg", "job")
+    proc = run_cli(tmp_path, "newsclf-train", *args, ok=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert error_line(proc).startswith("newsclf-train: error: Only one of --run, --multirun, --cfg")
+    assert error_line(proc).endswith("leave out --multirun and give one value of each swept key")
+
+
 def test_console_scripts_go_through_the_launcher():
     """Every installed console script imports its command through newsclf.launch."""
     for name in ("dataset", "train", "predict", "annotate", "evaluate"):

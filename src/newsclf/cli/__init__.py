@@ -24,7 +24,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from newsclf.errors import NewsclfError, instantiation_problem
+from newsclf.errors import NewsclfError, first_line, instantiation_problem
 from newsclf.launch import interrupt_message, interrupted
 from newsclf.redact import redact_text, redact_tree
 
@@ -375,6 +375,14 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
             return hydra_main()
         except KeyboardInterrupt as exc:
             interrupted(prog, exc)
+        except ValueError as exc:  # Hydra's check of its flags, raised before any job
+            if not str(exc).startswith("Only one of --run, --multirun"):
+                raise
+            fail(
+                prog,
+                f"{first_line(exc)}; --cfg job shows one job's config; to see a sweep's, "
+                "leave out --multirun and give one value of each swept key",
+            )
 
     return main
 
