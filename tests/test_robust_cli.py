@@ -371,6 +371,27 @@ def test_cfg_with_multirun_is_one_line(tmp_path):
     assert error_line(proc).endswith("leave out --multirun and give one value of each swept key")
 
 
+def test_a_cluster_launcher_without_its_plugin_says_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    from newsclf import cli
+
+    # was Hydra's "In 'hydra/launcher/ray_cluster': Could not load 'hydra/launcher/ray'"
+    monkeypatch.setitem(cli.CLUSTER_LAUNCHERS, "slurm", "hydra_plugins.not_installed")
+    assert cli._missing_launcher(["task=topic", "hydra/launcher=slurm"]) == (
+        "hydra/launcher=slurm: its Hydra launcher plugin (not_installed) is not installed; "
+        "pip install 'newsclf[cluster]'"
+    )
+    assert cli._missing_launcher(["hydra/launcher=parallel"]) is None
+    proc = run_cli(
+        tmp_path, "newsclf-train", "hydra/launcher=ray_cluster", "--cfg", "hydra", ok=False
+    )
+    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:  # not in dev
+        assert error_line(proc).endswith("is not installed; pip install 'newsclf[cluster]'")
+    else:
+        assert proc.returncode == 0 and "ray" in proc.stdout
+
+
 def test_console_scripts_go_through_the_launcher():
     """Every installed console script imports its command through newsclf.launch."""
     for name in ("dataset", "train", "predict", "annotate", "evaluate"):

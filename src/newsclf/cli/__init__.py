@@ -368,7 +368,11 @@ def console_script(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], Any
         redact_output()
         interrupt_once()
         logging.getLogger("py4j").setLevel(logging.WARNING)  # Spark's: not its connections' INFO
-        problem = _unwritable_working_directory(sys.argv[1:]) or _broken_yaml(prog, sys.argv[1:])
+        problem = (
+            _unwritable_working_directory(sys.argv[1:])
+            or _broken_yaml(prog, sys.argv[1:])
+            or _missing_launcher(sys.argv[1:])
+        )
         if problem:
             fail(prog, problem)
         try:
@@ -446,6 +450,29 @@ def _unwritable_working_directory(argv: list[str]) -> str | None:
             "its run folders (outputs/) and the default MLflow store (mlflow.db) there, so run "
             "it from a writable folder"
         )
+    return None
+
+
+# the cluster launchers' presets and the Hydra plugins they need (the cluster extra)
+CLUSTER_LAUNCHERS = {
+    "slurm": "hydra_plugins.hydra_submitit_launcher",
+    "ray_cluster": "hydra_plugins.hydra_ray_launcher",
+}
+
+
+def _missing_launcher(argv: list[str]) -> str | None:
+    """A cluster launcher preset chosen without its Hydra plugin installed: Hydra would say
+    only that it "could not load" the plugin's config."""
+    import importlib.util
+
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        plugin = CLUSTER_LAUNCHERS.get(value) if key == "hydra/launcher" else None
+        if plugin and importlib.util.find_spec(plugin) is None:
+            return (
+                f"hydra/launcher={value}: its Hydra launcher plugin ({plugin.split('.')[-1]}) is "
+                "not installed; pip install 'newsclf[cluster]'"
+            )
     return None
 
 
