@@ -209,3 +209,19 @@ def test_report_counts_coverage_accuracy_distributions_and_reasons():
     assert "| r0 | keywords | x | 0.833 |" in text and "no_votes: 1" in text
     assert "| 2 | none | 2 | 0.925 | 1 | 1.000 |" in text  # g1 and u1: both rules agree
     assert metrics(report)["rule.r0.accuracy"] == 0.5
+    # every article with gold: the section says so (it was "0 of the 0 articles ...:")
+    all_gold = render_markdown(
+        {
+            **report,
+            "unlabelled": {
+                **report["unlabelled"],
+                "n_without_gold": 0,
+                "n_unlabelled": 0,
+                "by_reason": {},
+            },
+        }
+    )
+    assert "## Unlabelled\n\nEvery article has a gold label: training needs no weak label." in (
+        all_gold
+    )
+    assert "2 of the 4 articles without a gold label got no weak label for training:" in text

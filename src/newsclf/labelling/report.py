@@ -281,14 +281,15 @@ def render_markdown(report: Mapping) -> str:
         cells += [r["n_scored"], r["accuracy"]]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     un = report["unlabelled"]
-    lines += [
-        "",
-        "## Unlabelled",
-        "",
-        f"{un['n_unlabelled']} of the {un['n_without_gold']} articles without a gold label got "
-        "no weak label for training:",
-        "",
-    ]
+    lines += ["", "## Unlabelled", ""]
+    if not un["n_without_gold"]:
+        lines.append("Every article has a gold label: training needs no weak label.")
+    else:
+        lines += [
+            f"{un['n_unlabelled']} of the {un['n_without_gold']} articles without a gold label "
+            "got no weak label for training" + (":" if un["by_reason"] else "."),
+            "",
+        ]
     lines += [
         f"- {reason}: {n} ({REASONS.get(reason, reason)})" for reason, n in un["by_reason"].items()
     ]
