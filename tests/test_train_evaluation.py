@@ -170,6 +170,16 @@ def test_scores_on_the_models_own_training_articles_are_flagged(built, tmp_path)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(client.get_model_version("newsclf-topic", "1").run_id)
     assert run.data.metrics["own_n_in_training"] == rows["train"]
+    # the gate compares the next job with that champion on the same set, which the champion
+    # (refit on train + validation) learned from: said and logged (the gate said nothing)
+    again = run_cli(cwd, "newsclf-train", f"mlflow.tracking_uri={uri}", "task=topic", *corpus)
+    champion_seen = rows["train"] + rows["validation"]
+    assert (
+        f"gate: own: {champion_seen} of {n} scored articles are among the texts the champion was "
+        "trained on"
+    ) in " ".join(again.stdout.split())
+    second = client.get_run(client.get_model_version("newsclf-topic", "2").run_id)
+    assert second.data.metrics["champion_own_n_in_training"] == champion_seen
 
     # the registered model was refit on train + validation: it carries those articles'
     # hashes, found also when a set reads the headline differently (here: not at all)

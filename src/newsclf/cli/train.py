@@ -487,17 +487,27 @@ def _log_top_features(cfg: DictConfig, model, texts: list[str], started=None) ->
     tracking.log_table({k: [r[k] for r in rows] for k in rows[0]}, "top_features.json")
 
 
-def _gate_scores(classifier, preparation, test, task: Task, sets: dict, names) -> dict:
+def _gate_scores(
+    classifier, preparation, test, task: Task, sets: dict, names, trained_on=None
+) -> dict:
     """A model's test macro-F1 and its macro-F1 on the evaluation sets ``names``, each set
-    prepared as the model prepares articles: how the gate scores challenger and champion."""
+    prepared as the model prepares articles: how the gate scores challenger and champion.
+    With ``trained_on`` (the model's training-text hashes), a set whose articles the model
+    was trained on is said to be so: its score there is not held out."""
     scores = {}
     if test[0]:
         predicted = classifier.predict(test[0])["label"].tolist()
         scores["test"] = evaluation.metrics(test[1], predicted, task.label_names)["macro_f1"]
     for set_name in names:
-        scored = evalsets.evaluate(classifier, task, sets[set_name].prepare(preparation))
+        evalset = sets[set_name].prepare(preparation)
+        scored = evalsets.evaluate(classifier, task, evalset)
         if scored is not None:
             scores[set_name] = scored.metrics["macro_f1"]
+            seen = evalsets.n_in_training(scored, evalset, trained_on)
+            line = evalsets.overlap_warning(scored, seen, "the champion")
+            if line:
+                tracking.log_metrics({f"champion_{set_name}_n_in_training": seen})
+                console().print(f"  [yellow]gate: {line}[/]")
     return scores
 
 
@@ -552,7 +562,10 @@ def _register_and_gate(
         else:
             note["why"] = None
         on = test if same else ([], [])
-        return _gate_scores(current.classifier, current.preparation, on, task, sets, external)
+        return _gate_scores(
+            current.classifier, current.preparation, on, task, sets, external,
+            current.training_hashes,
+        )  # fmt: skip
 
     def decide(scores: dict[str, float] | None):
         champion = scores or {}
