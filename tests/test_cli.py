@@ -341,6 +341,11 @@ def test_a_split_too_small_to_hold_an_article_is_named_at_build_time(tmp_path):
         "topic: the validation split is empty (no gold-labelled articles: weak labels go to "
         "train only; set annotations.path)" in " ".join(weak.stdout.split())
     )
+    # a model trained on them has no test score, and says so (it printed nan)
+    trained = run(tmp_path, "newsclf-train", "dataset_dir=weak/topic", "refit=none")
+    out = " ".join(trained.stdout.split())
+    assert "validation macro-F1 n/a (empty split), test macro-F1 n/a (empty split)" in out
+    assert "(not promoted: no test score (the test split is empty: no gold labels))" in out
 
 
 def test_summary_rates_keep_a_decimal_below_ten():

@@ -30,3 +30,4 @@ def test_gate_decisions():
     decision = gate(0.7, 0.5, 0.8)
     assert not decision.promote and "champion" in decision.reason
     assert not gate(float("nan"), 0.0, None).promote
+    assert gate(float("nan"), 0.0, None).reason.startswith("no test score (the test split is")

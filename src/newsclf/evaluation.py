@@ -96,7 +96,9 @@ def gate(
     there is no champion score to compare with (default: there is no champion). With
     ``must_compare`` (a champion exists and was to be compared), a version compared with it on
     nothing is not promoted: a champion is never replaced unseen."""
-    if np.isnan(score) or score < min_score:
+    if np.isnan(score):  # a dataset of weak labels alone has no (gold) test split
+        return GateDecision(False, "no test score (the test split is empty: no gold labels)")
+    if score < min_score:
         return GateDecision(False, f"test macro-F1 {score:.4f} below the minimum {min_score:.4f}")
     ok, why = external_minimums(external or {}, external_min)
     if not ok:

@@ -619,11 +619,15 @@ def summary(result: dict) -> None:
     out = console()
     # with a refit, these scores are the fit on train's; the version's own are the gate's
     fit = ", fit on train" if result.get("refit") else ""
+
+    def score(key: str) -> str:  # an empty split (weak labels alone) has no score
+        value = result.get(key, float("nan"))
+        return "n/a (empty split)" if value != value else f"{value:.3f}"
+
     out.print(
         f"[bold]newsclf-train[/] {result['task']} / {result['model']}{fit}: "
-        f"validation macro-F1 {result.get('validation_macro_f1', float('nan')):.3f}, "
-        f"test macro-F1 {result.get('test_macro_f1', float('nan')):.3f}, "
-        f"test accuracy {result.get('test_accuracy', float('nan')):.3f}"
+        f"validation macro-F1 {score('validation_macro_f1')}, "
+        f"test macro-F1 {score('test_macro_f1')}, test accuracy {score('test_accuracy')}"
         + (
             f", temperature {result['calibration_temperature']:.2f}"
             if "calibration_temperature" in result
