@@ -352,6 +352,16 @@ def test_cli_end_to_end(store, tmp_path):
     assert {"own/misclassified.csv", "own/reliability.png", "own/misclassified.json"} <= artifacts
     stance = client.get_model_version("newsclf-stance", "1")
     assert "eval.own.macro_f1" in stance.tags and "eval.topics.macro_f1" not in stance.tags
+    # a later run of one set moves eval.run_id and that set's run, not the other set's
+    first = version.tags["eval.run_id"]
+    assert version.tags["eval.own.run_id"] == version.tags["eval.topics.run_id"] == first
+    run_cli(
+        tmp_path, "newsclf-evaluate", "--config-dir", str(tmp_path / "configs"),
+        f"mlflow.tracking_uri={uri}", "evaluation=[topics]", "output_dir=out2",
+    )  # fmt: skip
+    tags = client.get_model_version("newsclf-topic", "1").tags
+    assert tags["eval.run_id"] == tags["eval.topics.run_id"] != first
+    assert tags["eval.own.run_id"] == first
 
     # the same articles through newsclf-predict: the same labels and probabilities
     run_cli(

@@ -202,6 +202,8 @@ def _log(cfg: DictConfig, result: ModelResult, sets: dict) -> None:
                     else:
                         text = str(int(value)) if key == "n" else f"{value:.4f}"
                     version_tags[f"eval.{scored.set_name}.{key}"] = text
+                # each set's own run: a later run of other sets moves eval.run_id, not this
+                version_tags[f"eval.{scored.set_name}.run_id"] = run_id
             registry.tag_version(model.name, model.version, version_tags)
 
 
