@@ -114,7 +114,11 @@ def test_bad_rules_are_one_line_errors_naming_file_and_key(tmp_path):
         "human_rights, other)"
     )
     msg = dataset("labeling.stance.targets=[]")
-    assert "configs/labeling/stance.yaml: targets: empty target list" in msg
+    # the file's key, changed on the command line: both named (the file alone was named)
+    assert "configs/labeling/stance.yaml and the command line: targets: empty target list" in msg
+    # a source rule the command line adds is not blamed on the file (it was)
+    msg = dataset("+labeling.topic.rules.src={type:source,column:outlet,values:{RT:other}}")
+    assert "the command line (labeling.topic): rules.src.column: the articles have no column" in msg
     msg = dataset("+labeling.topic.rules.x={type:regex,label:other,patterns:['(oops']}")
     # a rule the command line adds is not looked for in the config file
     assert "the command line (labeling.topic): rules.x.patterns[0]: invalid regex '(oops'" in msg

@@ -582,6 +582,7 @@ class RuleSet:
     origin: str = "labeling"  # the config file, for messages
     require_target: bool = False  # articles that never mention a target: every rule abstains
     dawid_skene: dict | None = None  # label model parameters suited to these rules
+    rule_origins: dict[str, str] = field(default_factory=dict)  # a rule's, when not origin
     _scanner: Scanner | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -615,7 +616,8 @@ class RuleSet:
                 and not any(rule.column in a.meta for a in articles)
             ):
                 raise RuleConfigError(
-                    f"{self.origin}: rules.{rule.name}.column: the articles have no "
+                    f"{self.rule_origins.get(rule.name, self.origin)}: rules.{rule.name}.column: "
+                    "the articles have no "
                     f"column {rule.column!r} (add it to source.meta_columns)"
                 )
 
@@ -722,6 +724,7 @@ def load_rules(
         origin=origin,
         require_target=require_target,
         dawid_skene=dict(dawid_skene or {}),
+        rule_origins=dict(rule_origins or {}),
     )
 
 

@@ -27,16 +27,29 @@ def load_rule_sets(cfg: DictConfig, tasks: dict[str, Task]) -> dict[str, RuleSet
     labeling_cfg = cfg.get("labeling") or {}
     for key in sorted(set(labeling_cfg) - set(tasks)):  # e.g. after ~tasks.stance
         log.info("labeling.%s: no such task in this build, its rules are not used", key)
-    return {
-        key: load_rules(
-            OmegaConf.to_container(labeling_cfg[key], resolve=True),
-            tasks[key],
-            rules_origin(key),
-            rule_origins=command_line_rules(key),
-        )
-        for key in tasks
-        if labeling_cfg.get(key) is not None
-    }
+    sets = {}
+    for key in tasks:
+        if labeling_cfg.get(key) is None:
+            continue
+        spec = OmegaConf.to_container(labeling_cfg[key], resolve=True)
+        file, by_rule = rules_origin(key), command_line_rules(key)
+        # the set's own keys (targets, ...) and the report name the command line too when it
+        # changed any of them; a rule it did not touch is the file's alone
+        changed = by_rule or _overridden(f"labeling.{key}.")
+        origin = f"{file} and the command line" if changed else file
+        names = (spec or {}).get("rules") or {} if isinstance(spec, dict) else {}
+        by_rule = {str(name): by_rule.get(str(name), file) for name in names} | by_rule
+        sets[key] = load_rules(spec, tasks[key], origin, rule_origins=by_rule)
+    return sets
+
+
+def _overridden(prefix: str) -> bool:
+    """Whether the command line sets or removes a key under ``prefix``."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not running under Hydra
+        return False
+    return any(o.lstrip("+~").split("=", 1)[0].startswith(prefix) for o in overrides)
 
 
 def has_model_rules(cfg: DictConfig) -> bool:
