@@ -7,9 +7,9 @@ import pytest
 import scipy.sparse as sp
 from omegaconf import OmegaConf
 from sklearn.base import clone
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 
 from newsclf import datasets, saved_model, tracking
 from newsclf.articles import body_of
@@ -17,6 +17,7 @@ from newsclf.errors import NewsclfError
 from newsclf.models import (
     RuleCues,
     build_model,
+    check_training_labels,
     feature_union,
     fit,
     fit_on_features,
@@ -470,3 +471,20 @@ def test_declared_floats_follow_scikit_learns_parameter_kinds():
     assert OmegaConf.is_interpolation(classifier, "random_state")
     # max_df takes a count (int) or a share (float): 1 stays the count it says
     assert type(cfg.pipeline.vectorizer._args_[0].max_df) is int
+
+
+def test_training_labels_are_checked_against_a_steps_cross_validation_folds():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.svm import LinearSVC
+
+    labels = ["a"] * 6 + ["b"] * 3
+    calibrated = make_pipeline(TfidfVectorizer(), CalibratedClassifierCV(LinearSVC()))
+    with pytest.raises(NewsclfError, match=r"cv=5 needs at least 5 .* 3 of 'b'"):
+        check_training_labels(calibrated, labels)  # cv=None: scikit-learn's 5 folds
+    calibrated.set_params(calibratedclassifiercv__cv=3)
+    check_training_labels(calibrated, labels)
+    with pytest.raises(NewsclfError, match=r"has 1 of 'b' \(choose another model or label more"):
+        check_training_labels(calibrated, ["a"] * 6 + ["b"])
+    # RidgeClassifierCV's cv=None is leave-one-out, with no folds to fill
+    check_training_labels(make_pipeline(TfidfVectorizer(), RidgeClassifierCV()), labels)

@@ -223,8 +223,9 @@ def check_training_labels(model: BaseEstimator, labels: Sequence[str]) -> None:
     label, fewest = min(sorted(counts.items()), key=lambda item: item[1])
     for key, step in [("", model), *model.get_params(deep=True).items()]:
         folds = getattr(step, "cv", None) if isinstance(step, BaseEstimator) else None
-        if "cv" in getattr(step, "_parameter_constraints", {}) and folds is None:
-            folds = 5  # scikit-learn's default for cv=None
+        cross_validates = "cv" in getattr(step, "_parameter_constraints", {})
+        if cross_validates and folds is None and not type(step).__name__.startswith("Ridge"):
+            folds = 5  # scikit-learn's default for cv=None (Ridge*CV's is leave-one-out)
         if isinstance(folds, int) and not isinstance(folds, bool) and fewest < folds:
             where = ".".join(["model.pipeline", *key.split("__")]).rstrip(".")
             fix = f"set {where}.cv={fewest}, or" if fewest >= 2 else "choose another model or"
