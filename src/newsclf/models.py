@@ -196,13 +196,7 @@ def check_parameters(model: BaseEstimator) -> None:
     from a fit already running in a thread, inside an MLflow run."""
     from sklearn.utils._param_validation import InvalidParameterError
 
-    steps = [("", model)] + [
-        (key.replace("__", "."), value)
-        for key, value in model.get_params(deep=True).items()
-        if isinstance(value, BaseEstimator)
-    ]
-    for key, step in steps:
-        where = f"model.pipeline.{key}" if key else "model.pipeline"
+    for where, step in _steps(model):
         try:
             if hasattr(step, "_parameter_constraints"):  # scikit-learn's own check, done by fit
                 step._validate_params()
@@ -221,18 +215,26 @@ def check_training_labels(model: BaseEstimator, labels: Sequence[str]) -> None:
     if not counts:
         return
     label, fewest = min(sorted(counts.items()), key=lambda item: item[1])
-    for key, step in [("", model), *model.get_params(deep=True).items()]:
-        folds = getattr(step, "cv", None) if isinstance(step, BaseEstimator) else None
+    for where, step in _steps(model):
+        folds = getattr(step, "cv", None)
         cross_validates = "cv" in getattr(step, "_parameter_constraints", {})
         if cross_validates and folds is None and not type(step).__name__.startswith("Ridge"):
             folds = 5  # scikit-learn's default for cv=None (Ridge*CV's is leave-one-out)
         if isinstance(folds, int) and not isinstance(folds, bool) and fewest < folds:
-            where = ".".join(["model.pipeline", *key.split("__")]).rstrip(".")
             fix = f"set {where}.cv={fewest}, or" if fewest >= 2 else "choose another model or"
             raise NewsclfError(
                 f"{where}: cv={folds} needs at least {folds} training articles of every label; "
                 f"the train split has {fewest} of '{label}' ({fix} label more articles)"
             )
+
+
+def _steps(model: BaseEstimator) -> list[tuple[str, BaseEstimator]]:
+    """``model`` and every estimator in it, each with its config key (``model.pipeline.<step>``)."""
+    return [("model.pipeline", model)] + [
+        (f"model.pipeline.{key.replace('__', '.')}", value)
+        for key, value in model.get_params(deep=True).items()
+        if isinstance(value, BaseEstimator)
+    ]
 
 
 # --------------------------------------------------------------------------- rule cues

@@ -45,11 +45,16 @@ def load_rule_sets(cfg: DictConfig, tasks: dict[str, Task]) -> dict[str, RuleSet
 
 def _overridden(prefix: str) -> bool:
     """Whether the command line sets or removes a key under ``prefix``."""
+    return any(path.startswith(prefix) for path in _override_keys())
+
+
+def _override_keys() -> list[str]:
+    """The keys the command line sets, adds or removes (none outside Hydra)."""
     try:
         overrides = HydraConfig.get().overrides.task
     except ValueError:  # not running under Hydra
-        return False
-    return any(o.lstrip("+~").split("=", 1)[0].startswith(prefix) for o in overrides)
+        return []
+    return [o.lstrip("+~").split("=", 1)[0] for o in overrides]
 
 
 def has_model_rules(cfg: DictConfig) -> bool:
@@ -85,14 +90,9 @@ def rules_origin(key: str) -> str:
 def command_line_rules(key: str) -> dict[str, str]:
     """Where each rule of ``labeling.<key>`` that the command line adds or changes came from:
     a rule the config file does not have is not to be looked for there."""
-    try:
-        overrides = HydraConfig.get().overrides.task
-    except ValueError:  # not running under Hydra
-        return {}
     prefix = f"labeling.{key}.rules."
     origins: dict[str, str] = {}
-    for override in overrides:
-        path = override.lstrip("+~").split("=", 1)[0]
+    for path in _override_keys():
         if path.startswith(prefix):
             name, _, deeper = path.removeprefix(prefix).partition(".")
             if not deeper:  # the whole rule
